@@ -1,0 +1,84 @@
+//! The [`Codec`] trait: how envelopes and values become frames and back.
+
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::envelope::RawEnvelope;
+use crate::error::CodecError;
+
+/// The kind of WebSocket frame a codec's output travels in (PROTOCOL.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A text frame; the codec's output must be UTF-8 (JSON).
+    Text,
+    /// A binary frame (MessagePack, CBOR, protobuf, bincode).
+    Binary,
+}
+
+/// A wire format: encodes and decodes the two envelopes of PROTOCOL.md §2
+/// and the values inside them.
+///
+/// A codec works in two layers:
+/// - **envelopes**: [`decode_envelope`](Codec::decode_envelope) reads only the
+///   routing fields (`name`, `id`) and keeps every argument, result and error
+///   as a raw, still-encoded [`Bytes`] slice of the frame; the runtime then
+///   validates the shape with the shared rules of [`crate::envelope`];
+/// - **values**: [`decode_value`](Codec::decode_value) turns one raw slice
+///   straight into the handler's type, so each argument is decoded once.
+///
+/// Methods take `&self`, so a codec may carry settings (size limits, schemas).
+/// A schema-validating codec wraps another one and refuses frames its schema
+/// rejects by returning an error from `decode_envelope` or
+/// [`check`](Codec::check); the runtime reports that to the peer as a
+/// `preprocessingError` and the connection carries on.
+///
+/// # Contract
+/// - `decode_envelope` never panics and never allocates in proportion to a
+///   length the frame merely claims; malformed input is a [`CodecError`].
+/// - Raw slices are in the codec's own format: `decode_value(raw)` must accept
+///   what `decode_envelope` produced, and `encode_*` must accept `decode_value`'s
+///   types (all payloads are serde types).
+/// - `encode_message` writes `args` (a serde sequence: a tuple, a `Vec`, a
+///   slice) as the envelope's argument list.
+pub trait Codec: Send + Sync + 'static {
+    /// Text or binary frames.
+    const FRAME_KIND: FrameKind;
+
+    /// Encodes a bare value (the auth frame, PROTOCOL.md §5) into `out`.
+    fn encode_value<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError>;
+
+    /// Decodes a bare value, or a raw slice taken from an envelope.
+    fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError>;
+
+    /// Encodes a message envelope `{name, args, id?}` into `out`.
+    fn encode_message<A: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+        id: Option<u64>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError>;
+
+    /// Encodes an ack envelope `{id, result}` or `{id, error}` into `out`.
+    fn encode_reply<T: Serialize + ?Sized>(
+        &self,
+        id: u64,
+        reply: Result<&T, &serde_json::Value>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError>;
+
+    /// Decodes a frame into its loose envelope form, arguments kept raw.
+    fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError>;
+
+    /// Extra validation of a well-formed envelope before dispatch (a schema
+    /// check per event or procedure name). The default accepts everything.
+    /// An `Err` is sent to the peer as a `preprocessingError`.
+    fn check(&self, frame: &crate::Frame) -> Result<(), String> {
+        let _ = frame;
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! Options, with the defaults of PROTOCOL.md.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::envelope::Frame;
+use crate::error::HandlerError;
+
+/// Runs on every valid incoming frame before dispatch; an `Err` refuses the
+/// frame (nothing is dispatched, the peer gets a `preprocessingError`).
+pub type ReceiveHook = Arc<dyn Fn(&Frame) -> Result<(), HandlerError> + Send + Sync>;
+
+/// Runs on every outgoing frame before it is queued; an `Err` refuses it
+/// (the `send` or `invoke` fails with `Refused`).
+pub type SendHook = Arc<dyn Fn(&Outgoing<'_>) -> Result<(), HandlerError> + Send + Sync>;
+
+/// Turns a handler's (or a refused frame's) error into the wire value sent
+/// to the peer.
+pub type ErrorFormatter = Arc<dyn Fn(&HandlerError) -> serde_json::Value + Send + Sync>;
+
+/// An outgoing frame, as the send hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// What the frame is.
+    pub kind: OutgoingKind<'a>,
+    /// The encoded frame.
+    pub frame: &'a [u8],
+}
+
+/// What an outgoing frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutgoingKind<'a> {
+    /// The client's auth value.
+    Auth,
+    /// An event (`id` is `None`) or an invoke call.
+    Message {
+        /// The event or procedure name.
+        name: &'a str,
+        /// The invoke id.
+        id: Option<u64>,
+    },
+    /// A reply to an invoke.
+    Reply {
+        /// The id of the invoke being answered.
+        id: u64,
+    },
+    /// A frame pre-encoded with `encode_message` (sent with `send_encoded`).
+    Encoded,
+}
+
+/// The JavaScript default error formatter, `String(error)`: `"Error: msg"`,
+/// or the handler's explicit wire value.
+pub fn default_error_formatter(error: &HandlerError) -> serde_json::Value {
+    match error.wire_value() {
+        Some(v) => v.clone(),
+        None => serde_json::Value::String(error.to_string()),
+    }
+}
+
+/// Options every connection has, on both sides.
+#[derive(Clone)]
+pub struct EndpointOptions {
+    /// How long an invoke waits for its reply (and a client for the
+    /// `connect` event after sending auth). Default 20 s.
+    pub ack_timeout: Duration,
+    /// How often to invoke `ping`. Default 20 s; `Duration::ZERO` disables
+    /// this side's pings (the peer's are still answered).
+    pub ping_interval: Duration,
+    /// How long a ping waits for its reply before the connection is closed
+    /// with 4008 `Ping timeout`. Default 20 s.
+    pub ping_timeout: Duration,
+    /// Skip the envelope validation rules (PROTOCOL.md §3). Default `false`.
+    pub skip_validation: bool,
+    /// Optional receive hook.
+    pub receive_hook: Option<ReceiveHook>,
+    /// Optional send hook.
+    pub send_hook: Option<SendHook>,
+    /// The error formatter. Default [`default_error_formatter`].
+    pub error_formatter: ErrorFormatter,
+    /// Frames waiting to be written; when full, `send().await` waits
+    /// (backpressure). Default 1024.
+    pub send_queue: usize,
+    /// Largest incoming message in bytes. Default 64 MiB.
+    pub max_message_size: usize,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        EndpointOptions {
+            ack_timeout: Duration::from_secs(20),
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(20),
+            skip_validation: false,
+            receive_hook: None,
+            send_hook: None,
+            error_formatter: Arc::new(default_error_formatter),
+            send_queue: 1024,
+            max_message_size: 64 << 20,
+        }
+    }
+}
+
+impl std::fmt::Debug for EndpointOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointOptions")
+            .field("ack_timeout", &self.ack_timeout)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("skip_validation", &self.skip_validation)
+            .field("receive_hook", &self.receive_hook.is_some())
+            .field("send_hook", &self.send_hook.is_some())
+            .field("send_queue", &self.send_queue)
+            .field("max_message_size", &self.max_message_size)
+            .finish()
+    }
+}
+
+impl EndpointOptions {
+    pub(crate) fn websocket_config(&self) -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+        tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(self.max_message_size))
+            .max_frame_size(Some(self.max_message_size))
+    }
+}
+
+/// Auto reconnect backoff (PROTOCOL.md §7): attempt `n` (0-based) waits
+/// `min((1 + r) * min_timeout * factor^n, max_timeout)`, `r` uniform in
+/// `[0, 1)` when `randomize` is on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryConfig {
+    /// Growth factor. Default 2.
+    pub factor: f64,
+    /// First delay. Default 1 s.
+    pub min_timeout: Duration,
+    /// Upper bound of a delay. Default none.
+    pub max_timeout: Option<Duration>,
+    /// Add jitter. Default on.
+    pub randomize: bool,
+    /// Attempts before giving up. Default 10.
+    pub retries: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            factor: 2.0,
+            min_timeout: Duration::from_secs(1),
+            max_timeout: None,
+            randomize: true,
+            retries: 10,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The delay before reconnect attempt `attempt` (0-based).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let retry = ws_messaging::RetryConfig { randomize: false, ..Default::default() };
+    /// assert_eq!(retry.delay(0), Duration::from_secs(1));
+    /// assert_eq!(retry.delay(3), Duration::from_secs(8));
+    /// ```
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let rand = if self.randomize { rand::random::<f64>() } else { 0.0 };
+        let ms = (1.0 + rand) * self.min_timeout.as_secs_f64() * 1000.0 * self.factor.powi(attempt as i32);
+        let ms = match self.max_timeout {
+            Some(max) => ms.min(max.as_secs_f64() * 1000.0),
+            None => ms,
+        };
+        // Clamp to a day so an absurd factor cannot overflow a Duration.
+        Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 86_400.0))
+    }
+}

@@ -1,0 +1,29 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod client;
+pub mod codec;
+mod config;
+mod connection;
+mod dispatch;
+mod endpoint;
+pub mod envelope;
+mod error;
+mod events;
+mod heartbeat;
+mod payload;
+mod server;
+
+pub use client::{Client, ClientBuilder, SupervisorHandle};
+pub use codec::{Codec, FrameKind};
+pub use config::{default_error_formatter, EndpointOptions, ErrorFormatter, Outgoing, OutgoingKind, ReceiveHook, RetryConfig, SendHook};
+pub use connection::Transport;
+pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint, RESERVED_NAMES};
+pub use envelope::Frame;
+pub use error::{CodecError, ConnectError, HandlerError, InvokeError, PreprocessError, RegisterError, SendError, ServeError};
+pub use events::LocalEvent;
+pub use payload::{Args, FromArgs, RawArgs};
+pub use server::{Server, ServerBuilder, CLOSE_FORBIDDEN, CLOSE_TIMEOUT, SUBPROTOCOL};
+
+pub use bytes::Bytes;

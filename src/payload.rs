@@ -1,0 +1,106 @@
+//! Typed payloads: argument lists that encode as the envelope's `args` array,
+//! and decode, one argument at a time, straight into a handler's types.
+
+use bytes::Bytes;
+use serde::de::value::UnitDeserializer;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::Codec;
+use crate::error::CodecError;
+
+/// A list of positional arguments: a tuple (`()`, `(a,)`, `(a, b)`, ... up to
+/// 12 elements), a `Vec<T>` or a slice of serde values.
+///
+/// ```
+/// fn takes_args<A: ws_messaging::Args>(_: &A) {}
+/// takes_args(&(1, "two", 3.5));
+/// takes_args(&vec![1, 2, 3]);
+/// takes_args(&());
+/// ```
+pub trait Args: Serialize + Send + Sync {}
+
+impl<T: Serialize + Send + Sync> Args for Vec<T> {}
+impl<T: Serialize + Send + Sync> Args for [T] {}
+impl<A: Args + ?Sized> Args for &A {}
+
+/// Decodes a received argument list into a handler's parameter type.
+///
+/// Implemented for tuples of serde types (each element decoded from its own
+/// raw argument), for `Vec<T>` (every argument as a `T`, for variadic
+/// procedures) and for [`RawArgs`] (no decoding at all).
+///
+/// As with JavaScript functions, extra arguments are ignored and a missing
+/// one decodes as if it were absent: an `Option<T>` becomes `None`, `()`
+/// stays `()`, and any other type is an error.
+pub trait FromArgs: Sized + Send + 'static {
+    /// Decodes `args` with `codec`.
+    fn from_args<C: Codec>(codec: &C, args: Vec<Bytes>) -> Result<Self, CodecError>;
+}
+
+/// Decodes argument `index`, or the absent value when there is none.
+fn arg<C: Codec, T: DeserializeOwned>(codec: &C, args: &[Bytes], index: usize) -> Result<T, CodecError> {
+    match args.get(index) {
+        Some(raw) => codec
+            .decode_value(raw)
+            .map_err(|e| CodecError::Decode(format!("argument {index}: {}", inner(&e)))),
+        None => T::deserialize(UnitDeserializer::<serde::de::value::Error>::new())
+            .map_err(|e| CodecError::Decode(format!("argument {index} is missing: {e}"))),
+    }
+}
+
+fn inner(e: &CodecError) -> &str {
+    match e {
+        CodecError::Encode(s) | CodecError::Decode(s) => s,
+    }
+}
+
+/// The arguments exactly as received, each still encoded in the codec's
+/// format: the escape hatch for handlers that decode (or forward) them
+/// themselves with [`Endpoint::decode`](crate::Endpoint::decode).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawArgs(pub Vec<Bytes>);
+
+impl FromArgs for RawArgs {
+    fn from_args<C: Codec>(_: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {
+        Ok(RawArgs(args))
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromArgs for Vec<T> {
+    fn from_args<C: Codec>(codec: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {
+        (0..args.len()).map(|i| arg(codec, &args, i)).collect()
+    }
+}
+
+impl FromArgs for () {
+    fn from_args<C: Codec>(_: &C, _: Vec<Bytes>) -> Result<Self, CodecError> {
+        Ok(())
+    }
+}
+impl Args for () {}
+
+macro_rules! tuple_args {
+    ($($t:ident $i:tt),+) => {
+        impl<$($t: Serialize + Send + Sync),+> Args for ($($t,)+) {}
+
+        impl<$($t: DeserializeOwned + Send + 'static),+> FromArgs for ($($t,)+) {
+            fn from_args<C: Codec>(codec: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {
+                Ok(($(arg::<C, $t>(codec, &args, $i)?,)+))
+            }
+        }
+    };
+}
+
+tuple_args!(A 0);
+tuple_args!(A 0, B 1);
+tuple_args!(A 0, B 1, D 2);
+tuple_args!(A 0, B 1, D 2, E 3);
+tuple_args!(A 0, B 1, D 2, E 3, F 4);
+tuple_args!(A 0, B 1, D 2, E 3, F 4, G 5);
+tuple_args!(A 0, B 1, D 2, E 3, F 4, G 5, H 6);
+tuple_args!(A 0, B 1, D 2, E 3, F 4, G 5, H 6, I 7);
+tuple_args!(A 0, B 1, D 2, E 3, F 4, G 5, H 6, I 7, J 8);
+tuple_args!(A 0, B 1, D 2, E 3, F 4, G 5, H 6, I 7, J 8, K 9);
+tuple_args!(A 0, B 1, D 2, E 3, F 4, G 5, H 6, I 7, J 8, K 9, L 10);
+tuple_args!(A 0, B 1, D 2, E 3, F 4, G 5, H 6, I 7, J 8, K 9, L 10, M 11);

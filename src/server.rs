@@ -1,0 +1,468 @@
+//! [`Server`]: accepts connections, runs the auth handshake and keeps a
+//! registry of connected endpoints.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::sync::{watch, Notify};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::codec::Codec;
+use crate::config::EndpointOptions;
+use crate::connection::{drive, Transport};
+use crate::endpoint::{encode_event, truncate_reason, BoxFuture, EncodedMessage, Endpoint, Role};
+use crate::error::{HandlerError, SendError, ServeError};
+use crate::payload::Args;
+
+/// Close code for a refused or timed-out auth (PROTOCOL.md §7).
+pub const CLOSE_FORBIDDEN: u16 = 4003;
+/// Close code for an auth or ping timeout (PROTOCOL.md §7).
+pub const CLOSE_TIMEOUT: u16 = 4008;
+/// The WebSocket subprotocol of ws-messaging.
+pub const SUBPROTOCOL: &str = "ws-messaging";
+
+type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
+
+/// Configures and starts a [`Server`].
+pub struct ServerBuilder<C: Codec> {
+    codec: Arc<C>,
+    options: EndpointOptions,
+    auth_timeout: Duration,
+    hook: Option<Hook<C>>,
+}
+
+impl<C: Codec> ServerBuilder<C> {
+    /// A builder for a server speaking `codec`.
+    pub fn new(codec: C) -> Self {
+        ServerBuilder {
+            codec: Arc::new(codec),
+            options: EndpointOptions::default(),
+            auth_timeout: Duration::from_secs(20),
+            hook: None,
+        }
+    }
+
+    /// How long to wait for a client's auth frame before closing with 4003.
+    /// Default 20 s.
+    pub fn auth_timeout(mut self, timeout: Duration) -> Self {
+        self.auth_timeout = timeout;
+        self
+    }
+
+    /// Options of every connection's endpoint.
+    pub fn options(mut self, options: EndpointOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Changes the endpoint options in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut EndpointOptions)) -> Self {
+        f(&mut self.options);
+        self
+    }
+
+    /// The connection hook: called with each new connection's endpoint and
+    /// its auth value decoded into `A`. `Ok(reply)` accepts the client (it
+    /// gets the `connect` event with `reply`); `Err` refuses it: the
+    /// connection closes with 4003 and the error's text as the reason. Set up
+    /// the connection's handlers here; frames that arrive before the hook
+    /// returns are dropped, as in the JavaScript server.
+    ///
+    /// An auth value that does not decode into `A` is refused the same way.
+    pub fn on_connection<A, R, F, Fut>(mut self, hook: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(Endpoint<C>, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
+    {
+        let hook = Arc::new(hook);
+        self.hook = Some(Arc::new(move |endpoint: Endpoint<C>, raw: Bytes| {
+            let hook = hook.clone();
+            Box::pin(async move {
+                let auth: A = endpoint.decode(&raw).map_err(|e| HandlerError::new(format!("invalid auth: {e}")))?;
+                let reply = hook(endpoint.clone(), auth).await?;
+                connect_event(&endpoint, &reply)
+            })
+        }));
+        self
+    }
+
+    /// Binds `addr` and starts accepting.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server<C>, ServeError> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve(listener)
+    }
+
+    /// Starts accepting on a bound listener.
+    pub fn serve(self, listener: TcpListener) -> Result<Server<C>, ServeError> {
+        let local_addr = listener.local_addr()?;
+        let (shutdown, _) = watch::channel(false);
+        let inner = Arc::new(ServerInner {
+            codec: self.codec,
+            options: self.options,
+            auth_timeout: self.auth_timeout,
+            hook: self.hook,
+            clients: Mutex::new(HashMap::new()),
+            local_addr,
+            shutdown,
+            live: Mutex::new(0),
+            drained: Notify::new(),
+        });
+        tokio::spawn(accept_loop(inner.clone(), listener));
+        Ok(Server { inner })
+    }
+}
+
+fn connect_event<C: Codec, R: Serialize>(endpoint: &Endpoint<C>, reply: &R) -> Result<Message, HandlerError> {
+    let mut buf = Vec::with_capacity(32);
+    endpoint
+        .codec()
+        .encode_message("connect", &(reply,), None, &mut buf)
+        .map_err(|e| HandlerError::new(format!("could not encode the auth reply: {e}")))?;
+    endpoint.frame(buf).map_err(HandlerError::from)
+}
+
+struct ServerInner<C: Codec> {
+    codec: Arc<C>,
+    options: EndpointOptions,
+    auth_timeout: Duration,
+    hook: Option<Hook<C>>,
+    clients: Mutex<HashMap<String, Endpoint<C>>>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    live: Mutex<usize>,
+    drained: Notify,
+}
+
+/// A ws-messaging server.
+///
+/// ```no_run
+/// use ws_messaging::{HandlerError, Server};
+/// use ws_messaging_json::Json;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Server::<Json>::builder()
+///     .on_connection(|endpoint, auth: serde_json::Value| async move {
+///         if auth["token"] != "secret" {
+///             return Err(HandlerError::new("bad token"));
+///         }
+///         endpoint.register("echo", |(x,): (serde_json::Value,)| async move { Ok(x) })?;
+///         Ok(serde_json::json!({ "user": "alice" }))
+///     })
+///     .bind("127.0.0.1:8000")
+///     .await?;
+/// println!("listening on {}", server.local_addr());
+/// # Ok(()) }
+/// ```
+///
+/// It is a cheap `Clone`. Dropping it does not stop it: call
+/// [`close`](Self::close).
+pub struct Server<C: Codec> {
+    inner: Arc<ServerInner<C>>,
+}
+
+impl<C: Codec> Clone for Server<C> {
+    fn clone(&self) -> Self {
+        Server { inner: self.inner.clone() }
+    }
+}
+
+impl<C: Codec + Default> Server<C> {
+    /// A builder with the codec's default settings.
+    pub fn builder() -> ServerBuilder<C> {
+        ServerBuilder::new(C::default())
+    }
+}
+
+impl<C: Codec> Server<C> {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The connection with this id, if it is open.
+    pub fn get(&self, id: &str) -> Option<Endpoint<C>> {
+        self.inner.clients.lock().unwrap().get(id).cloned()
+    }
+
+    /// Every open connection (a snapshot).
+    pub fn connections(&self) -> Vec<Endpoint<C>> {
+        self.inner.clients.lock().unwrap().values().cloned().collect()
+    }
+
+    /// How many connections are open (authenticated or in auth).
+    pub fn connection_count(&self) -> usize {
+        self.inner.clients.lock().unwrap().len()
+    }
+
+    /// Encodes the event `name(args)` once with the server's codec.
+    pub fn encode_message<A: Args>(&self, name: &str, args: A) -> Result<EncodedMessage, SendError> {
+        encode_event(&*self.inner.codec, name, &args)
+    }
+
+    /// Sends the event `name(args)` to every connected client, encoded once.
+    /// Returns how many clients it was queued for.
+    pub async fn broadcast<A: Args>(&self, name: &str, args: A) -> Result<usize, SendError> {
+        let message = self.encode_message(name, args)?;
+        let mut sent = 0;
+        for endpoint in self.connections() {
+            if endpoint.send_encoded(&message).await.is_ok() {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Stops accepting and closes every connection with `code`; resolves
+    /// when every connection has ended (their close handshakes are bounded).
+    pub async fn close(&self, code: u16) {
+        self.inner.shutdown.send_replace(true);
+        for endpoint in self.connections() {
+            endpoint.close(code, "");
+        }
+        loop {
+            let drained = self.inner.drained.notified();
+            if *self.inner.live.lock().unwrap() == 0 {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Serves one WebSocket that was accepted elsewhere (a TLS stream, a web
+    /// framework's upgrade): runs the auth handshake and the connection until
+    /// it ends.
+    pub async fn serve_websocket<T: Transport>(&self, ws: T) {
+        let _live = LiveGuard::new(&self.inner);
+        serve_connection(&self.inner, ws).await;
+    }
+}
+
+struct LiveGuard<'a, C: Codec>(&'a ServerInner<C>);
+
+impl<'a, C: Codec> LiveGuard<'a, C> {
+    fn new(inner: &'a ServerInner<C>) -> Self {
+        *inner.live.lock().unwrap() += 1;
+        LiveGuard(inner)
+    }
+}
+
+impl<C: Codec> Drop for LiveGuard<'_, C> {
+    fn drop(&mut self) {
+        let mut live = self.0.live.lock().unwrap();
+        *live -= 1;
+        if *live == 0 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+async fn accept_loop<C: Codec>(inner: Arc<ServerInner<C>>, listener: TcpListener) {
+    let mut shutdown = inner.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let inner = inner.clone();
+                    let live = LiveCount::new(&inner);
+                    tokio::spawn(async move {
+                        let _live = live;
+                        handle_tcp(&inner, stream).await;
+                    });
+                }
+                // Out of file descriptors and the like: back off briefly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            () = stopped(&mut shutdown) => break,
+        }
+    }
+}
+
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Like `LiveGuard`, but owning, so it can move into a task.
+struct LiveCount<C: Codec>(Arc<ServerInner<C>>);
+
+impl<C: Codec> LiveCount<C> {
+    fn new(inner: &Arc<ServerInner<C>>) -> Self {
+        *inner.live.lock().unwrap() += 1;
+        LiveCount(inner.clone())
+    }
+}
+
+impl<C: Codec> Drop for LiveCount<C> {
+    fn drop(&mut self) {
+        let mut live = self.0.live.lock().unwrap();
+        *live -= 1;
+        if *live == 0 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
+
+async fn handle_tcp<C: Codec>(inner: &Arc<ServerInner<C>>, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let config = inner.options.websocket_config();
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, echo_subprotocol, Some(config));
+    // A peer that never finishes the HTTP upgrade is dropped after the auth timeout.
+    if let Ok(Ok(ws)) = tokio::time::timeout(inner.auth_timeout, handshake).await {
+        serve_connection(inner, ws).await;
+    }
+}
+
+/// Echoes `ws-messaging` when the client offers it (browsers fail the
+/// connection otherwise); like the `ws` package, echoes the first protocol
+/// offered when it does not.
+#[allow(clippy::result_large_err)]
+fn echo_subprotocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    let offered: Vec<String> = request
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let chosen = offered
+        .iter()
+        .find(|p| p.as_str() == SUBPROTOCOL)
+        .or_else(|| offered.first());
+    if let Some(protocol) = chosen.and_then(|p| HeaderValue::from_str(p).ok()) {
+        response.headers_mut().insert("sec-websocket-protocol", protocol);
+    }
+    Ok(response)
+}
+
+async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws: T) {
+    let id = connection_id();
+    let endpoint = Endpoint::new(inner.codec.clone(), inner.options.clone(), Role::Server, Some(id.clone()));
+    let mut shutdown = inner.shutdown.subscribe();
+
+    // 1. The first data frame is the auth value.
+    let first = tokio::select! {
+        first = tokio::time::timeout(inner.auth_timeout, next_data(&mut ws)) => first,
+        () = stopped(&mut shutdown) => Ok(None),
+    };
+        let auth = match first {
+        Err(_) => return refuse(ws, crate::CLOSE_FORBIDDEN, "").await,
+        Ok(None) if *shutdown.borrow() => return refuse(ws, 1001, "").await,
+        Ok(None) => return,
+        Ok(Some(auth)) => auth,
+    };
+    inner.clients.lock().unwrap().insert(id.clone(), endpoint.clone());
+    let _registered = Registered { inner, id: &id, endpoint: &endpoint };
+
+    // 2. The connection hook decides; frames arriving meanwhile are dropped.
+    let accepted = match &inner.hook {
+        None => connect_event(&endpoint, &()),
+        Some(hook) => {
+            let mut hook = hook(endpoint.clone(), auth);
+            loop {
+                tokio::select! {
+                    accepted = &mut hook => break accepted,
+                    frame = ws.next() => match frame {
+                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        }
+    };
+    let connect = match accepted {
+        Ok(connect) => connect,
+        Err(error) => return refuse(ws, crate::CLOSE_FORBIDDEN, &error.to_string()).await,
+    };
+    if endpoint.inner.terminated.load(std::sync::atomic::Ordering::SeqCst) {
+        return refuse(ws, 1000, "").await; // the hook closed it
+    }
+
+    // 3. Connected: `connect` goes out first, then the connection runs.
+    let (generation, queue, closing) = endpoint.attach();
+    endpoint.push_first(generation, connect);
+    endpoint.set_connected(generation, Bytes::new());
+    if *shutdown.borrow() {
+        endpoint.close(1001, "");
+    }
+    drive(&endpoint, generation, ws, queue, closing).await;
+}
+
+/// Removes a connection from the registry and drops its handlers when it ends.
+struct Registered<'a, C: Codec> {
+    inner: &'a ServerInner<C>,
+    id: &'a str,
+    endpoint: &'a Endpoint<C>,
+}
+
+impl<C: Codec> Drop for Registered<'_, C> {
+    fn drop(&mut self) {
+        self.inner.clients.lock().unwrap().remove(self.id);
+        self.endpoint.clear_handlers();
+    }
+}
+
+/// The next text or binary frame's payload; `None` when the socket ends first.
+async fn next_data<T: Transport>(ws: &mut T) -> Option<Bytes> {
+    loop {
+        match ws.next().await? {
+            Ok(Message::Text(text)) => return Some(text.into()),
+            Ok(Message::Binary(data)) => return Some(data),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Closes a connection that never became connected.
+async fn refuse<T: Transport>(mut ws: T, code: u16, reason: &str) {
+    let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_reason(reason).into() };
+    if ws.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    // Let the peer answer the close handshake, briefly.
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// 18 random bytes, base64url without padding: 24 URL-safe characters, as
+/// the JavaScript server's ids.
+fn connection_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes: [u8; 18] = rand::random();
+    let mut id = String::with_capacity(24);
+    for chunk in bytes.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (chunk[1] as u32) << 8 | chunk[2] as u32;
+        for shift in [18, 12, 6, 0] {
+            id.push(ALPHABET[(n >> shift) as usize & 63] as char);
+        }
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_24_url_safe_chars() {
+        let a = super::connection_id();
+        let b = super::connection_id();
+        assert_eq!(a.len(), 24);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+    }
+}

@@ -1,0 +1,444 @@
+#!/usr/bin/env node
+// The real ws-messaging@2.0.0 JavaScript client exercising a conformance
+// server (the Rust `examples/echo_server.rs`, or js_server.js). See README.md.
+//
+//   node js_client_test.js ws://127.0.0.1:PORT
+//
+// The server is expected to run with `--ping-interval-ms 200
+// --auth-timeout-ms 300`. Prints `ok - NAME` or `not ok - NAME: REASON` per
+// case, then `N passed, M failed`; exits 0 iff nothing failed.
+'use strict'
+
+const assert = require('node:assert/strict')
+const WebSocket = require('ws')
+const Client = require('ws-messaging/client')
+
+const CASE_TIMEOUT_MS = 5000
+const WATCHDOG_MS = 60000
+const SUBPROTOCOL = 'ws-messaging'
+const SECRET = { token: 'secret' }
+
+const url = process.argv[2]
+if (!url || !/^ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+(\/.*)?$/.test(url)) {
+  process.stderr.write('usage: node js_client_test.js ws://127.0.0.1:PORT (loopback only)\n')
+  process.exit(2)
+}
+
+const delay = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+// The first `name` event whose arguments satisfy `pred`, as an array of
+// arguments. Works on ws-messaging clients (eventemitter3) and ws sockets.
+function nextEvent (emitter, name, pred = () => true) {
+  return new Promise(resolve => {
+    const listener = (...args) => {
+      if (pred(...args)) {
+        emitter.removeListener(name, listener)
+        resolve(args)
+      }
+    }
+    emitter.on(name, listener)
+  })
+}
+
+// Every `name` event from now on, each as an array of arguments.
+function record (emitter, name) {
+  const seen = []
+  emitter.on(name, (...args) => seen.push(args))
+  return seen
+}
+
+// Resolves with `promise`'s rejection value; fails if it resolves.
+async function rejection (promise) {
+  try {
+    const value = await promise
+    assert.fail(`expected a rejection, got ${JSON.stringify(value)}`)
+  } catch (error) {
+    if (error instanceof assert.AssertionError) { throw error }
+    return error
+  }
+}
+
+function describeClose (ev) {
+  return `closed with ${ev && ev.code} ${JSON.stringify(ev && ev.reason)}`
+}
+
+// Per-case resources, all closed when the case ends, whatever its outcome.
+class Context {
+  constructor () {
+    this.clients = []
+    this.sockets = []
+  }
+
+  // A ws-messaging client. autoReconnect is off unless the case asks for it,
+  // so a case that ends early leaves no reconnect timer behind.
+  client (auth = SECRET, options = {}) {
+    const client = new Client(url, {
+      WebSocket,
+      auth,
+      autoReconnect: false,
+      ...options
+    })
+    this.clients.push(client)
+    return client
+  }
+
+  // A client plus its auth reply; rejects if closed before `connect`.
+  async connect (auth = SECRET, options = {}) {
+    const client = this.client(auth, options)
+    const reply = await new Promise((resolve, reject) => {
+      client.once('connect', resolve)
+      client.once('close', ev => reject(new Error(`not connected: ${describeClose(ev)}`)))
+    })
+    return { client, reply }
+  }
+
+  // A raw ws socket offering the ws-messaging subprotocol.
+  raw (protocols = SUBPROTOCOL) {
+    const socket = new WebSocket(url, protocols)
+    socket.on('error', () => {}) // reported through 'close'; never throw
+    this.sockets.push(socket)
+    return socket
+  }
+
+  async cleanup () {
+    const closing = []
+    for (const client of this.clients) {
+      clearTimeout(client.reconnectTimeoutId)
+      const socket = client.socket
+      if (socket && socket.readyState !== WebSocket.CLOSED) {
+        closing.push(closeOrTerminate(socket, () => client.close()))
+      }
+    }
+    for (const socket of this.sockets) {
+      if (socket.readyState !== WebSocket.CLOSED) {
+        closing.push(closeOrTerminate(socket, () => socket.close()))
+      }
+    }
+    await Promise.all(closing)
+  }
+}
+
+// Starts a clean close; gives up on the handshake after 1 s.
+function closeOrTerminate (socket, close) {
+  return new Promise(resolve => {
+    const timer = setTimeout(() => { socket.terminate(); resolve() }, 1000)
+    socket.once('close', () => { clearTimeout(timer); resolve() })
+    try { close() } catch (_) { socket.terminate() }
+  })
+}
+
+const cases = []
+function test (name, fn) { cases.push({ name, fn }) }
+
+// ---------------------------------------------------------------- auth ---
+
+test('secret token connects with {user:"alice"}', async t => {
+  const { client, reply } = await t.connect(SECRET)
+  assert.deepEqual(reply, { user: 'alice' })
+  assert.equal(client.connected, true)
+})
+
+test('slow token connects after ~500 ms with {user:"slow"}', async t => {
+  const start = Date.now()
+  const { reply } = await t.connect({ token: 'slow' })
+  const elapsed = Date.now() - start
+  assert.deepEqual(reply, { user: 'slow' })
+  assert.ok(elapsed >= 450, `connected after only ${elapsed} ms`)
+})
+
+test('bad token is refused with 4003 "bad token" and no reconnect', async t => {
+  // Default autoReconnect: a 4003 close must terminate the client anyway.
+  const client = t.client({ token: 'nope' }, { autoReconnect: true })
+  const connects = record(client, 'connect')
+  const retries = record(client, 'retry')
+  const [ev] = await nextEvent(client, 'close')
+  assert.equal(ev.code, 4003, describeClose(ev))
+  assert.ok(String(ev.reason).includes('bad token'), describeClose(ev))
+  assert.equal(client.terminated, true, 'client not terminated')
+  await delay(200)
+  assert.equal(connects.length, 0, 'got connect')
+  assert.equal(retries.length, 0, 'client retried')
+  assert.equal(client.socket.readyState, WebSocket.CLOSED)
+})
+
+test('non-map and token-less auth values are refused with 4003', async t => {
+  const auths = ['just a string', null, {}, ['secret'], 42]
+  const closes = auths.map(auth => nextEvent(t.client(auth), 'close'))
+  const results = await Promise.all(closes)
+  results.forEach(([ev], i) => {
+    const what = `auth ${JSON.stringify(auths[i])} ${describeClose(ev)}`
+    assert.equal(ev.code, 4003, what)
+    assert.ok(String(ev.reason).includes('bad token'), what)
+  })
+})
+
+test('silent raw socket is closed with 4003 after the auth timeout', async t => {
+  const start = Date.now()
+  const socket = t.raw()
+  const [code] = await nextEvent(socket, 'close')
+  const elapsed = Date.now() - start
+  assert.equal(code, 4003)
+  // Server runs with --auth-timeout-ms 300: it must wait, not close at once.
+  assert.ok(elapsed >= 200, `closed after only ${elapsed} ms`)
+})
+
+test('server echoes the ws-messaging subprotocol', async t => {
+  const socket = t.raw(SUBPROTOCOL)
+  await nextEvent(socket, 'open')
+  assert.equal(socket.protocol, SUBPROTOCOL)
+})
+
+// ---------------------------------------------------------- procedures ---
+
+test('echo round-trips JSON edge values', async t => {
+  const { client } = await t.connect()
+  let nested = 'bottom'
+  for (let i = 0; i < 40; i++) { nested = i % 2 ? [nested] : { level: i, inner: nested } }
+  const values = [
+    null, true, false, 0, -1, 42,
+    2 ** 53 - 1, -(2 ** 53 - 1), 0.1, -2.5, 1e-7, 1e21, 3.141592653589793,
+    '', 'plain', 'emoji 😀🎉👩‍👩‍👧', 'CJK 漢字かな한국어', 'quotes " \\ / \n\t\r \u0000 \u001f \u2028',
+    [], [1, 'two', null, true, [3, [4]], { five: 5 }],
+    {}, { a: 1, b: [true, null], c: { d: 'e' } }, { 'ключ': 'значение', 'a b': 1, '': 'empty key' },
+    nested
+  ]
+  for (const value of values) {
+    assert.deepEqual(await client.invoke('echo', value), value, `echo ${JSON.stringify(value).slice(0, 80)}`)
+  }
+})
+
+test('echo round-trips a 100 KiB string', async t => {
+  const { client } = await t.connect()
+  const big = '0123456789abcdef'.repeat(6400) + '😀漢字' // 102400 ASCII bytes + unicode
+  const result = await client.invoke('echo', big)
+  assert.equal(typeof result, 'string')
+  assert.equal(result.length, big.length)
+  assert.ok(result === big, '100 KiB string differs after echo')
+})
+
+test('sum adds its arguments', async t => {
+  const { client } = await t.connect()
+  assert.equal(await client.invoke('sum', 1, 2, 3), 6)
+  assert.equal(await client.invoke('sum', 1.5, -0.25, 2 ** 40), 1.25 + 2 ** 40)
+  assert.equal(await client.invoke('sum', 7), 7)
+  assert.equal(await client.invoke('sum'), 0)
+})
+
+test('sleep replies with its value after the delay', async t => {
+  const { client } = await t.connect()
+  const start = Date.now()
+  assert.deepEqual(await client.invoke('sleep', 100, { v: 'late' }), { v: 'late' })
+  const elapsed = Date.now() - start
+  assert.ok(elapsed >= 90, `replied after only ${elapsed} ms`)
+})
+
+test('fail rejects with a string containing the message', async t => {
+  const { client } = await t.connect()
+  const error = await rejection(client.invoke('fail', 'kaput 42'))
+  assert.equal(typeof error, 'string', `error is ${typeof error}: ${JSON.stringify(error)}`)
+  assert.ok(error.includes('kaput 42'), `error ${JSON.stringify(error)}`)
+})
+
+test('whoami returns a 24-char url-safe connection id, distinct per client', async t => {
+  const [a, b] = await Promise.all([t.connect(), t.connect()])
+  const idA = await a.client.invoke('whoami')
+  const idB = await b.client.invoke('whoami')
+  assert.match(idA, /^[A-Za-z0-9_-]{24}$/)
+  assert.match(idB, /^[A-Za-z0-9_-]{24}$/)
+  assert.notEqual(idA, idB)
+  assert.equal(await a.client.invoke('whoami'), idA, 'id changed')
+})
+
+test('unknown procedure rejects with "NoProcedureError"', async t => {
+  const { client } = await t.connect()
+  const error = await rejection(client.invoke('no-such-procedure', 1))
+  assert.equal(error, 'NoProcedureError')
+})
+
+test('200 concurrent sleeps each resolve with their own value, out of order', async t => {
+  const { client } = await t.connect()
+  const finished = []
+  const calls = []
+  for (let i = 0; i < 200; i++) {
+    // The first one sleeps longest, so replies cannot all come in order.
+    const ms = i === 0 ? 150 : Math.floor(Math.random() * 40)
+    const value = { i, tag: `v${i}` }
+    calls.push(client.invoke('sleep', ms, value).then(result => {
+      finished.push(i)
+      assert.deepEqual(result, value)
+    }))
+  }
+  await Promise.all(calls)
+  assert.equal(finished.length, 200)
+  assert.notEqual(finished[0], 0, 'replies came back in call order')
+})
+
+// -------------------------------------------------------------- events ---
+
+test('say is answered with said(...args) to the sender only', async t => {
+  const [a, b] = await Promise.all([t.connect(), t.connect()])
+  const bSaid = record(b.client, 'said')
+  const args = ['hello', 1, { x: [null, true] }, ['y']]
+  const said = nextEvent(a.client, 'said')
+  await a.client.send('say', ...args)
+  assert.deepEqual(await said, args)
+  await delay(150) // time for a wrongly broadcast said to reach b
+  assert.deepEqual(bSaid, [], 'said reached another client')
+})
+
+test('shout reaches every connected client as shouted(...args)', async t => {
+  const [a, b] = await Promise.all([t.connect(), t.connect()])
+  const gotA = nextEvent(a.client, 'shouted')
+  const gotB = nextEvent(b.client, 'shouted')
+  await a.client.send('shout', 'hi', 1)
+  assert.deepEqual(await gotA, ['hi', 1])
+  assert.deepEqual(await gotB, ['hi', 1])
+})
+
+// ------------------------------------------------- server -> client RPC ---
+
+async function callMe (client, ...args) {
+  const answer = Promise.race([
+    nextEvent(client, 'called').then(args => ({ event: 'called', args })),
+    nextEvent(client, 'call-failed').then(args => ({ event: 'call-failed', args }))
+  ])
+  await client.send('call-me', ...args)
+  return answer
+}
+
+test('server invokes a client procedure: call-me double → called(42)', async t => {
+  const { client } = await t.connect()
+  client.register('double', x => 2 * x)
+  assert.deepEqual(await callMe(client, 'double', 21), { event: 'called', args: [42] })
+})
+
+test('client procedure that throws → call-failed containing "boom"', async t => {
+  const { client } = await t.connect()
+  client.register('boom', () => { throw new Error('boom') })
+  const { event, args } = await callMe(client, 'boom')
+  assert.equal(event, 'call-failed', `got ${event}(${JSON.stringify(args)})`)
+  assert.equal(typeof args[0], 'string')
+  assert.ok(args[0].includes('boom'), JSON.stringify(args))
+})
+
+test('missing client procedure → call-failed("NoProcedureError")', async t => {
+  const { client } = await t.connect()
+  const { event, args } = await callMe(client, 'missing')
+  assert.equal(event, 'call-failed', `got ${event}(${JSON.stringify(args)})`)
+  assert.deepEqual(args, ['NoProcedureError'])
+})
+
+// --------------------------------------------------- malformed frames ---
+
+test('malformed frames get preprocessingError and the connection survives', async t => {
+  const { client } = await t.connect()
+  const frames = [
+    'not json',
+    '{"foo":1}',
+    '{"name":"x","args":[],"id":0}',
+    '{"name":"x","args":{}}',
+    '[1,2]',
+    '{"id":1.5,"result":1}',
+    '{"name":"x","args":[],"id":-3}',
+    '{"id":1,"result":1,"error":2}',
+    '{"name":"x","args":[],"extra":1}',
+    '"just a string"',
+    'null'
+  ]
+  for (const frame of frames) {
+    const reported = nextEvent(client, 'preprocessingError')
+    client.socket.send(frame)
+    const args = await reported
+    assert.equal(args.length, 1, `${frame}: ${JSON.stringify(args)}`)
+    assert.equal(typeof args[0], 'string', `${frame}: ${JSON.stringify(args)}`)
+  }
+  assert.equal(client.connected, true)
+  assert.equal(await client.invoke('echo', 'still alive'), 'still alive')
+})
+
+test('a JSON message in a binary frame is decoded like a text frame', async t => {
+  const { client } = await t.connect()
+  const id = 1e9 // far beyond the client's own counter: its ack is ours alone
+  const acked = nextEvent(client.socket, 'message', data => {
+    try { return JSON.parse(data).id === id } catch (_) { return false }
+  })
+  client.socket.send(Buffer.from(JSON.stringify({ name: 'echo', args: ['bin ✓'], id })))
+  const [data] = await acked
+  assert.deepEqual(JSON.parse(data), { id, result: 'bin ✓' })
+})
+
+// ----------------------------------------------------------- heartbeat ---
+
+test('server pings are answered and the client stays connected', async t => {
+  const { client } = await t.connect(SECRET, { pingInterval: 60000 })
+  // ws-messaging's own `ping` handler answers the server; count its calls.
+  let pings = 0
+  const answer = client.handlers.ping
+  client.handlers.ping = (...args) => { pings++; return answer(...args) }
+  const closes = record(client, 'close')
+  await delay(700)
+  assert.deepEqual(closes, [], 'client was closed')
+  assert.equal(client.connected, true)
+  assert.ok(pings >= 1, `server sent ${pings} pings in 700 ms (--ping-interval-ms 200)`)
+  assert.equal(await client.invoke('echo', 'after pings'), 'after pings')
+})
+
+test('client pings are answered (pong events)', async t => {
+  const { client } = await t.connect(SECRET, { pingInterval: 100 })
+  const pongs = record(client, 'pong')
+  await nextEvent(client, 'pong')
+  await nextEvent(client, 'pong')
+  assert.ok(pongs.length >= 2)
+  assert.equal(client.connected, true)
+  assert.equal(await client.invoke('echo', 'after pongs'), 'after pongs')
+})
+
+// -------------------------------------------------------------- runner ---
+
+function oneLine (error) {
+  const text = error instanceof Error ? (error.message || error.name) : JSON.stringify(error)
+  return String(text).replace(/\s+/g, ' ').trim().slice(0, 500)
+}
+
+async function runCase ({ name, fn }) {
+  const t = new Context()
+  let timer
+  try {
+    const timeout = new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS)
+    })
+    await Promise.race([fn(t), timeout])
+    console.log(`ok - ${name}`)
+    return true
+  } catch (error) {
+    console.log(`not ok - ${name}: ${oneLine(error)}`)
+    return false
+  } finally {
+    clearTimeout(timer)
+    await t.cleanup()
+  }
+}
+
+async function main () {
+  const watchdog = setTimeout(() => {
+    console.log(`not ok - watchdog: still running after ${WATCHDOG_MS} ms`)
+    process.exit(1)
+  }, WATCHDOG_MS)
+  watchdog.unref()
+
+  let passed = 0
+  let failed = 0
+  for (const c of cases) {
+    if (await runCase(c)) { passed++ } else { failed++ }
+  }
+  console.log(`${passed} passed, ${failed} failed`)
+  process.exitCode = failed === 0 ? 0 : 1
+}
+
+// A case that failed or timed out may leave invokes to reject later, and
+// ws-messaging itself leaves some promises unhandled: report, don't crash.
+process.on('unhandledRejection', reason => {
+  process.stderr.write(`# unhandled rejection: ${oneLine(reason)}\n`)
+})
+
+main()
