@@ -154,6 +154,16 @@ impl<C: Codec> Clone for Client<C> {
     }
 }
 
+impl<C: Codec> std::fmt::Debug for Client<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.shared.url)
+            .field("connected", &self.endpoint.is_connected())
+            .field("terminated", &self.is_terminated())
+            .finish()
+    }
+}
+
 impl<C: Codec> Deref for Client<C> {
     type Target = Endpoint<C>;
     fn deref(&self) -> &Endpoint<C> {
@@ -229,6 +239,12 @@ impl<C: Codec> Client<C> {
         self.endpoint.inner.terminated.store(false, Ordering::SeqCst);
         *slot = Some(tokio::spawn(supervise(self.endpoint.downgrade(), self.shared.clone())));
         SupervisorHandle(self.shared.clone())
+    }
+
+    /// Whether the client stopped for good: refused by the server (4003) or
+    /// closed by the user. [`reconnect`](Self::reconnect) starts it again.
+    pub fn is_terminated(&self) -> bool {
+        self.endpoint.inner.terminated.load(Ordering::SeqCst)
     }
 
     /// Closes the connection for good (no reconnect) with `code` and `reason`.

@@ -21,7 +21,7 @@ use crate::codec::{Codec, FrameKind};
 use crate::config::{EndpointOptions, Outgoing, OutgoingKind};
 use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
-use crate::payload::{Args, FromArgs};
+use crate::payload::{Args, AsSeq, FromArgs};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -385,7 +385,7 @@ impl<C: Codec> Endpoint<C> {
         let mut buf = Vec::with_capacity(64);
         self.inner
             .codec
-            .encode_message(name, args, None, &mut buf)
+            .encode_message(name, &AsSeq(args), None, &mut buf)
             .map_err(SendError::Encode)?;
         self.run_send_hook(OutgoingKind::Message { name, id: None }, &buf)?;
         let message = self.frame(buf)?;
@@ -557,7 +557,7 @@ impl<C: Codec> Endpoint<C> {
         let mut buf = Vec::with_capacity(64);
         self.inner
             .codec
-            .encode_message(name, args, Some(id), &mut buf)
+            .encode_message(name, &AsSeq(args), Some(id), &mut buf)
             .map_err(InvokeError::Encode)?;
         self.run_send_hook(OutgoingKind::Message { name, id: Some(id) }, &buf)
             .map_err(|e| InvokeError::from_send(e, Some(id)))?;
@@ -765,7 +765,7 @@ pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
 
 pub(crate) fn encode_event<C: Codec, A: Args + ?Sized>(codec: &C, name: &str, args: &A) -> Result<EncodedMessage, SendError> {
     let mut buf = Vec::with_capacity(64);
-    codec.encode_message(name, args, None, &mut buf).map_err(SendError::Encode)?;
+    codec.encode_message(name, &AsSeq(args), None, &mut buf).map_err(SendError::Encode)?;
     Ok(EncodedMessage(to_message::<C>(buf)?))
 }
 

@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use serde::de::value::UnitDeserializer;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::ser::SerializeTuple;
+use serde::{Serialize, Serializer};
 
 use crate::codec::Codec;
 use crate::error::CodecError;
@@ -18,11 +19,45 @@ use crate::error::CodecError;
 /// takes_args(&vec![1, 2, 3]);
 /// takes_args(&());
 /// ```
-pub trait Args: Serialize + Send + Sync {}
+pub trait Args: Send + Sync {
+    /// Serializes the arguments as one sequence (the envelope's `args`).
+    fn serialize_args<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
+}
 
-impl<T: Serialize + Send + Sync> Args for Vec<T> {}
-impl<T: Serialize + Send + Sync> Args for [T] {}
-impl<A: Args + ?Sized> Args for &A {}
+/// Serializes an [`Args`] as its sequence (what a codec's `encode_message`
+/// receives).
+pub(crate) struct AsSeq<'a, A: ?Sized>(pub(crate) &'a A);
+
+impl<A: Args + ?Sized> Serialize for AsSeq<'_, A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize_args(serializer)
+    }
+}
+
+impl<T: Serialize + Send + Sync> Args for Vec<T> {
+    fn serialize_args<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
+    }
+}
+
+impl<T: Serialize + Send + Sync> Args for [T] {
+    fn serialize_args<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.serialize(serializer)
+    }
+}
+
+impl<A: Args + ?Sized> Args for &A {
+    fn serialize_args<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize_args(serializer)
+    }
+}
+
+/// No arguments: an empty list (serde would write `()` as `null`).
+impl Args for () {
+    fn serialize_args<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_tuple(0)?.end()
+    }
+}
 
 /// Decodes a received argument list into a handler's parameter type.
 ///
@@ -78,11 +113,14 @@ impl FromArgs for () {
         Ok(())
     }
 }
-impl Args for () {}
 
 macro_rules! tuple_args {
     ($($t:ident $i:tt),+) => {
-        impl<$($t: Serialize + Send + Sync),+> Args for ($($t,)+) {}
+        impl<$($t: Serialize + Send + Sync),+> Args for ($($t,)+) {
+            fn serialize_args<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.serialize(serializer)
+            }
+        }
 
         impl<$($t: DeserializeOwned + Send + 'static),+> FromArgs for ($($t,)+) {
             fn from_args<C: Codec>(codec: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {

@@ -1,0 +1,178 @@
+//! The conformance server: the contract the interop tests (and any
+//! ws-messaging client) can rely on.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --port 0 [--codec json]
+//!     [--ping-interval-ms N] [--ping-timeout-ms N] [--auth-timeout-ms N]
+//! ```
+//! Prints `listening on 127.0.0.1:PORT` once ready; SIGINT/SIGTERM close
+//! every connection with 1001 and exit 0.
+//!
+//! - auth `{"token":"secret"}` → `{"user":"alice"}`; `{"token":"slow"}` →
+//!   `{"user":"slow"}` after 500 ms; anything else → refused, `bad token`;
+//! - procedures `echo(x)`, `sum(...numbers)`, `sleep(ms, v)`, `fail(msg)`,
+//!   `whoami()`;
+//! - events `say(...)` → `said(...)` to the sender, `shout(...)` →
+//!   `shouted(...)` to everyone (encoded once), `call-me(proc, ...args)` →
+//!   invokes `proc` on the sender, then `called(result)` or
+//!   `call-failed(error)`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+use ws_messaging::{Codec, Endpoint, HandlerError, InvokeError, Server};
+use ws_messaging_json::Json;
+
+struct Settings {
+    port: u16,
+    codec: String,
+    ping_interval: Option<Duration>,
+    ping_timeout: Option<Duration>,
+    auth_timeout: Option<Duration>,
+}
+
+fn parse_args() -> Result<Settings, String> {
+    let mut settings = Settings { port: 0, codec: "json".into(), ping_interval: None, ping_timeout: None, auth_timeout: None };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let ms = || value.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("{flag}: {e}"));
+        match flag.as_str() {
+            "--port" => settings.port = value.parse().map_err(|e| format!("--port: {e}"))?,
+            "--codec" => settings.codec = value.clone(),
+            "--ping-interval-ms" => settings.ping_interval = Some(ms()?),
+            "--ping-timeout-ms" => settings.ping_timeout = Some(ms()?),
+            "--auth-timeout-ms" => settings.auth_timeout = Some(ms()?),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(settings)
+}
+
+#[tokio::main]
+async fn main() {
+    let settings = match parse_args() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            std::process::exit(2);
+        }
+    };
+    let result = match settings.codec.as_str() {
+        "json" => run::<Json, serde_json::Value>(&settings).await,
+        other => Err(format!("unknown codec `{other}` (known: json)")),
+    };
+    if let Err(e) = result {
+        eprintln!("echo_server: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs the server with codec `C`; `V` is the codec's dynamic value type
+/// (echoed values, event arguments).
+async fn run<C, V>(settings: &Settings) -> Result<(), String>
+where
+    C: Codec + Default,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let this: Arc<OnceLock<Server<C>>> = Arc::new(OnceLock::new());
+    let server_cell = this.clone();
+    let mut builder = Server::<C>::builder().configure(|o| {
+        if let Some(d) = settings.ping_interval {
+            o.ping_interval = d;
+        }
+        if let Some(d) = settings.ping_timeout {
+            o.ping_timeout = d;
+        }
+    });
+    if let Some(d) = settings.auth_timeout {
+        builder = builder.auth_timeout(d);
+    }
+    let server = builder
+        .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| {
+            let server = server_cell.clone();
+            async move {
+                let user = match auth.get("token").and_then(|t| t.as_str()) {
+                    Some("secret") => "alice",
+                    Some("slow") => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        "slow"
+                    }
+                    _ => return Err(HandlerError::new("bad token")),
+                };
+                setup::<C, V>(&endpoint, server)?;
+                Ok(json!({ "user": user }))
+            }
+        })
+        .bind(("127.0.0.1", settings.port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = this.set(server.clone());
+    println!("listening on {}", server.local_addr());
+
+    shutdown_signal().await;
+    server.close(1001).await;
+    Ok(())
+}
+
+fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>) -> Result<(), HandlerError>
+where
+    C: Codec,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    endpoint.register("echo", |(x,): (V,)| async move { Ok(x) })?;
+    endpoint.register("sum", |numbers: Vec<f64>| async move { Ok(numbers.iter().sum::<f64>()) })?;
+    endpoint.register("sleep", |(ms, v): (u64, V)| async move {
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+        Ok(v)
+    })?;
+    endpoint.register("fail", |(msg,): (String,)| async move { Err::<(), _>(HandlerError::new(msg)) })?;
+    let me = endpoint.downgrade();
+    endpoint.register("whoami", move |()| {
+        let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
+        async move { Ok(id) }
+    })?;
+
+    let me = endpoint.downgrade();
+    endpoint.on("say", move |args: Vec<V>| {
+        if let Some(endpoint) = me.upgrade() {
+            tokio::spawn(async move { endpoint.send("said", args).await });
+        }
+    });
+    endpoint.on("shout", move |args: Vec<V>| {
+        if let Some(server) = server.get().cloned() {
+            tokio::spawn(async move { server.broadcast("shouted", args).await });
+        }
+    });
+    let me = endpoint.downgrade();
+    endpoint.on("call-me", move |ws_messaging::RawArgs(raw)| {
+        let Some(endpoint) = me.upgrade() else { return };
+        let Some(procedure) = raw.first().and_then(|p| endpoint.decode::<String>(p).ok()) else { return };
+        tokio::spawn(async move {
+            let args: Vec<V> = raw[1..].iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
+            match endpoint.invoke::<_, V>(&procedure, args).await {
+                Ok(result) => endpoint.send("called", (result,)).await,
+                Err(InvokeError::Remote(error)) => endpoint.send("call-failed", (error,)).await,
+                Err(other) => endpoint.send("call-failed", (other.to_string(),)).await,
+            }
+        });
+    });
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install the SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

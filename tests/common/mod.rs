@@ -1,0 +1,198 @@
+//! Shared helpers for the integration tests: a test server with the
+//! conformance contract, raw WebSocket peers, and event waiters.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use ws_messaging::{Client, ClientBuilder, Endpoint, HandlerError, LocalEvent, Server, ServerBuilder};
+use ws_messaging_json::Json;
+
+/// Upper bound for anything a test waits for.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub type RawWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Registers the conformance procedures on a server-side endpoint.
+pub fn conformance(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
+    endpoint.register("echo", |(x,): (Value,)| async move { Ok(x) })?;
+    endpoint.register("sum", |n: Vec<f64>| async move { Ok(n.iter().sum::<f64>()) })?;
+    endpoint.register("sleep", |(ms, v): (u64, Value)| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        Ok(v)
+    })?;
+    endpoint.register("fail", |(msg,): (String,)| async move { Err::<(), _>(HandlerError::new(msg)) })?;
+    let me = endpoint.downgrade();
+    endpoint.register("whoami", move |()| {
+        let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
+        async move { Ok(id) }
+    })?;
+    let me = endpoint.downgrade();
+    endpoint.on("say", move |args: Vec<Value>| {
+        if let Some(endpoint) = me.upgrade() {
+            tokio::spawn(async move { endpoint.send("said", args).await });
+        }
+    });
+    Ok(())
+}
+
+/// A builder for the test server: token `secret` → `{"user":"alice"}`,
+/// anything else refused with `bad token`; conformance procedures.
+pub fn builder() -> ServerBuilder<Json> {
+    Server::<Json>::builder().on_connection(|endpoint, auth: Value| async move {
+        if auth["token"] != "secret" {
+            return Err(HandlerError::new("bad token"));
+        }
+        conformance(&endpoint)?;
+        Ok(json!({ "user": "alice" }))
+    })
+}
+
+pub async fn server() -> Server<Json> {
+    start(builder()).await
+}
+
+pub async fn start(builder: ServerBuilder<Json>) -> Server<Json> {
+    builder.bind("127.0.0.1:0").await.expect("bind a loopback port")
+}
+
+pub fn url(server: &Server<Json>) -> String {
+    format!("ws://{}", server.local_addr())
+}
+
+pub fn client_builder(server: &Server<Json>) -> ClientBuilder<Json> {
+    Client::<Json>::builder(url(server)).auth(&json!({ "token": "secret" }))
+}
+
+pub async fn client(server: &Server<Json>) -> Client<Json> {
+    tokio::time::timeout(WAIT, client_builder(server).connect())
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+/// Waits for the first local event matching `pred`.
+pub async fn wait_event(
+    events: &mut broadcast::Receiver<LocalEvent>,
+    pred: impl Fn(&LocalEvent) -> bool,
+) -> LocalEvent {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(event) if pred(&event) => return event,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("event stream closed"),
+            }
+        }
+    })
+    .await
+    .expect("the event in time")
+}
+
+/// A raw WebSocket client offering the ws-messaging subprotocol.
+pub async fn raw_connect(url: &str) -> RawWs {
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", HeaderValue::from_static("ws-messaging"));
+    let (ws, response) = tokio_tungstenite::connect_async(request).await.expect("raw connect");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()),
+        Some("ws-messaging")
+    );
+    ws
+}
+
+/// A raw client that has authenticated with the `secret` token.
+pub async fn raw_authed(server: &Server<Json>) -> RawWs {
+    let mut ws = raw_connect(&url(server)).await;
+    ws.send(Message::text(r#"{"token":"secret"}"#)).await.unwrap();
+    assert_eq!(next_json(&mut ws).await, json!({"name":"connect","args":[{"user":"alice"}]}));
+    ws
+}
+
+/// The next text frame as JSON, skipping pings of the heartbeat.
+pub async fn next_json(ws: &mut RawWs) -> Value {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await.expect("socket open").expect("frame") {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON frame");
+                    if value["name"] == "ping" {
+                        continue;
+                    }
+                    return value;
+                }
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a frame in time")
+}
+
+/// Waits for the close frame; returns its code and reason.
+pub async fn next_close(ws: &mut RawWs) -> (u16, String) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return (u16::from(frame.code), frame.reason.to_string()),
+                Some(Ok(Message::Close(None))) => return (1005, String::new()),
+                Some(Ok(_)) => {}
+                other => panic!("socket ended without a close frame: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time")
+}
+
+/// A raw WebSocket server on a loopback port: hands each accepted socket
+/// (subprotocol echoed) to the test.
+pub struct RawServer {
+    pub listener: TcpListener,
+}
+
+impl RawServer {
+    pub async fn bind() -> Self {
+        RawServer { listener: TcpListener::bind("127.0.0.1:0").await.unwrap() }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.listener.local_addr().unwrap())
+    }
+
+    pub async fn accept(&self) -> WebSocketStream<TcpStream> {
+        let (stream, _) = tokio::time::timeout(WAIT, self.listener.accept()).await.expect("a client in time").unwrap();
+        tokio_tungstenite::accept_hdr_async(stream, |req: &tokio_tungstenite::tungstenite::handshake::server::Request, mut res: tokio_tungstenite::tungstenite::handshake::server::Response| {
+            assert_eq!(req.headers().get("sec-websocket-protocol").unwrap(), "ws-messaging");
+            res.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("ws-messaging"));
+            Ok(res)
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// The next text frame of a server-side raw socket, as JSON.
+pub async fn server_next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await.expect("socket open").expect("frame") {
+                Message::Text(text) => return serde_json::from_str(&text).expect("JSON frame"),
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a frame in time")
+}
