@@ -1,0 +1,217 @@
+//! PROTOCOL.md §2, §4, §7: request-reply in both directions.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use ws_messaging::{Client, HandlerError, InvokeError, RawArgs, RegisterError, Server};
+use ws_messaging_json::Json;
+
+#[tokio::test]
+async fn typed_arguments_and_results() {
+    let server = server().await;
+    let client = client(&server).await;
+    let sum: f64 = client.invoke("sum", (1, 2, 3.5)).await.unwrap();
+    assert_eq!(sum, 6.5);
+    let echoed: Value = client.invoke("echo", (json!({"a": [1, "é", null, true]}),)).await.unwrap();
+    assert_eq!(echoed, json!({"a": [1, "é", null, true]}));
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Typed {
+        a: Vec<u8>,
+    }
+    let typed: Typed = client.invoke("echo", (json!({"a": [1, 2]}),)).await.unwrap();
+    assert_eq!(typed, Typed { a: vec![1, 2] });
+    // A result that does not fit the requested type is a decode error.
+    let wrong = client.invoke::<_, u32>("echo", ("text",)).await;
+    assert!(matches!(wrong, Err(InvokeError::Decode(_))), "{wrong:?}");
+}
+
+#[tokio::test]
+async fn server_invokes_the_client() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = start(Server::<Json>::builder().on_connection(move |endpoint, _: Value| {
+        let tx = tx.clone();
+        async move {
+            tx.send(endpoint).unwrap();
+            Ok(())
+        }
+    }))
+    .await;
+    let client = Client::<Json>::builder(url(&server)).build().unwrap();
+    client.register("double", |(x,): (i64,)| async move { Ok(x * 2) }).unwrap();
+    client.register("boom", |()| async { Err::<(), _>(HandlerError::new("boom")) }).unwrap();
+    client.connect().await.unwrap();
+    let endpoint = rx.recv().await.unwrap();
+    assert_eq!(endpoint.invoke::<_, i64>("double", (21,)).await.unwrap(), 42);
+    assert_eq!(
+        endpoint.invoke::<_, Value>("boom", ()).await,
+        Err(InvokeError::Remote(json!("Error: boom")))
+    );
+    assert_eq!(
+        endpoint.invoke::<_, Value>("missing", ()).await,
+        Err(InvokeError::Remote(json!("NoProcedureError")))
+    );
+}
+
+#[tokio::test]
+async fn handler_errors_and_missing_procedures() {
+    let server = server().await;
+    let client = client(&server).await;
+    assert_eq!(
+        client.invoke::<_, Value>("fail", ("Some error",)).await,
+        Err(InvokeError::Remote(json!("Error: Some error")))
+    );
+    assert_eq!(
+        client.invoke::<_, Value>("nope", ()).await,
+        Err(InvokeError::Remote(json!("NoProcedureError")))
+    );
+    // Arguments that do not decode into the handler's types.
+    let bad = client.invoke::<_, Value>("sum", ("x",)).await;
+    let Err(InvokeError::Remote(Value::String(text))) = bad else { panic!("{bad:?}") };
+    assert!(text.starts_with("TypeError: invalid arguments"), "{text}");
+}
+
+#[tokio::test]
+async fn error_formatter_and_wire_values() {
+    let server = start(builder().configure(|o| {
+        o.error_formatter = Arc::new(|e: &HandlerError| json!({ "name": e.name(), "message": e.message() }));
+    }))
+    .await;
+    let client = client(&server).await;
+    assert_eq!(
+        client.invoke::<_, Value>("fail", ("x",)).await,
+        Err(InvokeError::Remote(json!({"name": "Error", "message": "x"})))
+    );
+    assert_eq!(
+        client.invoke::<_, Value>("nope", ()).await,
+        Err(InvokeError::Remote(json!({"name": "NoProcedureError", "message": ""})))
+    );
+    let server = start(Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+        endpoint.register("coded", |()| async { Err::<(), _>(HandlerError::value(json!({"code": 404}))) })?;
+        Ok(())
+    }))
+    .await;
+    let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
+    assert_eq!(client.invoke::<_, Value>("coded", ()).await, Err(InvokeError::Remote(json!({"code": 404}))));
+}
+
+#[tokio::test]
+async fn handlers_run_concurrently_and_replies_come_out_of_order() {
+    let gate = Arc::new(Notify::new());
+    let (wait_gate, open_gate) = (gate.clone(), gate.clone());
+    let server = start(Server::<Json>::builder().on_connection(move |endpoint, _: Value| {
+        let (wait_gate, open_gate) = (wait_gate.clone(), open_gate.clone());
+        async move {
+            endpoint.register("wait", move |()| {
+                let gate = wait_gate.clone();
+                async move {
+                    gate.notified().await;
+                    Ok("waited")
+                }
+            })?;
+            endpoint.register("release", move |()| {
+                let gate = open_gate.clone();
+                async move {
+                    gate.notify_one();
+                    Ok("released")
+                }
+            })?;
+            Ok(())
+        }
+    }))
+    .await;
+    let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.invoke::<_, String>("wait", ()).await }
+    });
+    // `wait` blocks until `release` runs: `release` can only answer if the
+    // connection is not blocked by the first handler.
+    assert_eq!(client.invoke::<_, String>("release", ()).await.unwrap(), "released");
+    assert_eq!(first.await.unwrap().unwrap(), "waited");
+}
+
+#[tokio::test]
+async fn many_concurrent_invokes_get_their_own_replies() {
+    let server = server().await;
+    let client = client(&server).await;
+    let calls = (0..500u64).map(|i| {
+        let client = client.clone();
+        async move { client.invoke::<_, u64>("sleep", (i % 7, i)).await.unwrap() }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    assert_eq!(results, (0..500).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn ack_timeout_fails_with_the_invoke_id() {
+    let server = server().await;
+    let client = client(&server).await;
+    let err = client
+        .invoke_with_timeout::<_, Value>("sleep", (2_000, 1), Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, InvokeError::Timeout { id } if id >= 1), "{err:?}");
+    // The connection is still fine.
+    assert_eq!(client.invoke::<_, i32>("echo", (5,)).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn pending_invokes_fail_at_once_when_the_connection_closes() {
+    let server = server().await;
+    let client = client(&server).await;
+    let id: String = client.invoke("whoami", ()).await.unwrap();
+    let pending: Vec<_> = (0..3)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.invoke::<_, Value>("sleep", (60_000, 1)).await })
+        })
+        .collect();
+    // Make sure all three are on the wire, then drop the connection.
+    assert_eq!(client.invoke::<_, i32>("echo", (1,)).await.unwrap(), 1);
+    server.get(&id).unwrap().close(4000, "bye");
+    for call in pending {
+        let result = tokio::time::timeout(WAIT, call).await.expect("failed at once").unwrap();
+        assert!(matches!(result, Err(InvokeError::Connection { id: Some(_) })), "{result:?}");
+    }
+}
+
+#[tokio::test]
+async fn registration_rules() {
+    let server = server().await;
+    let client = Client::<Json>::builder(url(&server)).build().unwrap();
+    client.register("a", |()| async { Ok(()) }).unwrap();
+    assert_eq!(client.register("a", |()| async { Ok(()) }), Err(RegisterError::Duplicate("a".into())));
+    for reserved in ["ping", "connect", "close", "open", "error", "pong", "retry", ""] {
+        assert_eq!(
+            client.register(reserved, |()| async { Ok(()) }),
+            Err(RegisterError::ReservedName(reserved.into()))
+        );
+    }
+    assert!(client.unregister("a"));
+    assert!(!client.unregister("a"));
+    client.register("a", |()| async { Ok(()) }).unwrap();
+    assert!(matches!(client.invoke::<_, ()>("ping", ()).await, Err(InvokeError::ReservedName(_))));
+}
+
+#[tokio::test]
+async fn raw_arguments_escape_hatch() {
+    let server = start(Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+        endpoint.register("raw", |RawArgs(args)| async move {
+            Ok(args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>())
+        })?;
+        endpoint.register("opt", |(a, b): (i32, Option<i32>)| async move { Ok((a, b)) })?;
+        Ok(())
+    }))
+    .await;
+    let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
+    let raw: Vec<String> = client.invoke("raw", (1, "two", json!({"x": null}))).await.unwrap();
+    assert_eq!(raw, vec!["1", "\"two\"", "{\"x\":null}"]);
+    // Missing trailing arguments decode as absent; extra ones are ignored.
+    assert_eq!(client.invoke::<_, (i32, Option<i32>)>("opt", (1,)).await.unwrap(), (1, None));
+    assert_eq!(client.invoke::<_, (i32, Option<i32>)>("opt", (1, 2, 3)).await.unwrap(), (1, Some(2)));
+}
