@@ -1,0 +1,267 @@
+//! PROTOCOL.md §6–8: heartbeat, closing, reconnection, server shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use ws_messaging::{Client, ConnectError, InvokeError, LocalEvent, RetryConfig, SendError, Server};
+use ws_messaging_json::Json;
+
+fn fast_retry() -> RetryConfig {
+    RetryConfig { min_timeout: Duration::from_millis(20), randomize: false, ..Default::default() }
+}
+
+#[tokio::test]
+async fn pings_flow_both_ways() {
+    let server = start(builder().configure(|o| o.ping_interval = Duration::from_millis(30))).await;
+    let client = client_builder(&server)
+        .configure(|o| o.ping_interval = Duration::from_millis(30))
+        .build()
+        .unwrap();
+    let mut events = client.events();
+    client.connect().await.unwrap();
+    let endpoint = server.connections().pop().unwrap();
+    let mut server_events = endpoint.events();
+    wait_event(&mut events, |e| *e == LocalEvent::Ping).await;
+    wait_event(&mut events, |e| *e == LocalEvent::Pong).await;
+    wait_event(&mut server_events, |e| *e == LocalEvent::Ping).await;
+    wait_event(&mut server_events, |e| *e == LocalEvent::Pong).await;
+    assert!(client.is_connected());
+}
+
+#[tokio::test]
+async fn a_ping_answered_with_a_raw_peer_looks_like_javascript() {
+    // The server's ping is an invoke of `ping` with no arguments; the
+    // answer is `{"id":N,"result":null}`.
+    let server = start(builder().configure(|o| o.ping_interval = Duration::from_millis(20))).await;
+    let mut ws = raw_authed(&server).await;
+    let ping = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Ok(Message::Text(text))) = ws.next().await {
+                return serde_json::from_str::<Value>(&text).unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ping["name"], "ping");
+    assert_eq!(ping["args"], json!([]));
+    let id = ping["id"].as_u64().unwrap();
+    // Our own ping is answered with null.
+    ws.send(Message::text(r#"{"name":"ping","args":[],"id":77}"#)).await.unwrap();
+    ws.send(Message::text(format!(r#"{{"id":{id},"result":null}}"#))).await.unwrap();
+    assert_eq!(next_json(&mut ws).await, json!({"id":77,"result":null}));
+}
+
+#[tokio::test]
+async fn an_unanswered_ping_closes_the_server_side_with_4008() {
+    let server = start(builder().configure(|o| {
+        o.ping_interval = Duration::from_millis(20);
+        o.ping_timeout = Duration::from_millis(50);
+    }))
+    .await;
+    let mut ws = raw_authed(&server).await;
+    // Read (and ignore) the pings until the close comes.
+    assert_eq!(next_close(&mut ws).await, (4008, "Ping timeout".into()));
+}
+
+#[tokio::test]
+async fn an_unanswered_ping_closes_the_client_with_4008_and_it_reconnects() {
+    let raw = RawServer::bind().await;
+    let client = Client::<Json>::builder(raw.url())
+        .configure(|o| {
+            o.ping_interval = Duration::from_millis(20);
+            o.ping_timeout = Duration::from_millis(50);
+        })
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let mut events = client.events();
+    client.reconnect();
+    let mut ws = raw.accept().await;
+    server_next_json(&mut ws).await;
+    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#)).await.unwrap();
+    // The peer reads the ping but never answers; it does answer the close.
+    let close = tokio::spawn(async move {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    });
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
+        LocalEvent::Close { code: 4008, reason: "Ping timeout".into() }
+    );
+    assert_eq!(close.await.unwrap(), Some((4008, "Ping timeout".into())));
+    assert_eq!(wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await, LocalEvent::Retry(1));
+    let mut again = raw.accept().await;
+    assert_eq!(server_next_json(&mut again).await, json!({}));
+    client.close(1000, "");
+}
+
+#[tokio::test]
+async fn reconnects_after_the_server_restarts() {
+    let server = server().await;
+    let addr = server.local_addr();
+    let client = client_builder(&server).retry(fast_retry()).build().unwrap();
+    let mut events = client.events();
+    client.connect().await.unwrap();
+    let counter_before: String = client.invoke("whoami", ()).await.unwrap();
+
+    server.close(1001).await;
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
+        LocalEvent::Close { code: 1001, reason: String::new() }
+    );
+    assert!(!client.is_connected());
+    assert_eq!(client.send("say", ()).await, Err(SendError::Connection));
+    // While the server is down, attempts fail and are retried.
+    assert_eq!(wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await, LocalEvent::Retry(1));
+    assert_eq!(wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await, LocalEvent::Retry(2));
+
+    let restarted = builder().serve(TcpListener::bind(addr).await.unwrap()).unwrap();
+    wait_event(&mut events, |e| matches!(e, LocalEvent::Connect(_))).await;
+    let counter_after: String = client.invoke("whoami", ()).await.unwrap();
+    assert_ne!(counter_before, counter_after, "a new server-side connection");
+    assert_eq!(restarted.connection_count(), 1);
+}
+
+#[tokio::test]
+async fn gives_up_after_the_configured_retries() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    drop(listener); // nothing listens there now
+    let client = Client::<Json>::builder(url)
+        .retry(RetryConfig { retries: 2, ..fast_retry() })
+        .build()
+        .unwrap();
+    let mut events = client.events();
+    let error = tokio::time::timeout(WAIT, client.connect()).await.unwrap().unwrap_err();
+    assert!(matches!(error, ConnectError::GaveUp { .. }), "{error:?}");
+    let retries: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|e| matches!(e, LocalEvent::Retry(_)))
+        .collect();
+    assert_eq!(retries, vec![LocalEvent::Retry(1), LocalEvent::Retry(2)]);
+}
+
+#[tokio::test]
+async fn a_4003_after_connect_terminates_the_client() {
+    let server = server().await;
+    let client = client_builder(&server).retry(fast_retry()).build().unwrap();
+    let mut events = client.events();
+    client.connect().await.unwrap();
+    let id: String = client.invoke("whoami", ()).await.unwrap();
+    server.get(&id).unwrap().close(4003, "kicked");
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
+        LocalEvent::Close { code: 4003, reason: "kicked".into() }
+    );
+    assert!(client.is_terminated());
+    // A manual reconnect works again.
+    client.connect().await.unwrap();
+    assert!(client.is_connected());
+}
+
+#[tokio::test]
+async fn the_users_close_is_final_and_fails_pending_invokes() {
+    let server = server().await;
+    let client = client_builder(&server).retry(fast_retry()).build().unwrap();
+    let mut events = client.events();
+    client.connect().await.unwrap();
+    let pending = tokio::spawn({
+        let client = client.clone();
+        async move { client.invoke::<_, Value>("sleep", (60_000, 1)).await }
+    });
+    assert_eq!(client.invoke::<_, i32>("echo", (1,)).await.unwrap(), 1);
+    client.close(1000, "done");
+    let result = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
+    assert!(matches!(result, Err(InvokeError::Connection { id: Some(_) })), "{result:?}");
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
+        LocalEvent::Close { code: 1000, reason: "done".into() }
+    );
+    assert!(client.is_terminated());
+    assert!(matches!(client.invoke::<_, Value>("echo", (1,)).await, Err(InvokeError::Connection { .. })));
+    // The server forgets the connection.
+    tokio::time::timeout(WAIT, async {
+        while server.connection_count() != 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn server_close_closes_everyone_and_stops_accepting() {
+    let server = server().await;
+    let mut all_events = Vec::new();
+    for _ in 0..3 {
+        let client = client_builder(&server).auto_reconnect(false).build().unwrap();
+        all_events.push((client.events(), client.clone()));
+        client.connect().await.unwrap();
+    }
+    assert_eq!(server.connection_count(), 3);
+    server.close(4321).await;
+    for (events, _client) in &mut all_events {
+        assert_eq!(
+            wait_event(events, |e| matches!(e, LocalEvent::Close { .. })).await,
+            LocalEvent::Close { code: 4321, reason: String::new() }
+        );
+    }
+    assert_eq!(server.connection_count(), 0);
+    let refused = tokio_tungstenite::connect_async(url(&server)).await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn closed_connections_release_their_endpoints() {
+    // Handlers that capture the endpoint must not keep it alive after close.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = start(Server::<Json>::builder().on_connection(move |endpoint, _: Value| {
+        let tx = tx.clone();
+        async move {
+            let captured = endpoint.clone();
+            endpoint.register("self", move |()| {
+                let _keep = captured.clone();
+                async { Ok(()) }
+            })?;
+            tx.send(endpoint.downgrade()).unwrap();
+            Ok(())
+        }
+    }))
+    .await;
+    for _ in 0..20 {
+        let client = Client::<Json>::builder(url(&server)).auto_reconnect(false).connect().await.unwrap();
+        client.invoke::<_, ()>("self", ()).await.unwrap();
+        let weak = rx.recv().await.unwrap();
+        let mut events = client.events();
+        client.close(1000, "");
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
+        tokio::time::timeout(WAIT, async {
+            while weak.upgrade().is_some() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the server-side endpoint is dropped");
+    }
+    assert_eq!(server.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn the_subprotocol_is_echoed() {
+    let server = server().await;
+    // raw_connect asserts the echoed header.
+    let _ws = raw_connect(&url(&server)).await;
+    // A client offering nothing still connects, with no protocol header.
+    let (_ws, response) = tokio_tungstenite::connect_async(url(&server)).await.unwrap();
+    assert!(response.headers().get("sec-websocket-protocol").is_none());
+}
