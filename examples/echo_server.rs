@@ -35,11 +35,22 @@ struct Settings {
 }
 
 fn parse_args() -> Result<Settings, String> {
-    let mut settings = Settings { port: 0, codec: "json".into(), ping_interval: None, ping_timeout: None, auth_timeout: None };
+    let mut settings = Settings {
+        port: 0,
+        codec: "json".into(),
+        ping_interval: None,
+        ping_timeout: None,
+        auth_timeout: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let ms = || value.parse::<u64>().map(Duration::from_millis).map_err(|e| format!("{flag}: {e}"));
+        let ms = || {
+            value
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|e| format!("{flag}: {e}"))
+        };
         match flag.as_str() {
             "--port" => settings.port = value.parse().map_err(|e| format!("--port: {e}"))?,
             "--codec" => settings.codec = value.clone(),
@@ -101,7 +112,7 @@ where
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         "slow"
                     }
-                    _ => return Err(HandlerError::new("bad token")),
+                    _ => return Err(HandlerError::text("bad token")),
                 };
                 setup::<C, V>(&endpoint, server)?;
                 Ok(json!({ "user": user }))
@@ -124,12 +135,16 @@ where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     endpoint.register("echo", |(x,): (V,)| async move { Ok(x) })?;
-    endpoint.register("sum", |numbers: Vec<f64>| async move { Ok(numbers.iter().sum::<f64>()) })?;
+    endpoint.register("sum", |numbers: Vec<f64>| async move {
+        Ok(numbers.iter().fold(0.0, |a, b| a + b))
+    })?;
     endpoint.register("sleep", |(ms, v): (u64, V)| async move {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
         Ok(v)
     })?;
-    endpoint.register("fail", |(msg,): (String,)| async move { Err::<(), _>(HandlerError::new(msg)) })?;
+    endpoint.register("fail", |(msg,): (String,)| async move {
+        Err::<(), _>(HandlerError::new(msg))
+    })?;
     let me = endpoint.downgrade();
     endpoint.register("whoami", move |()| {
         let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
@@ -150,7 +165,9 @@ where
     let me = endpoint.downgrade();
     endpoint.on("call-me", move |ws_messaging::RawArgs(raw)| {
         let Some(endpoint) = me.upgrade() else { return };
-        let Some(procedure) = raw.first().and_then(|p| endpoint.decode::<String>(p).ok()) else { return };
+        let Some(procedure) = raw.first().and_then(|p| endpoint.decode::<String>(p).ok()) else {
+            return;
+        };
         tokio::spawn(async move {
             let args: Vec<V> = raw[1..].iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
             match endpoint.invoke::<_, V>(&procedure, args).await {

@@ -150,7 +150,10 @@ pub struct Client<C: Codec> {
 
 impl<C: Codec> Clone for Client<C> {
     fn clone(&self) -> Self {
-        Client { endpoint: self.endpoint.clone(), shared: self.shared.clone() }
+        Client {
+            endpoint: self.endpoint.clone(),
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -218,11 +221,16 @@ impl<C: Codec> Client<C> {
 
     fn stop_reason(&self) -> ConnectError {
         match &*self.endpoint.inner.status.borrow() {
-            Status::Closed { code, reason } if *code == CLOSE_FORBIDDEN => {
-                ConnectError::Refused { code: *code, reason: reason.clone() }
-            }
-            Status::Closed { code, reason } => ConnectError::GaveUp { last: format!("closed with {code} {reason}") },
-            _ => ConnectError::GaveUp { last: "could not connect".into() },
+            Status::Closed { code, reason } if *code == CLOSE_FORBIDDEN => ConnectError::Refused {
+                code: *code,
+                reason: reason.clone(),
+            },
+            Status::Closed { code, reason } => ConnectError::GaveUp {
+                last: format!("closed with {code} {reason}"),
+            },
+            _ => ConnectError::GaveUp {
+                last: "could not connect".into(),
+            },
         }
     }
 
@@ -259,7 +267,12 @@ pub struct SupervisorHandle(Arc<Shared>);
 impl SupervisorHandle {
     /// Whether the connect loop has stopped (terminated or out of retries).
     pub fn is_finished(&self) -> bool {
-        self.0.supervisor.lock().unwrap().as_ref().is_none_or(|h| h.is_finished())
+        self.0
+            .supervisor
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_none_or(|h| h.is_finished())
     }
 }
 
@@ -285,10 +298,7 @@ async fn supervise<C: Codec>(endpoint: crate::endpoint::WeakEndpoint<C>, shared:
         if closed.code == CLOSE_FORBIDDEN {
             ep.inner.terminated.store(true, Ordering::SeqCst);
         }
-        if ep.inner.terminated.load(Ordering::SeqCst)
-            || !shared.auto_reconnect
-            || attempt >= shared.retry.retries
-        {
+        if ep.inner.terminated.load(Ordering::SeqCst) || !shared.auto_reconnect || attempt >= shared.retry.retries {
             return;
         }
         let delay = shared.retry.delay(attempt);
@@ -309,8 +319,14 @@ async fn supervise<C: Codec>(endpoint: crate::endpoint::WeakEndpoint<C>, shared:
 async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> (Closed, bool) {
     let failed = |endpoint: &Endpoint<C>, reason: String| {
         endpoint.emit(LocalEvent::Error(reason.clone()));
-        endpoint.emit(LocalEvent::Close { code: 1006, reason: reason.clone() });
-        endpoint.inner.status.send_replace(Status::Closed { code: 1006, reason: reason.clone() });
+        endpoint.emit(LocalEvent::Close {
+            code: 1006,
+            reason: reason.clone(),
+        });
+        endpoint.inner.status.send_replace(Status::Closed {
+            code: 1006,
+            reason: reason.clone(),
+        });
         (Closed { code: 1006, reason }, false)
     };
     let mut request = match shared.url.as_str().into_client_request() {
@@ -328,7 +344,8 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> (Clo
         Err(_) => return failed(endpoint, "connect timeout".into()),
     };
     endpoint.emit(LocalEvent::Open);
-    let (generation, queue, closing) = endpoint.attach();
+    let link = endpoint.attach();
+    let generation = link.generation;
     let auth_sent = send_auth(endpoint, shared, generation);
     if let Err(e) = auth_sent {
         endpoint.emit(LocalEvent::Error(e.to_string()));
@@ -347,9 +364,12 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> (Clo
     endpoint.add_task(generation, timer.abort_handle());
     let mut connected = endpoint.inner.status.subscribe();
     let was_connected = async move {
-        connected.wait_for(|s| matches!(s, Status::Connected { .. })).await.is_ok()
+        connected
+            .wait_for(|s| matches!(s, Status::Connected { .. }))
+            .await
+            .is_ok()
     };
-    let closed = drive(endpoint, generation, ws, queue, closing);
+    let closed = drive(endpoint, link, ws);
     tokio::pin!(was_connected);
     tokio::pin!(closed);
     let mut connected_seen = false;
@@ -364,8 +384,11 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> (Clo
 
 fn send_auth<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared, generation: u64) -> Result<(), SendError> {
     if let Some(hook) = &endpoint.options().send_hook {
-        hook(&crate::config::Outgoing { kind: OutgoingKind::Auth, frame: &shared.auth })
-            .map_err(|e| SendError::Refused(e.to_string()))?;
+        hook(&crate::config::Outgoing {
+            kind: OutgoingKind::Auth,
+            frame: &shared.auth,
+        })
+        .map_err(|e| SendError::Refused(e.to_string()))?;
     }
     let message = to_message::<C>(shared.auth.to_vec())?;
     endpoint.push_first(generation, message);

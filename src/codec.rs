@@ -45,11 +45,7 @@ pub trait Codec: Send + Sync + 'static {
     const FRAME_KIND: FrameKind;
 
     /// Encodes a bare value (the auth frame, PROTOCOL.md §5) into `out`.
-    fn encode_value<T: Serialize + ?Sized>(
-        &self,
-        value: &T,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError>;
+    fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError>;
 
     /// Decodes a bare value, or a raw slice taken from an envelope.
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError>;

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::codec::Codec;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Link};
 use crate::events::LocalEvent;
 
 /// How long a close handshake we started may take before the socket is dropped.
@@ -35,13 +35,12 @@ pub(crate) struct Closed {
 
 /// Runs connection `generation` until the socket ends, then detaches it
 /// from the endpoint (failing pending invokes, emitting `close`).
-pub(crate) async fn drive<C: Codec, T: Transport>(
-    endpoint: &Endpoint<C>,
-    generation: u64,
-    ws: T,
-    queue: mpsc::Receiver<Message>,
-    mut closing: watch::Receiver<Option<(u16, String)>>,
-) -> Closed {
+pub(crate) async fn drive<C: Codec, T: Transport>(endpoint: &Endpoint<C>, link: Link, ws: T) -> Closed {
+    let Link {
+        generation,
+        queue,
+        mut closing,
+    } = link;
     let (sink, mut stream) = ws.split();
     let writer = tokio::spawn(write_loop(sink, queue));
     let mut peer_close: Option<(u16, String)> = None;

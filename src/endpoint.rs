@@ -42,7 +42,11 @@ struct Listener<C> {
 
 impl<C> Clone for Listener<C> {
     fn clone(&self) -> Self {
-        Listener { id: self.id, once: self.once, call: self.call.clone() }
+        Listener {
+            id: self.id,
+            once: self.once,
+            call: self.call.clone(),
+        }
     }
 }
 
@@ -61,6 +65,15 @@ pub(crate) enum Role {
 /// The outcome a pending invoke is settled with: the raw reply, or `Err`
 /// when the connection went away.
 type Settle = Result<Result<Bytes, Bytes>, ()>;
+
+/// What the connection driver needs of a freshly attached connection.
+pub(crate) struct Link {
+    pub(crate) generation: u64,
+    /// The write queue's receiving end, for the writer task.
+    pub(crate) queue: mpsc::Receiver<Message>,
+    /// Set to the code and reason when a close is started on this side.
+    pub(crate) closing: watch::Receiver<Option<(u16, String)>>,
+}
 
 pub(crate) struct Conn {
     pub(crate) tx: mpsc::Sender<Message>,
@@ -127,7 +140,9 @@ pub struct Endpoint<C: Codec> {
 
 impl<C: Codec> Clone for Endpoint<C> {
     fn clone(&self) -> Self {
-        Endpoint { inner: self.inner.clone() }
+        Endpoint {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -267,7 +282,11 @@ impl<C: Codec> Endpoint<C> {
     /// # }
     /// ```
     pub fn set_data<T: Any + Send + Sync>(&self, value: T) {
-        self.inner.data.lock().unwrap().insert(TypeId::of::<T>(), Box::new(value));
+        self.inner
+            .data
+            .lock()
+            .unwrap()
+            .insert(TypeId::of::<T>(), Box::new(value));
     }
 
     /// A clone of the stored `T`, if any.
@@ -417,7 +436,7 @@ impl<C: Codec> Endpoint<C> {
     /// ```
     /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
     /// endpoint
-    ///     .register("sum", |numbers: Vec<f64>| async move { Ok(numbers.iter().sum::<f64>()) })
+    ///     .register("sum", |numbers: Vec<f64>| async move { Ok(numbers.iter().fold(0.0, |a, b| a + b)) })
     ///     .unwrap();
     /// endpoint
     ///     .register("greet", |(name,): (String,)| async move { Ok(format!("hello {name}")) })
@@ -487,7 +506,11 @@ impl<C: Codec> Endpoint<C> {
         self.inner.data.lock().unwrap().clear();
     }
 
-    pub(crate) fn encode_reply<T: Serialize + ?Sized>(&self, id: u64, result: Result<&T, &serde_json::Value>) -> Result<Message, SendError> {
+    pub(crate) fn encode_reply<T: Serialize + ?Sized>(
+        &self,
+        id: u64,
+        result: Result<&T, &serde_json::Value>,
+    ) -> Result<Message, SendError> {
         let mut buf = Vec::with_capacity(32);
         match self.inner.codec.encode_reply(id, result, &mut buf) {
             Ok(()) => self.frame(buf),
@@ -536,7 +559,8 @@ impl<C: Codec> Endpoint<C> {
     /// # Ok(()) }
     /// ```
     pub async fn invoke<A: Args, R: DeserializeOwned>(&self, name: &str, args: A) -> Result<R, InvokeError> {
-        self.invoke_with_timeout(name, args, self.inner.options.ack_timeout).await
+        self.invoke_with_timeout(name, args, self.inner.options.ack_timeout)
+            .await
     }
 
     /// [`invoke`](Self::invoke) with its own timeout.
@@ -552,7 +576,12 @@ impl<C: Codec> Endpoint<C> {
     }
 
     /// Invokes and returns the result still encoded (or the remote error).
-    pub(crate) async fn invoke_raw<A: Args + ?Sized>(&self, name: &str, args: &A, timeout: Duration) -> Result<Bytes, InvokeError> {
+    pub(crate) async fn invoke_raw<A: Args + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<Bytes, InvokeError> {
         let id = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let mut buf = Vec::with_capacity(64);
         self.inner
@@ -576,7 +605,9 @@ impl<C: Codec> Endpoint<C> {
         };
         let _guard = PendingGuard { inner: &self.inner, id };
         let wait = async {
-            tx.send(message).await.map_err(|_| InvokeError::Connection { id: Some(id) })?;
+            tx.send(message)
+                .await
+                .map_err(|_| InvokeError::Connection { id: Some(id) })?;
             match settle_rx.await {
                 Ok(Ok(outcome)) => Ok(outcome),
                 _ => Err(InvokeError::Connection { id: Some(id) }),
@@ -638,9 +669,14 @@ impl<C: Codec> Endpoint<C> {
     /// the current one) and fails its pending invokes.
     pub(crate) fn close_connection(&self, generation: u64, code: u16, reason: &str) {
         let mut state = self.inner.state.lock().unwrap();
-        let Some(conn) = state.conn.as_ref().filter(|c| c.generation == generation) else { return };
+        let Some(conn) = state.conn.as_ref().filter(|c| c.generation == generation) else {
+            return;
+        };
         let reason = truncate_reason(reason).to_string();
-        let frame = Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.clone().into() }));
+        let frame = Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.clone().into(),
+        }));
         // The queue may be full: the close frame must not wait behind it.
         let tx = conn.tx.clone();
         conn.closing.send_replace(Some((code, reason)));
@@ -658,15 +694,24 @@ impl<C: Codec> Endpoint<C> {
     }
 
     /// Installs a new connection; returns its generation and write queue.
-    pub(crate) fn attach(&self) -> (u64, mpsc::Receiver<Message>, watch::Receiver<Option<(u16, String)>>) {
+    pub(crate) fn attach(&self) -> Link {
         let (tx, rx) = mpsc::channel(self.inner.options.send_queue.max(1));
         let (closing, closing_rx) = watch::channel(None);
         let mut state = self.inner.state.lock().unwrap();
         state.generation += 1;
         let generation = state.generation;
-        state.conn = Some(Conn { tx, generation, tasks: Vec::new(), closing });
+        state.conn = Some(Conn {
+            tx,
+            generation,
+            tasks: Vec::new(),
+            closing,
+        });
         state.connected = false;
-        (generation, rx, closing_rx)
+        Link {
+            generation,
+            queue: rx,
+            closing: closing_rx,
+        }
     }
 
     /// Queues a frame on connection `generation` before it is connected (the
@@ -708,7 +753,9 @@ impl<C: Codec> Endpoint<C> {
             let task = tokio::spawn(crate::heartbeat::run(self.downgrade(), generation));
             self.add_task(generation, task.abort_handle());
         }
-        self.inner.status.send_replace(Status::Connected { reply: reply.clone() });
+        self.inner
+            .status
+            .send_replace(Status::Connected { reply: reply.clone() });
         self.emit(LocalEvent::Connect(reply));
         true
     }
@@ -735,7 +782,10 @@ impl<C: Codec> Endpoint<C> {
         for task in tasks {
             task.abort();
         }
-        self.inner.status.send_replace(Status::Closed { code, reason: reason.clone() });
+        self.inner.status.send_replace(Status::Closed {
+            code,
+            reason: reason.clone(),
+        });
         self.emit(LocalEvent::Close { code, reason });
     }
 }
@@ -763,9 +813,15 @@ pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
     }
 }
 
-pub(crate) fn encode_event<C: Codec, A: Args + ?Sized>(codec: &C, name: &str, args: &A) -> Result<EncodedMessage, SendError> {
+pub(crate) fn encode_event<C: Codec, A: Args + ?Sized>(
+    codec: &C,
+    name: &str,
+    args: &A,
+) -> Result<EncodedMessage, SendError> {
     let mut buf = Vec::with_capacity(64);
-    codec.encode_message(name, &AsSeq(args), None, &mut buf).map_err(SendError::Encode)?;
+    codec
+        .encode_message(name, &AsSeq(args), None, &mut buf)
+        .map_err(SendError::Encode)?;
     Ok(EncodedMessage(to_message::<C>(buf)?))
 }
 

@@ -245,7 +245,12 @@ mod tests {
     fn message_rules() {
         let ok = msg(2, NameField::Str("a".into()), ArgsField::List(vec![]), IdField::Absent);
         assert!(matches!(validate(ok, true), Ok(Frame::Message { id: None, .. })));
-        let call = msg(3, NameField::Str("a".into()), ArgsField::List(vec![]), IdField::Valid(7));
+        let call = msg(
+            3,
+            NameField::Str("a".into()),
+            ArgsField::List(vec![]),
+            IdField::Valid(7),
+        );
         assert!(matches!(validate(call, true), Ok(Frame::Message { id: Some(7), .. })));
         for bad in [
             msg(3, NameField::Str("a".into()), ArgsField::List(vec![]), IdField::Invalid),
@@ -253,25 +258,39 @@ mod tests {
             msg(2, NameField::Str("a".into()), ArgsField::Invalid, IdField::Absent),
             msg(1, NameField::Str("a".into()), ArgsField::Absent, IdField::Absent),
             msg(2, NameField::Other, ArgsField::List(vec![]), IdField::Absent),
-            msg(4, NameField::Str("a".into()), ArgsField::List(vec![]), IdField::Valid(1)),
+            msg(
+                4,
+                NameField::Str("a".into()),
+                ArgsField::List(vec![]),
+                IdField::Valid(1),
+            ),
         ] {
             assert_eq!(validate(bad, true), Err(PreprocessError::Validation));
         }
-        assert_eq!(validate(RawEnvelope::not_a_map(), true), Err(PreprocessError::Validation));
+        assert_eq!(
+            validate(RawEnvelope::not_a_map(), true),
+            Err(PreprocessError::Validation)
+        );
     }
 
     #[test]
     fn ack_rules() {
         let mut ack = msg(2, NameField::Absent, ArgsField::Absent, IdField::Valid(1));
         ack.result = Some(Bytes::from_static(b"1"));
-        assert!(matches!(validate(ack.clone(), true), Ok(Frame::Reply { id: 1, outcome: Ok(_) })));
+        assert!(matches!(
+            validate(ack.clone(), true),
+            Ok(Frame::Reply { id: 1, outcome: Ok(_) })
+        ));
         ack.keys = 3;
         assert_eq!(validate(ack.clone(), true), Err(PreprocessError::Validation));
         assert!(validate(ack.clone(), false).is_ok());
         let mut no_value = msg(2, NameField::Falsy, ArgsField::Absent, IdField::Valid(1));
         assert_eq!(validate(no_value.clone(), true), Err(PreprocessError::Validation));
         no_value.error = Some(Bytes::from_static(b"\"e\""));
-        assert!(matches!(validate(no_value, true), Ok(Frame::Reply { outcome: Err(_), .. })));
+        assert!(matches!(
+            validate(no_value, true),
+            Ok(Frame::Reply { outcome: Err(_), .. })
+        ));
     }
 
     #[test]

@@ -150,8 +150,9 @@ pub enum ServeError {
 ///
 /// Like a JavaScript `Error`, it has a `name` (default `"Error"`) and a
 /// `message`; the default error formatter turns it into the wire string
-/// `"{name}: {message}"` (or just `name` when the message is empty), which is
-/// what JavaScript's `String(error)` gives. A handler may instead carry an
+/// `"{name}: {message}"` (just `name` when the message is empty, just
+/// `message` when the name is), which is what JavaScript's `String(error)`
+/// gives. A handler may instead carry an
 /// explicit wire value with [`HandlerError::value`].
 ///
 /// Any `std::error::Error` converts into it, so `?` works in handlers.
@@ -175,6 +176,16 @@ impl HandlerError {
     /// An error named `Error` with this message.
     pub fn new(message: impl Into<String>) -> Self {
         Self::named("Error", message)
+    }
+
+    /// A bare text error, as when JavaScript code throws a string: its
+    /// text is exactly `message`, with no `Error: ` prefix.
+    ///
+    /// ```
+    /// assert_eq!(ws_messaging::HandlerError::text("bad token").to_string(), "bad token");
+    /// ```
+    pub fn text(message: impl Into<String>) -> Self {
+        Self::named("", message)
     }
 
     /// An error with a name of its own (as a JavaScript error subclass has).
@@ -221,6 +232,8 @@ impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.message.is_empty() {
             f.write_str(&self.name)
+        } else if self.name.is_empty() {
+            f.write_str(&self.message)
         } else {
             write!(f, "{}: {}", self.name, self.message)
         }

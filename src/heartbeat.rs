@@ -8,7 +8,9 @@ use crate::events::LocalEvent;
 /// closes connection `generation` with 4008 `Ping timeout`. Ends when the
 /// connection is torn down (the task is aborted) or the endpoint is gone.
 pub(crate) async fn run<C: Codec>(endpoint: WeakEndpoint<C>, generation: u64) {
-    let Some(options) = endpoint.upgrade().map(|e| e.options().clone()) else { return };
+    let Some(options) = endpoint.upgrade().map(|e| e.options().clone()) else {
+        return;
+    };
     loop {
         tokio::time::sleep(options.ping_interval).await;
         let Some(endpoint) = endpoint.upgrade() else { return };

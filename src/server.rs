@@ -92,7 +92,9 @@ impl<C: Codec> ServerBuilder<C> {
         self.hook = Some(Arc::new(move |endpoint: Endpoint<C>, raw: Bytes| {
             let hook = hook.clone();
             Box::pin(async move {
-                let auth: A = endpoint.decode(&raw).map_err(|e| HandlerError::new(format!("invalid auth: {e}")))?;
+                let auth: A = endpoint
+                    .decode(&raw)
+                    .map_err(|e| HandlerError::new(format!("invalid auth: {e}")))?;
                 let reply = hook(endpoint.clone(), auth).await?;
                 connect_event(&endpoint, &reply)
             })
@@ -176,7 +178,9 @@ pub struct Server<C: Codec> {
 
 impl<C: Codec> Clone for Server<C> {
     fn clone(&self) -> Self {
-        Server { inner: self.inner.clone() }
+        Server {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -350,7 +354,12 @@ fn echo_subprotocol(request: &Request, mut response: Response) -> Result<Respons
 
 async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws: T) {
     let id = connection_id();
-    let endpoint = Endpoint::new(inner.codec.clone(), inner.options.clone(), Role::Server, Some(id.clone()));
+    let endpoint = Endpoint::new(
+        inner.codec.clone(),
+        inner.options.clone(),
+        Role::Server,
+        Some(id.clone()),
+    );
     let mut shutdown = inner.shutdown.subscribe();
 
     // 1. The first data frame is the auth value.
@@ -358,14 +367,18 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
         first = tokio::time::timeout(inner.auth_timeout, next_data(&mut ws)) => first,
         () = stopped(&mut shutdown) => Ok(None),
     };
-        let auth = match first {
+    let auth = match first {
         Err(_) => return refuse(ws, crate::CLOSE_FORBIDDEN, "").await,
         Ok(None) if *shutdown.borrow() => return refuse(ws, 1001, "").await,
         Ok(None) => return,
         Ok(Some(auth)) => auth,
     };
     inner.clients.lock().unwrap().insert(id.clone(), endpoint.clone());
-    let _registered = Registered { inner, id: &id, endpoint: &endpoint };
+    let _registered = Registered {
+        inner,
+        id: &id,
+        endpoint: &endpoint,
+    };
 
     // 2. The connection hook decides; frames arriving meanwhile are dropped.
     let accepted = match &inner.hook {
@@ -392,13 +405,13 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
     }
 
     // 3. Connected: `connect` goes out first, then the connection runs.
-    let (generation, queue, closing) = endpoint.attach();
-    endpoint.push_first(generation, connect);
-    endpoint.set_connected(generation, Bytes::new());
+    let link = endpoint.attach();
+    endpoint.push_first(link.generation, connect);
+    endpoint.set_connected(link.generation, Bytes::new());
     if *shutdown.borrow() {
         endpoint.close(1001, "");
     }
-    drive(&endpoint, generation, ws, queue, closing).await;
+    drive(&endpoint, link, ws).await;
 }
 
 /// Removes a connection from the registry and drops its handlers when it ends.
@@ -429,7 +442,10 @@ async fn next_data<T: Transport>(ws: &mut T) -> Option<Bytes> {
 
 /// Closes a connection that never became connected.
 async fn refuse<T: Transport>(mut ws: T, code: u16, reason: &str) {
-    let frame = CloseFrame { code: CloseCode::from(code), reason: truncate_reason(reason).into() };
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: truncate_reason(reason).into(),
+    };
     if ws.send(Message::Close(Some(frame))).await.is_err() {
         return;
     }

@@ -35,34 +35,59 @@ async fn refused_auth_closes_4003_and_never_reconnects() {
     let server = server().await;
     let client = Client::<Json>::builder(url(&server))
         .auth(&json!({ "token": "nope" }))
-        .retry(ws_messaging::RetryConfig { min_timeout: Duration::from_millis(10), ..Default::default() })
+        .retry(ws_messaging::RetryConfig {
+            min_timeout: Duration::from_millis(10),
+            ..Default::default()
+        })
         .build()
         .unwrap();
     let mut events = client.events();
     let error = client.connect().await.unwrap_err();
-    assert_eq!(error, ConnectError::Refused { code: 4003, reason: "Error: bad token".into() });
+    assert_eq!(
+        error,
+        ConnectError::Refused {
+            code: 4003,
+            reason: "bad token".into()
+        }
+    );
     let close = wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
-    assert_eq!(close, LocalEvent::Close { code: 4003, reason: "Error: bad token".into() });
+    assert_eq!(
+        close,
+        LocalEvent::Close {
+            code: 4003,
+            reason: "bad token".into()
+        }
+    );
     assert!(client.is_terminated());
     // Nothing after the close: no retry was scheduled.
-    assert!(matches!(events.try_recv(), Err(tokio::sync::broadcast::error::TryRecvError::Empty)));
+    assert!(matches!(
+        events.try_recv(),
+        Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+    ));
 }
 
 #[tokio::test]
 async fn auth_that_is_not_a_map_is_refused() {
     let server = server().await;
-    let error = Client::<Json>::builder(url(&server)).auth("just a string").connect().await.unwrap_err();
+    let error = Client::<Json>::builder(url(&server))
+        .auth("just a string")
+        .connect()
+        .await
+        .unwrap_err();
     assert!(matches!(error, ConnectError::Refused { code: 4003, .. }));
 }
 
 #[tokio::test]
 async fn a_long_refusal_reason_is_cut_to_123_bytes() {
-    let server = start(Server::<Json>::builder().on_connection(|_, _: Value| async move {
-        Err::<(), _>(HandlerError::new("é".repeat(200)))
-    }))
+    let server = start(
+        Server::<Json>::builder()
+            .on_connection(|_, _: Value| async move { Err::<(), _>(HandlerError::new("é".repeat(200))) }),
+    )
     .await;
     let error = Client::<Json>::builder(url(&server)).connect().await.unwrap_err();
-    let ConnectError::Refused { reason, .. } = error else { panic!("{error:?}") };
+    let ConnectError::Refused { reason, .. } = error else {
+        panic!("{error:?}")
+    };
     assert!(reason.len() <= 123 && reason.starts_with("Error: é"), "{reason}");
 }
 
@@ -102,8 +127,12 @@ async fn frames_sent_before_the_hook_settles_are_dropped() {
     .await;
     let mut ws = raw_connect(&url(&server)).await;
     ws.send(Message::text("{}")).await.unwrap();
-    ws.send(Message::text(r#"{"name":"echo","args":["early"],"id":1}"#)).await.unwrap();
-    ws.send(Message::text(r#"{"name":"nope","args":[],"id":2}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"echo","args":["early"],"id":1}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"name":"nope","args":[],"id":2}"#))
+        .await
+        .unwrap();
     // A WebSocket ping after them: once its pong is back, the server has
     // read both frames, while the hook is still waiting.
     ws.send(Message::Ping(Default::default())).await.unwrap();
@@ -114,7 +143,9 @@ async fn frames_sent_before_the_hook_settles_are_dropped() {
     .unwrap();
     release.send(()).unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"name":"connect","args":["ok"]}));
-    ws.send(Message::text(r#"{"name":"echo","args":["late"],"id":3}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"echo","args":["late"],"id":3}"#))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"id":3,"result":"late"}));
 }
 
@@ -124,7 +155,11 @@ async fn client_without_connect_reply_closes_4008_and_retries() {
     let raw = RawServer::bind().await;
     let client = Client::<Json>::builder(raw.url())
         .configure(|o| o.ack_timeout = Duration::from_millis(100))
-        .retry(ws_messaging::RetryConfig { min_timeout: Duration::from_millis(10), randomize: false, ..Default::default() })
+        .retry(ws_messaging::RetryConfig {
+            min_timeout: Duration::from_millis(10),
+            randomize: false,
+            ..Default::default()
+        })
         .build()
         .unwrap();
     let mut events = client.events();
@@ -132,8 +167,17 @@ async fn client_without_connect_reply_closes_4008_and_retries() {
     let mut ws = raw.accept().await;
     assert_eq!(server_next_json(&mut ws).await, json!({}));
     let close = wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
-    assert_eq!(close, LocalEvent::Close { code: 4008, reason: "Auth timeout".into() });
-    assert_eq!(wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await, LocalEvent::Retry(1));
+    assert_eq!(
+        close,
+        LocalEvent::Close {
+            code: 4008,
+            reason: "Auth timeout".into()
+        }
+    );
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await,
+        LocalEvent::Retry(1)
+    );
     let _second = raw.accept().await;
     client.close(1000, "");
 }
@@ -143,14 +187,19 @@ async fn nothing_is_sent_before_connect() {
     let raw = RawServer::bind().await;
     let client = Client::<Json>::builder(raw.url()).build().unwrap();
     assert_eq!(client.send("say", ("x",)).await, Err(SendError::Connection));
-    assert!(matches!(client.invoke::<_, Value>("echo", (1,)).await, Err(InvokeError::Connection { id: Some(_) })));
+    assert!(matches!(
+        client.invoke::<_, Value>("echo", (1,)).await,
+        Err(InvokeError::Connection { id: Some(_) })
+    ));
     client.reconnect();
     let mut ws = raw.accept().await;
     assert_eq!(server_next_json(&mut ws).await, json!({}));
     // Connected only once the server says so.
     assert!(!client.is_connected());
     assert_eq!(client.send("say", ("x",)).await, Err(SendError::Connection));
-    ws.send(Message::text(r#"{"name":"connect","args":[{"ok":true}]}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"connect","args":[{"ok":true}]}"#))
+        .await
+        .unwrap();
     client.connect().await.unwrap();
     assert_eq!(client.auth_reply::<Value>(), Some(json!({"ok": true})));
     client.send("say", ("x",)).await.unwrap();
@@ -167,8 +216,12 @@ async fn a_duplicate_connect_event_is_ignored() {
     client.reconnect();
     let mut ws = raw.accept().await;
     server_next_json(&mut ws).await;
-    ws.send(Message::text(r#"{"name":"connect","args":[1]}"#)).await.unwrap();
-    ws.send(Message::text(r#"{"name":"connect","args":[2]}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"connect","args":[1]}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(r#"{"name":"connect","args":[2]}"#))
+        .await
+        .unwrap();
     ws.send(Message::text(r#"{"name":"sync","args":[7]}"#)).await.unwrap();
     client.connect().await.unwrap();
     wait_event(&mut events, |e| matches!(e, LocalEvent::Connect(_))).await;

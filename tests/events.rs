@@ -13,7 +13,10 @@ use ws_messaging::{Client, Endpoint, LocalEvent, SendError, Server};
 use ws_messaging_json::Json;
 
 async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
-    tokio::time::timeout(WAIT, rx.recv()).await.expect("in time").expect("open")
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("open")
 }
 
 /// A server handing each connected endpoint to the test.
@@ -40,8 +43,12 @@ async fn events_flow_both_ways_to_every_listener() {
     // Client → server, two listeners with their own types.
     let (tx, mut rx) = mpsc::unbounded_channel();
     let tx2 = tx.clone();
-    endpoint.on("note", move |(text, n): (String, u32)| tx.send(format!("typed {text} {n}")).unwrap());
-    endpoint.on("note", move |all: Vec<Value>| tx2.send(format!("all {}", all.len())).unwrap());
+    endpoint.on("note", move |(text, n): (String, u32)| {
+        tx.send(format!("typed {text} {n}")).unwrap()
+    });
+    endpoint.on("note", move |all: Vec<Value>| {
+        tx2.send(format!("all {}", all.len())).unwrap()
+    });
     client.send("note", ("hi", 3)).await.unwrap();
     assert_eq!(recv(&mut rx).await, "typed hi 3");
     assert_eq!(recv(&mut rx).await, "all 2");
@@ -112,14 +119,19 @@ async fn blacklisted_events_are_dropped() {
     let (done, mut synced) = mpsc::unbounded_channel();
     endpoint.on("sync", move |()| done.send(()).unwrap());
     for name in ["close", "open", "error", "pong", "retry", "connect"] {
-        ws.send(Message::text(format!(r#"{{"name":"{name}","args":[]}}"#))).await.unwrap();
+        ws.send(Message::text(format!(r#"{{"name":"{name}","args":[]}}"#)))
+            .await
+            .unwrap();
     }
     ws.send(Message::text(r#"{"name":"sync","args":[]}"#)).await.unwrap();
     recv(&mut synced).await;
     assert!(fired.lock().unwrap().is_empty(), "{:?}", fired.lock().unwrap());
     assert!(endpoint.is_connected());
     // Reserved names cannot be sent either.
-    assert_eq!(endpoint.send("close", ()).await, Err(SendError::ReservedName("close".into())));
+    assert_eq!(
+        endpoint.send("close", ()).await,
+        Err(SendError::ReservedName("close".into()))
+    );
 }
 
 #[tokio::test]
@@ -153,17 +165,23 @@ async fn broadcast_reaches_every_client_encoded_once() {
 async fn per_connection_data() {
     #[derive(Clone, Debug, PartialEq)]
     struct User(String);
-    let server = start(Server::<Json>::builder().on_connection(|endpoint, auth: Value| async move {
-        endpoint.set_data(User(auth["name"].as_str().unwrap_or("?").to_string()));
-        let me = endpoint.downgrade();
-        endpoint.register("me", move |()| {
-            let user = me.upgrade().and_then(|e| e.data::<User>());
-            async move { Ok(user.map(|u| u.0)) }
-        })?;
-        Ok(())
-    }))
+    let server = start(
+        Server::<Json>::builder().on_connection(|endpoint, auth: Value| async move {
+            endpoint.set_data(User(auth["name"].as_str().unwrap_or("?").to_string()));
+            let me = endpoint.downgrade();
+            endpoint.register("me", move |()| {
+                let user = me.upgrade().and_then(|e| e.data::<User>());
+                async move { Ok(user.map(|u| u.0)) }
+            })?;
+            Ok(())
+        }),
+    )
     .await;
-    let client = Client::<Json>::builder(url(&server)).auth(&json!({"name": "bob"})).connect().await.unwrap();
+    let client = Client::<Json>::builder(url(&server))
+        .auth(&json!({"name": "bob"}))
+        .connect()
+        .await
+        .unwrap();
     assert_eq!(client.invoke::<_, String>("me", ()).await.unwrap(), "bob");
     let endpoint = &server.connections()[0];
     assert_eq!(endpoint.data::<User>(), Some(User("bob".into())));
@@ -179,7 +197,9 @@ async fn send_hook_sees_and_may_refuse_outgoing_frames() {
     let client = Client::<Json>::builder(url(&server))
         .configure(move |o| {
             o.send_hook = Some(Arc::new(move |out: &ws_messaging::Outgoing<'_>| {
-                log.lock().unwrap().push(String::from_utf8_lossy(out.frame).into_owned());
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(out.frame).into_owned());
                 match out.kind {
                     ws_messaging::OutgoingKind::Message { name: "forbidden", .. } => {
                         Err(ws_messaging::HandlerError::new("not allowed"))
@@ -191,7 +211,10 @@ async fn send_hook_sees_and_may_refuse_outgoing_frames() {
         .connect()
         .await
         .unwrap();
-    assert_eq!(client.send("forbidden", ()).await, Err(SendError::Refused("Error: not allowed".into())));
+    assert_eq!(
+        client.send("forbidden", ()).await,
+        Err(SendError::Refused("Error: not allowed".into()))
+    );
     client.send("fine", ()).await.unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen[0], "{}"); // the auth frame

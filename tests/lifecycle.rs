@@ -13,7 +13,11 @@ use ws_messaging::{Client, ConnectError, InvokeError, LocalEvent, RetryConfig, S
 use ws_messaging_json::Json;
 
 fn fast_retry() -> RetryConfig {
-    RetryConfig { min_timeout: Duration::from_millis(20), randomize: false, ..Default::default() }
+    RetryConfig {
+        min_timeout: Duration::from_millis(20),
+        randomize: false,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]
@@ -53,8 +57,12 @@ async fn a_ping_answered_with_a_raw_peer_looks_like_javascript() {
     assert_eq!(ping["args"], json!([]));
     let id = ping["id"].as_u64().unwrap();
     // Our own ping is answered with null.
-    ws.send(Message::text(r#"{"name":"ping","args":[],"id":77}"#)).await.unwrap();
-    ws.send(Message::text(format!(r#"{{"id":{id},"result":null}}"#))).await.unwrap();
+    ws.send(Message::text(r#"{"name":"ping","args":[],"id":77}"#))
+        .await
+        .unwrap();
+    ws.send(Message::text(format!(r#"{{"id":{id},"result":null}}"#)))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"id":77,"result":null}));
 }
 
@@ -85,7 +93,9 @@ async fn an_unanswered_ping_closes_the_client_with_4008_and_it_reconnects() {
     client.reconnect();
     let mut ws = raw.accept().await;
     server_next_json(&mut ws).await;
-    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#))
+        .await
+        .unwrap();
     // The peer reads the ping but never answers; it does answer the close.
     let close = tokio::spawn(async move {
         while let Some(Ok(message)) = ws.next().await {
@@ -97,10 +107,16 @@ async fn an_unanswered_ping_closes_the_client_with_4008_and_it_reconnects() {
     });
     assert_eq!(
         wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
-        LocalEvent::Close { code: 4008, reason: "Ping timeout".into() }
+        LocalEvent::Close {
+            code: 4008,
+            reason: "Ping timeout".into()
+        }
     );
     assert_eq!(close.await.unwrap(), Some((4008, "Ping timeout".into())));
-    assert_eq!(wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await, LocalEvent::Retry(1));
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await,
+        LocalEvent::Retry(1)
+    );
     let mut again = raw.accept().await;
     assert_eq!(server_next_json(&mut again).await, json!({}));
     client.close(1000, "");
@@ -118,13 +134,22 @@ async fn reconnects_after_the_server_restarts() {
     server.close(1001).await;
     assert_eq!(
         wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
-        LocalEvent::Close { code: 1001, reason: String::new() }
+        LocalEvent::Close {
+            code: 1001,
+            reason: String::new()
+        }
     );
     assert!(!client.is_connected());
     assert_eq!(client.send("say", ()).await, Err(SendError::Connection));
     // While the server is down, attempts fail and are retried.
-    assert_eq!(wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await, LocalEvent::Retry(1));
-    assert_eq!(wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await, LocalEvent::Retry(2));
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await,
+        LocalEvent::Retry(1)
+    );
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Retry(_))).await,
+        LocalEvent::Retry(2)
+    );
 
     let restarted = builder().serve(TcpListener::bind(addr).await.unwrap()).unwrap();
     wait_event(&mut events, |e| matches!(e, LocalEvent::Connect(_))).await;
@@ -139,7 +164,10 @@ async fn gives_up_after_the_configured_retries() {
     let url = format!("ws://{}", listener.local_addr().unwrap());
     drop(listener); // nothing listens there now
     let client = Client::<Json>::builder(url)
-        .retry(RetryConfig { retries: 2, ..fast_retry() })
+        .retry(RetryConfig {
+            retries: 2,
+            ..fast_retry()
+        })
         .build()
         .unwrap();
     let mut events = client.events();
@@ -161,7 +189,10 @@ async fn a_4003_after_connect_terminates_the_client() {
     server.get(&id).unwrap().close(4003, "kicked");
     assert_eq!(
         wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
-        LocalEvent::Close { code: 4003, reason: "kicked".into() }
+        LocalEvent::Close {
+            code: 4003,
+            reason: "kicked".into()
+        }
     );
     assert!(client.is_terminated());
     // A manual reconnect works again.
@@ -182,13 +213,22 @@ async fn the_users_close_is_final_and_fails_pending_invokes() {
     assert_eq!(client.invoke::<_, i32>("echo", (1,)).await.unwrap(), 1);
     client.close(1000, "done");
     let result = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
-    assert!(matches!(result, Err(InvokeError::Connection { id: Some(_) })), "{result:?}");
+    assert!(
+        matches!(result, Err(InvokeError::Connection { id: Some(_) })),
+        "{result:?}"
+    );
     assert_eq!(
         wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
-        LocalEvent::Close { code: 1000, reason: "done".into() }
+        LocalEvent::Close {
+            code: 1000,
+            reason: "done".into()
+        }
     );
     assert!(client.is_terminated());
-    assert!(matches!(client.invoke::<_, Value>("echo", (1,)).await, Err(InvokeError::Connection { .. })));
+    assert!(matches!(
+        client.invoke::<_, Value>("echo", (1,)).await,
+        Err(InvokeError::Connection { .. })
+    ));
     // The server forgets the connection.
     tokio::time::timeout(WAIT, async {
         while server.connection_count() != 0 {
@@ -213,7 +253,10 @@ async fn server_close_closes_everyone_and_stops_accepting() {
     for (events, _client) in &mut all_events {
         assert_eq!(
             wait_event(events, |e| matches!(e, LocalEvent::Close { .. })).await,
-            LocalEvent::Close { code: 4321, reason: String::new() }
+            LocalEvent::Close {
+                code: 4321,
+                reason: String::new()
+            }
         );
     }
     assert_eq!(server.connection_count(), 0);
@@ -239,7 +282,11 @@ async fn closed_connections_release_their_endpoints() {
     }))
     .await;
     for _ in 0..20 {
-        let client = Client::<Json>::builder(url(&server)).auto_reconnect(false).connect().await.unwrap();
+        let client = Client::<Json>::builder(url(&server))
+            .auto_reconnect(false)
+            .connect()
+            .await
+            .unwrap();
         client.invoke::<_, ()>("self", ()).await.unwrap();
         let weak = rx.recv().await.unwrap();
         let mut events = client.events();

@@ -17,7 +17,10 @@ async fn typed_arguments_and_results() {
     let client = client(&server).await;
     let sum: f64 = client.invoke("sum", (1, 2, 3.5)).await.unwrap();
     assert_eq!(sum, 6.5);
-    let echoed: Value = client.invoke("echo", (json!({"a": [1, "é", null, true]}),)).await.unwrap();
+    let echoed: Value = client
+        .invoke("echo", (json!({"a": [1, "é", null, true]}),))
+        .await
+        .unwrap();
     assert_eq!(echoed, json!({"a": [1, "é", null, true]}));
     #[derive(serde::Deserialize, Debug, PartialEq)]
     struct Typed {
@@ -42,8 +45,12 @@ async fn server_invokes_the_client() {
     }))
     .await;
     let client = Client::<Json>::builder(url(&server)).build().unwrap();
-    client.register("double", |(x,): (i64,)| async move { Ok(x * 2) }).unwrap();
-    client.register("boom", |()| async { Err::<(), _>(HandlerError::new("boom")) }).unwrap();
+    client
+        .register("double", |(x,): (i64,)| async move { Ok(x * 2) })
+        .unwrap();
+    client
+        .register("boom", |()| async { Err::<(), _>(HandlerError::new("boom")) })
+        .unwrap();
     client.connect().await.unwrap();
     let endpoint = rx.recv().await.unwrap();
     assert_eq!(endpoint.invoke::<_, i64>("double", (21,)).await.unwrap(), 42);
@@ -71,7 +78,9 @@ async fn handler_errors_and_missing_procedures() {
     );
     // Arguments that do not decode into the handler's types.
     let bad = client.invoke::<_, Value>("sum", ("x",)).await;
-    let Err(InvokeError::Remote(Value::String(text))) = bad else { panic!("{bad:?}") };
+    let Err(InvokeError::Remote(Value::String(text))) = bad else {
+        panic!("{bad:?}")
+    };
     assert!(text.starts_with("TypeError: invalid arguments"), "{text}");
 }
 
@@ -90,13 +99,20 @@ async fn error_formatter_and_wire_values() {
         client.invoke::<_, Value>("nope", ()).await,
         Err(InvokeError::Remote(json!({"name": "NoProcedureError", "message": ""})))
     );
-    let server = start(Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
-        endpoint.register("coded", |()| async { Err::<(), _>(HandlerError::value(json!({"code": 404}))) })?;
-        Ok(())
-    }))
+    let server = start(
+        Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+            endpoint.register("coded", |()| async {
+                Err::<(), _>(HandlerError::value(json!({"code": 404})))
+            })?;
+            Ok(())
+        }),
+    )
     .await;
     let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
-    assert_eq!(client.invoke::<_, Value>("coded", ()).await, Err(InvokeError::Remote(json!({"code": 404}))));
+    assert_eq!(
+        client.invoke::<_, Value>("coded", ()).await,
+        Err(InvokeError::Remote(json!({"code": 404})))
+    );
 }
 
 #[tokio::test]
@@ -176,7 +192,10 @@ async fn pending_invokes_fail_at_once_when_the_connection_closes() {
     server.get(&id).unwrap().close(4000, "bye");
     for call in pending {
         let result = tokio::time::timeout(WAIT, call).await.expect("failed at once").unwrap();
-        assert!(matches!(result, Err(InvokeError::Connection { id: Some(_) })), "{result:?}");
+        assert!(
+            matches!(result, Err(InvokeError::Connection { id: Some(_) })),
+            "{result:?}"
+        );
     }
 }
 
@@ -185,7 +204,10 @@ async fn registration_rules() {
     let server = server().await;
     let client = Client::<Json>::builder(url(&server)).build().unwrap();
     client.register("a", |()| async { Ok(()) }).unwrap();
-    assert_eq!(client.register("a", |()| async { Ok(()) }), Err(RegisterError::Duplicate("a".into())));
+    assert_eq!(
+        client.register("a", |()| async { Ok(()) }),
+        Err(RegisterError::Duplicate("a".into()))
+    );
     for reserved in ["ping", "connect", "close", "open", "error", "pong", "retry", ""] {
         assert_eq!(
             client.register(reserved, |()| async { Ok(()) }),
@@ -195,23 +217,37 @@ async fn registration_rules() {
     assert!(client.unregister("a"));
     assert!(!client.unregister("a"));
     client.register("a", |()| async { Ok(()) }).unwrap();
-    assert!(matches!(client.invoke::<_, ()>("ping", ()).await, Err(InvokeError::ReservedName(_))));
+    assert!(matches!(
+        client.invoke::<_, ()>("ping", ()).await,
+        Err(InvokeError::ReservedName(_))
+    ));
 }
 
 #[tokio::test]
 async fn raw_arguments_escape_hatch() {
-    let server = start(Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
-        endpoint.register("raw", |RawArgs(args)| async move {
-            Ok(args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>())
-        })?;
-        endpoint.register("opt", |(a, b): (i32, Option<i32>)| async move { Ok((a, b)) })?;
-        Ok(())
-    }))
+    let server = start(
+        Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+            endpoint.register("raw", |RawArgs(args)| async move {
+                Ok(args
+                    .iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect::<Vec<_>>())
+            })?;
+            endpoint.register("opt", |(a, b): (i32, Option<i32>)| async move { Ok((a, b)) })?;
+            Ok(())
+        }),
+    )
     .await;
     let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
     let raw: Vec<String> = client.invoke("raw", (1, "two", json!({"x": null}))).await.unwrap();
     assert_eq!(raw, vec!["1", "\"two\"", "{\"x\":null}"]);
     // Missing trailing arguments decode as absent; extra ones are ignored.
-    assert_eq!(client.invoke::<_, (i32, Option<i32>)>("opt", (1,)).await.unwrap(), (1, None));
-    assert_eq!(client.invoke::<_, (i32, Option<i32>)>("opt", (1, 2, 3)).await.unwrap(), (1, Some(2)));
+    assert_eq!(
+        client.invoke::<_, (i32, Option<i32>)>("opt", (1,)).await.unwrap(),
+        (1, None)
+    );
+    assert_eq!(
+        client.invoke::<_, (i32, Option<i32>)>("opt", (1, 2, 3)).await.unwrap(),
+        (1, Some(2))
+    );
 }

@@ -47,7 +47,9 @@ async fn every_invalid_envelope_is_reported_and_the_connection_carries_on() {
             "frame {frame}"
         );
         let id = n + 1;
-        ws.send(Message::text(format!(r#"{{"name":"echo","args":[{id}],"id":{id}}}"#))).await.unwrap();
+        ws.send(Message::text(format!(r#"{{"name":"echo","args":[{id}],"id":{id}}}"#)))
+            .await
+            .unwrap();
         assert_eq!(next_json(&mut ws).await, json!({"id": id, "result": id}));
     }
 }
@@ -60,14 +62,21 @@ async fn undecodable_frames_are_reported_too() {
         ws.send(Message::text(frame)).await.unwrap();
         let reply = next_json(&mut ws).await;
         assert_eq!(reply["name"], "preprocessingError", "{frame}");
-        assert!(reply["args"][0].as_str().unwrap().starts_with("Error: decode error"), "{reply}");
+        assert!(
+            reply["args"][0].as_str().unwrap().starts_with("Error: decode error"),
+            "{reply}"
+        );
     }
     // Binary frames are decoded the same way.
-    ws.send(Message::binary(br#"{"name":"echo","args":["bin"],"id":9}"#.to_vec())).await.unwrap();
+    ws.send(Message::binary(br#"{"name":"echo","args":["bin"],"id":9}"#.to_vec()))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"id":9,"result":"bin"}));
     ws.send(Message::binary(vec![0xff, 0x00, 0x12])).await.unwrap();
     assert_eq!(next_json(&mut ws).await["name"], "preprocessingError");
-    ws.send(Message::text(r#"{"name":"echo","args":[1],"id":10}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"echo","args":[1],"id":10}"#))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"id":10,"result":1}));
 }
 
@@ -76,7 +85,9 @@ async fn acks_for_unknown_ids_are_ignored() {
     let server = server().await;
     let mut ws = raw_authed(&server).await;
     ws.send(Message::text(r#"{"id":12345,"result":1}"#)).await.unwrap();
-    ws.send(Message::text(r#"{"name":"echo","args":[2],"id":2}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"echo","args":[2],"id":2}"#))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"id":2,"result":2}));
 }
 
@@ -90,12 +101,16 @@ async fn the_receive_hook_refuses_frames_before_any_handler() {
     }))
     .await;
     let mut ws = raw_authed(&server).await;
-    ws.send(Message::text(r#"{"name":"echo","args":[1],"id":1}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"echo","args":[1],"id":1}"#))
+        .await
+        .unwrap();
     assert_eq!(
         next_json(&mut ws).await,
         json!({"name":"preprocessingError","args":["Error: echo is switched off"]})
     );
-    ws.send(Message::text(r#"{"name":"sum","args":[1,2],"id":2}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"sum","args":[1,2],"id":2}"#))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"id":2,"result":3.0}));
 }
 
@@ -103,7 +118,9 @@ async fn the_receive_hook_refuses_frames_before_any_handler() {
 async fn skip_validation_accepts_loose_frames() {
     let server = start(builder().configure(|o| o.skip_validation = true)).await;
     let mut ws = raw_authed(&server).await;
-    ws.send(Message::text(r#"{"name":"echo","args":[1],"id":1,"extra":true}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"echo","args":[1],"id":1,"extra":true}"#))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut ws).await, json!({"id":1,"result":1}));
     // Frames that cannot be routed at all are still refused.
     ws.send(Message::text("[1]")).await.unwrap();
@@ -119,7 +136,9 @@ async fn a_client_reports_the_peers_preprocessing_errors_locally() {
     other.reconnect();
     let mut ws = raw.accept().await;
     server_next_json(&mut ws).await;
-    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#))
+        .await
+        .unwrap();
     other.connect().await.unwrap();
     ws.send(Message::text(r#"{"bad":true}"#)).await.unwrap();
     assert_eq!(
@@ -127,7 +146,11 @@ async fn a_client_reports_the_peers_preprocessing_errors_locally() {
         json!({"name":"preprocessingError","args":["Error: Validation error"]})
     );
     // And a peer's report shows up as a local event.
-    ws.send(Message::text(r#"{"name":"preprocessingError","args":["Error: Validation error"]}"#)).await.unwrap();
+    ws.send(Message::text(
+        r#"{"name":"preprocessingError","args":["Error: Validation error"]}"#,
+    ))
+    .await
+    .unwrap();
     assert_eq!(
         wait_event(&mut other_events, |e| matches!(e, LocalEvent::PreprocessingError(_))).await,
         LocalEvent::PreprocessingError(Value::String("Error: Validation error".into()))

@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests: a test server with the
 //! conformance contract, raw WebSocket peers, and event waiters.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::result_large_err)]
 
 use std::time::Duration;
 
@@ -23,12 +23,14 @@ pub type RawWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// Registers the conformance procedures on a server-side endpoint.
 pub fn conformance(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
     endpoint.register("echo", |(x,): (Value,)| async move { Ok(x) })?;
-    endpoint.register("sum", |n: Vec<f64>| async move { Ok(n.iter().sum::<f64>()) })?;
+    endpoint.register("sum", |n: Vec<f64>| async move { Ok(n.iter().fold(0.0, |a, b| a + b)) })?;
     endpoint.register("sleep", |(ms, v): (u64, Value)| async move {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         Ok(v)
     })?;
-    endpoint.register("fail", |(msg,): (String,)| async move { Err::<(), _>(HandlerError::new(msg)) })?;
+    endpoint.register("fail", |(msg,): (String,)| async move {
+        Err::<(), _>(HandlerError::new(msg))
+    })?;
     let me = endpoint.downgrade();
     endpoint.register("whoami", move |()| {
         let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
@@ -48,7 +50,7 @@ pub fn conformance(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
 pub fn builder() -> ServerBuilder<Json> {
     Server::<Json>::builder().on_connection(|endpoint, auth: Value| async move {
         if auth["token"] != "secret" {
-            return Err(HandlerError::new("bad token"));
+            return Err(HandlerError::text("bad token"));
         }
         conformance(&endpoint)?;
         Ok(json!({ "user": "alice" }))
@@ -104,7 +106,10 @@ pub async fn raw_connect(url: &str) -> RawWs {
         .insert("sec-websocket-protocol", HeaderValue::from_static("ws-messaging"));
     let (ws, response) = tokio_tungstenite::connect_async(request).await.expect("raw connect");
     assert_eq!(
-        response.headers().get("sec-websocket-protocol").map(|v| v.to_str().unwrap()),
+        response
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap()),
         Some("ws-messaging")
     );
     ws
@@ -114,7 +119,10 @@ pub async fn raw_connect(url: &str) -> RawWs {
 pub async fn raw_authed(server: &Server<Json>) -> RawWs {
     let mut ws = raw_connect(&url(server)).await;
     ws.send(Message::text(r#"{"token":"secret"}"#)).await.unwrap();
-    assert_eq!(next_json(&mut ws).await, json!({"name":"connect","args":[{"user":"alice"}]}));
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"name":"connect","args":[{"user":"alice"}]})
+    );
     ws
 }
 
@@ -163,7 +171,9 @@ pub struct RawServer {
 
 impl RawServer {
     pub async fn bind() -> Self {
-        RawServer { listener: TcpListener::bind("127.0.0.1:0").await.unwrap() }
+        RawServer {
+            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -171,12 +181,20 @@ impl RawServer {
     }
 
     pub async fn accept(&self) -> WebSocketStream<TcpStream> {
-        let (stream, _) = tokio::time::timeout(WAIT, self.listener.accept()).await.expect("a client in time").unwrap();
-        tokio_tungstenite::accept_hdr_async(stream, |req: &tokio_tungstenite::tungstenite::handshake::server::Request, mut res: tokio_tungstenite::tungstenite::handshake::server::Response| {
-            assert_eq!(req.headers().get("sec-websocket-protocol").unwrap(), "ws-messaging");
-            res.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("ws-messaging"));
-            Ok(res)
-        })
+        let (stream, _) = tokio::time::timeout(WAIT, self.listener.accept())
+            .await
+            .expect("a client in time")
+            .unwrap();
+        tokio_tungstenite::accept_hdr_async(
+            stream,
+            |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+             mut res: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                assert_eq!(req.headers().get("sec-websocket-protocol").unwrap(), "ws-messaging");
+                res.headers_mut()
+                    .insert("sec-websocket-protocol", HeaderValue::from_static("ws-messaging"));
+                Ok(res)
+            },
+        )
         .await
         .unwrap()
     }

@@ -83,9 +83,7 @@ impl Codec for Json {
             return Ok(RawEnvelope::not_a_map());
         }
         let mut de = serde_json::Deserializer::from_slice(frame);
-        let envelope = de
-            .deserialize_map(EnvelopeVisitor { frame })
-            .map_err(decode_err)?;
+        let envelope = de.deserialize_map(EnvelopeVisitor { frame }).map_err(decode_err)?;
         de.end().map_err(decode_err)?;
         Ok(envelope)
     }
@@ -135,7 +133,10 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<RawEnvelope, M::Error> {
-        let mut env = RawEnvelope { is_map: true, ..RawEnvelope::default() };
+        let mut env = RawEnvelope {
+            is_map: true,
+            ..RawEnvelope::default()
+        };
         let mut seen = [false; 5];
         let mut unknown = 0;
         while let Some(key) = map.next_key_seed(KeySeed)? {
@@ -191,7 +192,11 @@ impl<'de> Visitor<'de> for NameSeed {
         f.write_str("any JSON value")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<NameField, E> {
-        Ok(if v.is_empty() { NameField::Falsy } else { NameField::Str(v.to_string()) })
+        Ok(if v.is_empty() {
+            NameField::Falsy
+        } else {
+            NameField::Str(v.to_string())
+        })
     }
     fn visit_unit<E: de::Error>(self) -> Result<NameField, E> {
         Ok(NameField::Falsy)
@@ -333,7 +338,8 @@ mod tests {
         Json.encode_reply(3, Ok(&()), &mut out).unwrap();
         assert_eq!(out, br#"{"id":3,"result":null}"#);
         out.clear();
-        Json.encode_reply::<()>(4, Err(&serde_json::json!("Error: x")), &mut out).unwrap();
+        Json.encode_reply::<()>(4, Err(&serde_json::json!("Error: x")), &mut out)
+            .unwrap();
         assert_eq!(out, br#"{"id":4,"error":"Error: x"}"#);
     }
 
@@ -347,9 +353,21 @@ mod tests {
         assert_eq!(&args[1][..], br#""s\"q""#);
         assert_eq!(&args[2][..], b"null");
         let f = frame(r#"{"id":9,"error":{"code":1}}"#).unwrap();
-        assert_eq!(f, Frame::Reply { id: 9, outcome: Err(Bytes::from_static(br#"{"code":1}"#)) });
+        assert_eq!(
+            f,
+            Frame::Reply {
+                id: 9,
+                outcome: Err(Bytes::from_static(br#"{"code":1}"#))
+            }
+        );
         let f = frame(r#"{"result":[1],"id":9,"result":2}"#).unwrap();
-        assert_eq!(f, Frame::Reply { id: 9, outcome: Ok(Bytes::from_static(b"2")) });
+        assert_eq!(
+            f,
+            Frame::Reply {
+                id: 9,
+                outcome: Ok(Bytes::from_static(b"2"))
+            }
+        );
     }
 
     #[test]
@@ -381,7 +399,13 @@ mod tests {
             assert!(matches!(frame(broken), Err(PreprocessError::Decode(_))), "{broken}");
         }
         // A falsy name makes an ack, as in JavaScript.
-        assert!(matches!(frame(r#"{"name":null,"id":1}"#), Err(PreprocessError::Validation)));
-        assert!(matches!(frame(r#"{"id":1,"error":null}"#), Ok(Frame::Reply { outcome: Err(_), .. })));
+        assert!(matches!(
+            frame(r#"{"name":null,"id":1}"#),
+            Err(PreprocessError::Validation)
+        ));
+        assert!(matches!(
+            frame(r#"{"id":1,"error":null}"#),
+            Ok(Frame::Reply { outcome: Err(_), .. })
+        ));
     }
 }
