@@ -2,13 +2,12 @@
 
 use std::ops::Deref;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -103,7 +102,7 @@ impl<C: Codec> ClientBuilder<C> {
                 auth: auth.into(),
                 auto_reconnect: self.auto_reconnect,
                 retry: self.retry,
-                supervisor: Mutex::new(None),
+                running: watch::channel(false).0,
             }),
         })
     }
@@ -121,7 +120,17 @@ struct Shared {
     auth: Bytes,
     auto_reconnect: bool,
     retry: RetryConfig,
-    supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// Whether the connect loop runs; false once it stopped for good.
+    running: watch::Sender<bool>,
+}
+
+/// Marks the connect loop stopped when it ends, however it ends.
+struct Running(Arc<Shared>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.send_replace(false);
+    }
 }
 
 /// A ws-messaging client: an [`Endpoint`] (it derefs to one) plus the
@@ -192,21 +201,21 @@ impl<C: Codec> Client<C> {
     /// closed by the user, or out of reconnect attempts.
     pub async fn connect(&self) -> Result<(), ConnectError> {
         let mut status = self.endpoint.inner.status.subscribe();
-        status.mark_unchanged();
+        let mut running = self.shared.running.subscribe();
         if self.endpoint.is_connected() {
             return Ok(());
         }
-        let running = self.reconnect();
+        self.reconnect();
         loop {
             if self.endpoint.is_connected() {
                 return Ok(());
             }
-            if running.is_finished() {
+            if !*running.borrow_and_update() {
                 return Err(self.stop_reason());
             }
             tokio::select! {
-                changed = status.changed() => { if changed.is_err() { return Err(self.stop_reason()); } }
-                () = wait_finished(&running) => {}
+                _ = status.changed() => {}
+                _ = running.changed() => {}
             }
         }
     }
@@ -237,16 +246,27 @@ impl<C: Codec> Client<C> {
     /// Starts the connect loop if it is not running (after a terminating
     /// close, or after the retries ran out). Does nothing while a connection
     /// is open or being attempted. Returns a handle to watch the loop.
-    pub fn reconnect(&self) -> SupervisorHandle {
-        let mut slot = self.shared.supervisor.lock().unwrap();
-        if let Some(handle) = slot.as_ref() {
-            if !handle.is_finished() {
-                return SupervisorHandle(self.shared.clone());
-            }
+    ///
+    /// Must be called within a tokio runtime.
+    pub fn reconnect(&self) {
+        // Atomically: start only if not running.
+        let started = self.shared.running.send_if_modified(|running| !std::mem::replace(running, true));
+        if !started {
+            return;
         }
         self.endpoint.inner.terminated.store(false, Ordering::SeqCst);
-        *slot = Some(tokio::spawn(supervise(self.endpoint.downgrade(), self.shared.clone())));
-        SupervisorHandle(self.shared.clone())
+        let running = Running(self.shared.clone());
+        let endpoint = self.endpoint.downgrade();
+        tokio::spawn(async move {
+            supervise(endpoint, &running.0).await;
+            drop(running);
+        });
+    }
+
+    /// Whether the connect loop is running (connected, connecting, or
+    /// waiting to retry).
+    pub fn is_running(&self) -> bool {
+        *self.shared.running.borrow()
     }
 
     /// Whether the client stopped for good: refused by the server (4003) or
@@ -261,37 +281,16 @@ impl<C: Codec> Client<C> {
     }
 }
 
-/// Watches a client's connect loop.
-pub struct SupervisorHandle(Arc<Shared>);
-
-impl SupervisorHandle {
-    /// Whether the connect loop has stopped (terminated or out of retries).
-    pub fn is_finished(&self) -> bool {
-        self.0
-            .supervisor
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_none_or(|h| h.is_finished())
-    }
-}
-
-async fn wait_finished(handle: &SupervisorHandle) {
-    while !handle.is_finished() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Connects, runs the connection, and reconnects with backoff until
 /// terminated or out of retries.
-async fn supervise<C: Codec>(endpoint: crate::endpoint::WeakEndpoint<C>, shared: Arc<Shared>) {
+async fn supervise<C: Codec>(endpoint: crate::endpoint::WeakEndpoint<C>, shared: &Shared) {
     let mut attempt: u32 = 0;
     loop {
         let Some(ep) = endpoint.upgrade() else { return };
         if attempt > 0 {
             ep.emit(LocalEvent::Retry(attempt));
         }
-        let (closed, was_connected) = connect_once(&ep, &shared).await;
+        let (closed, was_connected) = connect_once(&ep, shared).await;
         if was_connected {
             attempt = 0;
         }

@@ -82,6 +82,9 @@ pub struct EndpointOptions {
     pub send_queue: usize,
     /// Largest incoming message in bytes. Default 64 MiB.
     pub max_message_size: usize,
+    /// Procedure handlers running at once on one connection; past that the
+    /// connection stops reading until one finishes. Default 1024.
+    pub max_concurrent_calls: usize,
 }
 
 impl Default for EndpointOptions {
@@ -96,6 +99,7 @@ impl Default for EndpointOptions {
             error_formatter: Arc::new(default_error_formatter),
             send_queue: 1024,
             max_message_size: 64 << 20,
+            max_concurrent_calls: 1024,
         }
     }
 }
@@ -111,6 +115,7 @@ impl std::fmt::Debug for EndpointOptions {
             .field("send_hook", &self.send_hook.is_some())
             .field("send_queue", &self.send_queue)
             .field("max_message_size", &self.max_message_size)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
             .finish()
     }
 }

@@ -61,7 +61,15 @@ impl<C: Codec> Endpoint<C> {
                 match id {
                     Some(id) => match self.procedure(&name) {
                         Some(procedure) => {
-                            tokio::spawn(procedure(self.clone(), id, args));
+                            // At most `max_concurrent_calls` handlers run per
+                            // connection; past that the reader waits, which
+                            // pushes back on the peer instead of piling up tasks.
+                            let Ok(permit) = self.inner.calls.clone().acquire_owned().await else { return };
+                            let call = procedure(self.clone(), id, args);
+                            tokio::spawn(async move {
+                                call.await;
+                                drop(permit);
+                            });
                         }
                         None => {
                             let reply = self.encode_error_reply(id, &HandlerError::no_procedure());

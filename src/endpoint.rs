@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -107,6 +107,8 @@ pub(crate) struct Inner<C: Codec> {
     /// Bumped on every connect and close, so waiters can watch it.
     pub(crate) status: watch::Sender<Status>,
     data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    /// Permits for concurrently running procedure handlers.
+    pub(crate) calls: Arc<Semaphore>,
 }
 
 /// Connection status, observable through a watch channel.
@@ -205,7 +207,6 @@ impl<C: Codec> Endpoint<C> {
         let endpoint = Endpoint {
             inner: Arc::new(Inner {
                 codec,
-                options,
                 role,
                 id,
                 counter: AtomicU64::new(1),
@@ -217,6 +218,8 @@ impl<C: Codec> Endpoint<C> {
                 events,
                 status,
                 data: Mutex::new(HashMap::new()),
+                calls: Arc::new(Semaphore::new(options.max_concurrent_calls.max(1))),
+                options,
             }),
         };
         // Every endpoint answers the peer's heartbeat (PROTOCOL.md §6).
@@ -385,8 +388,11 @@ impl<C: Codec> Endpoint<C> {
             if listener.once && !self.off(name, ListenerId(listener.id)) {
                 continue; // another reader already fired it
             }
-            if let Err(e) = (listener.call)(&self.inner.codec, args.clone()) {
-                self.emit(LocalEvent::Error(format!("listener of `{name}`: {e}")));
+            let call = || (listener.call)(&self.inner.codec, args.clone());
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.emit(LocalEvent::Error(format!("listener of `{name}`: {e}"))),
+                Err(_) => self.emit(LocalEvent::Error(format!("listener of `{name}` panicked"))),
             }
         }
     }
@@ -471,7 +477,14 @@ impl<C: Codec> Endpoint<C> {
             let handler = handler.clone();
             Box::pin(async move {
                 let outcome = match A::from_args(&*endpoint.inner.codec, args) {
-                    Ok(args) => handler(args).await,
+                    Ok(args) => {
+                        // A panicking handler still answers, with an error.
+                        let call = std::panic::AssertUnwindSafe(async move { handler(args).await });
+                        match futures_util::FutureExt::catch_unwind(call).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(HandlerError::new("the handler panicked")),
+                        }
+                    }
                     Err(e) => Err(HandlerError::named("TypeError", format!("invalid arguments: {e}"))),
                 };
                 let reply = match &outcome {

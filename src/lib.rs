@@ -66,7 +66,7 @@ mod heartbeat;
 mod payload;
 mod server;
 
-pub use client::{Client, ClientBuilder, SupervisorHandle};
+pub use client::{Client, ClientBuilder};
 pub use codec::{Codec, FrameKind};
 pub use config::{
     default_error_formatter, EndpointOptions, ErrorFormatter, Outgoing, OutgoingKind, ReceiveHook, RetryConfig,

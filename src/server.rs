@@ -111,7 +111,7 @@ impl<C: Codec> ServerBuilder<C> {
     /// Starts accepting on a bound listener.
     pub fn serve(self, listener: TcpListener) -> Result<Server<C>, ServeError> {
         let local_addr = listener.local_addr()?;
-        let (shutdown, _) = watch::channel(false);
+        let (shutdown, _) = watch::channel(None);
         let inner = Arc::new(ServerInner {
             codec: self.codec,
             options: self.options,
@@ -144,7 +144,8 @@ struct ServerInner<C: Codec> {
     hook: Option<Hook<C>>,
     clients: Mutex<HashMap<String, Endpoint<C>>>,
     local_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
+    /// The close code, once `close` was called.
+    shutdown: watch::Sender<Option<u16>>,
     live: Mutex<usize>,
     drained: Notify,
 }
@@ -233,7 +234,7 @@ impl<C: Codec> Server<C> {
     /// Stops accepting and closes every connection with `code`; resolves
     /// when every connection has ended (their close handshakes are bounded).
     pub async fn close(&self, code: u16) {
-        self.inner.shutdown.send_replace(true);
+        self.inner.shutdown.send_replace(Some(code));
         for endpoint in self.connections() {
             endpoint.close(code, "");
         }
@@ -295,8 +296,8 @@ async fn accept_loop<C: Codec>(inner: Arc<ServerInner<C>>, listener: TcpListener
     }
 }
 
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
+async fn stopped(shutdown: &mut watch::Receiver<Option<u16>>) {
+    let _ = shutdown.wait_for(|code| code.is_some()).await;
 }
 
 /// Like `LiveGuard`, but owning, so it can move into a task.
@@ -369,8 +370,13 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
     };
     let auth = match first {
         Err(_) => return refuse(ws, crate::CLOSE_FORBIDDEN, "").await,
-        Ok(None) if *shutdown.borrow() => return refuse(ws, 1001, "").await,
-        Ok(None) => return,
+        Ok(None) => {
+            let code = *shutdown.borrow();
+            match code {
+                Some(code) => return refuse(ws, code, "").await,
+                None => return,
+            }
+        }
         Ok(Some(auth)) => auth,
     };
     inner.clients.lock().unwrap().insert(id.clone(), endpoint.clone());
@@ -408,8 +414,9 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
     let link = endpoint.attach();
     endpoint.push_first(link.generation, connect);
     endpoint.set_connected(link.generation, Bytes::new());
-    if *shutdown.borrow() {
-        endpoint.close(1001, "");
+    let closing = *shutdown.borrow();
+    if let Some(code) = closing {
+        endpoint.close(code, "");
     }
     drive(&endpoint, link, ws).await;
 }

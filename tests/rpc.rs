@@ -251,3 +251,69 @@ async fn raw_arguments_escape_hatch() {
         (1, Some(2))
     );
 }
+
+#[tokio::test]
+async fn panicking_handlers_and_listeners_do_not_take_the_connection_down() {
+    let server = start(Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+        endpoint.register("panic", |()| async { if true { panic!("handler bug") } else { Ok(()) } })?;
+        endpoint.register("ok", |()| async { Ok("fine") })?;
+        endpoint.on("bad", |()| panic!("listener bug"));
+        Ok(())
+    }))
+    .await;
+    let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
+    let endpoint = server.connections().pop().unwrap();
+    let mut events = endpoint.events();
+    assert_eq!(
+        client.invoke::<_, Value>("panic", ()).await,
+        Err(InvokeError::Remote(json!("Error: the handler panicked")))
+    );
+    client.send("bad", ()).await.unwrap();
+    let event = wait_event(&mut events, |e| matches!(e, ws_messaging::LocalEvent::Error(_))).await;
+    assert_eq!(event, ws_messaging::LocalEvent::Error("listener of `bad` panicked".into()));
+    assert_eq!(client.invoke::<_, String>("ok", ()).await.unwrap(), "fine");
+}
+
+#[tokio::test]
+async fn concurrent_calls_are_bounded_per_connection() {
+    let gate = Arc::new(Notify::new());
+    let handler_gate = gate.clone();
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let server = start(
+        Server::<Json>::builder()
+            .configure(|o| o.max_concurrent_calls = 1)
+            .on_connection(move |endpoint, _: Value| {
+                let gate = handler_gate.clone();
+                let entered_tx = entered_tx.clone();
+                async move {
+                    endpoint.register("wait", move |()| {
+                        let gate = gate.clone();
+                        let entered_tx = entered_tx.clone();
+                        async move {
+                            entered_tx.send(()).unwrap();
+                            gate.notified().await;
+                            Ok("waited")
+                        }
+                    })?;
+                    common::conformance(&endpoint)?;
+                    Ok(())
+                }
+            }),
+    )
+    .await;
+    let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
+    let blocked = tokio::spawn({
+        let client = client.clone();
+        async move { client.invoke::<_, String>("wait", ()).await }
+    });
+    entered.recv().await.unwrap();
+    // With the one permit taken, the server reads nothing more until the
+    // handler ends: this call cannot be answered before the gate opens.
+    let starved = client
+        .invoke_with_timeout::<_, i32>("echo", (1,), Duration::from_millis(200))
+        .await;
+    assert!(matches!(starved, Err(InvokeError::Timeout { .. })), "{starved:?}");
+    gate.notify_one();
+    assert_eq!(blocked.await.unwrap().unwrap(), "waited");
+    assert_eq!(client.invoke::<_, i32>("echo", (2,)).await.unwrap(), 2);
+}
