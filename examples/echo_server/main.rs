@@ -17,21 +17,50 @@
 //!   invokes `proc` on the sender, then `called(result)` or
 //!   `call-failed(error)`.
 
+mod bincode;
+mod cbor;
+mod msgpack;
+mod protobuf;
+
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging::{Codec, Endpoint, HandlerError, InvokeError, Server};
+use ws_messaging::{Codec, Endpoint, HandlerError, InvokeError, Server, ServerBuilder};
 use ws_messaging_json::Json;
 
-struct Settings {
-    port: u16,
-    codec: String,
-    ping_interval: Option<Duration>,
-    ping_timeout: Option<Duration>,
-    auth_timeout: Option<Duration>,
+/// The command line.
+pub struct Settings {
+    /// `--port` (0 picks a free port).
+    pub port: u16,
+    /// `--codec`.
+    pub codec: String,
+    /// `--ping-interval-ms`.
+    pub ping_interval: Option<Duration>,
+    /// `--ping-timeout-ms`.
+    pub ping_timeout: Option<Duration>,
+    /// `--auth-timeout-ms`.
+    pub auth_timeout: Option<Duration>,
+}
+
+impl Settings {
+    /// A server builder with the timeouts of the command line.
+    pub fn builder<C: Codec + Default>(&self) -> ServerBuilder<C> {
+        let mut builder = Server::<C>::builder().configure(|o| {
+            if let Some(d) = self.ping_interval {
+                o.ping_interval = d;
+            }
+            if let Some(d) = self.ping_timeout {
+                o.ping_timeout = d;
+            }
+        });
+        if let Some(d) = self.auth_timeout {
+            builder = builder.auth_timeout(d);
+        }
+        builder
+    }
 }
 
 fn parse_args() -> Result<Settings, String> {
@@ -74,7 +103,11 @@ async fn main() {
     };
     let result = match settings.codec.as_str() {
         "json" => run::<Json, serde_json::Value>(&settings).await,
-        other => Err(format!("unknown codec `{other}` (known: json)")),
+        "msgpack" => msgpack::run(&settings).await,
+        "cbor" => cbor::run(&settings).await,
+        "protobuf" => protobuf::run(&settings).await,
+        "bincode" => bincode::run(&settings).await,
+        other => Err(format!("unknown codec `{other}` (known: json, msgpack, cbor, protobuf, bincode)")),
     };
     if let Err(e) = result {
         eprintln!("echo_server: {e}");
@@ -82,27 +115,17 @@ async fn main() {
     }
 }
 
-/// Runs the server with codec `C`; `V` is the codec's dynamic value type
-/// (echoed values, event arguments).
-async fn run<C, V>(settings: &Settings) -> Result<(), String>
+/// Runs the server with a self-describing codec `C`; `V` is the codec's
+/// dynamic value type (echoed values, event arguments).
+pub async fn run<C, V>(settings: &Settings) -> Result<(), String>
 where
     C: Codec + Default,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let this: Arc<OnceLock<Server<C>>> = Arc::new(OnceLock::new());
     let server_cell = this.clone();
-    let mut builder = Server::<C>::builder().configure(|o| {
-        if let Some(d) = settings.ping_interval {
-            o.ping_interval = d;
-        }
-        if let Some(d) = settings.ping_timeout {
-            o.ping_timeout = d;
-        }
-    });
-    if let Some(d) = settings.auth_timeout {
-        builder = builder.auth_timeout(d);
-    }
-    let server = builder
+    let server = settings
+        .builder::<C>()
         .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| {
             let server = server_cell.clone();
             async move {
@@ -122,8 +145,13 @@ where
         .await
         .map_err(|e| e.to_string())?;
     let _ = this.set(server.clone());
-    println!("listening on {}", server.local_addr());
+    serve_until_signal(server).await
+}
 
+/// Prints the ready line, then closes every connection with 1001 on
+/// SIGINT/SIGTERM.
+pub async fn serve_until_signal<C: Codec>(server: Server<C>) -> Result<(), String> {
+    println!("listening on {}", server.local_addr());
     shutdown_signal().await;
     server.close(1001).await;
     Ok(())

@@ -1,0 +1,18 @@
+//! Feeds arbitrary frames to the protobuf codec's envelope decoder and the
+//! validation rules: any outcome but a panic (or a huge allocation) is fine.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ws_messaging::{envelope::validate, Codec};
+use ws_messaging_protobuf::Protobuf;
+
+fuzz_target!(|data: &[u8]| {
+    let frame = bytes::Bytes::copy_from_slice(data);
+    if let Ok(raw) = Protobuf.decode_envelope(&frame) {
+        if let Ok(ws_messaging::Frame::Message { args, .. }) = validate(raw, true) {
+            for arg in &args {
+                let _ = Protobuf.decode_value::<serde::de::IgnoredAny>(arg);
+            }
+        }
+    }
+});
