@@ -67,6 +67,14 @@ pub trait Codec: Send + Sync + 'static {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError>;
 
+    /// Decodes the error value of an ack (or the argument of a
+    /// `preprocessingError` event). The default decodes a `serde_json::Value`
+    /// with [`decode_value`](Codec::decode_value); a format that cannot decode
+    /// self-describing values overrides it (and `encode_reply`'s error path).
+    fn decode_error(&self, data: &[u8]) -> Result<serde_json::Value, CodecError> {
+        self.decode_value(data)
+    }
+
     /// Decodes a frame into its loose envelope form, arguments kept raw.
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError>;
 

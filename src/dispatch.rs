@@ -80,7 +80,7 @@ impl<C: Codec> Endpoint<C> {
                         if name == "preprocessingError" {
                             let value = args
                                 .first()
-                                .and_then(|raw| self.decode::<serde_json::Value>(raw).ok())
+                                .and_then(|raw| self.inner.codec.decode_error(raw).ok())
                                 .unwrap_or(serde_json::Value::Null);
                             self.emit(LocalEvent::PreprocessingError(value));
                         }

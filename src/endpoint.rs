@@ -631,7 +631,7 @@ impl<C: Codec> Endpoint<C> {
             Ok(Err(e)) => Err(e),
             Ok(Ok(Ok(result))) => Ok(result),
             Ok(Ok(Err(error))) => Err(InvokeError::Remote(
-                self.decode::<serde_json::Value>(&error).map_err(InvokeError::Decode)?,
+                self.inner.codec.decode_error(&error).map_err(InvokeError::Decode)?,
             )),
         }
     }
