@@ -1,8 +1,54 @@
-//! `--codec bincode`.
+//! `--codec bincode`: bincode is not self-describing, so the contract is
+//! typed: the auth value is `Auth { token }`, the reply `User { user }`,
+//! and echoed values and event arguments are strings.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use ws_messaging::{Endpoint, HandlerError, Server};
+use ws_messaging_bincode::Bincode;
 
 use super::Settings;
 
+/// The auth value.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct Auth {
+    /// `secret`, `slow`, or anything else (refused).
+    pub token: String,
+}
+
+/// The auth reply.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct User {
+    /// `alice` or `slow`.
+    pub user: String,
+}
+
 /// Runs the conformance server with the bincode codec.
-pub async fn run(_settings: &Settings) -> Result<(), String> {
-    Err("the bincode codec is not wired into the echo server yet".into())
+pub async fn run(settings: &Settings) -> Result<(), String> {
+    let this: Arc<OnceLock<Server<Bincode>>> = Arc::new(OnceLock::new());
+    let cell = this.clone();
+    let server = settings
+        .builder::<Bincode>()
+        .on_connection(move |endpoint: Endpoint<Bincode>, auth: Auth| {
+            let server = cell.clone();
+            async move {
+                let user = match auth.token.as_str() {
+                    "secret" => "alice",
+                    "slow" => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        "slow"
+                    }
+                    _ => return Err(HandlerError::text("bad token")),
+                };
+                super::setup::<Bincode, String>(&endpoint, server)?;
+                Ok(User { user: user.into() })
+            }
+        })
+        .bind(("127.0.0.1", settings.port))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = this.set(server.clone());
+    super::serve_until_signal(server).await
 }

@@ -157,7 +157,8 @@ pub async fn serve_until_signal<C: Codec>(server: Server<C>) -> Result<(), Strin
     Ok(())
 }
 
-fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>) -> Result<(), HandlerError>
+/// Registers the conformance procedures and events on one connection.
+pub fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>) -> Result<(), HandlerError>
 where
     C: Codec,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
