@@ -64,6 +64,7 @@ mod error;
 mod events;
 mod heartbeat;
 mod payload;
+pub mod schema;
 mod server;
 
 pub use client::{Client, ClientBuilder};

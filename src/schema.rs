@@ -1,0 +1,145 @@
+//! Schema-validating codecs: wrap any codec with per-name validation that
+//! runs before dispatch.
+//!
+//! [`Validated`] delegates every encode and decode to the codec it wraps and
+//! adds a rule per event or procedure name. A frame whose arguments break
+//! its rule is refused before any handler sees it: the peer gets a
+//! `preprocessingError` event with the rule's message, and the connection
+//! carries on (PROTOCOL.md §3).
+//!
+//! ```
+//! use ws_messaging::schema::Validated;
+//! use ws_messaging_json::Json;
+//!
+//! let codec = Validated::new(Json)
+//!     // `sum` takes numbers only.
+//!     .typed::<Vec<f64>>("sum")
+//!     // `greet` takes one non-empty string.
+//!     .rule("greet", |codec, args| {
+//!         let name: String = ws_messaging::Codec::decode_value(codec, args.first().ok_or("one argument")?)
+//!             .map_err(|e| e.to_string())?;
+//!         if name.is_empty() { Err("the name is empty".into()) } else { Ok(()) }
+//!     })
+//!     // Any other name is refused.
+//!     .refuse_unknown();
+//! # let _ = codec;
+//! ```
+//! A server then runs with it: `ServerBuilder::new(codec)`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::{Codec, FrameKind};
+use crate::envelope::{Frame, RawEnvelope};
+use crate::error::CodecError;
+use crate::payload::FromArgs;
+
+/// Checks the raw arguments of one event or procedure; `Err` is the message
+/// the peer gets.
+pub type Rule<C> = Arc<dyn Fn(&C, &[Bytes]) -> Result<(), String> + Send + Sync>;
+
+/// Names the runtime itself sends; never refused as unknown.
+const RUNTIME_NAMES: [&str; 3] = ["ping", "connect", "preprocessingError"];
+
+/// A codec that validates each frame against the rule of its name.
+pub struct Validated<C> {
+    inner: C,
+    rules: HashMap<String, Rule<C>>,
+    refuse_unknown: bool,
+}
+
+impl<C: Codec> Validated<C> {
+    /// Wraps `inner`; with no rules it accepts everything.
+    pub fn new(inner: C) -> Self {
+        Validated {
+            inner,
+            rules: HashMap::new(),
+            refuse_unknown: false,
+        }
+    }
+
+    /// Adds the rule for `name` (replacing an earlier one).
+    pub fn rule<F>(mut self, name: &str, rule: F) -> Self
+    where
+        F: Fn(&C, &[Bytes]) -> Result<(), String> + Send + Sync + 'static,
+    {
+        self.rules.insert(name.to_string(), Arc::new(rule));
+        self
+    }
+
+    /// The arguments of `name` must decode as `A` (a tuple, a `Vec`, ...).
+    pub fn typed<A: FromArgs>(self, name: &str) -> Self {
+        self.rule(name, |codec, args| {
+            A::from_args(codec, args.to_vec()).map(drop).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Refuses events and calls whose name has no rule (the runtime's own
+    /// `ping`, `connect` and `preprocessingError` still pass).
+    pub fn refuse_unknown(mut self) -> Self {
+        self.refuse_unknown = true;
+        self
+    }
+
+    /// The wrapped codec.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+}
+
+impl<C: Codec> Codec for Validated<C> {
+    const FRAME_KIND: FrameKind = C::FRAME_KIND;
+
+    fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.inner.encode_value(value, out)
+    }
+
+    fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
+        self.inner.decode_value(data)
+    }
+
+    fn encode_message<A: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+        id: Option<u64>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        self.inner.encode_message(name, args, id, out)
+    }
+
+    fn encode_reply<T: Serialize + ?Sized>(
+        &self,
+        id: u64,
+        reply: Result<&T, &serde_json::Value>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        self.inner.encode_reply(id, reply, out)
+    }
+
+    fn decode_error(&self, data: &[u8]) -> Result<serde_json::Value, CodecError> {
+        self.inner.decode_error(data)
+    }
+
+    fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
+        self.inner.decode_envelope(frame)
+    }
+
+    fn check(&self, frame: &Frame) -> Result<(), String> {
+        self.inner.check(frame)?;
+        let Frame::Message { name, args, .. } = frame else {
+            return Ok(());
+        };
+        match self.rules.get(name.as_str()) {
+            Some(rule) => rule(&self.inner, args).map_err(|e| format!("invalid arguments for `{name}`: {e}")),
+            None if self.refuse_unknown && !RUNTIME_NAMES.contains(&name.as_str()) => {
+                Err(format!("unknown event or procedure `{name}`"))
+            }
+            None => Ok(()),
+        }
+    }
+}
