@@ -91,11 +91,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Lenient<D> {
         self.0.deserialize_unit_struct(name, Wrap(visitor))
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, D::Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, D::Error> {
         self.0.deserialize_newtype_struct(name, Wrap(visitor))
     }
 

@@ -323,7 +323,10 @@ mod tests {
             &[],
         ] {
             let err = check_value(frame).unwrap_err();
-            assert!(err.to_string().starts_with("decode error: malformed MessagePack"), "{err}");
+            assert!(
+                err.to_string().starts_with("decode error: malformed MessagePack"),
+                "{err}"
+            );
         }
     }
 
@@ -342,8 +345,14 @@ mod tests {
 
     #[test]
     fn trailing_bytes_and_reserved_markers_are_errors() {
-        assert!(check_value(&[0xc0, 0xc0]).unwrap_err().to_string().contains("1 trailing bytes"));
-        assert!(check_value(&[0xc1]).unwrap_err().to_string().contains("reserved marker 0xc1"));
+        assert!(check_value(&[0xc0, 0xc0])
+            .unwrap_err()
+            .to_string()
+            .contains("1 trailing bytes"));
+        assert!(check_value(&[0xc1])
+            .unwrap_err()
+            .to_string()
+            .contains("reserved marker 0xc1"));
         assert!(check_value(&[0x92, 0x01, 0xc1]).is_err());
     }
 }
