@@ -79,8 +79,8 @@ pub struct List {
 #[prost(prost_path = "::ws_messaging_protobuf::prost")]
 pub struct Map {
     /// The entries.
-    #[prost(btree_map = "string, message", tag = "1")]
-    pub entries: ::ws_messaging_protobuf::prost::alloc::collections::BTreeMap<
+    #[prost(map = "string, message", tag = "1")]
+    pub entries: ::std::collections::HashMap<
         ::ws_messaging_protobuf::prost::alloc::string::String,
         Value,
     >,

@@ -65,7 +65,6 @@ fn envelope_code_is_current() {
 /// tests, which reach prost through this crate's re-export.
 fn example_config(config: &mut prost_build::Config) {
     config.prost_path("::ws_messaging_protobuf::prost");
-    config.btree_map(["."]);
 }
 
 #[test]
