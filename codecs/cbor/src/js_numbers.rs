@@ -1,14 +1,18 @@
 //! Integers as a JavaScript peer reads them.
 //!
-//! cbor-x decodes a CBOR integer with an 8-byte argument (anything outside
-//! `[-2^32, 2^32)`) as a `BigInt`, not a `number`: `typeof` is `'bigint'`,
-//! it cannot be mixed with numbers in arithmetic, and ws-messaging's
-//! `validateId` refuses it. cbor-x itself writes such numbers as 64-bit
-//! floats. [`JsNumbers`] does the same: an integer outside the 4-byte range
-//! but within `±2^53` (where a float holds it exactly) is written as a
-//! float, so the JavaScript side sees the same `number` JSON would give it.
-//! Integers beyond `2^53` stay integers (a `BigInt` in JavaScript, the only
-//! exact representation there). Everything else is forwarded unchanged.
+//! cbor-x 1.6.0 decodes a CBOR integer with an 8-byte argument (anything
+//! outside `[-2^32, 2^32)`) as a `BigInt`, not a `number`: `typeof` is
+//! `'bigint'`, it cannot be mixed with numbers in arithmetic, and
+//! ws-messaging's `validateId` refuses it. Worse, it decodes a negative
+//! integer with a 4-byte argument of 2^31 or more (`-2^32..=-2^31-1`) wrong
+//! (`~argument` on an int32: `3a 80000000`, -2147483649, reads as
+//! 2147483647). cbor-x itself writes integers only within `[-2^31, 2^32)`
+//! and every other number as a 64-bit float. [`JsNumbers`] does the same:
+//! an integer outside that range but within `±2^53` (where a float holds it
+//! exactly) is written as a float, so the JavaScript side sees the same
+//! `number` JSON would give it. Integers beyond `2^53` stay integers (a
+//! `BigInt` in JavaScript, the only exact representation there).
+//! Everything else is forwarded unchanged.
 
 use serde::ser::{
     Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant, SerializeTuple,
@@ -26,8 +30,8 @@ impl<T: Serialize + ?Sized> Serialize for JsNumbers<'_, T> {
 
 /// Largest magnitude a float holds exactly with all smaller integers.
 const EXACT: u64 = 1 << 53;
-/// Integers cbor-x decodes as numbers: 4-byte CBOR arguments.
-const INT_MIN: i64 = -(1 << 32);
+/// Integers cbor-x decodes (correctly) as numbers.
+const INT_MIN: i64 = -(1 << 31);
 const INT_MAX: u64 = u32::MAX as u64;
 
 /// Whether `v` should go out as a float.
@@ -312,9 +316,11 @@ mod tests {
     }
 
     #[test]
-    fn integers_beyond_four_bytes_become_floats_up_to_two_to_the_53() {
+    fn integers_cbor_x_misreads_become_floats_up_to_two_to_the_53() {
         assert_eq!(cbor(&u64::from(u32::MAX)), [0x1a, 0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(cbor(&-(1i64 << 32)), [0x3a, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(cbor(&i32::MIN), [0x3a, 0x7f, 0xff, 0xff, 0xff]);
+        // cbor-x misreads 3a 80000000 as 2147483647: a float instead.
+        assert_eq!(cbor(&(i64::from(i32::MIN) - 1)), cbor(&-2_147_483_649.0f64));
         // 2^32 as the shortest exact float (f32 here), which cbor-x reads as 4294967296.
         assert_eq!(cbor(&(1u64 << 32)), [0xfa, 0x4f, 0x80, 0, 0]);
         assert_eq!(cbor(&(-(1i64 << 32) - 1)), cbor(&(-4_294_967_297.0f64)));

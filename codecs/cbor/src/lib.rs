@@ -58,14 +58,16 @@
 //!   it like a byte string, and [`Value`] keeps the tag, so echoing it gives
 //!   JavaScript back a `Uint8Array`.
 //! - **Numbers**: cbor-x writes whole numbers in `[-2^31, 2^32)` as
-//!   integers and every other number as a 64-bit float, and decodes an
-//!   integer with an 8-byte argument as a `BigInt`. Decoding here accepts a
-//!   float holding a whole number where an integer is expected and an
-//!   integer where a float is expected; encoding writes integers outside
-//!   `[-2^32, 2^32)` but within `±2^53` as floats, so that JavaScript gets a
-//!   `number`, as JSON would give it (beyond `2^53` an integer stays an
-//!   integer: a `BigInt` there, its only exact form). Floats are written in
-//!   the shortest width that holds them exactly; cbor-x reads all three.
+//!   integers and every other number as a 64-bit float; it decodes an
+//!   integer with an 8-byte argument as a `BigInt`, and misreads negative
+//!   integers below `-2^31` written with a 4-byte argument. Decoding here
+//!   accepts a float holding a whole number where an integer is expected
+//!   and an integer where a float is expected; encoding writes integers
+//!   outside `[-2^31, 2^32)` but within `±2^53` as floats, so that
+//!   JavaScript gets the `number` JSON would give it (beyond `2^53` an
+//!   integer stays an integer: a `BigInt` there, its only exact form).
+//!   Floats are written in the shortest width that holds them exactly;
+//!   cbor-x reads all three.
 //! - **`undefined`** (simple value 23) decodes like `null`: `None`, `()`,
 //!   `Value::Null`. JSON turns `undefined` in an array into `null` too.
 //! - **Tags**: cbor-x reads a tagged value as an object (a `Date`, a typed
