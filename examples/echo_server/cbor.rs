@@ -1,8 +1,13 @@
-//! `--codec cbor`.
+//! `--codec cbor`: CBOR in binary frames, for JavaScript peers using
+//! cbor-x. Echoed values and event arguments are `ciborium::Value`s, so
+//! byte strings (a `Buffer`) and tagged values (a `Uint8Array`, tag 64)
+//! come back as they were sent.
+
+use ws_messaging_cbor::Cbor;
 
 use super::Settings;
 
-/// Runs the conformance server with the cbor codec.
-pub async fn run(_settings: &Settings) -> Result<(), String> {
-    Err("the cbor codec is not wired into the echo server yet".into())
+/// Runs the conformance server with the CBOR codec.
+pub async fn run(settings: &Settings) -> Result<(), String> {
+    super::run::<Cbor, ws_messaging_cbor::Value>(settings).await
 }

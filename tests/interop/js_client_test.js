@@ -2,11 +2,12 @@
 // The real ws-messaging@2.0.0 JavaScript client exercising a conformance
 // server (the Rust `examples/echo_server.rs`, or js_server.js). See README.md.
 //
-//   node js_client_test.js ws://127.0.0.1:PORT
+//   node js_client_test.js ws://127.0.0.1:PORT [--codec json|msgpack|cbor]
 //
 // The server is expected to run with `--ping-interval-ms 200
-// --auth-timeout-ms 300`. Prints `ok - NAME` or `not ok - NAME: REASON` per
-// case, then `N passed, M failed`; exits 0 iff nothing failed.
+// --auth-timeout-ms 300` and the same codec (default json; the codecs are
+// tests/interop/codecs/NAME.js). Prints `ok - NAME` or `not ok - NAME:
+// REASON` per case, then `N passed, M failed`; exits 0 iff nothing failed.
 'use strict'
 
 const assert = require('node:assert/strict')
@@ -17,12 +18,36 @@ const CASE_TIMEOUT_MS = 5000
 const WATCHDOG_MS = 60000
 const SUBPROTOCOL = 'ws-messaging'
 const SECRET = { token: 'secret' }
+const CODECS = ['json', 'msgpack', 'cbor']
 
-const url = process.argv[2]
-if (!url || !/^ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+(\/.*)?$/.test(url)) {
-  process.stderr.write('usage: node js_client_test.js ws://127.0.0.1:PORT (loopback only)\n')
+const USAGE = 'usage: node js_client_test.js ws://127.0.0.1:PORT [--codec json|msgpack|cbor] (loopback only)\n'
+
+// The URL (first positional argument) and `--codec NAME` / `--codec=NAME`.
+function parseArgs (argv) {
+  let url
+  let codec = 'json'
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--codec') {
+      codec = argv[++i]
+    } else if (arg.startsWith('--codec=')) {
+      codec = arg.slice('--codec='.length)
+    } else if (url === undefined && !arg.startsWith('--')) {
+      url = arg
+    } else {
+      url = null
+    }
+  }
+  return { url, codec }
+}
+
+const args = parseArgs(process.argv.slice(2))
+const url = args.url
+if (!url || !/^ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+(\/.*)?$/.test(url) || !CODECS.includes(args.codec)) {
+  process.stderr.write(USAGE)
   process.exit(2)
 }
+const codec = require(`./codecs/${args.codec}.js`)
 
 const delay = ms => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -76,6 +101,8 @@ class Context {
       WebSocket,
       auth,
       autoReconnect: false,
+      encoder: codec.encoder,
+      decoder: codec.decoder,
       ...options
     })
     this.clients.push(client)
@@ -330,6 +357,7 @@ test('missing client procedure → call-failed("NoProcedureError")', async t => 
 
 // --------------------------------------------------- malformed frames ---
 
+if (!codec.binary) {
 test('malformed frames get preprocessingError and the connection survives', async t => {
   const { client } = await t.connect()
   const frames = [
@@ -366,6 +394,104 @@ test('a JSON message in a binary frame is decoded like a text frame', async t =>
   const [data] = await acked
   assert.deepEqual(JSON.parse(data), { id, result: 'bin ✓' })
 })
+}
+
+// ------------------------------------------------- binary codecs only ---
+
+if (codec.binary) {
+  // Frames sent past the ws-messaging client, on its socket, as binary.
+  const sendRaw = (client, frame) => client.socket.send(frame, { binary: true })
+
+  test(`malformed ${codec.name} frames get preprocessingError and the connection survives`, async t => {
+    const { client } = await t.connect()
+    const invalid = [
+      { foo: 1 },
+      { name: 'x', args: [], id: 0 },
+      { name: 'x', args: {} },
+      [1, 2],
+      { id: 1.5, result: 1 },
+      { name: 'x', args: [], id: -3 },
+      { id: 1, result: 1, error: 2 },
+      { name: 'x', args: [], extra: 1 },
+      { name: 5, args: [] },
+      { name: 'x', args: Buffer.from('[]') },
+      'just a string',
+      null
+    ]
+    const frames = [
+      ...codec.malformed.map(frame => ({ frame, what: `malformed ${frame.toString('hex')}` })),
+      ...invalid.map(value => ({ frame: codec.encoder(value), what: `invalid ${JSON.stringify(value)}`, validation: true }))
+    ]
+    for (const { frame, what, validation } of frames) {
+      const reported = nextEvent(client, 'preprocessingError')
+      sendRaw(client, frame)
+      const args = await reported
+      assert.equal(args.length, 1, `${what}: ${JSON.stringify(args)}`)
+      assert.equal(typeof args[0], 'string', `${what}: ${JSON.stringify(args)}`)
+      if (validation) { assert.ok(args[0].includes('Validation error'), `${what}: ${args[0]}`) }
+    }
+    assert.equal(client.connected, true)
+    assert.equal(await client.invoke('echo', 'still alive'), 'still alive')
+  })
+
+  test(`an envelope written by the bare ${codec.name} encoder is acked in ${codec.name}`, async t => {
+    const { client } = await t.connect()
+    const id = 1e9 // far beyond the client's own counter: its ack is ours alone
+    const acked = nextEvent(client.socket, 'message', data => {
+      try { return codec.decoder(data).id === id } catch (_) { return false }
+    })
+    sendRaw(client, codec.encoder({ name: 'echo', args: [Buffer.from('bin ✓')], id }))
+    const [data] = await acked
+    assert.equal(typeof data === 'string', false, 'the ack came in a text frame')
+    assert.deepEqual(codec.decoder(data), { id, result: Buffer.from('bin ✓') })
+  })
+
+  test('echo returns Buffers as equal Buffers', async t => {
+    const { client } = await t.connect()
+    const big = Buffer.alloc(100 * 1024, 0xa5)
+    for (const buffer of [Buffer.from([0, 1, 2, 127, 128, 254, 255]), Buffer.alloc(0), big]) {
+      const result = await client.invoke('echo', buffer)
+      assert.ok(Buffer.isBuffer(result), `got ${result && result.constructor && result.constructor.name}`)
+      assert.ok(result.equals(buffer), `echo of ${buffer.length} bytes differs`)
+    }
+    const nested = { data: Buffer.from('payload'), list: [Buffer.from([1]), 'text', { deep: Buffer.from([2, 3]) }] }
+    assert.deepEqual(await client.invoke('echo', nested), nested)
+  })
+
+  test('echo returns a Uint8Array as a Uint8Array', async t => {
+    const { client } = await t.connect()
+    const bytes = new Uint8Array([9, 8, 7, 0, 255])
+    const result = await client.invoke('echo', bytes)
+    assert.ok(result instanceof Uint8Array && !Buffer.isBuffer(result), `got ${result && result.constructor && result.constructor.name}`)
+    assert.deepEqual(Array.from(result), Array.from(bytes))
+  })
+
+  test('say with Buffer arguments is answered with equal Buffers', async t => {
+    const { client } = await t.connect()
+    const args = [Buffer.from([0xde, 0xad, 0xbe, 0xef]), 'text', { blob: Buffer.from('x') }]
+    const said = nextEvent(client, 'said')
+    await client.send('say', ...args)
+    const got = await said
+    assert.ok(Buffer.isBuffer(got[0]), `got ${got[0] && got[0].constructor && got[0].constructor.name}`)
+    assert.deepEqual(got, args)
+  })
+
+  test('numbers beyond 32 bits come back as equal numbers, not BigInts', async t => {
+    const { client } = await t.connect()
+    const numbers = [2 ** 31, -(2 ** 31) - 1, 2 ** 32, -(2 ** 32), 2 ** 40, -(2 ** 40), 2 ** 53 - 1, -(2 ** 53 - 1), Date.now(), 1e21]
+    for (const n of numbers) {
+      const result = await client.invoke('echo', n)
+      assert.equal(typeof result, 'number', `echo ${n} gave a ${typeof result}`)
+      assert.equal(result, n)
+    }
+    assert.equal(await client.invoke('sum', 2 ** 40, 2 ** 31, -(2 ** 33)), 2 ** 40 + 2 ** 31 - 2 ** 33)
+  })
+
+  test('echo of undefined replies null', async t => {
+    const { client } = await t.connect()
+    assert.equal(await client.invoke('echo', undefined), null)
+  })
+}
 
 // ----------------------------------------------------------- heartbeat ---
 

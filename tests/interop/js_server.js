@@ -4,7 +4,10 @@
 // reference implementation. See README.md for the contract.
 //
 //   node js_server.js [--port N] [--ping-interval-ms N] [--ping-timeout-ms N]
-//                     [--auth-timeout-ms N]
+//                     [--auth-timeout-ms N] [--codec json|msgpack|cbor]
+//
+// The codec (default json) is tests/interop/codecs/NAME.js, used as the
+// server's encoder and decoder.
 //
 // Prints exactly one line, `listening on 127.0.0.1:PORT`, to stdout once it
 // accepts connections; everything else goes to stderr. SIGTERM/SIGINT close
@@ -21,14 +24,16 @@ const SLOW_AUTH_DELAY_MS = 500
 const REFUSAL = 'bad token'
 
 const USAGE = 'usage: node js_server.js [--port N] [--ping-interval-ms N] ' +
-  '[--ping-timeout-ms N] [--auth-timeout-ms N]'
+  '[--ping-timeout-ms N] [--auth-timeout-ms N] [--codec json|msgpack|cbor]'
+const CODECS = ['json', 'msgpack', 'cbor']
 
 function fail (message) {
   process.stderr.write(`js_server: ${message}\n${USAGE}\n`)
   process.exit(2)
 }
 
-// Accepts `--flag N` and `--flag=N`; every value is a non-negative integer.
+// Accepts `--flag N` and `--flag=N`; every value is a non-negative integer,
+// but the codec's, which is a name.
 function parseArgs (argv) {
   const names = {
     '--port': 'port',
@@ -36,7 +41,7 @@ function parseArgs (argv) {
     '--ping-timeout-ms': 'pingTimeout',
     '--auth-timeout-ms': 'authTimeout'
   }
-  const opts = { port: 0, authTimeout: 20000 }
+  const opts = { port: 0, authTimeout: 20000, codec: 'json' }
   for (let i = 0; i < argv.length; i++) {
     let flag = argv[i]
     let value
@@ -51,6 +56,11 @@ function parseArgs (argv) {
     } else {
       value = argv[++i]
     }
+    if (flag === '--codec') {
+      if (!CODECS.includes(value)) { fail(`--codec must be one of ${CODECS.join(', ')}, got ${value}`) }
+      opts.codec = value
+      continue
+    }
     const key = names[flag]
     if (!key) { fail(`unknown argument ${flag}`) }
     if (value === undefined || !/^\d+$/.test(value)) {
@@ -63,6 +73,13 @@ function parseArgs (argv) {
 }
 
 const delay = (ms, value) => new Promise(resolve => setTimeout(resolve, ms, value))
+
+function describe (value) {
+  if (Buffer.isBuffer(value)) { return 'Buffer' }
+  if (value instanceof Uint8Array) { return 'Uint8Array' }
+  if (Array.isArray(value)) { return 'Array' }
+  return value === null ? 'null' : typeof value
+}
 const ignore = () => {}
 
 // The token of an auth value that is a map (a plain JSON object), else
@@ -98,6 +115,9 @@ function setupClient (server, client) {
   client.register('fail', message => { throw new Error(message) })
   client.register('whoami', () => client.id)
   client.register('preprocessing-errors', () => preprocessingErrors.slice())
+  // What JavaScript made of each argument: 'Buffer', 'Uint8Array', 'Array',
+  // 'null', or its typeof ('number', 'bigint', 'string', ...).
+  client.register('describe', (...args) => args.map(describe))
   client.register('kick', (code = 1000, reason = '') => {
     if (!isValidCloseCode(code)) { throw new Error(`invalid close code ${code}`) }
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
@@ -125,9 +145,9 @@ function setupClient (server, client) {
     ).catch(ignore)
   })
   // A string goes out verbatim as a text frame; an array of byte values
-  // (0..255) goes out as a binary frame with those bytes.
+  // (0..255), or bytes (binary codecs), go out as a binary frame.
   client.on('send-raw', data => {
-    const frame = Array.isArray(data) ? Buffer.from(data) : String(data)
+    const frame = Array.isArray(data) || data instanceof Uint8Array ? Buffer.from(data) : String(data)
     client.socket.send(frame, ignore)
   })
 }
@@ -135,6 +155,11 @@ function setupClient (server, client) {
 function main () {
   const opts = parseArgs(process.argv.slice(2))
   const socketOptions = {}
+  if (opts.codec !== 'json') {
+    const codec = require(`./codecs/${opts.codec}.js`)
+    socketOptions.encoder = codec.encoder
+    socketOptions.decoder = codec.decoder
+  }
   if (opts.pingInterval !== undefined) { socketOptions.pingInterval = opts.pingInterval }
   if (opts.pingTimeout !== undefined) { socketOptions.pingTimeout = opts.pingTimeout }
 
