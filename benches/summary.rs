@@ -1,0 +1,260 @@
+//! The one-glance summary: for every codec, encoded sizes, envelope
+//! encode/decode times against the bare payload, round trips per second
+//! over loopback and their ratio to the raw tokio-tungstenite baseline
+//! measured in the same run, and allocations per round trip.
+//!
+//! `cargo bench --bench summary` (runs last in `cargo bench`).
+
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::hint::black_box;
+use support::{Counter, RawPeer};
+use ws_messaging::envelope::validate;
+use ws_messaging::{Codec, Frame};
+
+/// Counts every allocation, to show allocations per round trip.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Median time per iteration of `f`, over 7 batches sized to ~30 ms.
+fn time_per_iter(mut f: impl FnMut()) -> Duration {
+    let mut n = 1u32;
+    loop {
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        if start.elapsed() > Duration::from_millis(30) || n >= 1 << 24 {
+            break;
+        }
+        n *= 2;
+    }
+    let mut samples: Vec<Duration> = (0..7)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            start.elapsed() / n
+        })
+        .collect();
+    samples.sort();
+    samples[3]
+}
+
+/// Median of 5 runs of an async measurement returning the time for `n` operations.
+fn per_op<F: FnMut() -> Duration>(n: u64, mut run: F) -> Duration {
+    run(); // warm up
+    let mut samples: Vec<Duration> = (0..5).map(|_| run() / n as u32).collect();
+    samples.sort();
+    samples[2]
+}
+
+struct CodecRow {
+    shape: &'static str,
+    message: usize,
+    bare: usize,
+    encode: Duration,
+    decode: Duration,
+    bare_encode: Duration,
+    bare_decode: Duration,
+}
+
+fn codec_row<C: Codec, P: Serialize + DeserializeOwned>(codec: &C, shape: &'static str, payload: &P) -> CodecRow {
+    let mut out = Vec::new();
+    codec.encode_message("echo", &(payload,), Some(1), &mut out).unwrap();
+    let message = Bytes::from(out.clone());
+    let mut bare = Vec::new();
+    codec.encode_value(payload, &mut bare).unwrap();
+    let bare_len = bare.len();
+    let encode = time_per_iter(|| {
+        out.clear();
+        codec
+            .encode_message("echo", &(black_box(payload),), Some(1), &mut out)
+            .unwrap();
+    });
+    let decode = time_per_iter(|| {
+        let raw = codec.decode_envelope(black_box(&message)).unwrap();
+        let Ok(Frame::Message { args, .. }) = validate(raw, true) else {
+            panic!()
+        };
+        black_box(codec.decode_value::<P>(&args[0]).unwrap());
+    });
+    let bare_encode = time_per_iter(|| {
+        out.clear();
+        codec.encode_value(black_box(payload), &mut out).unwrap();
+    });
+    let bare_decode = time_per_iter(|| {
+        black_box(codec.decode_value::<P>(black_box(&bare)).unwrap());
+    });
+    CodecRow {
+        shape,
+        message: message.len(),
+        bare: bare_len,
+        encode,
+        decode,
+        bare_encode,
+        bare_decode,
+    }
+}
+
+struct WireRow {
+    shape: &'static str,
+    rtt: Duration,
+    raw_rtt: Duration,
+    pipelined: Duration,
+    raw_pipelined: Duration,
+    events: Duration,
+    raw_events: Duration,
+    allocations: f64,
+}
+
+fn wire_row<C, P>(rt: &tokio::runtime::Runtime, make: fn() -> C, shape: &'static str, payload: P) -> WireRow
+where
+    C: Codec,
+    P: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let payload = Arc::new(payload);
+    let counter = Arc::new(Counter::default());
+    let (server, client) = rt.block_on(async {
+        let server = support::echo_server::<C, P>(make(), counter.clone()).await;
+        let client = support::client(make(), &server).await;
+        (server, client)
+    });
+    let frame = support::call_frame(&make(), &*payload);
+    let (mut echo, mut sink) = rt.block_on(async { (RawPeer::start(true).await, RawPeer::start(false).await) });
+    const SERIAL: u64 = 2_000;
+    const PIPELINED: u64 = 64 * 300;
+    const EVENTS: u64 = 20_000;
+    let raw_rtt = per_op(SERIAL, || rt.block_on(echo.serial(&frame, SERIAL)));
+    let rtt = per_op(SERIAL, || {
+        rt.block_on(support::invoke_serial(&client, &*payload, SERIAL))
+    });
+    let raw_pipelined = per_op(PIPELINED, || rt.block_on(echo.pipelined(&frame, PIPELINED, 64)));
+    let pipelined = per_op(PIPELINED, || {
+        rt.block_on(support::invoke_pipelined(&client, &payload, PIPELINED, 64))
+    });
+    let raw_events = per_op(EVENTS, || rt.block_on(sink.events(&frame, EVENTS)));
+    let events = per_op(EVENTS, || {
+        rt.block_on(support::events(&client, &counter, &*payload, EVENTS))
+    });
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    rt.block_on(support::invoke_serial(&client, &*payload, 1_000));
+    let allocations = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1_000.0;
+    rt.block_on(server.close(1000));
+    WireRow {
+        shape,
+        rtt,
+        raw_rtt,
+        pipelined,
+        raw_pipelined,
+        events,
+        raw_events,
+        allocations,
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e6)
+}
+
+fn rate(d: Duration) -> String {
+    format!("{:.0}k/s", 1.0 / d.as_secs_f64() / 1e3)
+}
+
+fn report<C: Codec, const N: usize>(rt: &tokio::runtime::Runtime, name: &str, make: fn() -> C) {
+    let codec = make();
+    let rows = [
+        codec_row(&codec, "small", &support::small()),
+        codec_row(&codec, "text4k", &support::text_4k()),
+        codec_row(&codec, "blob64k", &support::blob_64k()),
+        codec_row(&codec, "records1k", &support::records_1k()),
+    ];
+    println!("\n### {name}\n");
+    println!(
+        "| payload | message bytes | bare bytes | encode µs | decode µs | bare enc µs | bare dec µs | envelope cost |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in &rows {
+        let ratio = (r.encode + r.decode).as_secs_f64() / (r.bare_encode + r.bare_decode).as_secs_f64();
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2}× |",
+            r.shape,
+            r.message,
+            r.bare,
+            us(r.encode),
+            us(r.decode),
+            us(r.bare_encode),
+            us(r.bare_decode),
+            ratio
+        );
+    }
+    let wire = [
+        wire_row(rt, make, "small", support::small()),
+        wire_row(rt, make, "text4k", support::text_4k()),
+    ];
+    println!();
+    println!("| payload | invoke RTT µs (raw) | RTT ratio | 64 in flight (raw) | throughput ratio | events (raw) | events ratio | allocs / round trip |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for w in &wire {
+        println!(
+            "| {} | {} ({}) | {:.2}× | {} ({}) | {:.2} | {} ({}) | {:.2} | {:.1} |",
+            w.shape,
+            us(w.rtt),
+            us(w.raw_rtt),
+            w.rtt.as_secs_f64() / w.raw_rtt.as_secs_f64(),
+            rate(w.pipelined),
+            rate(w.raw_pipelined),
+            w.raw_pipelined.as_secs_f64() / w.pipelined.as_secs_f64(),
+            rate(w.events),
+            rate(w.raw_events),
+            w.raw_events.as_secs_f64() / w.events.as_secs_f64(),
+            w.allocations,
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
+    // and expects a quick exit.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rt = support::runtime();
+    println!(
+        "## ws-messaging wire formats ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("\nRatios compare with a raw tokio-tungstenite peer moving the same frames in the same run");
+    println!(
+        "(RTT ratio: lower is better; throughput and events ratios: higher is better, 1.0 = the transport floor)."
+    );
+    report::<_, 0>(&rt, "json", || ws_messaging_json::Json);
+    report::<_, 0>(&rt, "bincode", || ws_messaging_bincode::Bincode);
+}
