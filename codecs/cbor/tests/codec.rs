@@ -72,7 +72,9 @@ fn value() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(int),
         any::<u64>().prop_map(|v| Value::Integer(v.into())),
         (-(1i64 << 33)..(1 << 33)).prop_map(int),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::Float),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::Float),
         prop_oneof![Just(0.5), Just(-0.0), Just(65504.0), Just(1e300), Just(0.1)].prop_map(Value::Float),
         ".*".prop_map(Value::Text),
         prop::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
@@ -270,7 +272,8 @@ fn golden_vectors_both_ways() {
     both_ways(&ours, &theirs, &expected);
 
     out.clear();
-    Cbor.encode_reply::<()>(8, Err(&json!("Error: boom")), &mut out).unwrap();
+    Cbor.encode_reply::<()>(8, Err(&json!("Error: boom")), &mut out)
+        .unwrap();
     let (ours, theirs) = golden("error", &out);
     let expected = Frame::Reply {
         id: 8,
@@ -302,7 +305,9 @@ fn golden_vectors_both_ways() {
         id: None,
     };
     both_ways(&ours, &theirs, &expected);
-    let Frame::Message { args, .. } = decode(&theirs).unwrap() else { panic!() };
+    let Frame::Message { args, .. } = decode(&theirs).unwrap() else {
+        panic!()
+    };
     assert_eq!(Cbor.decode_value::<ByteBuf>(&args[0]).unwrap(), blob);
 
     // Integers a JavaScript peer reads as numbers: 2^40 and -2^32 as floats
@@ -316,10 +321,13 @@ fn golden_vectors_both_ways() {
         -2_147_483_648i64,
         -4_294_967_296i64,
     );
-    Cbor.encode_message("sum", &numbers, Some(2_147_483_647), &mut out).unwrap();
+    Cbor.encode_message("sum", &numbers, Some(2_147_483_647), &mut out)
+        .unwrap();
     let (ours, theirs) = golden("numbers", &out);
     for bytes in [ours, theirs] {
-        let Frame::Message { args, id, .. } = decode(&bytes).unwrap() else { panic!() };
+        let Frame::Message { args, id, .. } = decode(&bytes).unwrap() else {
+            panic!()
+        };
         assert_eq!(id, Some(2_147_483_647));
         let ints: Vec<i64> = [0, 2, 3, 4, 5]
             .iter()
@@ -395,9 +403,15 @@ fn refuses_what_javascript_refuses() {
         vec![0x01, 0x02],
         [call.as_slice(), &[0xf6]].concat(),
         // args: [simple(0)], [break], invalid UTF-8
-        vec![0xa2, 0x64, b'n', b'a', b'm', b'e', 0x61, b'x', 0x64, b'a', b'r', b'g', b's', 0x81, 0xe0],
-        vec![0xa2, 0x64, b'n', b'a', b'm', b'e', 0x61, b'x', 0x64, b'a', b'r', b'g', b's', 0x81, 0xff],
-        vec![0xa2, 0x64, b'n', b'a', b'm', b'e', 0x61, 0xff, 0x64, b'a', b'r', b'g', b's', 0x80],
+        vec![
+            0xa2, 0x64, b'n', b'a', b'm', b'e', 0x61, b'x', 0x64, b'a', b'r', b'g', b's', 0x81, 0xe0,
+        ],
+        vec![
+            0xa2, 0x64, b'n', b'a', b'm', b'e', 0x61, b'x', 0x64, b'a', b'r', b'g', b's', 0x81, 0xff,
+        ],
+        vec![
+            0xa2, 0x64, b'n', b'a', b'm', b'e', 0x61, 0xff, 0x64, b'a', b'r', b'g', b's', 0x80,
+        ],
         // a map whose break comes where a value should
         vec![0xbf, 0x64, b'n', b'a', b'm', b'e', 0xff],
         vec![0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
@@ -441,10 +455,21 @@ fn refuses_what_javascript_refuses() {
         assert_eq!(name_is(falsy), NameField::Falsy, "{falsy:02x?}");
     }
     // true, -1, 0.5, h'', [], {}, tag 1(0)
-    for truthy in [&[0xf5][..], &[0x20], &[0xf9, 0x38, 0], &[0x40], &[0x80], &[0xa0], &[0xc1, 0x00]] {
+    for truthy in [
+        &[0xf5][..],
+        &[0x20],
+        &[0xf9, 0x38, 0],
+        &[0x40],
+        &[0x80],
+        &[0xa0],
+        &[0xc1, 0x00],
+    ] {
         assert_eq!(name_is(truthy), NameField::Other, "{truthy:02x?}");
     }
-    assert_eq!(name_is(&[0x7f, 0x61, b'a', 0x62, b'b', b'c', 0xff]), NameField::Str("abc".into()));
+    assert_eq!(
+        name_is(&[0x7f, 0x61, b'a', 0x62, b'b', b'c', 0xff]),
+        NameField::Str("abc".into())
+    );
     assert_eq!(name_is(&[0xd9, 0xd9, 0xf7, 0x61, b'a']), NameField::Str("a".into()));
 
     // Ids are numbers of any CBOR width, whole and above zero.
@@ -453,7 +478,10 @@ fn refuses_what_javascript_refuses() {
     assert_eq!(id_of(&[0xfa, 0x40, 0x40, 0, 0]), IdField::Valid(3));
     assert_eq!(id_of(&[0xfb, 0x42, 0x70, 0, 0, 0, 0, 0, 0]), IdField::Valid(1 << 40));
     assert_eq!(id_of(&[0x1b, 0, 0, 0, 0, 0, 0, 0, 5]), IdField::Valid(5));
-    assert_eq!(id_of(&[0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), IdField::Valid(u64::MAX));
+    assert_eq!(
+        id_of(&[0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        IdField::Valid(u64::MAX)
+    );
     assert_eq!(id_of(&[0xd9, 0xd9, 0xf7, 0x05]), IdField::Valid(5));
     assert_eq!(id_of(&[0x20]), IdField::Invalid);
     assert_eq!(id_of(&[0xf7]), IdField::Invalid);
@@ -461,8 +489,18 @@ fn refuses_what_javascript_refuses() {
 
     // What cbor-x writes (16-bit map sizes) and what other encoders may
     // (indefinite lengths, chunked text, the self-describe tag) all work.
-    let cbor_x = unhex("b90003646e616d656373756d646172677382 01 fb4004000000000000 6269641a7fffffff".replace(' ', "").as_str());
-    assert!(matches!(decode(&cbor_x), Ok(Frame::Message { id: Some(2_147_483_647), .. })));
+    let cbor_x = unhex(
+        "b90003646e616d656373756d646172677382 01 fb4004000000000000 6269641a7fffffff"
+            .replace(' ', "")
+            .as_str(),
+    );
+    assert!(matches!(
+        decode(&cbor_x),
+        Ok(Frame::Message {
+            id: Some(2_147_483_647),
+            ..
+        })
+    ));
     let indefinite = [
         &[0xd9, 0xd9, 0xf7, 0xbf][..],
         b"\x64name\x7f\x61s\x62ay\xff",
@@ -470,7 +508,9 @@ fn refuses_what_javascript_refuses() {
         &[0xff],
     ]
     .concat();
-    let Ok(Frame::Message { name, args, id: None }) = decode(&indefinite) else { panic!("{:?}", decode(&indefinite)) };
+    let Ok(Frame::Message { name, args, id: None }) = decode(&indefinite) else {
+        panic!("{:?}", decode(&indefinite))
+    };
     assert_eq!(name, "say");
     assert_eq!(Cbor.decode_value::<u8>(&args[0]).unwrap(), 1);
     assert_eq!(Cbor.decode_value::<ByteBuf>(&args[1]).unwrap(), ByteBuf::from(vec![2]));
@@ -485,7 +525,11 @@ fn refuses_what_javascript_refuses() {
         })
     );
     assert_eq!(
-        decode(&cb(&obj(&[("result", arr(&[int(1)])), ("id", int(9)), ("result", int(2))]))),
+        decode(&cb(&obj(&[
+            ("result", arr(&[int(1)])),
+            ("id", int(9)),
+            ("result", int(2))
+        ]))),
         Ok(Frame::Reply {
             id: 9,
             outcome: Ok(raw(&int(2)))
@@ -526,7 +570,9 @@ fn nested(depth: usize) -> Vec<u8> {
 fn nesting_is_limited_for_envelopes_and_values() {
     let frame = |depth: usize| [b"\xa2\x64name\x61x\x64args".as_slice(), &nested(depth)].concat();
     // The envelope is one level, the args array the first of `nested`.
-    let Ok(Frame::Message { args, .. }) = decode(&frame(MAX_DEPTH - 1)) else { panic!() };
+    let Ok(Frame::Message { args, .. }) = decode(&frame(MAX_DEPTH - 1)) else {
+        panic!()
+    };
     assert!(Cbor.decode_value::<Value>(&args[0]).is_ok());
     let err = decode(&frame(MAX_DEPTH)).unwrap_err();
     assert!(err.to_string().contains("nested deeper than 128 levels"), "{err}");
@@ -629,8 +675,13 @@ fn random_and_mutated_frames_never_panic() {
         ]),
     )]);
     let big = ByteBuf::from(vec![7; 300]);
-    Cbor.encode_message("deep", &(&nested, "text", u64::MAX, -7i64, &big), Some(1 << 40), &mut out)
-        .unwrap();
+    Cbor.encode_message(
+        "deep",
+        &(&nested, "text", u64::MAX, -7i64, &big),
+        Some(1 << 40),
+        &mut out,
+    )
+    .unwrap();
     seeds.push(out);
     seeds.push(
         [

@@ -1,7 +1,7 @@
 //! Number leniency when decoding values from a JavaScript peer.
 //!
 //! JavaScript has a single number type, and its encoders pick the wire
-//! type from the value: msgpack-lite and cbor-x write whole numbers up to
+//! type from the value: msgpack-lite and cbor-x write whole numbers within
 //! 32 bits as integers and everything else (`2 ** 40`, `Date.now()`) as a
 //! 64-bit float. A Rust handler expecting a `u64` must therefore accept a
 //! float that holds a whole number, and one expecting an `f64` must accept
@@ -131,7 +131,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Lenient<D> {
     }
 }
 
-/// The largest magnitude below which every whole `f64` converts exactly.
+/// The ends of the `u64` and `i64` ranges, as floats.
 const TWO_POW_64: f64 = 18_446_744_073_709_551_616.0;
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
 
