@@ -1,6 +1,8 @@
 //! The receive path: decode → validate → receive hook → dispatch
 //! (PROTOCOL.md §3–4).
 
+use std::task::Poll;
+
 use bytes::Bytes;
 
 use crate::codec::Codec;
@@ -64,12 +66,21 @@ impl<C: Codec> Endpoint<C> {
                             // At most `max_concurrent_calls` handlers run per
                             // connection; past that the reader waits, which
                             // pushes back on the peer instead of piling up tasks.
-                            let Ok(permit) = self.inner.calls.clone().acquire_owned().await else { return };
-                            let call = procedure(self.clone(), id, args);
-                            tokio::spawn(async move {
-                                call.await;
-                                drop(permit);
-                            });
+                            let Ok(permit) = self.inner.calls.clone().acquire_owned().await else {
+                                return;
+                            };
+                            let mut call = procedure(self.clone(), id, args);
+                            // A handler that finishes at once (no await point
+                            // pending) is answered right here, saving a task;
+                            // any other continues in a task of its own.
+                            let pending =
+                                std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx).is_pending())).await;
+                            if pending {
+                                tokio::spawn(async move {
+                                    call.await;
+                                    drop(permit);
+                                });
+                            }
                         }
                         None => {
                             let reply = self.encode_error_reply(id, &HandlerError::no_procedure());

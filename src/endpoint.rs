@@ -378,17 +378,24 @@ impl<C: Codec> Endpoint<C> {
         self.inner.listeners.write().unwrap().remove(name);
     }
 
-    /// Calls the listeners of `name`; returns whether there were any.
+    /// Calls the listeners of `name`.
     pub(crate) fn call_listeners(&self, name: &str, args: Vec<Bytes>) {
         let list = match self.inner.listeners.read().unwrap().get(name) {
             Some(list) => list.clone(),
             None => return,
         };
-        for listener in list.iter() {
+        let mut args = Some(args);
+        for (i, listener) in list.iter().enumerate() {
             if listener.once && !self.off(name, ListenerId(listener.id)) {
                 continue; // another reader already fired it
             }
-            let call = || (listener.call)(&self.inner.codec, args.clone());
+            // The last listener takes the arguments; earlier ones get copies.
+            let args = if i + 1 == list.len() {
+                args.take().unwrap_or_default()
+            } else {
+                args.clone().unwrap_or_default()
+            };
+            let call = || (listener.call)(&self.inner.codec, args);
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => self.emit(LocalEvent::Error(format!("listener of `{name}`: {e}"))),
