@@ -95,8 +95,10 @@ impl<C: Codec> ClientBuilder<C> {
             .as_str()
             .into_client_request()
             .map_err(|e| ConnectError::Config(format!("bad url `{}`: {e}", self.url)))?;
+        let endpoint = Endpoint::new(Arc::new(self.codec), self.options, Role::Client, None);
         Ok(Client {
-            endpoint: Endpoint::new(Arc::new(self.codec), self.options, Role::Client, None),
+            alive: Arc::new(Alive(endpoint.downgrade())),
+            endpoint,
             shared: Arc::new(Shared {
                 url: self.url,
                 auth: auth.into(),
@@ -151,10 +153,12 @@ impl Drop for Running {
 /// # Ok(()) }
 /// ```
 ///
-/// A clone is the same client.
+/// A clone is the same client. When the last `Client` handle is dropped,
+/// the connection is closed (1000) and the client stops.
 pub struct Client<C: Codec> {
     endpoint: Endpoint<C>,
     shared: Arc<Shared>,
+    alive: Arc<Alive<C>>,
 }
 
 impl<C: Codec> Clone for Client<C> {
@@ -162,6 +166,18 @@ impl<C: Codec> Clone for Client<C> {
         Client {
             endpoint: self.endpoint.clone(),
             shared: self.shared.clone(),
+            alive: self.alive.clone(),
+        }
+    }
+}
+
+/// Held by the user's handles only: its drop closes the client.
+struct Alive<C: Codec>(crate::endpoint::WeakEndpoint<C>);
+
+impl<C: Codec> Drop for Alive<C> {
+    fn drop(&mut self) {
+        if let Some(endpoint) = self.0.upgrade() {
+            endpoint.close(1000, "");
         }
     }
 }
@@ -250,7 +266,10 @@ impl<C: Codec> Client<C> {
     /// Must be called within a tokio runtime.
     pub fn reconnect(&self) {
         // Atomically: start only if not running.
-        let started = self.shared.running.send_if_modified(|running| !std::mem::replace(running, true));
+        let started = self
+            .shared
+            .running
+            .send_if_modified(|running| !std::mem::replace(running, true));
         if !started {
             return;
         }

@@ -312,3 +312,22 @@ async fn the_subprotocol_is_echoed() {
     let (_ws, response) = tokio_tungstenite::connect_async(url(&server)).await.unwrap();
     assert!(response.headers().get("sec-websocket-protocol").is_none());
 }
+
+#[tokio::test]
+async fn dropping_the_last_client_handle_closes_the_connection() {
+    let server = server().await;
+    let client = client(&server).await;
+    let id: String = client.invoke("whoami", ()).await.unwrap();
+    let mut events = server.get(&id).unwrap().events();
+    let other = client.clone();
+    drop(client);
+    assert!(other.is_connected(), "a clone keeps it open");
+    drop(other);
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
+        LocalEvent::Close {
+            code: 1000,
+            reason: String::new()
+        }
+    );
+}
