@@ -3,8 +3,8 @@
 //! binary.
 //!
 //! # The envelope
-//! Every frame but the auth frame is one `ws_messaging.Envelope` of
-//! [`proto/envelope.proto`](https://example.invalid/ws-messaging-rs/proto/envelope.proto)
+//! Every frame but the auth frame is one `ws_messaging.Envelope` of the
+//! repository's `proto/envelope.proto`, whose comments are the reference
 //! (generated types in [`pb`]):
 //!
 //! ```text
