@@ -52,7 +52,7 @@ fn js(value: &Value) -> Value {
     match value {
         Value::Integer(i) => {
             let v = i128::from(*i);
-            if (v < -(1 << 31) || v >= 1 << 32) && v.unsigned_abs() <= 1 << 53 {
+            if !(-(1 << 31)..1 << 32).contains(&v) && v.unsigned_abs() <= 1 << 53 {
                 Value::Float(v as f64)
             } else {
                 value.clone()
