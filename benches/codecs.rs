@@ -90,6 +90,13 @@ fn codec<C: Codec>(c: &mut Criterion, name: &str, codec: C) {
 
 fn codecs(c: &mut Criterion) {
     codec(c, "json", ws_messaging_json::Json);
+    codec(c, "msgpack", ws_messaging_msgpack::MsgPack);
+    codec(c, "cbor", ws_messaging_cbor::Cbor);
+    let protobuf = ws_messaging_protobuf::Protobuf;
+    shape(c, "protobuf", &protobuf, "small", &support::pb::small());
+    shape(c, "protobuf", &protobuf, "text4k", &support::pb::text_4k());
+    shape(c, "protobuf", &protobuf, "blob64k", &support::pb::blob_64k());
+    shape(c, "protobuf", &protobuf, "records1k", &support::pb::records_1k());
     codec(c, "bincode", ws_messaging_bincode::Bincode);
 }
 

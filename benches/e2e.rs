@@ -63,6 +63,24 @@ fn codec<C: Codec>(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, 
 fn e2e(c: &mut Criterion) {
     let rt = support::runtime();
     codec(c, &rt, "json", || ws_messaging_json::Json);
+    codec(c, &rt, "msgpack", || ws_messaging_msgpack::MsgPack);
+    codec(c, &rt, "cbor", || ws_messaging_cbor::Cbor);
+    shape(
+        c,
+        &rt,
+        "protobuf",
+        || ws_messaging_protobuf::Protobuf,
+        "small",
+        support::pb::small(),
+    );
+    shape(
+        c,
+        &rt,
+        "protobuf",
+        || ws_messaging_protobuf::Protobuf,
+        "text4k",
+        support::pb::text_4k(),
+    );
     codec(c, &rt, "bincode", || ws_messaging_bincode::Bincode);
 }
 

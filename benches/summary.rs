@@ -188,20 +188,14 @@ fn rate(d: Duration) -> String {
     format!("{:.0}k/s", 1.0 / d.as_secs_f64() / 1e3)
 }
 
-fn report<C: Codec, const N: usize>(rt: &tokio::runtime::Runtime, name: &str, make: fn() -> C) {
-    let codec = make();
-    let rows = [
-        codec_row(&codec, "small", &support::small()),
-        codec_row(&codec, "text4k", &support::text_4k()),
-        codec_row(&codec, "blob64k", &support::blob_64k()),
-        codec_row(&codec, "records1k", &support::records_1k()),
-    ];
+/// The sizes and times of one codec, for the four shapes.
+fn codec_table(name: &str, rows: &[CodecRow]) {
     println!("\n### {name}\n");
     println!(
         "| payload | message bytes | bare bytes | encode µs | decode µs | bare enc µs | bare dec µs | envelope cost |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for r in &rows {
+    for r in rows {
         let ratio = (r.encode + r.decode).as_secs_f64() / (r.bare_encode + r.bare_decode).as_secs_f64();
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {:.2}× |",
@@ -215,14 +209,14 @@ fn report<C: Codec, const N: usize>(rt: &tokio::runtime::Runtime, name: &str, ma
             ratio
         );
     }
-    let wire = [
-        wire_row(rt, make, "small", support::small()),
-        wire_row(rt, make, "text4k", support::text_4k()),
-    ];
+}
+
+/// The loopback numbers of one codec.
+fn wire_table(wire: &[WireRow]) {
     println!();
     println!("| payload | invoke RTT µs (raw) | RTT ratio | 64 in flight (raw) | throughput ratio | events (raw) | events ratio | allocs / round trip |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for w in &wire {
+    for w in wire {
         println!(
             "| {} | {} ({}) | {:.2}× | {} ({}) | {:.2} | {} ({}) | {:.2} | {:.1} |",
             w.shape,
@@ -240,6 +234,24 @@ fn report<C: Codec, const N: usize>(rt: &tokio::runtime::Runtime, name: &str, ma
     }
 }
 
+/// A serde codec: the four shapes as plain Rust types.
+fn report<C: Codec>(rt: &tokio::runtime::Runtime, name: &str, make: fn() -> C) {
+    let codec = make();
+    codec_table(
+        name,
+        &[
+            codec_row(&codec, "small", &support::small()),
+            codec_row(&codec, "text4k", &support::text_4k()),
+            codec_row(&codec, "blob64k", &support::blob_64k()),
+            codec_row(&codec, "records1k", &support::records_1k()),
+        ],
+    );
+    wire_table(&[
+        wire_row(rt, make, "small", support::small()),
+        wire_row(rt, make, "text4k", support::text_4k()),
+    ]);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // and expects a quick exit.
@@ -255,6 +267,28 @@ fn main() {
     println!(
         "(RTT ratio: lower is better; throughput and events ratios: higher is better, 1.0 = the transport floor)."
     );
-    report::<_, 0>(&rt, "json", || ws_messaging_json::Json);
-    report::<_, 0>(&rt, "bincode", || ws_messaging_bincode::Bincode);
+    report(&rt, "json", || ws_messaging_json::Json);
+    report(&rt, "msgpack", || ws_messaging_msgpack::MsgPack);
+    report(&rt, "cbor", || ws_messaging_cbor::Cbor);
+    // protobuf: the shapes as prost messages.
+    let protobuf = ws_messaging_protobuf::Protobuf;
+    codec_table(
+        "protobuf",
+        &[
+            codec_row(&protobuf, "small", &support::pb::small()),
+            codec_row(&protobuf, "text4k", &support::pb::text_4k()),
+            codec_row(&protobuf, "blob64k", &support::pb::blob_64k()),
+            codec_row(&protobuf, "records1k", &support::pb::records_1k()),
+        ],
+    );
+    wire_table(&[
+        wire_row(&rt, || ws_messaging_protobuf::Protobuf, "small", support::pb::small()),
+        wire_row(
+            &rt,
+            || ws_messaging_protobuf::Protobuf,
+            "text4k",
+            support::pb::text_4k(),
+        ),
+    ]);
+    report(&rt, "bincode", || ws_messaging_bincode::Bincode);
 }

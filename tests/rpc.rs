@@ -254,12 +254,20 @@ async fn raw_arguments_escape_hatch() {
 
 #[tokio::test]
 async fn panicking_handlers_and_listeners_do_not_take_the_connection_down() {
-    let server = start(Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
-        endpoint.register("panic", |()| async { if true { panic!("handler bug") } else { Ok(()) } })?;
-        endpoint.register("ok", |()| async { Ok("fine") })?;
-        endpoint.on("bad", |()| panic!("listener bug"));
-        Ok(())
-    }))
+    let server = start(
+        Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+            endpoint.register("panic", |()| async {
+                if true {
+                    panic!("handler bug")
+                } else {
+                    Ok(())
+                }
+            })?;
+            endpoint.register("ok", |()| async { Ok("fine") })?;
+            endpoint.on("bad", |()| panic!("listener bug"));
+            Ok(())
+        }),
+    )
     .await;
     let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
     let endpoint = server.connections().pop().unwrap();
@@ -270,7 +278,10 @@ async fn panicking_handlers_and_listeners_do_not_take_the_connection_down() {
     );
     client.send("bad", ()).await.unwrap();
     let event = wait_event(&mut events, |e| matches!(e, ws_messaging::LocalEvent::Error(_))).await;
-    assert_eq!(event, ws_messaging::LocalEvent::Error("listener of `bad` panicked".into()));
+    assert_eq!(
+        event,
+        ws_messaging::LocalEvent::Error("listener of `bad` panicked".into())
+    );
     assert_eq!(client.invoke::<_, String>("ok", ()).await.unwrap(), "fine");
 }
 

@@ -162,9 +162,12 @@ async fn an_oversized_frame_ends_only_that_connection() {
     let server = start(builder().configure(|o| o.max_message_size = 1024)).await;
     let mut ws = raw_authed(&server).await;
     let mut other = raw_authed(&server).await;
-    ws.send(Message::text(format!(r#"{{"name":"echo","args":["{}"],"id":1}}"#, "x".repeat(4096))))
-        .await
-        .unwrap();
+    ws.send(Message::text(format!(
+        r#"{{"name":"echo","args":["{}"],"id":1}}"#,
+        "x".repeat(4096)
+    )))
+    .await
+    .unwrap();
     // The offender's connection ends (tungstenite refuses the frame: 1009
     // or a dropped socket), the other one keeps working.
     let ended = tokio::time::timeout(WAIT, async {
@@ -177,6 +180,9 @@ async fn an_oversized_frame_ends_only_that_connection() {
     })
     .await;
     assert!(ended.is_ok(), "the oversized sender is disconnected");
-    other.send(Message::text(r#"{"name":"echo","args":[1],"id":1}"#)).await.unwrap();
+    other
+        .send(Message::text(r#"{"name":"echo","args":[1],"id":1}"#))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut other).await, json!({"id":1,"result":1}));
 }

@@ -54,6 +54,78 @@ pub fn records_1k() -> Vec<Small> {
     (0..1000).map(|i| Small { id: i, ..small() }).collect()
 }
 
+/// The shapes as protobuf messages, for the protobuf codec (its arguments
+/// and results are the user's prost messages).
+pub mod pb {
+    use ws_messaging_protobuf::Proto;
+
+    /// [`super::Small`].
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Small {
+        #[prost(uint32, tag = "1")]
+        pub id: u32,
+        #[prost(string, tag = "2")]
+        pub name: String,
+        #[prost(string, repeated, tag = "3")]
+        pub tags: Vec<String>,
+        #[prost(double, tag = "4")]
+        pub score: f64,
+        #[prost(bool, tag = "5")]
+        pub active: bool,
+    }
+
+    /// A text payload.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Text {
+        #[prost(string, tag = "1")]
+        pub text: String,
+    }
+
+    /// A binary payload.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Blob {
+        #[prost(bytes = "vec", tag = "1")]
+        pub data: Vec<u8>,
+    }
+
+    /// Many records.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Records {
+        #[prost(message, repeated, tag = "1")]
+        pub records: Vec<Small>,
+    }
+
+    fn convert(s: super::Small) -> Small {
+        Small {
+            id: s.id,
+            name: s.name,
+            tags: s.tags,
+            score: s.score,
+            active: s.active,
+        }
+    }
+
+    pub fn small() -> Proto<Small> {
+        Proto(convert(super::small()))
+    }
+
+    pub fn text_4k() -> Proto<Text> {
+        Proto(Text { text: super::text_4k() })
+    }
+
+    pub fn blob_64k() -> Proto<Blob> {
+        Proto(Blob {
+            data: super::blob_64k().into_vec(),
+        })
+    }
+
+    pub fn records_1k() -> Proto<Records> {
+        Proto(Records {
+            records: super::records_1k().into_iter().map(convert).collect(),
+        })
+    }
+}
+
 /// A ws-messaging server on a loopback port whose `echo` procedure returns
 /// its argument (decoded into `P` and encoded again) and whose `ev` event
 /// counts into `events`.

@@ -107,7 +107,9 @@ async fn main() {
         "cbor" => cbor::run(&settings).await,
         "protobuf" => protobuf::run(&settings).await,
         "bincode" => bincode::run(&settings).await,
-        other => Err(format!("unknown codec `{other}` (known: json, msgpack, cbor, protobuf, bincode)")),
+        other => Err(format!(
+            "unknown codec `{other}` (known: json, msgpack, cbor, protobuf, bincode)"
+        )),
     };
     if let Err(e) = result {
         eprintln!("echo_server: {e}");
