@@ -102,10 +102,13 @@ fn codecs(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
+    // 120 benchmarks: short runs and a lighter bootstrap keep the whole
+    // `cargo bench` under 10 minutes on 2 cores.
     config = Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(30);
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
+        .sample_size(20)
+        .nresamples(5_000);
     targets = codecs
 }
 criterion_main!(benches);

@@ -63,6 +63,7 @@ pub mod envelope;
 mod error;
 mod events;
 mod heartbeat;
+pub mod lenient;
 mod payload;
 pub mod schema;
 mod server;

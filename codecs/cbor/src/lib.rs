@@ -84,7 +84,6 @@
 #![forbid(unsafe_code)]
 
 mod js_numbers;
-mod lenient;
 mod reader;
 
 use bytes::Bytes;
@@ -116,12 +115,12 @@ fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
     })
 }
 
-/// Decodes the wrapped type through [`lenient::Lenient`].
+/// Decodes the wrapped type through [`ws_messaging::lenient::Lenient`].
 struct LenientValue<T>(T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for LenientValue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        T::deserialize(lenient::Lenient(deserializer)).map(LenientValue)
+        T::deserialize(ws_messaging::lenient::Lenient(deserializer)).map(LenientValue)
     }
 }
 

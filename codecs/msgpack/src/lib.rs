@@ -71,7 +71,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod lenient;
 mod reader;
 
 use bytes::Bytes;
@@ -114,7 +113,7 @@ impl Codec for MsgPack {
         // no length in `data` can claim more than `data` holds.
         reader::check_value(data)?;
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(data);
-        T::deserialize(lenient::Lenient(&mut deserializer)).map_err(|e| CodecError::Decode(e.to_string()))
+        T::deserialize(ws_messaging::lenient::Lenient(&mut deserializer)).map_err(|e| CodecError::Decode(e.to_string()))
     }
 
     fn encode_message<A: Serialize + ?Sized>(

@@ -11,14 +11,25 @@
 //! [`Lenient`] wraps a format's deserializer: requests for an integer or a
 //! float are answered from whatever number the data holds (a float with a
 //! fractional part still refuses to become an integer), and everything
-//! else is forwarded unchanged, nested values included.
+//! else is forwarded unchanged, nested values included. The MessagePack and
+//! CBOR codecs decode every value through it.
+//!
+//! ```
+//! use serde::de::value::{Error, F64Deserializer};
+//! use serde::Deserialize;
+//! use ws_messaging::lenient::Lenient;
+//!
+//! // A JavaScript encoder wrote 2^40 as a float; the handler wants a u64.
+//! let wire = F64Deserializer::<Error>::new(1_099_511_627_776.0);
+//! assert_eq!(u64::deserialize(Lenient(wire)), Ok(1 << 40));
+//! ```
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor};
 
 /// A deserializer that accepts any number type where a number is expected.
-pub(crate) struct Lenient<D>(pub(crate) D);
+pub struct Lenient<D>(pub D);
 
 /// Forwards a visitor, wrapping every nested deserializer in [`Lenient`].
 struct Wrap<V>(V);
