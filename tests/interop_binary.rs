@@ -8,100 +8,25 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::peers::{echo_server_path, interop_dir, node_cases, spawn_listening, terminate};
 use common::{wait_event, WAIT};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use ws_messaging::{Client, ClientBuilder, Codec, ConnectError, InvokeError, LocalEvent, RawArgs};
 use ws_messaging_cbor::Cbor;
 use ws_messaging_msgpack::MsgPack;
 
-fn interop_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    assert!(
-        dir.join("node_modules/ws-messaging").is_dir(),
-        "the npm peers are not installed: run `npm ci --prefix tests/interop` (the README's test command does)"
-    );
-    dir
-}
-
-/// The `echo_server` example built beside this test binary.
-fn echo_server_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir
-        .join("examples")
-        .join(format!("echo_server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds it (cargo build --example echo_server)",
-        path.display()
-    );
-    path
-}
-
-/// Starts a peer process and waits for its `listening on HOST:PORT` line.
-async fn spawn_listening(mut command: Command) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the peer process");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the peer printed its address in time")
-        .unwrap()
-        .expect("a line on stdout");
-    let addr = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    (child, format!("ws://{addr}"))
-}
-
-async fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    assert!(killed.success());
-    tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap()
-}
-
-/// Runs a node script of tests/interop to completion; asserts it passed
-/// every case (`N passed, 0 failed`).
-async fn node_cases(args: &[&str]) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new("node").current_dir(interop_dir()).args(args).output(),
-    )
-    .await
-    .expect("the JavaScript test finished in time")
-    .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "JavaScript cases failed ({args:?}):\n{stdout}");
-    assert!(stdout.lines().any(|l| l.ends_with(" passed, 0 failed")), "{stdout}");
-}
-
 async fn javascript_client_against_the_rust_echo_server(format: &str) {
     let mut server = Command::new(echo_server_path());
     server.args(["--port", "0", "--ping-interval-ms", "200", "--auth-timeout-ms", "300"]);
     server.args(["--codec", format]);
     let (server, url) = spawn_listening(server).await;
-    node_cases(&["js_client_test.js", &url, "--codec", format]).await;
+    node_cases(&interop_dir(), &["js_client_test.js", &url, "--codec", format]).await;
     // SIGTERM: closes every connection and exits 0.
     assert!(terminate(server).await.success());
 }
@@ -350,7 +275,7 @@ async fn msgpack_javascript_client_against_the_rust_echo_server() {
 
 #[tokio::test]
 async fn msgpack_golden_vectors_match_msgpack_lite() {
-    node_cases(&["codecs/vectors.js", "--codec", "msgpack"]).await;
+    node_cases(&interop_dir(), &["codecs/vectors.js", "--codec", "msgpack"]).await;
 }
 
 #[tokio::test]
@@ -387,7 +312,7 @@ async fn cbor_javascript_client_against_the_rust_echo_server() {
 
 #[tokio::test]
 async fn cbor_golden_vectors_match_cbor_x() {
-    node_cases(&["codecs/vectors.js", "--codec", "cbor"]).await;
+    node_cases(&interop_dir(), &["codecs/vectors.js", "--codec", "cbor"]).await;
 }
 
 #[tokio::test]

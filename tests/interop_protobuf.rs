@@ -11,13 +11,28 @@ mod common;
 #[path = "../examples/protobuf_schema.rs"]
 mod protobuf_schema;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::peers::{echo_server_path, interop_dir, spawn_listening, terminate};
 use common::{wait_event, WAIT};
+
+/// tests/interop/protobuf/, with protobufjs installed.
+fn protobuf_dir() -> PathBuf {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/protobufjs").is_dir(),
+        "run `npm ci --prefix tests/interop`"
+    );
+    dir.join("protobuf")
+}
+
+/// Runs a node script of tests/interop/protobuf to its end.
+async fn run_node_cases(script: &str, args: &[&str]) {
+    let args: Vec<&str> = std::iter::once(script).chain(args.iter().copied()).collect();
+    common::peers::node_cases(&protobuf_dir(), &args).await;
+}
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -37,86 +52,6 @@ mod pb {
 use pb::{value::Kind, Auth, AuthReply, Delay, Number, Texts, Value};
 
 // ------------------------------------------------------------ processes ---
-
-fn interop_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
-    assert!(
-        dir.join("node_modules/ws-messaging").is_dir() && dir.join("node_modules/protobufjs").is_dir(),
-        "the npm peers are not installed: run `npm ci --prefix tests/interop`"
-    );
-    dir
-}
-
-fn protobuf_dir() -> PathBuf {
-    interop_dir().join("protobuf")
-}
-
-/// The `echo_server` example built beside this test binary.
-fn echo_server_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir
-        .join("examples")
-        .join(format!("echo_server{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test` builds it; with `cargo test --test interop_protobuf`, \
-         run `cargo build --example echo_server` first",
-        path.display()
-    );
-    path
-}
-
-/// Starts a peer process and waits for its `listening on HOST:PORT` line.
-async fn spawn_listening(mut command: Command) -> (Child, String) {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the peer process");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("the peer printed its address in time")
-        .unwrap()
-        .expect("a line on stdout");
-    let addr = line
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    (child, format!("ws://{addr}"))
-}
-
-async fn terminate(mut child: Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
-    assert!(killed.success());
-    tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("exits after SIGTERM")
-        .unwrap()
-}
-
-/// Runs a node script to its end; asserts it printed `N passed, 0 failed`.
-async fn run_node_cases(script: &str, args: &[&str]) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new("node")
-            .arg(protobuf_dir().join(script))
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("the JavaScript test finished in time")
-    .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{script} cases failed:\n{stdout}");
-    assert!(stdout.lines().any(|l| l.ends_with(" passed, 0 failed")), "{stdout}");
-}
 
 // ----------------------------------------------------- JavaScript → Rust ---
 

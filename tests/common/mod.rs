@@ -2,6 +2,8 @@
 //! conformance contract, raw WebSocket peers, and event waiters.
 #![allow(dead_code, clippy::result_large_err)]
 
+pub mod peers;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
