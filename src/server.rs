@@ -398,13 +398,17 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                         Some(Ok(_)) => {}
                     },
+                    // The server is closing: do not wait for a slow hook.
+                    () = stopped(&mut shutdown) => break Err(HandlerError::new("the server is closing")),
                 }
             }
         }
     };
-    let connect = match accepted {
-        Ok(connect) => connect,
-        Err(error) => return refuse(ws, crate::CLOSE_FORBIDDEN, &error.to_string()).await,
+    let closing = *shutdown.borrow();
+    let connect = match (accepted, closing) {
+        (_, Some(code)) => return refuse(ws, code, "").await,
+        (Ok(connect), None) => connect,
+        (Err(error), None) => return refuse(ws, crate::CLOSE_FORBIDDEN, &error.to_string()).await,
     };
     if endpoint.inner.terminated.load(std::sync::atomic::Ordering::SeqCst) {
         return refuse(ws, 1000, "").await; // the hook closed it
@@ -414,6 +418,7 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
     let link = endpoint.attach();
     endpoint.push_first(link.generation, connect);
     endpoint.set_connected(link.generation, Bytes::new());
+    // `close` may have run between the check above and `attach`.
     let closing = *shutdown.borrow();
     if let Some(code) = closing {
         endpoint.close(code, "");

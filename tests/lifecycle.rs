@@ -331,3 +331,30 @@ async fn dropping_the_last_client_handle_closes_the_connection() {
         }
     );
 }
+
+#[tokio::test]
+async fn server_close_does_not_wait_for_a_hook_that_never_ends() {
+    let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let server = start(Server::<Json>::builder().on_connection(move |_, _: Value| {
+        let entered_tx = entered_tx.clone();
+        async move {
+            entered_tx.send(()).unwrap();
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    }))
+    .await;
+    let mut ws = raw_connect(&url(&server)).await;
+    ws.send(Message::text("{}")).await.unwrap();
+    entered.recv().await.unwrap();
+    let closing = tokio::spawn({
+        let server = server.clone();
+        async move { server.close(1001).await }
+    });
+    assert_eq!(next_close(&mut ws).await, (1001, String::new()));
+    drop(ws);
+    tokio::time::timeout(WAIT, closing)
+        .await
+        .expect("close returns")
+        .unwrap();
+}
