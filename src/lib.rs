@@ -62,6 +62,7 @@ mod endpoint;
 pub mod envelope;
 mod error;
 mod events;
+pub mod fanout;
 mod heartbeat;
 pub mod lenient;
 mod payload;

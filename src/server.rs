@@ -1,7 +1,6 @@
 //! [`Server`]: accepts connections, runs the auth handshake and keeps a
 //! registry of connected endpoints.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -24,6 +23,7 @@ use crate::config::EndpointOptions;
 use crate::connection::{drive, Transport};
 use crate::endpoint::{encode_event, truncate_reason, BoxFuture, EncodedMessage, Endpoint, Role};
 use crate::error::{HandlerError, SendError, ServeError};
+use crate::fanout::{Fanout, LocalFanout, Registry};
 use crate::payload::Args;
 
 /// Close code for a refused or timed-out auth (PROTOCOL.md §7).
@@ -41,6 +41,7 @@ pub struct ServerBuilder<C: Codec> {
     options: EndpointOptions,
     auth_timeout: Duration,
     hook: Option<Hook<C>>,
+    fanout: Arc<dyn Fanout<C>>,
 }
 
 impl<C: Codec> ServerBuilder<C> {
@@ -51,7 +52,15 @@ impl<C: Codec> ServerBuilder<C> {
             options: EndpointOptions::default(),
             auth_timeout: Duration::from_secs(20),
             hook: None,
+            fanout: Arc::new(LocalFanout),
         }
+    }
+
+    /// Where broadcasts and sends to one connection go (default
+    /// [`LocalFanout`]: this process's connections).
+    pub fn fanout(mut self, fanout: impl Fanout<C>) -> Self {
+        self.fanout = Arc::new(fanout);
+        self
     }
 
     /// How long to wait for a client's auth frame before closing with 4003.
@@ -117,7 +126,8 @@ impl<C: Codec> ServerBuilder<C> {
             options: self.options,
             auth_timeout: self.auth_timeout,
             hook: self.hook,
-            clients: Mutex::new(HashMap::new()),
+            clients: Registry::default(),
+            fanout: self.fanout,
             local_addr,
             shutdown,
             live: Mutex::new(0),
@@ -142,7 +152,8 @@ struct ServerInner<C: Codec> {
     options: EndpointOptions,
     auth_timeout: Duration,
     hook: Option<Hook<C>>,
-    clients: Mutex<HashMap<String, Endpoint<C>>>,
+    clients: Registry<C>,
+    fanout: Arc<dyn Fanout<C>>,
     local_addr: SocketAddr,
     /// The close code, once `close` was called.
     shutdown: watch::Sender<Option<u16>>,
@@ -200,17 +211,22 @@ impl<C: Codec> Server<C> {
 
     /// The connection with this id, if it is open.
     pub fn get(&self, id: &str) -> Option<Endpoint<C>> {
-        self.inner.clients.lock().unwrap().get(id).cloned()
+        self.inner.clients.get(id)
     }
 
     /// Every open connection (a snapshot).
     pub fn connections(&self) -> Vec<Endpoint<C>> {
-        self.inner.clients.lock().unwrap().values().cloned().collect()
+        self.inner.clients.connections()
     }
 
     /// How many connections are open (authenticated or in auth).
     pub fn connection_count(&self) -> usize {
-        self.inner.clients.lock().unwrap().len()
+        self.inner.clients.len()
+    }
+
+    /// This server's connections.
+    pub fn registry(&self) -> &Registry<C> {
+        &self.inner.clients
     }
 
     /// Encodes the event `name(args)` once with the server's codec.
@@ -218,17 +234,19 @@ impl<C: Codec> Server<C> {
         encode_event(&*self.inner.codec, name, &args)
     }
 
-    /// Sends the event `name(args)` to every connected client, encoded once.
-    /// Returns how many clients it was queued for.
+    /// Sends the event `name(args)` to every connected client, encoded once,
+    /// through the server's [`Fanout`]. Returns how many clients it was
+    /// queued for.
     pub async fn broadcast<A: Args>(&self, name: &str, args: A) -> Result<usize, SendError> {
         let message = self.encode_message(name, args)?;
-        let mut sent = 0;
-        for endpoint in self.connections() {
-            if endpoint.send_encoded(&message).await.is_ok() {
-                sent += 1;
-            }
-        }
-        Ok(sent)
+        Ok(self.inner.fanout.broadcast(&self.inner.clients, message).await)
+    }
+
+    /// Sends the event `name(args)` to the connection `id`, through the
+    /// server's [`Fanout`]. Returns whether it was queued.
+    pub async fn send_to<A: Args>(&self, id: &str, name: &str, args: A) -> Result<bool, SendError> {
+        let message = self.encode_message(name, args)?;
+        Ok(self.inner.fanout.send_to(&self.inner.clients, id, message).await)
     }
 
     /// Stops accepting and closes every connection with `code`; resolves
@@ -379,7 +397,7 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
         }
         Ok(Some(auth)) => auth,
     };
-    inner.clients.lock().unwrap().insert(id.clone(), endpoint.clone());
+    inner.clients.insert(id.clone(), endpoint.clone());
     let _registered = Registered {
         inner,
         id: &id,
@@ -435,7 +453,7 @@ struct Registered<'a, C: Codec> {
 
 impl<C: Codec> Drop for Registered<'_, C> {
     fn drop(&mut self) {
-        self.inner.clients.lock().unwrap().remove(self.id);
+        self.inner.clients.remove(self.id);
         self.endpoint.clear_handlers();
     }
 }

@@ -220,3 +220,60 @@ async fn send_hook_sees_and_may_refuse_outgoing_frames() {
     assert_eq!(seen[0], "{}"); // the auth frame
     assert!(seen.contains(&r#"{"name":"fine","args":[]}"#.to_string()));
 }
+
+#[tokio::test]
+async fn broadcasts_and_sends_to_one_go_through_the_fanout() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use ws_messaging::fanout::{Fanout, FanoutFuture, LocalFanout, Registry};
+    use ws_messaging::EncodedMessage;
+
+    /// Records what passes, then delivers locally.
+    #[derive(Clone, Default)]
+    struct Recording(Arc<(AtomicUsize, AtomicUsize)>);
+
+    impl Fanout<Json> for Recording {
+        fn broadcast<'a>(&'a self, local: &'a Registry<Json>, message: EncodedMessage) -> FanoutFuture<'a, usize> {
+            self.0 .0.fetch_add(1, Ordering::SeqCst);
+            LocalFanout.broadcast(local, message)
+        }
+        fn send_to<'a>(
+            &'a self,
+            local: &'a Registry<Json>,
+            id: &'a str,
+            message: EncodedMessage,
+        ) -> FanoutFuture<'a, bool> {
+            self.0 .1.fetch_add(1, Ordering::SeqCst);
+            LocalFanout.send_to(local, id, message)
+        }
+    }
+
+    let recording = Recording::default();
+    let server = start(Server::<Json>::builder().fanout(recording.clone()).on_connection(
+        |endpoint, _: Value| async move {
+            common::conformance(&endpoint)?;
+            Ok(())
+        },
+    ))
+    .await;
+    let (a, b) = (
+        Client::<Json>::builder(url(&server)).connect().await.unwrap(),
+        Client::<Json>::builder(url(&server)).connect().await.unwrap(),
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for (who, client) in [("a", &a), ("b", &b)] {
+        let tx = tx.clone();
+        client.on("news", move |(text,): (String,)| tx.send((who, text)).unwrap());
+    }
+    assert_eq!(server.broadcast("news", ("all",)).await.unwrap(), 2);
+    let mut got = vec![recv(&mut rx).await, recv(&mut rx).await];
+    got.sort();
+    assert_eq!(got, vec![("a", "all".to_string()), ("b", "all".to_string())]);
+
+    let b_id: String = b.invoke("whoami", ()).await.unwrap();
+    assert!(server.send_to(&b_id, "news", ("just b",)).await.unwrap());
+    assert_eq!(recv(&mut rx).await, ("b", "just b".to_string()));
+    assert!(!server.send_to("no-such-id", "news", ("x",)).await.unwrap());
+    assert_eq!(server.registry().len(), 2);
+    assert_eq!(recording.0 .0.load(Ordering::SeqCst), 1);
+    assert_eq!(recording.0 .1.load(Ordering::SeqCst), 2);
+}
