@@ -6,20 +6,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
 use tokio::task::AbortHandle;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::codec::{Codec, FrameKind};
 use crate::config::{EndpointOptions, Outgoing, OutgoingKind};
-use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
+use crate::error::{CodecError, SendError};
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq, FromArgs};
 
@@ -64,7 +60,7 @@ pub(crate) enum Role {
 
 /// The outcome a pending invoke is settled with: the raw reply, or `Err`
 /// when the connection went away.
-type Settle = Result<Result<Bytes, Bytes>, ()>;
+pub(crate) type Settle = Result<Result<Bytes, Bytes>, ()>;
 
 /// What the connection driver needs of a freshly attached connection.
 pub(crate) struct Link {
@@ -87,26 +83,26 @@ pub(crate) struct State {
     pub(crate) conn: Option<Conn>,
     pub(crate) connected: bool,
     pub(crate) generation: u64,
-    pending: HashMap<u64, oneshot::Sender<Settle>>,
+    pub(crate) pending: HashMap<u64, oneshot::Sender<Settle>>,
 }
 
 pub(crate) struct Inner<C: Codec> {
     pub(crate) codec: Arc<C>,
     pub(crate) options: EndpointOptions,
     pub(crate) role: Role,
-    id: Option<String>,
-    counter: AtomicU64,
+    pub(crate) id: Option<String>,
+    pub(crate) counter: AtomicU64,
     pub(crate) state: Mutex<State>,
     /// Set when the user closed the endpoint (or the server refused the
     /// client): a client then does not reconnect.
     pub(crate) terminated: AtomicBool,
     listeners: RwLock<HashMap<String, Arc<Vec<Listener<C>>>>>,
-    procedures: RwLock<HashMap<String, Procedure<C>>>,
-    next_listener: AtomicU64,
-    events: broadcast::Sender<LocalEvent>,
+    pub(crate) procedures: RwLock<HashMap<String, Procedure<C>>>,
+    pub(crate) next_listener: AtomicU64,
+    pub(crate) events: broadcast::Sender<LocalEvent>,
     /// Bumped on every connect and close, so waiters can watch it.
     pub(crate) status: watch::Sender<Status>,
-    data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    pub(crate) data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     /// Permits for concurrently running procedure handlers.
     pub(crate) calls: Arc<Semaphore>,
 }
@@ -192,7 +188,7 @@ impl EncodedMessage {
     }
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || RESERVED_NAMES.contains(&name) {
         Err(name.to_string())
     } else {
@@ -373,6 +369,14 @@ impl<C: Codec> Endpoint<C> {
         removed
     }
 
+    /// Drops every handler and listener (breaks reference cycles through
+    /// handlers that captured the endpoint). Keeps the `ping` handler.
+    pub(crate) fn clear_handlers(&self) {
+        self.inner.listeners.write().unwrap().clear();
+        self.inner.procedures.write().unwrap().retain(|name, _| name == "ping");
+        self.inner.data.lock().unwrap().clear();
+    }
+
     /// Removes every listener of `name`.
     pub fn off_all(&self, name: &str) {
         self.inner.listeners.write().unwrap().remove(name);
@@ -439,221 +443,9 @@ impl<C: Codec> Endpoint<C> {
         tx.send(message.0.clone()).await.map_err(|_| SendError::Connection)
     }
 
-    // ----- RPC ---------------------------------------------------------
-
-    /// Registers the procedure `name` (one handler per name). The handler
-    /// gets the call's arguments decoded into `A` and returns the result, or
-    /// a [`HandlerError`] that goes to the caller through the error
-    /// formatter. Handlers run concurrently, each in its own task.
-    ///
-    /// ```
-    /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
-    /// endpoint
-    ///     .register("sum", |numbers: Vec<f64>| async move { Ok(numbers.iter().fold(0.0, |a, b| a + b)) })
-    ///     .unwrap();
-    /// endpoint
-    ///     .register("greet", |(name,): (String,)| async move { Ok(format!("hello {name}")) })
-    ///     .unwrap();
-    /// # }
-    /// ```
-    pub fn register<A, R, F, Fut>(&self, name: &str, handler: F) -> Result<(), RegisterError>
-    where
-        A: FromArgs,
-        R: Serialize + Send + 'static,
-        F: Fn(A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
-    {
-        check_name(name).map_err(RegisterError::ReservedName)?;
-        if self.inner.procedures.read().unwrap().contains_key(name) {
-            return Err(RegisterError::Duplicate(name.to_string()));
-        }
-        self.insert_procedure(name, handler)
-            .then_some(())
-            .ok_or_else(|| RegisterError::Duplicate(name.to_string()))
-    }
-
-    fn insert_procedure<A, R, F, Fut>(&self, name: &str, handler: F) -> bool
-    where
-        A: FromArgs,
-        R: Serialize + Send + 'static,
-        F: Fn(A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
-    {
-        let handler = Arc::new(handler);
-        let procedure: Procedure<C> = Arc::new(move |endpoint: Endpoint<C>, id, args| {
-            let handler = handler.clone();
-            Box::pin(async move {
-                let outcome = match A::from_args(&*endpoint.inner.codec, args) {
-                    Ok(args) => {
-                        // A panicking handler still answers, with an error.
-                        let call = std::panic::AssertUnwindSafe(async move { handler(args).await });
-                        match futures_util::FutureExt::catch_unwind(call).await {
-                            Ok(outcome) => outcome,
-                            Err(_) => Err(HandlerError::new("the handler panicked")),
-                        }
-                    }
-                    Err(e) => Err(HandlerError::named("TypeError", format!("invalid arguments: {e}"))),
-                };
-                let reply = match &outcome {
-                    Ok(result) => endpoint.encode_reply(id, Ok(result)),
-                    Err(error) => endpoint.encode_error_reply(id, error),
-                };
-                endpoint.send_reply(id, reply).await;
-            })
-        });
-        let mut map = self.inner.procedures.write().unwrap();
-        if map.contains_key(name) {
-            return false;
-        }
-        map.insert(name.to_string(), procedure);
-        true
-    }
-
-    /// Removes the procedure `name`; returns whether it was registered.
-    pub fn unregister(&self, name: &str) -> bool {
-        self.inner.procedures.write().unwrap().remove(name).is_some()
-    }
-
-    pub(crate) fn procedure(&self, name: &str) -> Option<Procedure<C>> {
-        self.inner.procedures.read().unwrap().get(name).cloned()
-    }
-
-    /// Drops every handler and listener (breaks reference cycles through
-    /// handlers that captured the endpoint). Keeps the `ping` handler.
-    pub(crate) fn clear_handlers(&self) {
-        self.inner.listeners.write().unwrap().clear();
-        self.inner.procedures.write().unwrap().retain(|name, _| name == "ping");
-        self.inner.data.lock().unwrap().clear();
-    }
-
-    pub(crate) fn encode_reply<T: Serialize + ?Sized>(
-        &self,
-        id: u64,
-        result: Result<&T, &serde_json::Value>,
-    ) -> Result<Message, SendError> {
-        let mut buf = Vec::with_capacity(32);
-        match self.inner.codec.encode_reply(id, result, &mut buf) {
-            Ok(()) => self.frame(buf),
-            Err(e) => {
-                let error = HandlerError::new(format!("could not encode the result: {e}"));
-                let value = (self.inner.options.error_formatter)(&error);
-                buf.clear();
-                self.inner
-                    .codec
-                    .encode_reply::<()>(id, Err(&value), &mut buf)
-                    .map_err(SendError::Encode)?;
-                self.frame(buf)
-            }
-        }
-    }
-
-    pub(crate) fn encode_error_reply(&self, id: u64, error: &HandlerError) -> Result<Message, SendError> {
-        let value = (self.inner.options.error_formatter)(error);
-        self.encode_reply::<()>(id, Err(&value))
-    }
-
-    pub(crate) async fn send_reply(&self, id: u64, reply: Result<Message, SendError>) {
-        let sent = match reply {
-            Ok(message) => match self.run_send_hook(OutgoingKind::Reply { id }, message_bytes(&message)) {
-                Ok(()) => match self.sender() {
-                    Ok(tx) => tx.send(message).await.map_err(|_| SendError::Connection),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
-            if e != SendError::Connection {
-                self.emit(LocalEvent::Error(format!("reply to invoke #{id} not sent: {e}")));
-            }
-        }
-    }
-
-    /// Invokes the peer's procedure `name` with `args` and waits for the
-    /// reply, at most the endpoint's `ack_timeout`.
-    ///
-    /// ```no_run
-    /// # async fn f(client: ws_messaging::Endpoint<ws_messaging_json::Json>) -> Result<(), ws_messaging::InvokeError> {
-    /// let sum: f64 = client.invoke("sum", (1, 2, 3.5)).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn invoke<A: Args, R: DeserializeOwned>(&self, name: &str, args: A) -> Result<R, InvokeError> {
-        self.invoke_with_timeout(name, args, self.inner.options.ack_timeout)
-            .await
-    }
-
-    /// [`invoke`](Self::invoke) with its own timeout.
-    pub async fn invoke_with_timeout<A: Args, R: DeserializeOwned>(
-        &self,
-        name: &str,
-        args: A,
-        timeout: Duration,
-    ) -> Result<R, InvokeError> {
-        check_name(name).map_err(InvokeError::ReservedName)?;
-        let raw = self.invoke_raw(name, &args, timeout).await?;
-        self.decode(&raw).map_err(InvokeError::Decode)
-    }
-
-    /// Invokes and returns the result still encoded (or the remote error).
-    pub(crate) async fn invoke_raw<A: Args + ?Sized>(
-        &self,
-        name: &str,
-        args: &A,
-        timeout: Duration,
-    ) -> Result<Bytes, InvokeError> {
-        let id = self.inner.counter.fetch_add(1, Ordering::Relaxed);
-        let mut buf = Vec::with_capacity(64);
-        self.inner
-            .codec
-            .encode_message(name, &AsSeq(args), Some(id), &mut buf)
-            .map_err(InvokeError::Encode)?;
-        self.run_send_hook(OutgoingKind::Message { name, id: Some(id) }, &buf)
-            .map_err(|e| InvokeError::from_send(e, Some(id)))?;
-        let message = self.frame(buf).map_err(|e| InvokeError::from_send(e, Some(id)))?;
-        let (settle_tx, settle_rx) = oneshot::channel();
-        let tx = {
-            let mut state = self.inner.state.lock().unwrap();
-            match (&state.conn, state.connected) {
-                (Some(conn), true) => {
-                    let tx = conn.tx.clone();
-                    state.pending.insert(id, settle_tx);
-                    tx
-                }
-                _ => return Err(InvokeError::Connection { id: Some(id) }),
-            }
-        };
-        let _guard = PendingGuard { inner: &self.inner, id };
-        let wait = async {
-            tx.send(message)
-                .await
-                .map_err(|_| InvokeError::Connection { id: Some(id) })?;
-            match settle_rx.await {
-                Ok(Ok(outcome)) => Ok(outcome),
-                _ => Err(InvokeError::Connection { id: Some(id) }),
-            }
-        };
-        match tokio::time::timeout(timeout, wait).await {
-            Err(_) => Err(InvokeError::Timeout { id }),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(Ok(result))) => Ok(result),
-            Ok(Ok(Err(error))) => Err(InvokeError::Remote(
-                self.inner.codec.decode_error(&error).map_err(InvokeError::Decode)?,
-            )),
-        }
-    }
-
-    /// Settles the pending invoke `id`; an unknown id is ignored.
-    pub(crate) fn settle(&self, id: u64, outcome: Result<Bytes, Bytes>) {
-        let pending = self.inner.state.lock().unwrap().pending.remove(&id);
-        if let Some(tx) = pending {
-            let _ = tx.send(Ok(outcome));
-        }
-    }
-
     // ----- sending -----------------------------------------------------
 
-    fn run_send_hook(&self, kind: OutgoingKind<'_>, frame: &[u8]) -> Result<(), SendError> {
+    pub(crate) fn run_send_hook(&self, kind: OutgoingKind<'_>, frame: &[u8]) -> Result<(), SendError> {
         match &self.inner.options.send_hook {
             Some(hook) => hook(&Outgoing { kind, frame }).map_err(|e| SendError::Refused(e.to_string())),
             None => Ok(()),
@@ -665,161 +457,11 @@ impl<C: Codec> Endpoint<C> {
     }
 
     /// The write queue of the current connection, if connected.
-    fn sender(&self) -> Result<mpsc::Sender<Message>, SendError> {
+    pub(crate) fn sender(&self) -> Result<mpsc::Sender<Message>, SendError> {
         let state = self.inner.state.lock().unwrap();
         match (&state.conn, state.connected) {
             (Some(conn), true) => Ok(conn.tx.clone()),
             _ => Err(SendError::Connection),
-        }
-    }
-
-    // ----- connection lifecycle ---------------------------------------
-
-    /// Closes the connection with `code` and `reason` (at most 123 bytes;
-    /// longer reasons are cut on a character boundary). Every pending invoke
-    /// fails at once with a connection error. On a client this is final: it
-    /// does not reconnect until [`Client::reconnect`](crate::Client::reconnect).
-    pub fn close(&self, code: u16, reason: &str) {
-        self.inner.terminated.store(true, Ordering::SeqCst);
-        let generation = self.inner.state.lock().unwrap().generation;
-        self.close_connection(generation, code, reason);
-    }
-
-    /// Starts the close handshake of connection `generation` (if it is still
-    /// the current one) and fails its pending invokes.
-    pub(crate) fn close_connection(&self, generation: u64, code: u16, reason: &str) {
-        let mut state = self.inner.state.lock().unwrap();
-        let Some(conn) = state.conn.as_ref().filter(|c| c.generation == generation) else {
-            return;
-        };
-        let reason = truncate_reason(reason).to_string();
-        let frame = Message::Close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.clone().into(),
-        }));
-        // The queue may be full: the close frame must not wait behind it.
-        let tx = conn.tx.clone();
-        conn.closing.send_replace(Some((code, reason)));
-        state.connected = false;
-        let pending = std::mem::take(&mut state.pending);
-        drop(state);
-        for (_, settle) in pending {
-            let _ = settle.send(Err(()));
-        }
-        if tx.try_send(frame.clone()).is_err() {
-            tokio::spawn(async move {
-                let _ = tx.send(frame).await;
-            });
-        }
-    }
-
-    /// Installs a new connection; returns its generation and write queue.
-    pub(crate) fn attach(&self) -> Link {
-        let (tx, rx) = mpsc::channel(self.inner.options.send_queue.max(1));
-        let (closing, closing_rx) = watch::channel(None);
-        let mut state = self.inner.state.lock().unwrap();
-        state.generation += 1;
-        let generation = state.generation;
-        state.conn = Some(Conn {
-            tx,
-            generation,
-            tasks: Vec::new(),
-            closing,
-        });
-        state.connected = false;
-        Link {
-            generation,
-            queue: rx,
-            closing: closing_rx,
-        }
-    }
-
-    /// Queues a frame on connection `generation` before it is connected (the
-    /// auth frame, the `connect` event).
-    pub(crate) fn push_first(&self, generation: u64, message: Message) -> bool {
-        let state = self.inner.state.lock().unwrap();
-        match &state.conn {
-            Some(conn) if conn.generation == generation => conn.tx.try_send(message).is_ok(),
-            _ => false,
-        }
-    }
-
-    /// Ties a task's lifetime to connection `generation`.
-    pub(crate) fn add_task(&self, generation: u64, task: AbortHandle) {
-        let mut state = self.inner.state.lock().unwrap();
-        match state.conn.as_mut() {
-            Some(conn) if conn.generation == generation => conn.tasks.push(task),
-            _ => task.abort(),
-        }
-    }
-
-    /// Marks connection `generation` connected and starts its heartbeat.
-    pub(crate) fn set_connected(&self, generation: u64, reply: Bytes) -> bool {
-        {
-            let mut state = self.inner.state.lock().unwrap();
-            let already = state.connected;
-            match state.conn.as_mut() {
-                Some(conn) if conn.generation == generation && !already => {
-                    // The auth timer (a client's only task so far) is done.
-                    for task in conn.tasks.drain(..) {
-                        task.abort();
-                    }
-                    state.connected = true;
-                }
-                _ => return false,
-            }
-        }
-        if !self.inner.options.ping_interval.is_zero() {
-            let task = tokio::spawn(crate::heartbeat::run(self.downgrade(), generation));
-            self.add_task(generation, task.abort_handle());
-        }
-        self.inner
-            .status
-            .send_replace(Status::Connected { reply: reply.clone() });
-        self.emit(LocalEvent::Connect(reply));
-        true
-    }
-
-    /// Tears down connection `generation` after its socket ended: fails every
-    /// pending invoke, stops its tasks and emits `close`.
-    pub(crate) fn detach(&self, generation: u64, code: u16, reason: String) {
-        let (pending, tasks) = {
-            let mut state = self.inner.state.lock().unwrap();
-            match state.conn.take() {
-                Some(conn) if conn.generation == generation => {
-                    state.connected = false;
-                    (std::mem::take(&mut state.pending), conn.tasks)
-                }
-                other => {
-                    state.conn = other;
-                    return;
-                }
-            }
-        };
-        for (_, settle) in pending {
-            let _ = settle.send(Err(()));
-        }
-        for task in tasks {
-            task.abort();
-        }
-        self.inner.status.send_replace(Status::Closed {
-            code,
-            reason: reason.clone(),
-        });
-        self.emit(LocalEvent::Close { code, reason });
-    }
-}
-
-/// Removes a pending invoke when its future ends or is dropped.
-struct PendingGuard<'a, C: Codec> {
-    inner: &'a Inner<C>,
-    id: u64,
-}
-
-impl<C: Codec> Drop for PendingGuard<'_, C> {
-    fn drop(&mut self) {
-        if let Ok(mut state) = self.inner.state.lock() {
-            state.pending.remove(&self.id);
         }
     }
 }

@@ -65,7 +65,9 @@ mod events;
 pub mod fanout;
 mod heartbeat;
 pub mod lenient;
+mod link;
 mod payload;
+mod rpc;
 pub mod schema;
 mod server;
 

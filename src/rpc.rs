@@ -1,0 +1,237 @@
+//! Request-reply on an [`Endpoint`]: procedures, invokes and their replies.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::codec::Codec;
+use crate::config::OutgoingKind;
+use crate::endpoint::{check_name, message_bytes, Endpoint, Inner, Procedure};
+use crate::error::{HandlerError, InvokeError, RegisterError, SendError};
+use crate::events::LocalEvent;
+use crate::payload::{Args, AsSeq, FromArgs};
+
+impl<C: Codec> Endpoint<C> {
+    /// Registers the procedure `name` (one handler per name). The handler
+    /// gets the call's arguments decoded into `A` and returns the result, or
+    /// a [`HandlerError`] that goes to the caller through the error
+    /// formatter. Handlers run concurrently, each in its own task.
+    ///
+    /// ```
+    /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// endpoint
+    ///     .register("sum", |numbers: Vec<f64>| async move { Ok(numbers.iter().fold(0.0, |a, b| a + b)) })
+    ///     .unwrap();
+    /// endpoint
+    ///     .register("greet", |(name,): (String,)| async move { Ok(format!("hello {name}")) })
+    ///     .unwrap();
+    /// # }
+    /// ```
+    pub fn register<A, R, F, Fut>(&self, name: &str, handler: F) -> Result<(), RegisterError>
+    where
+        A: FromArgs,
+        R: Serialize + Send + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
+    {
+        check_name(name).map_err(RegisterError::ReservedName)?;
+        if self.inner.procedures.read().unwrap().contains_key(name) {
+            return Err(RegisterError::Duplicate(name.to_string()));
+        }
+        self.insert_procedure(name, handler)
+            .then_some(())
+            .ok_or_else(|| RegisterError::Duplicate(name.to_string()))
+    }
+
+    pub(crate) fn insert_procedure<A, R, F, Fut>(&self, name: &str, handler: F) -> bool
+    where
+        A: FromArgs,
+        R: Serialize + Send + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let procedure: Procedure<C> = Arc::new(move |endpoint: Endpoint<C>, id, args| {
+            let handler = handler.clone();
+            Box::pin(async move {
+                let outcome = match A::from_args(&*endpoint.inner.codec, args) {
+                    Ok(args) => {
+                        // A panicking handler still answers, with an error.
+                        let call = std::panic::AssertUnwindSafe(async move { handler(args).await });
+                        match futures_util::FutureExt::catch_unwind(call).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(HandlerError::new("the handler panicked")),
+                        }
+                    }
+                    Err(e) => Err(HandlerError::named("TypeError", format!("invalid arguments: {e}"))),
+                };
+                let reply = match &outcome {
+                    Ok(result) => endpoint.encode_reply(id, Ok(result)),
+                    Err(error) => endpoint.encode_error_reply(id, error),
+                };
+                endpoint.send_reply(id, reply).await;
+            })
+        });
+        let mut map = self.inner.procedures.write().unwrap();
+        if map.contains_key(name) {
+            return false;
+        }
+        map.insert(name.to_string(), procedure);
+        true
+    }
+
+    /// Removes the procedure `name`; returns whether it was registered.
+    pub fn unregister(&self, name: &str) -> bool {
+        self.inner.procedures.write().unwrap().remove(name).is_some()
+    }
+
+    pub(crate) fn procedure(&self, name: &str) -> Option<Procedure<C>> {
+        self.inner.procedures.read().unwrap().get(name).cloned()
+    }
+
+    pub(crate) fn encode_reply<T: Serialize + ?Sized>(
+        &self,
+        id: u64,
+        result: Result<&T, &serde_json::Value>,
+    ) -> Result<Message, SendError> {
+        let mut buf = Vec::with_capacity(32);
+        match self.inner.codec.encode_reply(id, result, &mut buf) {
+            Ok(()) => self.frame(buf),
+            Err(e) => {
+                let error = HandlerError::new(format!("could not encode the result: {e}"));
+                let value = (self.inner.options.error_formatter)(&error);
+                buf.clear();
+                self.inner
+                    .codec
+                    .encode_reply::<()>(id, Err(&value), &mut buf)
+                    .map_err(SendError::Encode)?;
+                self.frame(buf)
+            }
+        }
+    }
+
+    pub(crate) fn encode_error_reply(&self, id: u64, error: &HandlerError) -> Result<Message, SendError> {
+        let value = (self.inner.options.error_formatter)(error);
+        self.encode_reply::<()>(id, Err(&value))
+    }
+
+    pub(crate) async fn send_reply(&self, id: u64, reply: Result<Message, SendError>) {
+        let sent = match reply {
+            Ok(message) => match self.run_send_hook(OutgoingKind::Reply { id }, message_bytes(&message)) {
+                Ok(()) => match self.sender() {
+                    Ok(tx) => tx.send(message).await.map_err(|_| SendError::Connection),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            if e != SendError::Connection {
+                self.emit(LocalEvent::Error(format!("reply to invoke #{id} not sent: {e}")));
+            }
+        }
+    }
+
+    /// Invokes the peer's procedure `name` with `args` and waits for the
+    /// reply, at most the endpoint's `ack_timeout`.
+    ///
+    /// ```no_run
+    /// # async fn f(client: ws_messaging::Endpoint<ws_messaging_json::Json>) -> Result<(), ws_messaging::InvokeError> {
+    /// let sum: f64 = client.invoke("sum", (1, 2, 3.5)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn invoke<A: Args, R: DeserializeOwned>(&self, name: &str, args: A) -> Result<R, InvokeError> {
+        self.invoke_with_timeout(name, args, self.inner.options.ack_timeout)
+            .await
+    }
+
+    /// [`invoke`](Self::invoke) with its own timeout.
+    pub async fn invoke_with_timeout<A: Args, R: DeserializeOwned>(
+        &self,
+        name: &str,
+        args: A,
+        timeout: Duration,
+    ) -> Result<R, InvokeError> {
+        check_name(name).map_err(InvokeError::ReservedName)?;
+        let raw = self.invoke_raw(name, &args, timeout).await?;
+        self.decode(&raw).map_err(InvokeError::Decode)
+    }
+
+    /// Invokes and returns the result still encoded (or the remote error).
+    pub(crate) async fn invoke_raw<A: Args + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+        timeout: Duration,
+    ) -> Result<Bytes, InvokeError> {
+        let id = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let mut buf = Vec::with_capacity(64);
+        self.inner
+            .codec
+            .encode_message(name, &AsSeq(args), Some(id), &mut buf)
+            .map_err(InvokeError::Encode)?;
+        self.run_send_hook(OutgoingKind::Message { name, id: Some(id) }, &buf)
+            .map_err(|e| InvokeError::from_send(e, Some(id)))?;
+        let message = self.frame(buf).map_err(|e| InvokeError::from_send(e, Some(id)))?;
+        let (settle_tx, settle_rx) = oneshot::channel();
+        let tx = {
+            let mut state = self.inner.state.lock().unwrap();
+            match (&state.conn, state.connected) {
+                (Some(conn), true) => {
+                    let tx = conn.tx.clone();
+                    state.pending.insert(id, settle_tx);
+                    tx
+                }
+                _ => return Err(InvokeError::Connection { id: Some(id) }),
+            }
+        };
+        let _guard = PendingGuard { inner: &self.inner, id };
+        let wait = async {
+            tx.send(message)
+                .await
+                .map_err(|_| InvokeError::Connection { id: Some(id) })?;
+            match settle_rx.await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                _ => Err(InvokeError::Connection { id: Some(id) }),
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Err(_) => Err(InvokeError::Timeout { id }),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(error))) => Err(InvokeError::Remote(
+                self.inner.codec.decode_error(&error).map_err(InvokeError::Decode)?,
+            )),
+        }
+    }
+
+    /// Settles the pending invoke `id`; an unknown id is ignored.
+    pub(crate) fn settle(&self, id: u64, outcome: Result<Bytes, Bytes>) {
+        let pending = self.inner.state.lock().unwrap().pending.remove(&id);
+        if let Some(tx) = pending {
+            let _ = tx.send(Ok(outcome));
+        }
+    }
+}
+
+/// Removes a pending invoke when its future ends or is dropped.
+struct PendingGuard<'a, C: Codec> {
+    inner: &'a Inner<C>,
+    id: u64,
+}
+
+impl<C: Codec> Drop for PendingGuard<'_, C> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.inner.state.lock() {
+            state.pending.remove(&self.id);
+        }
+    }
+}
