@@ -265,9 +265,33 @@ impl<C: Codec> Server<C> {
         }
     }
 
-    /// Serves one WebSocket that was accepted elsewhere (a TLS stream, a web
+    /// Serves one connection accepted elsewhere, before its WebSocket
+    /// upgrade — a TLS stream from tokio-rustls or tokio-native-tls, say:
+    /// runs the upgrade (echoing the `ws-messaging` subprotocol), the auth
+    /// handshake and the connection until it ends.
+    ///
+    /// ```no_run
+    /// # async fn run(server: ws_messaging::Server<ws_messaging_json::Json>) -> std::io::Result<()> {
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+    /// loop {
+    ///     let (tcp, _) = listener.accept().await?;
+    ///     // let tls = acceptor.accept(tcp).await?;   // your TLS acceptor
+    ///     let server = server.clone();
+    ///     tokio::spawn(async move { server.serve_stream(tcp).await });
+    /// }
+    /// # }
+    /// ```
+    pub async fn serve_stream<S>(&self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let _live = LiveGuard::new(&self.inner);
+        upgrade_and_serve(&self.inner, stream).await;
+    }
+
+    /// Serves one WebSocket that was already upgraded elsewhere (a web
     /// framework's upgrade): runs the auth handshake and the connection until
-    /// it ends.
+    /// it ends. The upgrade should have echoed the `ws-messaging` subprotocol.
     pub async fn serve_websocket<T: Transport>(&self, ws: T) {
         let _live = LiveGuard::new(&self.inner);
         serve_connection(&self.inner, ws).await;
@@ -340,6 +364,15 @@ impl<C: Codec> Drop for LiveCount<C> {
 
 async fn handle_tcp<C: Codec>(inner: &Arc<ServerInner<C>>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
+    upgrade_and_serve(inner, stream).await;
+}
+
+/// The WebSocket upgrade (subprotocol echoed), then the connection.
+async fn upgrade_and_serve<C, S>(inner: &ServerInner<C>, stream: S)
+where
+    C: Codec,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let config = inner.options.websocket_config();
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, echo_subprotocol, Some(config));
     // A peer that never finishes the HTTP upgrade is dropped after the auth timeout.

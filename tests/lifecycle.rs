@@ -358,3 +358,30 @@ async fn server_close_does_not_wait_for_a_hook_that_never_ends() {
         .expect("close returns")
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_accepted_elsewhere_is_upgraded_and_served() {
+    // The listener is the application's (a TLS acceptor would wrap the
+    // stream here); the server is bound elsewhere and only serves it.
+    let server = server().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_url = format!("ws://{}", listener.local_addr().unwrap());
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            server.serve_stream(stream).await;
+        }
+    });
+    let client = Client::<Json>::builder(own_url)
+        .auth(&json!({ "token": "secret" }))
+        .auto_reconnect(false)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(client.invoke::<_, f64>("sum", (1, 2)).await.unwrap(), 3.0);
+    assert_eq!(server.connection_count(), 1);
+    client.close(1000, "");
+    tokio::time::timeout(WAIT, serving).await.unwrap().unwrap();
+    assert_eq!(server.connection_count(), 0);
+}
