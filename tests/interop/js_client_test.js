@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The real ws-messaging@2.0.0 JavaScript client exercising a conformance
-// server (the Rust `examples/echo_server.rs`, or js_server.js). See README.md.
+// server (the Rust `examples/echo_server/`, or js_server.js). See README.md.
 //
 //   node js_client_test.js ws://127.0.0.1:PORT [--codec json|msgpack|cbor]
 //
