@@ -12,10 +12,7 @@
 
 const assert = require('node:assert/strict')
 const WebSocket = require('ws')
-const Client = require('ws-messaging/client')
 
-const CASE_TIMEOUT_MS = 5000
-const WATCHDOG_MS = 60000
 const SUBPROTOCOL = 'ws-messaging'
 const SECRET = { token: 'secret' }
 const CODECS = ['json', 'msgpack', 'cbor']
@@ -49,113 +46,8 @@ if (!url || !/^ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+(\/.*)?$/.test(url) ||
 }
 const codec = require(`./codecs/${args.codec}.js`)
 
-const delay = ms => new Promise(resolve => setTimeout(resolve, ms))
-
-// The first `name` event whose arguments satisfy `pred`, as an array of
-// arguments. Works on ws-messaging clients (eventemitter3) and ws sockets.
-function nextEvent (emitter, name, pred = () => true) {
-  return new Promise(resolve => {
-    const listener = (...args) => {
-      if (pred(...args)) {
-        emitter.removeListener(name, listener)
-        resolve(args)
-      }
-    }
-    emitter.on(name, listener)
-  })
-}
-
-// Every `name` event from now on, each as an array of arguments.
-function record (emitter, name) {
-  const seen = []
-  emitter.on(name, (...args) => seen.push(args))
-  return seen
-}
-
-// Resolves with `promise`'s rejection value; fails if it resolves.
-async function rejection (promise) {
-  try {
-    const value = await promise
-    assert.fail(`expected a rejection, got ${JSON.stringify(value)}`)
-  } catch (error) {
-    if (error instanceof assert.AssertionError) { throw error }
-    return error
-  }
-}
-
-function describeClose (ev) {
-  return `closed with ${ev && ev.code} ${JSON.stringify(ev && ev.reason)}`
-}
-
-// Per-case resources, all closed when the case ends, whatever its outcome.
-class Context {
-  constructor () {
-    this.clients = []
-    this.sockets = []
-  }
-
-  // A ws-messaging client. autoReconnect is off unless the case asks for it,
-  // so a case that ends early leaves no reconnect timer behind.
-  client (auth = SECRET, options = {}) {
-    const client = new Client(url, {
-      WebSocket,
-      auth,
-      autoReconnect: false,
-      encoder: codec.encoder,
-      decoder: codec.decoder,
-      ...options
-    })
-    this.clients.push(client)
-    return client
-  }
-
-  // A client plus its auth reply; rejects if closed before `connect`.
-  async connect (auth = SECRET, options = {}) {
-    const client = this.client(auth, options)
-    const reply = await new Promise((resolve, reject) => {
-      client.once('connect', resolve)
-      client.once('close', ev => reject(new Error(`not connected: ${describeClose(ev)}`)))
-    })
-    return { client, reply }
-  }
-
-  // A raw ws socket offering the ws-messaging subprotocol.
-  raw (protocols = SUBPROTOCOL) {
-    const socket = new WebSocket(url, protocols)
-    socket.on('error', () => {}) // reported through 'close'; never throw
-    this.sockets.push(socket)
-    return socket
-  }
-
-  async cleanup () {
-    const closing = []
-    for (const client of this.clients) {
-      clearTimeout(client.reconnectTimeoutId)
-      const socket = client.socket
-      if (socket && socket.readyState !== WebSocket.CLOSED) {
-        closing.push(closeOrTerminate(socket, () => client.close()))
-      }
-    }
-    for (const socket of this.sockets) {
-      if (socket.readyState !== WebSocket.CLOSED) {
-        closing.push(closeOrTerminate(socket, () => socket.close()))
-      }
-    }
-    await Promise.all(closing)
-  }
-}
-
-// Starts a clean close; gives up on the handshake after 1 s.
-function closeOrTerminate (socket, close) {
-  return new Promise(resolve => {
-    const timer = setTimeout(() => { socket.terminate(); resolve() }, 1000)
-    socket.once('close', () => { clearTimeout(timer); resolve() })
-    try { close() } catch (_) { socket.terminate() }
-  })
-}
-
-const cases = []
-function test (name, fn) { cases.push({ name, fn }) }
+const { createHarness, delay, describeClose, nextEvent, record, rejection } = require('./harness')
+const { test, run } = createHarness({ url, secret: SECRET, clientOptions: { encoder: codec.encoder, decoder: codec.decoder } })
 
 // ---------------------------------------------------------------- auth ---
 
@@ -519,52 +411,4 @@ test('client pings are answered (pong events)', async t => {
   assert.equal(await client.invoke('echo', 'after pongs'), 'after pongs')
 })
 
-// -------------------------------------------------------------- runner ---
-
-function oneLine (error) {
-  const text = error instanceof Error ? (error.message || error.name) : JSON.stringify(error)
-  return String(text).replace(/\s+/g, ' ').trim().slice(0, 500)
-}
-
-async function runCase ({ name, fn }) {
-  const t = new Context()
-  let timer
-  try {
-    const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS)
-    })
-    await Promise.race([fn(t), timeout])
-    console.log(`ok - ${name}`)
-    return true
-  } catch (error) {
-    console.log(`not ok - ${name}: ${oneLine(error)}`)
-    return false
-  } finally {
-    clearTimeout(timer)
-    await t.cleanup()
-  }
-}
-
-async function main () {
-  const watchdog = setTimeout(() => {
-    console.log(`not ok - watchdog: still running after ${WATCHDOG_MS} ms`)
-    process.exit(1)
-  }, WATCHDOG_MS)
-  watchdog.unref()
-
-  let passed = 0
-  let failed = 0
-  for (const c of cases) {
-    if (await runCase(c)) { passed++ } else { failed++ }
-  }
-  console.log(`${passed} passed, ${failed} failed`)
-  process.exitCode = failed === 0 ? 0 : 1
-}
-
-// A case that failed or timed out may leave invokes to reject later, and
-// ws-messaging itself leaves some promises unhandled: report, don't crash.
-process.on('unhandledRejection', reason => {
-  process.stderr.write(`# unhandled rejection: ${oneLine(reason)}\n`)
-})
-
-main()
+run()

@@ -12,14 +12,10 @@
 'use strict'
 
 const assert = require('node:assert/strict')
-const WebSocket = require('ws')
-const Client = require('ws-messaging/client')
 const codec = require('./codec')
 
 const { encode, decode, toValue, fromValue, text } = codec
 
-const CASE_TIMEOUT_MS = 5000
-const WATCHDOG_MS = 60000
 const SUBPROTOCOL = 'ws-messaging'
 
 const auth = token => encode('Auth', { token })
@@ -33,106 +29,8 @@ if (!url || !/^ws:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d+(\/.*)?$/.test(url)) {
   process.exit(2)
 }
 
-const delay = ms => new Promise(resolve => setTimeout(resolve, ms))
-
-// The first `name` event whose arguments satisfy `pred`, as an array of
-// arguments. Works on ws-messaging clients (eventemitter3) and ws sockets.
-function nextEvent (emitter, name, pred = () => true) {
-  return new Promise(resolve => {
-    const listener = (...args) => {
-      if (pred(...args)) {
-        emitter.removeListener(name, listener)
-        resolve(args)
-      }
-    }
-    emitter.on(name, listener)
-  })
-}
-
-function record (emitter, name) {
-  const seen = []
-  emitter.on(name, (...args) => seen.push(args))
-  return seen
-}
-
-async function rejection (promise) {
-  try {
-    const value = await promise
-    assert.fail(`expected a rejection, got ${JSON.stringify(value)}`)
-  } catch (error) {
-    if (error instanceof assert.AssertionError) { throw error }
-    return error
-  }
-}
-
-function describeClose (ev) {
-  return `closed with ${ev && ev.code} ${JSON.stringify(ev && ev.reason)}`
-}
-
-class Context {
-  constructor () {
-    this.clients = []
-    this.sockets = []
-  }
-
-  client (authBytes = SECRET, options = {}) {
-    const client = new Client(url, {
-      WebSocket,
-      auth: authBytes,
-      encoder: codec.encoder,
-      decoder: codec.clientDecoder,
-      autoReconnect: false,
-      ...options
-    })
-    this.clients.push(client)
-    return client
-  }
-
-  // A client plus its auth reply (the bytes of an AuthReply).
-  async connect (authBytes = SECRET, options = {}) {
-    const client = this.client(authBytes, options)
-    const reply = await new Promise((resolve, reject) => {
-      client.once('connect', resolve)
-      client.once('close', ev => reject(new Error(`not connected: ${describeClose(ev)}`)))
-    })
-    return { client, reply }
-  }
-
-  raw (protocols = SUBPROTOCOL) {
-    const socket = new WebSocket(url, protocols)
-    socket.on('error', () => {})
-    this.sockets.push(socket)
-    return socket
-  }
-
-  async cleanup () {
-    const closing = []
-    for (const client of this.clients) {
-      clearTimeout(client.reconnectTimeoutId)
-      const socket = client.socket
-      if (socket && socket.readyState !== WebSocket.CLOSED) {
-        closing.push(closeOrTerminate(socket, () => client.close()))
-      }
-    }
-    for (const socket of this.sockets) {
-      if (socket.readyState !== WebSocket.CLOSED) {
-        closing.push(closeOrTerminate(socket, () => socket.close()))
-      }
-    }
-    await Promise.all(closing)
-  }
-}
-
-function closeOrTerminate (socket, close) {
-  return new Promise(resolve => {
-    const timer = setTimeout(() => { socket.terminate(); resolve() }, 1000)
-    socket.once('close', () => { clearTimeout(timer); resolve() })
-    try { close() } catch (_) { socket.terminate() }
-  })
-}
-
-const cases = []
-function test (name, fn) { cases.push({ name, fn }) }
+const { createHarness, delay, describeClose, nextEvent, record, rejection } = require('../harness')
+const { test, run } = createHarness({ url, secret: SECRET, clientOptions: { encoder: codec.encoder, decoder: codec.clientDecoder } })
 
 // ---------------------------------------------------------------- auth ---
 
@@ -406,50 +304,4 @@ test('client pings are answered (pong events)', async t => {
   assert.equal(fromValue(await client.invoke('echo', toValue('after pongs'))), 'after pongs')
 })
 
-// -------------------------------------------------------------- runner ---
-
-function oneLine (error) {
-  const text = error instanceof Error ? (error.message || error.name) : JSON.stringify(error)
-  return String(text).replace(/\s+/g, ' ').trim().slice(0, 500)
-}
-
-async function runCase ({ name, fn }) {
-  const t = new Context()
-  let timer
-  try {
-    const timeout = new Promise((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS)
-    })
-    await Promise.race([fn(t), timeout])
-    console.log(`ok - ${name}`)
-    return true
-  } catch (error) {
-    console.log(`not ok - ${name}: ${oneLine(error)}`)
-    return false
-  } finally {
-    clearTimeout(timer)
-    await t.cleanup()
-  }
-}
-
-async function main () {
-  const watchdog = setTimeout(() => {
-    console.log(`not ok - watchdog: still running after ${WATCHDOG_MS} ms`)
-    process.exit(1)
-  }, WATCHDOG_MS)
-  watchdog.unref()
-
-  let passed = 0
-  let failed = 0
-  for (const c of cases) {
-    if (await runCase(c)) { passed++ } else { failed++ }
-  }
-  console.log(`${passed} passed, ${failed} failed`)
-  process.exitCode = failed === 0 ? 0 : 1
-}
-
-process.on('unhandledRejection', reason => {
-  process.stderr.write(`# unhandled rejection: ${oneLine(reason)}\n`)
-})
-
-main()
+run()
