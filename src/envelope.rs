@@ -79,6 +79,62 @@ pub enum ArgsField {
     Invalid,
 }
 
+/// A key of an envelope map, as a codec reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// `name`
+    Name,
+    /// `args`
+    Args,
+    /// `id`
+    Id,
+    /// `result`
+    Result,
+    /// `error`
+    Error,
+    /// Any other key.
+    Other,
+}
+
+impl Key {
+    /// Classifies a key given as UTF-8 bytes.
+    pub fn from_bytes(key: &[u8]) -> Key {
+        match key {
+            b"name" => Key::Name,
+            b"args" => Key::Args,
+            b"id" => Key::Id,
+            b"result" => Key::Result,
+            b"error" => Key::Error,
+            _ => Key::Other,
+        }
+    }
+}
+
+/// Counts the keys of an envelope map for [`RawEnvelope::keys`], the way
+/// `Object.keys` does for a decoded JavaScript object: a repeated known key
+/// counts once (its last value wins). Every unknown key counts, which can
+/// only make an already invalid envelope more so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyCount {
+    seen: [bool; 5],
+    unknown: usize,
+}
+
+impl KeyCount {
+    /// Notes one key.
+    pub fn add(&mut self, key: Key) {
+        match key {
+            Key::Other => self.unknown += 1,
+            known => self.seen[known as usize] = true,
+        }
+    }
+
+    /// The number of distinct keys.
+    pub fn total(&self) -> usize {
+        self.unknown + self.seen.iter().filter(|s| **s).count()
+    }
+}
+
 /// What a codec found in a frame, before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RawEnvelope {

@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use ws_messaging::envelope::{ArgsField, IdField, NameField, RawEnvelope};
+use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
 use ws_messaging::CodecError;
 
 /// The deepest nesting of arrays, maps and tags accepted, counting the
@@ -319,29 +319,11 @@ fn id_field(head: &Head) -> IdField {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Key {
-    Name,
-    Args,
-    Id,
-    Result,
-    Error,
-    Other,
-}
-
-impl Key {
-    fn of(head: &Head) -> Key {
-        let Head::Text { data, chunked } = *head else {
-            return Key::Other;
-        };
-        match &*text(data, chunked) {
-            b"name" => Key::Name,
-            b"args" => Key::Args,
-            b"id" => Key::Id,
-            b"result" => Key::Result,
-            b"error" => Key::Error,
-            _ => Key::Other,
-        }
+/// The envelope key a map key names (non-text keys are unknown keys).
+fn key_of(head: &Head) -> Key {
+    match *head {
+        Head::Text { data, chunked } => Key::from_bytes(&text(data, chunked)),
+        _ => Key::Other,
     }
 }
 
@@ -386,19 +368,19 @@ fn fields(reader: &mut Reader, frame: &Bytes, len: Option<u64>) -> Result<RawEnv
     };
     // Like a JavaScript object: a repeated key keeps its last value and
     // counts once.
-    let mut seen = [false; 5];
-    let mut unknown = 0;
+    let mut keys = KeyCount::default();
     for_each(reader, len, |reader| {
         let key = reader.head()?;
         reader.skip_rest(key, 2)?;
         let start = reader.pos();
         let raw = |reader: &Reader| frame.slice(start..reader.pos());
-        let slot = match Key::of(&key) {
+        let field = key_of(&key);
+        keys.add(field);
+        match field {
             Key::Name => {
                 let head = reader.head_untagged()?;
                 reader.skip_rest(head, 2)?;
                 env.name = name_field(&head);
-                0
             }
             Key::Args => {
                 env.args = match reader.head_untagged()? {
@@ -417,34 +399,25 @@ fn fields(reader: &mut Reader, frame: &Bytes, len: Option<u64>) -> Result<RawEnv
                         ArgsField::Invalid
                     }
                 };
-                1
             }
             Key::Id => {
                 let head = reader.head_untagged()?;
                 reader.skip_rest(head, 2)?;
                 env.id = id_field(&head);
-                2
             }
             Key::Result => {
                 reader.skip(2)?;
                 env.result = Some(raw(reader));
-                3
             }
             Key::Error => {
                 reader.skip(2)?;
                 env.error = Some(raw(reader));
-                4
             }
-            Key::Other => {
-                reader.skip(2)?;
-                unknown += 1;
-                return Ok(());
-            }
+            Key::Other => reader.skip(2)?,
         };
-        seen[slot] = true;
         Ok(())
     })?;
-    env.keys = unknown + seen.iter().filter(|s| **s).count();
+    env.keys = keys.total();
     Ok(env)
 }
 

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use ws_messaging::envelope::{ArgsField, IdField, MessageOut, NameField, RawEnvelope, ReplyOut};
+use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, MessageOut, NameField, RawEnvelope, ReplyOut};
 use ws_messaging::{Codec, CodecError, FrameKind};
 
 /// The JSON codec (serde_json). Zero-sized; `Json::default()` or `Json`.
@@ -98,30 +98,13 @@ struct EnvelopeVisitor<'f> {
     frame: &'f Bytes,
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Key {
-    Name,
-    Args,
-    Id,
-    Result,
-    Error,
-    Other,
-}
-
 struct KeySeed;
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
     type Value = Key;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
         let key: Cow<'de, str> = de::Deserialize::deserialize(d)?;
-        Ok(match key.as_ref() {
-            "name" => Key::Name,
-            "args" => Key::Args,
-            "id" => Key::Id,
-            "result" => Key::Result,
-            "error" => Key::Error,
-            _ => Key::Other,
-        })
+        Ok(Key::from_bytes(key.as_bytes()))
     }
 }
 
@@ -137,41 +120,33 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
             is_map: true,
             ..RawEnvelope::default()
         };
-        let mut seen = [false; 5];
-        let mut unknown = 0;
+        let mut keys = KeyCount::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let slot = match key {
+            keys.add(key);
+            match key {
                 Key::Name => {
                     env.name = map.next_value_seed(NameSeed)?;
-                    0
                 }
                 Key::Args => {
                     env.args = map.next_value_seed(ArgsSeed { frame: self.frame })?;
-                    1
                 }
                 Key::Id => {
                     env.id = map.next_value_seed(IdSeed)?;
-                    2
                 }
                 Key::Result => {
                     let raw: &'de RawValue = map.next_value()?;
                     env.result = Some(slice_of(self.frame, raw.get()));
-                    3
                 }
                 Key::Error => {
                     let raw: &'de RawValue = map.next_value()?;
                     env.error = Some(slice_of(self.frame, raw.get()));
-                    4
                 }
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
-                    unknown += 1;
-                    continue;
                 }
             };
-            seen[slot] = true;
         }
-        env.keys = unknown + seen.iter().filter(|s| **s).count();
+        env.keys = keys.total();
         Ok(env)
     }
 }

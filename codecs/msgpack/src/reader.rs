@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 use rmp::Marker;
-use ws_messaging::envelope::{ArgsField, IdField, NameField, RawEnvelope};
+use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
 use ws_messaging::CodecError;
 
 /// The deepest nesting of arrays and maps accepted, counting the envelope
@@ -178,26 +178,11 @@ pub(crate) fn check_value(data: &[u8]) -> Result<(), CodecError> {
     reader.finish()
 }
 
-#[derive(Clone, Copy)]
-enum Key {
-    Name,
-    Args,
-    Id,
-    Result,
-    Error,
-    Other,
-}
-
-impl Key {
-    fn of(head: &Head) -> Key {
-        match head {
-            Head::Str(b"name") => Key::Name,
-            Head::Str(b"args") => Key::Args,
-            Head::Str(b"id") => Key::Id,
-            Head::Str(b"result") => Key::Result,
-            Head::Str(b"error") => Key::Error,
-            _ => Key::Other,
-        }
+/// The envelope key a map key names (non-string keys are unknown keys).
+fn key_of(head: &Head) -> Key {
+    match head {
+        Head::Str(bytes) => Key::from_bytes(bytes),
+        _ => Key::Other,
     }
 }
 
@@ -246,19 +231,19 @@ fn fields(reader: &mut Reader, frame: &Bytes, len: u32) -> Result<RawEnvelope, C
     };
     // Like a JavaScript object: a repeated key keeps its last value and
     // counts once.
-    let mut seen = [false; 5];
-    let mut unknown = 0;
+    let mut keys = KeyCount::default();
     let raw = |reader: &mut Reader, start: usize| frame.slice(start..reader.pos());
     for _ in 0..len {
         let key = reader.head()?;
         reader.skip_rest(key, 2)?;
         let start = reader.pos();
-        let slot = match Key::of(&key) {
+        let field = key_of(&key);
+        keys.add(field);
+        match field {
             Key::Name => {
                 let head = reader.head()?;
                 reader.skip_rest(head, 2)?;
                 env.name = name_field(&head);
-                0
             }
             Key::Args => {
                 env.args = match reader.head()? {
@@ -276,33 +261,24 @@ fn fields(reader: &mut Reader, frame: &Bytes, len: u32) -> Result<RawEnvelope, C
                         ArgsField::Invalid
                     }
                 };
-                1
             }
             Key::Id => {
                 let head = reader.head()?;
                 reader.skip_rest(head, 2)?;
                 env.id = id_field(&head);
-                2
             }
             Key::Result => {
                 reader.skip(2)?;
                 env.result = Some(raw(reader, start));
-                3
             }
             Key::Error => {
                 reader.skip(2)?;
                 env.error = Some(raw(reader, start));
-                4
             }
-            Key::Other => {
-                reader.skip(2)?;
-                unknown += 1;
-                continue;
-            }
+            Key::Other => reader.skip(2)?,
         };
-        seen[slot] = true;
     }
-    env.keys = unknown + seen.iter().filter(|s| **s).count();
+    env.keys = keys.total();
     Ok(env)
 }
 
