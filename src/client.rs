@@ -1,23 +1,23 @@
 //! [`Client`]: connects, authenticates, and reconnects with backoff.
 
 use std::ops::Deref;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind, RetryConfig};
-use crate::connection::{drive, Closed};
-use crate::endpoint::{to_message, Endpoint, Role, Status};
+use crate::connection::driver::drive;
+use crate::connection::{Closed, Link};
+use crate::endpoint::{to_message, Endpoint, Life, Role, WeakEndpoint};
 use crate::error::{ConnectError, SendError};
 use crate::events::LocalEvent;
-use crate::server::{CLOSE_FORBIDDEN, CLOSE_TIMEOUT, SUBPROTOCOL};
+use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
 
 /// Configures a [`Client`].
 pub struct ClientBuilder<C: Codec> {
@@ -95,7 +95,7 @@ impl<C: Codec> ClientBuilder<C> {
             .as_str()
             .into_client_request()
             .map_err(|e| ConnectError::Config(format!("bad url `{}`: {e}", self.url)))?;
-        let endpoint = Endpoint::new(Arc::new(self.codec), self.options, Role::Client, None);
+        let endpoint = Endpoint::new(Arc::new(self.codec), Arc::new(self.options), Role::Client, None);
         Ok(Client {
             alive: Arc::new(Alive(endpoint.downgrade())),
             endpoint,
@@ -104,7 +104,6 @@ impl<C: Codec> ClientBuilder<C> {
                 auth: auth.into(),
                 auto_reconnect: self.auto_reconnect,
                 retry: self.retry,
-                running: watch::channel(false).0,
             }),
         })
     }
@@ -122,21 +121,10 @@ struct Shared {
     auth: Bytes,
     auto_reconnect: bool,
     retry: RetryConfig,
-    /// Whether the connect loop runs; false once it stopped for good.
-    running: watch::Sender<bool>,
-}
-
-/// Marks the connect loop stopped when it ends, however it ends.
-struct Running(Arc<Shared>);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.running.send_replace(false);
-    }
 }
 
 /// A ws-messaging client: an [`Endpoint`] (it derefs to one) plus the
-/// connect, auth and reconnect logic of PROTOCOL.md §5 and §7.
+/// connect, auth and reconnect logic.
 ///
 /// ```no_run
 /// use ws_messaging::Client;
@@ -154,7 +142,8 @@ impl Drop for Running {
 /// ```
 ///
 /// A clone is the same client. When the last `Client` handle is dropped,
-/// the connection is closed (1000) and the client stops.
+/// the connection is closed (1000) and the client stops; dropping it needs
+/// no runtime.
 pub struct Client<C: Codec> {
     endpoint: Endpoint<C>,
     shared: Arc<Shared>,
@@ -172,7 +161,7 @@ impl<C: Codec> Clone for Client<C> {
 }
 
 /// Held by the user's handles only: its drop closes the client.
-struct Alive<C: Codec>(crate::endpoint::WeakEndpoint<C>);
+struct Alive<C: Codec>(WeakEndpoint<C>);
 
 impl<C: Codec> Drop for Alive<C> {
     fn drop(&mut self) {
@@ -216,191 +205,226 @@ impl<C: Codec> Client<C> {
     /// accepts the auth value, or the client stops for good: refused (4003),
     /// closed by the user, or out of reconnect attempts.
     pub async fn connect(&self) -> Result<(), ConnectError> {
-        let mut status = self.endpoint.inner.status.subscribe();
-        let mut running = self.shared.running.subscribe();
         if self.endpoint.is_connected() {
             return Ok(());
         }
         self.reconnect();
-        loop {
-            if self.endpoint.is_connected() {
-                return Ok(());
-            }
-            if !*running.borrow_and_update() {
-                return Err(self.stop_reason());
-            }
-            tokio::select! {
-                _ = status.changed() => {}
-                _ = running.changed() => {}
-            }
-        }
+        self.endpoint
+            .wait_life(|life| {
+                if life.link.as_ref().is_some_and(|link| link.is_open()) {
+                    Some(Ok(()))
+                } else if !life.running {
+                    Some(Err(stop_reason(life)))
+                } else {
+                    None
+                }
+            })
+            .await
     }
 
     /// The server's auth reply of the current connection, decoded.
     pub fn auth_reply<T: DeserializeOwned>(&self) -> Option<T> {
-        match &*self.endpoint.inner.status.borrow() {
-            Status::Connected { reply } => self.endpoint.decode(reply).ok(),
-            _ => None,
-        }
-    }
-
-    fn stop_reason(&self) -> ConnectError {
-        match &*self.endpoint.inner.status.borrow() {
-            Status::Closed { code, reason } if *code == CLOSE_FORBIDDEN => ConnectError::Refused {
-                code: *code,
-                reason: reason.clone(),
-            },
-            Status::Closed { code, reason } => ConnectError::GaveUp {
-                last: format!("closed with {code} {reason}"),
-            },
-            _ => ConnectError::GaveUp {
-                last: "could not connect".into(),
-            },
-        }
+        let reply = {
+            let life = self.endpoint.life();
+            match &life.link {
+                Some(link) if link.is_open() => life.reply.clone(),
+                _ => return None,
+            }
+        };
+        self.endpoint.decode(&reply).ok()
     }
 
     /// Starts the connect loop if it is not running (after a terminating
-    /// close, or after the retries ran out). Does nothing while a connection
-    /// is open or being attempted. Returns a handle to watch the loop.
+    /// close, or after the retries ran out). If the loop is still running —
+    /// a close handshake or a backoff wait under way after [`close`](Self::close)
+    /// — it carries on and connects again at once. Does nothing while a
+    /// connection is open.
     ///
     /// Must be called within a tokio runtime.
     pub fn reconnect(&self) {
-        // Atomically: start only if not running.
-        let started = self
-            .shared
-            .running
-            .send_if_modified(|running| !std::mem::replace(running, true));
-        if !started {
-            return;
-        }
-        self.endpoint.inner.terminated.store(false, Ordering::SeqCst);
-        let running = Running(self.shared.clone());
-        let endpoint = self.endpoint.downgrade();
-        tokio::spawn(async move {
-            supervise(endpoint, &running.0).await;
-            drop(running);
+        let start = self.endpoint.update_life(|life| {
+            life.terminated = false;
+            life.epoch += 1;
+            !std::mem::replace(&mut life.running, true)
         });
+        if start {
+            let guard = RunGuard {
+                endpoint: self.endpoint.downgrade(),
+                armed: true,
+            };
+            let shared = self.shared.clone();
+            tokio::spawn(run(guard, shared));
+        }
     }
 
     /// Whether the connect loop is running (connected, connecting, or
     /// waiting to retry).
     pub fn is_running(&self) -> bool {
-        *self.shared.running.borrow()
+        self.endpoint.life().running
     }
 
     /// Whether the client stopped for good: refused by the server (4003) or
     /// closed by the user. [`reconnect`](Self::reconnect) starts it again.
     pub fn is_terminated(&self) -> bool {
-        self.endpoint.inner.terminated.load(Ordering::SeqCst)
+        self.endpoint.life().terminated
     }
 
-    /// Closes the connection for good (no reconnect) with `code` and `reason`.
+    /// Closes the connection for good (no reconnect) with `code` and
+    /// `reason`. Works in every state: while connecting (the attempt is
+    /// abandoned), while connected (close handshake), while waiting to
+    /// retry (the wait ends at once).
     pub fn close(&self, code: u16, reason: &str) {
         self.endpoint.close(code, reason);
     }
 }
 
-/// Connects, runs the connection, and reconnects with backoff until
-/// terminated or out of retries.
-async fn supervise<C: Codec>(endpoint: crate::endpoint::WeakEndpoint<C>, shared: &Shared) {
-    let mut attempt: u32 = 0;
-    loop {
-        let Some(ep) = endpoint.upgrade() else { return };
-        if attempt > 0 {
-            ep.emit(LocalEvent::Retry(attempt));
-        }
-        let (closed, was_connected) = connect_once(&ep, shared).await;
-        if was_connected {
-            attempt = 0;
-        }
-        if closed.code == CLOSE_FORBIDDEN {
-            ep.inner.terminated.store(true, Ordering::SeqCst);
-        }
-        if ep.inner.terminated.load(Ordering::SeqCst) || !shared.auto_reconnect || attempt >= shared.retry.retries {
+fn stop_reason(life: &Life) -> ConnectError {
+    match &life.last_close {
+        Some((code, reason)) if *code == CLOSE_FORBIDDEN => ConnectError::Refused {
+            code: *code,
+            reason: reason.clone(),
+        },
+        _ if life.terminated => ConnectError::GaveUp {
+            last: "the client was closed".into(),
+        },
+        Some((code, reason)) => ConnectError::GaveUp {
+            last: format!("closed with {code} {reason}"),
+        },
+        None => ConnectError::GaveUp {
+            last: "could not connect".into(),
+        },
+    }
+}
+
+/// Marks the connect loop stopped if its task ends abnormally (a panic, a
+/// runtime shut down); a normal stop disarms it.
+struct RunGuard<C: Codec> {
+    endpoint: WeakEndpoint<C>,
+    armed: bool,
+}
+
+impl<C: Codec> Drop for RunGuard<C> {
+    fn drop(&mut self) {
+        if !self.armed {
             return;
         }
-        let delay = shared.retry.delay(attempt);
-        attempt += 1;
-        let mut status = ep.inner.status.subscribe();
-        drop(ep);
-        // Sleep, but wake at once if the user closes the client meanwhile.
-        let _ = tokio::time::timeout(delay, status.wait_for(|_| false)).await;
-        match endpoint.upgrade() {
-            Some(ep) if !ep.inner.terminated.load(Ordering::SeqCst) => {}
-            _ => return,
+        if let Some(endpoint) = self.endpoint.upgrade() {
+            endpoint.update_life(|life| life.running = false);
         }
     }
 }
 
+/// Connects, runs the connection, and reconnects with backoff until
+/// closed, refused or out of retries.
+async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
+    let weak = guard.endpoint.clone();
+    let mut attempt: u32 = 0;
+    let mut epoch = None;
+    loop {
+        let Some(endpoint) = weak.upgrade() else { return };
+        let go = endpoint.update_life(|life| {
+            if life.terminated {
+                life.running = false;
+                return false;
+            }
+            if epoch != Some(life.epoch) {
+                epoch = Some(life.epoch);
+                attempt = 0;
+            }
+            true
+        });
+        if !go {
+            guard.armed = false;
+            return;
+        }
+        if attempt > 0 {
+            endpoint.emit(LocalEvent::Retry(attempt));
+        }
+        let (closed, was_open) = connect_once(&endpoint, &shared).await.unwrap_or((
+            Closed {
+                code: 1000,
+                reason: String::new(),
+            },
+            false,
+        ));
+        if was_open {
+            attempt = 0;
+        }
+        let delay = endpoint.update_life(|life| {
+            if epoch != Some(life.epoch) {
+                return Some(Duration::ZERO); // `reconnect()` asked for a fresh start
+            }
+            if closed.code == CLOSE_FORBIDDEN {
+                life.terminated = true;
+            }
+            if life.terminated || !shared.auto_reconnect || attempt >= shared.retry.retries {
+                life.running = false;
+                return None;
+            }
+            Some(shared.retry.delay(attempt))
+        });
+        let Some(delay) = delay else {
+            guard.armed = false;
+            return;
+        };
+        if delay.is_zero() {
+            continue;
+        }
+        attempt += 1;
+        // Wait, but wake at once if the client is closed or restarted.
+        let interrupted = endpoint.wait_life(|life| (life.terminated || epoch != Some(life.epoch)).then_some(()));
+        let _ = tokio::time::timeout(delay, interrupted).await;
+    }
+}
+
 /// One connection attempt, start to end. Returns how it ended and whether
-/// it got connected.
-async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> (Closed, bool) {
-    let failed = |endpoint: &Endpoint<C>, reason: String| {
+/// it was authenticated; `None` when the client was closed before a
+/// connection was set up.
+async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Option<(Closed, bool)> {
+    let failed = |reason: String| {
         endpoint.emit(LocalEvent::Error(reason.clone()));
+        endpoint.update_life(|life| life.last_close = Some((1006, reason.clone())));
         endpoint.emit(LocalEvent::Close {
             code: 1006,
             reason: reason.clone(),
         });
-        endpoint.inner.status.send_replace(Status::Closed {
-            code: 1006,
-            reason: reason.clone(),
-        });
-        (Closed { code: 1006, reason }, false)
+        Some((Closed { code: 1006, reason }, false))
     };
     let mut request = match shared.url.as_str().into_client_request() {
         Ok(request) => request,
-        Err(e) => return failed(endpoint, e.to_string()),
+        Err(e) => return failed(e.to_string()),
     };
     request
         .headers_mut()
         .insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
     let options = endpoint.options();
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(options.websocket_config()), true);
-    let ws = match tokio::time::timeout(options.ack_timeout, connecting).await {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return failed(endpoint, e.to_string()),
-        Err(_) => return failed(endpoint, "connect timeout".into()),
+    let closed_meanwhile = endpoint.wait_life(|life| life.terminated.then_some(()));
+    let ws = tokio::select! {
+        connected = tokio::time::timeout(options.ack_timeout, connecting) => match connected {
+            Ok(Ok((ws, _))) => ws,
+            Ok(Err(e)) => return failed(e.to_string()),
+            Err(_) => return failed("connect timeout".into()),
+        },
+        () = closed_meanwhile => return None,
     };
     endpoint.emit(LocalEvent::Open);
-    let link = endpoint.attach();
-    let generation = link.generation;
-    let auth_sent = send_auth(endpoint, shared, generation);
-    if let Err(e) = auth_sent {
+    let Some(link) = endpoint.attach() else {
+        // Closed while the socket was being set up: end it politely.
+        let mut ws = ws;
+        let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(&mut ws)).await;
+        return None;
+    };
+    if let Err(e) = send_auth(endpoint, shared, &link) {
         endpoint.emit(LocalEvent::Error(e.to_string()));
-        endpoint.close_connection(generation, 1000, "");
+        link.close(1000, "", false);
     }
-    let timer = {
-        let endpoint = endpoint.downgrade();
-        let timeout = options.ack_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(endpoint) = endpoint.upgrade() {
-                endpoint.close_connection(generation, CLOSE_TIMEOUT, "Auth timeout");
-            }
-        })
-    };
-    endpoint.add_task(generation, timer.abort_handle());
-    let mut connected = endpoint.inner.status.subscribe();
-    let was_connected = async move {
-        connected
-            .wait_for(|s| matches!(s, Status::Connected { .. }))
-            .await
-            .is_ok()
-    };
-    let closed = drive(endpoint, link, ws);
-    tokio::pin!(was_connected);
-    tokio::pin!(closed);
-    let mut connected_seen = false;
-    let closed = loop {
-        tokio::select! {
-            closed = &mut closed => break closed,
-            ok = &mut was_connected, if !connected_seen => connected_seen = ok,
-        }
-    };
-    (closed, connected_seen)
+    let closed = drive(endpoint, &link, ws, Some(options.ack_timeout)).await;
+    endpoint.detach(&link, &closed);
+    Some((closed, link.was_open()))
 }
 
-fn send_auth<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared, generation: u64) -> Result<(), SendError> {
+fn send_auth<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared, link: &Link) -> Result<(), SendError> {
     if let Some(hook) = &endpoint.options().send_hook {
         hook(&crate::config::Outgoing {
             kind: OutgoingKind::Auth,
@@ -409,6 +433,6 @@ fn send_auth<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared, generation: u64)
         .map_err(|e| SendError::Refused(e.to_string()))?;
     }
     let message = to_message::<C>(shared.auth.to_vec())?;
-    endpoint.push_first(generation, message);
+    link.push_first(message);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Options, with the defaults of PROTOCOL.md.
+//! Options and their defaults (the JavaScript package's, where it has one).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +69,7 @@ pub struct EndpointOptions {
     /// How long a ping waits for its reply before the connection is closed
     /// with 4008 `Ping timeout`. Default 20 s.
     pub ping_timeout: Duration,
-    /// Skip the envelope validation rules (PROTOCOL.md §3). Default `false`.
+    /// Skip the envelope validation rules. Default `false`.
     pub skip_validation: bool,
     /// Optional receive hook.
     pub receive_hook: Option<ReceiveHook>,
@@ -77,13 +77,26 @@ pub struct EndpointOptions {
     pub send_hook: Option<SendHook>,
     /// The error formatter. Default [`default_error_formatter`].
     pub error_formatter: ErrorFormatter,
-    /// Frames waiting to be written; when full, `send().await` waits
-    /// (backpressure). Default 1024.
-    pub send_queue: usize,
-    /// Largest incoming message in bytes. Default 64 MiB.
+    /// Frames a connection's outgoing backlog holds before it counts as
+    /// full. Default 4096. See [`max_backlog_bytes`](Self::max_backlog_bytes).
+    pub max_backlog_frames: usize,
+    /// Payload bytes a connection's outgoing backlog holds before it counts
+    /// as full. Default 8 MiB. While the backlog is full, `send().await`
+    /// and `invoke` wait (backpressure, at most `write_timeout`), and a
+    /// frame queued without waiting (a broadcast, a reply) closes the
+    /// connection with 4009 `Slow consumer` instead of growing the backlog.
+    pub max_backlog_bytes: usize,
+    /// How long a send may wait for room in the backlog, and how long the
+    /// socket may take no byte at all while frames wait; past it the peer
+    /// is closed. Default 30 s.
+    pub write_timeout: Duration,
+    /// Largest incoming message in bytes; a larger one closes the
+    /// connection with 1009 `Message too big`. Default 100 MiB, as the
+    /// JavaScript `ws` package.
     pub max_message_size: usize,
-    /// Procedure handlers running at once on one connection; past that the
-    /// connection stops reading until one finishes. Default 1024.
+    /// Procedure handlers running at once on one connection; a call past
+    /// that is answered at once with a `BusyError` (the connection keeps
+    /// being read). Default 1024.
     pub max_concurrent_calls: usize,
 }
 
@@ -97,8 +110,10 @@ impl Default for EndpointOptions {
             receive_hook: None,
             send_hook: None,
             error_formatter: Arc::new(default_error_formatter),
-            send_queue: 1024,
-            max_message_size: 64 << 20,
+            max_backlog_frames: 4096,
+            max_backlog_bytes: 8 << 20,
+            write_timeout: Duration::from_secs(30),
+            max_message_size: 100 << 20,
             max_concurrent_calls: 1024,
         }
     }
@@ -113,7 +128,9 @@ impl std::fmt::Debug for EndpointOptions {
             .field("skip_validation", &self.skip_validation)
             .field("receive_hook", &self.receive_hook.is_some())
             .field("send_hook", &self.send_hook.is_some())
-            .field("send_queue", &self.send_queue)
+            .field("max_backlog_frames", &self.max_backlog_frames)
+            .field("max_backlog_bytes", &self.max_backlog_bytes)
+            .field("write_timeout", &self.write_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .finish()
@@ -128,7 +145,7 @@ impl EndpointOptions {
     }
 }
 
-/// Auto reconnect backoff (PROTOCOL.md §7): attempt `n` (0-based) waits
+/// Auto reconnect backoff: attempt `n` (0-based) waits
 /// `min((1 + r) * min_timeout * factor^n, max_timeout)`, `r` uniform in
 /// `[0, 1)` when `randomize` is on.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,22 +1,29 @@
-//! The receive path: decode → validate → receive hook → dispatch
-//! (PROTOCOL.md §3–4).
+//! The receive path: decode → validate → receive hook → dispatch (see the
+//! protocol notes, "Validation" and "Dispatch"). It runs on the
+//! connection's task and never waits: replies are queued, handlers that
+//! need to wait continue in tasks of their own.
 
-use std::task::Poll;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
 use crate::codec::Codec;
-use crate::endpoint::{Endpoint, Role, BLACKLIST};
+use crate::config::OutgoingKind;
+use crate::connection::{Link, Phase};
+use crate::endpoint::{Endpoint, Role};
 use crate::envelope::{validate, Frame};
 use crate::error::{HandlerError, PreprocessError};
 use crate::events::LocalEvent;
+use crate::payload::AsSeq;
+use crate::protocol::LOCAL_ONLY;
 
 impl<C: Codec> Endpoint<C> {
-    /// Handles one incoming data frame of the current connection.
-    pub(crate) async fn receive(&self, generation: u64, data: Bytes) {
+    /// Handles one incoming data frame of connection `link`.
+    pub(crate) fn receive(&self, link: &Arc<Link>, data: Bytes) {
         match self.preprocess(&data) {
-            Ok(frame) => self.dispatch(generation, frame).await,
-            Err(error) => self.report_preprocessing_error(&error).await,
+            Ok(frame) => self.dispatch(link, frame),
+            Err(error) => self.report_preprocessing_error(link, &error),
         }
     }
 
@@ -37,69 +44,104 @@ impl<C: Codec> Endpoint<C> {
         Ok(frame)
     }
 
-    async fn report_preprocessing_error(&self, error: &HandlerError) {
+    fn report_preprocessing_error(&self, link: &Link, error: &HandlerError) {
         let value = (self.inner.options.error_formatter)(error);
+        let mut buf = Vec::with_capacity(64);
+        let name = "preprocessingError";
+        if self
+            .inner
+            .codec
+            .encode_message(name, &AsSeq(&(value,)), None, &mut buf)
+            .is_err()
+        {
+            return;
+        }
+        if self
+            .run_send_hook(OutgoingKind::Message { name, id: None }, &buf)
+            .is_err()
+        {
+            return;
+        }
         // Like the JavaScript package: only a connected side reports it.
-        let _ = self.send_unchecked("preprocessingError", &(value,)).await;
+        if let Ok(message) = self.frame(buf) {
+            let _ = self.push_now(link, message);
+        }
     }
 
-    async fn dispatch(&self, generation: u64, frame: Frame) {
-        match frame {
-            Frame::Reply { id, outcome } => self.settle(id, outcome),
-            Frame::Message { name, args, id } => {
-                if BLACKLIST.contains(&name.as_str()) {
-                    return;
-                }
-                if name == "connect" {
-                    if self.inner.role == Role::Client && !self.is_connected() {
-                        let reply = match args.into_iter().next() {
-                            Some(reply) => reply,
-                            None => null_value(&*self.inner.codec),
-                        };
-                        self.set_connected(generation, reply);
-                    }
-                    return;
-                }
-                match id {
-                    Some(id) => match self.procedure(&name) {
-                        Some(procedure) => {
-                            // At most `max_concurrent_calls` handlers run per
-                            // connection; past that the reader waits, which
-                            // pushes back on the peer instead of piling up tasks.
-                            let Ok(permit) = self.inner.calls.clone().acquire_owned().await else {
-                                return;
-                            };
-                            let mut call = procedure(self.clone(), id, args);
-                            // A handler that finishes at once (no await point
-                            // pending) is answered right here, saving a task;
-                            // any other continues in a task of its own.
-                            let pending =
-                                std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx).is_pending())).await;
-                            if pending {
-                                tokio::spawn(async move {
-                                    call.await;
-                                    drop(permit);
-                                });
-                            }
-                        }
-                        None => {
-                            let reply = self.encode_error_reply(id, &HandlerError::no_procedure());
-                            self.send_reply(id, reply).await;
-                        }
-                    },
-                    None => {
-                        if name == "preprocessingError" {
-                            let value = args
-                                .first()
-                                .and_then(|raw| self.inner.codec.decode_error(raw).ok())
-                                .unwrap_or(serde_json::Value::Null);
-                            self.emit(LocalEvent::PreprocessingError(value));
-                        }
-                        self.call_listeners(&name, args);
-                    }
-                }
+    fn dispatch(&self, link: &Arc<Link>, frame: Frame) {
+        let (name, args, id) = match frame {
+            Frame::Reply { id, outcome } => {
+                link.settle(id, outcome);
+                return;
             }
+            Frame::Message { name, args, id } => (name, args, id),
+        };
+        if LOCAL_ONLY.contains(&name.as_str()) {
+            return;
         }
+        if name == "connect" {
+            if self.inner.role == Role::Client && link.phase() == Phase::Authenticating {
+                let reply = match args.into_iter().next() {
+                    Some(reply) => reply,
+                    None => null_value(&*self.inner.codec),
+                };
+                self.set_connected(link, reply);
+            }
+            return;
+        }
+        let Some(id) = id else {
+            if name == "preprocessingError" {
+                let value = args
+                    .first()
+                    .and_then(|raw| self.inner.codec.decode_error(raw).ok())
+                    .unwrap_or(serde_json::Value::Null);
+                self.emit(LocalEvent::PreprocessingError(value));
+            }
+            self.call_listeners(&name, args);
+            return;
+        };
+        if name == "ping" {
+            // Every endpoint answers the peer's heartbeat with `null`.
+            let reply = self.encode_reply(id, Ok(&()));
+            self.send_reply(link, id, reply);
+            return;
+        }
+        let Some(procedure) = self.procedure(&name) else {
+            let reply = self.encode_error_reply(id, &HandlerError::no_procedure());
+            self.send_reply(link, id, reply);
+            return;
+        };
+        let max = self.inner.options.max_concurrent_calls.max(1);
+        if !link.start_call(max) {
+            let busy = HandlerError::named(
+                "BusyError",
+                format!("too many calls in progress on this connection (max_concurrent_calls = {max})"),
+            );
+            let reply = self.encode_error_reply(id, &busy);
+            self.send_reply(link, id, reply);
+            return;
+        }
+        let slot = CallSlot(link.clone());
+        let mut call = procedure(self.clone(), link.clone(), id, args);
+        // A handler that finishes at once (no await point pending) is
+        // answered right here, saving a task; any other continues in a task
+        // of its own, which polls it again with its own waker.
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Pending = call.as_mut().poll(&mut cx) {
+            tokio::spawn(async move {
+                call.await;
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// A running handler's slot in `max_concurrent_calls`, freed on drop.
+struct CallSlot(Arc<Link>);
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        self.0.end_call();
     }
 }
 

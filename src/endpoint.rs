@@ -4,30 +4,26 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use tokio::sync::{broadcast, mpsc, oneshot, watch, Semaphore};
-use tokio::task::AbortHandle;
+use serde::Serialize;
+use tokio::sync::{broadcast, Notify};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::codec::{Codec, FrameKind};
 use crate::config::{EndpointOptions, Outgoing, OutgoingKind};
+use crate::connection::{Closed, Link, Phase, PushError};
 use crate::error::{CodecError, SendError};
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq, FromArgs};
+use crate::protocol::{check_name, CLOSE_SLOW_CONSUMER};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// Names applications must not use for their own events or procedures.
-pub const RESERVED_NAMES: [&str; 7] = ["connect", "close", "open", "error", "ping", "pong", "retry"];
-
-/// Events with these names are local-only: received ones are dropped.
-pub(crate) const BLACKLIST: [&str; 5] = ["close", "open", "error", "pong", "retry"];
-
-pub(crate) type Procedure<C> = Arc<dyn Fn(Endpoint<C>, u64, Vec<Bytes>) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type Procedure<C> = Arc<dyn Fn(Endpoint<C>, Arc<Link>, u64, Vec<Bytes>) -> BoxFuture<()> + Send + Sync>;
 type ListenerFn<C> = Arc<dyn Fn(&C, Vec<Bytes>) -> Result<(), CodecError> + Send + Sync>;
 
 struct Listener<C> {
@@ -58,61 +54,39 @@ pub(crate) enum Role {
     Server,
 }
 
-/// The outcome a pending invoke is settled with: the raw reply, or `Err`
-/// when the connection went away.
-pub(crate) type Settle = Result<Result<Bytes, Bytes>, ()>;
-
-/// What the connection driver needs of a freshly attached connection.
-pub(crate) struct Link {
-    pub(crate) generation: u64,
-    /// The write queue's receiving end, for the writer task.
-    pub(crate) queue: mpsc::Receiver<Message>,
-    /// Set to the code and reason when a close is started on this side.
-    pub(crate) closing: watch::Receiver<Option<(u16, String)>>,
-}
-
-pub(crate) struct Conn {
-    pub(crate) tx: mpsc::Sender<Message>,
-    pub(crate) generation: u64,
-    pub(crate) tasks: Vec<AbortHandle>,
-    pub(crate) closing: watch::Sender<Option<(u16, String)>>,
-}
-
+/// The endpoint's side of the connection state machine: which connection
+/// is current, and (on a client) whether the connect loop should run.
+/// Guarded by one lock; every change wakes `Inner::life_changed`.
 #[derive(Default)]
-pub(crate) struct State {
-    pub(crate) conn: Option<Conn>,
-    pub(crate) connected: bool,
-    pub(crate) generation: u64,
-    pub(crate) pending: HashMap<u64, oneshot::Sender<Settle>>,
+pub(crate) struct Life {
+    /// The current connection (authenticating, open or closing).
+    pub(crate) link: Option<Arc<Link>>,
+    /// The auth reply of the last accepted connection.
+    pub(crate) reply: Bytes,
+    /// How the last connection ended.
+    pub(crate) last_close: Option<(u16, String)>,
+    /// Closed by the user (or refused with 4003): a client does not reconnect.
+    pub(crate) terminated: bool,
+    /// Whether a client's connect loop is running.
+    pub(crate) running: bool,
+    /// Bumped by `Client::reconnect`, so a running loop starts afresh.
+    pub(crate) epoch: u64,
 }
 
 pub(crate) struct Inner<C: Codec> {
     pub(crate) codec: Arc<C>,
-    pub(crate) options: EndpointOptions,
+    pub(crate) options: Arc<EndpointOptions>,
     pub(crate) role: Role,
-    pub(crate) id: Option<String>,
-    pub(crate) counter: AtomicU64,
-    pub(crate) state: Mutex<State>,
-    /// Set when the user closed the endpoint (or the server refused the
-    /// client): a client then does not reconnect.
-    pub(crate) terminated: AtomicBool,
+    id: Option<Box<str>>,
+    counter: AtomicU64,
+    life: Mutex<Life>,
+    life_changed: Notify,
     listeners: RwLock<HashMap<String, Arc<Vec<Listener<C>>>>>,
-    pub(crate) procedures: RwLock<HashMap<String, Procedure<C>>>,
-    pub(crate) next_listener: AtomicU64,
-    pub(crate) events: broadcast::Sender<LocalEvent>,
-    /// Bumped on every connect and close, so waiters can watch it.
-    pub(crate) status: watch::Sender<Status>,
-    pub(crate) data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
-    /// Permits for concurrently running procedure handlers.
-    pub(crate) calls: Arc<Semaphore>,
-}
-
-/// Connection status, observable through a watch channel.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Status {
-    Idle,
-    Connected { reply: Bytes },
-    Closed { code: u16, reason: String },
+    procedures: RwLock<HashMap<String, Procedure<C>>>,
+    next_listener: AtomicU64,
+    /// Created by the first `events()` call.
+    events: OnceLock<broadcast::Sender<LocalEvent>>,
+    data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
 }
 
 /// One end of a ws-messaging connection: events, RPC and local events.
@@ -188,39 +162,24 @@ impl EncodedMessage {
     }
 }
 
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || RESERVED_NAMES.contains(&name) {
-        Err(name.to_string())
-    } else {
-        Ok(())
-    }
-}
-
 impl<C: Codec> Endpoint<C> {
-    pub(crate) fn new(codec: Arc<C>, options: EndpointOptions, role: Role, id: Option<String>) -> Self {
-        let (events, _) = broadcast::channel(256);
-        let (status, _) = watch::channel(Status::Idle);
-        let endpoint = Endpoint {
+    pub(crate) fn new(codec: Arc<C>, options: Arc<EndpointOptions>, role: Role, id: Option<String>) -> Self {
+        Endpoint {
             inner: Arc::new(Inner {
                 codec,
                 role,
-                id,
+                id: id.map(String::into_boxed_str),
                 counter: AtomicU64::new(1),
-                state: Mutex::new(State::default()),
-                terminated: AtomicBool::new(false),
+                life: Mutex::new(Life::default()),
+                life_changed: Notify::new(),
                 listeners: RwLock::new(HashMap::new()),
                 procedures: RwLock::new(HashMap::new()),
                 next_listener: AtomicU64::new(1),
-                events,
-                status,
+                events: OnceLock::new(),
                 data: Mutex::new(HashMap::new()),
-                calls: Arc::new(Semaphore::new(options.max_concurrent_calls.max(1))),
                 options,
             }),
-        };
-        // Every endpoint answers the peer's heartbeat (PROTOCOL.md §6).
-        endpoint.insert_procedure("ping", |()| async { Ok(()) });
-        endpoint
+        }
     }
 
     /// The server-side connection id (24 URL-safe characters); `None` on a
@@ -231,7 +190,7 @@ impl<C: Codec> Endpoint<C> {
 
     /// Whether the connection is open and authenticated.
     pub fn is_connected(&self) -> bool {
-        self.inner.state.lock().unwrap().connected
+        self.life().link.as_ref().is_some_and(|link| link.is_open())
     }
 
     /// The codec.
@@ -255,16 +214,171 @@ impl<C: Codec> Endpoint<C> {
         self.inner.codec.decode_value(raw)
     }
 
-    /// Subscribes to local events: `connect`, `close`, `error`, `retry`,
-    /// `ping`, `pong`, `preprocessingError` (see [`LocalEvent`]). Each
-    /// receiver sees every event sent after it subscribed (up to 256
-    /// buffered).
-    pub fn events(&self) -> broadcast::Receiver<LocalEvent> {
-        self.inner.events.subscribe()
+    /// The current connection's outgoing backlog: frames queued and their
+    /// payload bytes (both `0` when not connected).
+    pub fn backlog(&self) -> (usize, usize) {
+        self.life().link.as_ref().map_or((0, 0), |link| link.backlog())
     }
 
+    /// Subscribes to local events: `connect`, `close`, `error`, `retry`,
+    /// `ping`, `pong`, `preprocessingError`, `slowConsumer` (see
+    /// [`LocalEvent`]). Each receiver sees every event sent after it
+    /// subscribed (up to 256 buffered). Listeners added with
+    /// [`on`](Self::on) under a reserved name get the same events.
+    pub fn events(&self) -> broadcast::Receiver<LocalEvent> {
+        self.inner.events.get_or_init(|| broadcast::channel(256).0).subscribe()
+    }
+
+    /// Emits a local event: to listeners of its reserved name, then to
+    /// every `events()` receiver.
     pub(crate) fn emit(&self, event: LocalEvent) {
-        let _ = self.inner.events.send(event);
+        self.emit_to_listeners(&event);
+        if let Some(events) = self.inner.events.get() {
+            let _ = events.send(event);
+        }
+    }
+
+    fn emit_to_listeners(&self, event: &LocalEvent) {
+        let name = match event {
+            LocalEvent::Open => "open",
+            LocalEvent::Connect(_) => "connect",
+            LocalEvent::Close { .. } => "close",
+            LocalEvent::Error(_) => "error",
+            LocalEvent::Retry(_) => "retry",
+            LocalEvent::Ping => "ping",
+            LocalEvent::Pong => "pong",
+            LocalEvent::PreprocessingError(_) | LocalEvent::SlowConsumer { .. } => return,
+        };
+        if !self.inner.listeners.read().unwrap().contains_key(name) {
+            return;
+        }
+        let codec = &*self.inner.codec;
+        let args = match event {
+            LocalEvent::Connect(reply) => vec![reply.clone()],
+            LocalEvent::Close { code, reason } => vec![encode_arg(codec, code), encode_arg(codec, reason)],
+            LocalEvent::Error(message) => vec![encode_arg(codec, message)],
+            LocalEvent::Retry(attempt) => vec![encode_arg(codec, attempt)],
+            _ => Vec::new(),
+        };
+        self.call_listeners(name, args);
+    }
+
+    // ----- the connection state machine ----------------------------------
+
+    pub(crate) fn life(&self) -> MutexGuard<'_, Life> {
+        self.inner.life.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the life state under its lock and wakes its waiters.
+    pub(crate) fn update_life<R>(&self, f: impl FnOnce(&mut Life) -> R) -> R {
+        let out = f(&mut self.life());
+        self.inner.life_changed.notify_waiters();
+        out
+    }
+
+    /// Waits until `done` holds for the life state, and returns its answer.
+    pub(crate) async fn wait_life<R>(&self, mut done: impl FnMut(&Life) -> Option<R>) -> R {
+        loop {
+            let changed = self.inner.life_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(out) = done(&self.life()) {
+                return out;
+            }
+            changed.await;
+        }
+    }
+
+    /// Installs a new connection, unless the endpoint was closed for good.
+    pub(crate) fn attach(&self) -> Option<Arc<Link>> {
+        self.update_life(|life| {
+            if life.terminated {
+                return None;
+            }
+            let link = Arc::new(Link::new(&self.inner.options));
+            life.link = Some(link.clone());
+            Some(link)
+        })
+    }
+
+    /// Marks `link` authenticated with the peer's auth `reply`.
+    pub(crate) fn set_connected(&self, link: &Arc<Link>, reply: Bytes) -> bool {
+        if !link.open() {
+            return false;
+        }
+        self.update_life(|life| life.reply = reply.clone());
+        self.emit(LocalEvent::Connect(reply));
+        true
+    }
+
+    /// Tears `link` down after its socket ended: emits `close`.
+    pub(crate) fn detach(&self, link: &Arc<Link>, closed: &Closed) {
+        link.finish();
+        self.update_life(|life| {
+            if life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+                life.link = None;
+            }
+            life.last_close = Some((closed.code, closed.reason.clone()));
+        });
+        self.emit(LocalEvent::Close {
+            code: closed.code,
+            reason: closed.reason.clone(),
+        });
+    }
+
+    /// Closes the connection with `code` and `reason` (at most 123 bytes;
+    /// longer reasons are cut on a character boundary). Every pending invoke
+    /// fails at once with a connection error. On a client this is final: it
+    /// does not reconnect until [`Client::reconnect`](crate::Client::reconnect).
+    /// Inside a server's connection hook, the client is refused with this
+    /// code and reason whatever the hook returns.
+    ///
+    /// It never blocks and needs no runtime: the close frame is queued for
+    /// the connection's task.
+    pub fn close(&self, code: u16, reason: &str) {
+        let link = self.update_life(|life| {
+            life.terminated = true;
+            life.link.clone()
+        });
+        if let Some(link) = link {
+            link.close(code, reason, false);
+        }
+    }
+
+    /// The current connection, if it is open.
+    pub(crate) fn open_link(&self) -> Result<Arc<Link>, SendError> {
+        match &self.life().link {
+            Some(link) if link.phase() == Phase::Open => Ok(link.clone()),
+            _ => Err(SendError::Connection),
+        }
+    }
+
+    pub(crate) fn procedures(&self) -> &RwLock<HashMap<String, Procedure<C>>> {
+        &self.inner.procedures
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.inner.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A heartbeat ping, `ping()` as an invoke: its id and frame. `None`
+    /// when it cannot be encoded or the send hook refuses it.
+    pub(crate) fn ping_message(&self) -> Option<(u64, Message)> {
+        let id = self.next_id();
+        let mut buf = Vec::with_capacity(32);
+        self.inner
+            .codec
+            .encode_message("ping", &AsSeq(&()), Some(id), &mut buf)
+            .ok()?;
+        self.run_send_hook(
+            OutgoingKind::Message {
+                name: "ping",
+                id: Some(id),
+            },
+            &buf,
+        )
+        .ok()?;
+        Some((id, self.frame(buf).ok()?))
     }
 
     // ----- per-connection user data ------------------------------------
@@ -317,7 +431,17 @@ impl<C: Codec> Endpoint<C> {
     /// tuple, a `Vec`, or [`RawArgs`](crate::RawArgs)). Arguments that do not
     /// decode into `A` are reported as a local [`LocalEvent::Error`].
     ///
-    /// Listeners are called in order on the connection's reader: keep them
+    /// A reserved name gets the local event of that name, as in the
+    /// JavaScript package: `connect` (the auth reply), `close` (code,
+    /// reason), `open`, `error` (message), `retry` (attempt), `ping`, `pong`.
+    ///
+    /// ```
+    /// # fn f(client: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// client.on("close", |(code, reason): (u16, String)| println!("closed: {code} {reason}"));
+    /// # }
+    /// ```
+    ///
+    /// Listeners are called in order on the connection's task: keep them
     /// short, or spawn.
     pub fn on<A, F>(&self, name: &str, listener: F) -> ListenerId
     where
@@ -369,11 +493,11 @@ impl<C: Codec> Endpoint<C> {
         removed
     }
 
-    /// Drops every handler and listener (breaks reference cycles through
-    /// handlers that captured the endpoint). Keeps the `ping` handler.
+    /// Drops every handler, listener and stored value (breaks reference
+    /// cycles through handlers that captured the endpoint).
     pub(crate) fn clear_handlers(&self) {
         self.inner.listeners.write().unwrap().clear();
-        self.inner.procedures.write().unwrap().retain(|name, _| name == "ping");
+        self.inner.procedures.write().unwrap().clear();
         self.inner.data.lock().unwrap().clear();
     }
 
@@ -400,47 +524,91 @@ impl<C: Codec> Endpoint<C> {
                 args.clone().unwrap_or_default()
             };
             let call = || (listener.call)(&self.inner.codec, args);
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => self.emit(LocalEvent::Error(format!("listener of `{name}`: {e}"))),
-                Err(_) => self.emit(LocalEvent::Error(format!("listener of `{name}` panicked"))),
+            let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => format!("listener of `{name}`: {e}"),
+                Err(_) => format!("listener of `{name}` panicked"),
+            };
+            if name == "error" {
+                // Do not report an `error` listener's failure to itself.
+                if let Some(events) = self.inner.events.get() {
+                    let _ = events.send(LocalEvent::Error(failure));
+                }
+            } else {
+                self.emit(LocalEvent::Error(failure));
             }
         }
     }
 
     /// Sends the event `name` with `args` (a tuple, a `Vec`, ...). Resolves
-    /// when the frame is queued for writing; waits while the queue is full.
+    /// when the frame is queued for writing; waits while the connection's
+    /// backlog is full (backpressure), at most the `write_timeout`, after
+    /// which the peer is closed (4009) and this fails with
+    /// [`SendError::Timeout`].
     ///
     /// Fails with [`SendError::Connection`] when not connected.
     pub async fn send<A: Args>(&self, name: &str, args: A) -> Result<(), SendError> {
         check_name(name).map_err(SendError::ReservedName)?;
-        self.send_unchecked(name, &args).await
-    }
-
-    pub(crate) async fn send_unchecked<A: Args + ?Sized>(&self, name: &str, args: &A) -> Result<(), SendError> {
         let mut buf = Vec::with_capacity(64);
         self.inner
             .codec
-            .encode_message(name, &AsSeq(args), None, &mut buf)
+            .encode_message(name, &AsSeq(&args), None, &mut buf)
             .map_err(SendError::Encode)?;
         self.run_send_hook(OutgoingKind::Message { name, id: None }, &buf)?;
         let message = self.frame(buf)?;
-        let tx = self.sender()?;
-        tx.send(message).await.map_err(|_| SendError::Connection)
+        let link = self.open_link()?;
+        self.push_wait(&link, message).await
+    }
+
+    /// Queues `message` on `link`, waiting for room at most `write_timeout`.
+    async fn push_wait(&self, link: &Link, message: Message) -> Result<(), SendError> {
+        match tokio::time::timeout(self.inner.options.write_timeout, link.push_wait(message, None)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SendError::Connection),
+            Err(_) => {
+                link.close(CLOSE_SLOW_CONSUMER, "Write timeout", true);
+                Err(SendError::Timeout)
+            }
+        }
     }
 
     /// Encodes the event `name(args)` once, to send it to many peers with
     /// [`send_encoded`](Self::send_encoded).
     pub fn encode_message<A: Args>(&self, name: &str, args: A) -> Result<EncodedMessage, SendError> {
-        check_name(name).map_err(SendError::ReservedName)?;
         encode_event(&*self.inner.codec, name, &args)
     }
 
-    /// Sends a frame made by [`encode_message`](Self::encode_message).
+    /// Sends a frame made by [`encode_message`](Self::encode_message),
+    /// waiting while the backlog is full (as [`send`](Self::send)).
     pub async fn send_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
         self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
-        let tx = self.sender()?;
-        tx.send(message.0.clone()).await.map_err(|_| SendError::Connection)
+        let link = self.open_link()?;
+        self.push_wait(&link, message.0.clone()).await
+    }
+
+    /// Queues a frame made by [`encode_message`](Self::encode_message)
+    /// without waiting: what broadcasts use, so one slow peer never holds
+    /// up the others. A connection whose backlog is already past its
+    /// limits (`max_backlog_frames`, `max_backlog_bytes`) is closed with
+    /// 4009 `Slow consumer` instead (a [`LocalEvent::SlowConsumer`] is
+    /// emitted) and this fails with [`SendError::SlowConsumer`].
+    pub fn queue_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
+        self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
+        let link = self.open_link()?;
+        self.push_now(&link, message.0.clone())
+    }
+
+    /// Queues on `link` without waiting (replies, broadcasts, reports).
+    pub(crate) fn push_now(&self, link: &Link, message: Message) -> Result<(), SendError> {
+        let (frames, bytes) = link.backlog();
+        match link.push_now(message) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed) => Err(SendError::Connection),
+            Err(PushError::SlowConsumer) => {
+                self.emit(LocalEvent::SlowConsumer { frames, bytes });
+                Err(SendError::SlowConsumer)
+            }
+        }
     }
 
     // ----- sending -----------------------------------------------------
@@ -455,14 +623,14 @@ impl<C: Codec> Endpoint<C> {
     pub(crate) fn frame(&self, buf: Vec<u8>) -> Result<Message, SendError> {
         to_message::<C>(buf)
     }
+}
 
-    /// The write queue of the current connection, if connected.
-    pub(crate) fn sender(&self) -> Result<mpsc::Sender<Message>, SendError> {
-        let state = self.inner.state.lock().unwrap();
-        match (&state.conn, state.connected) {
-            (Some(conn), true) => Ok(conn.tx.clone()),
-            _ => Err(SendError::Connection),
-        }
+/// Encodes one local event argument for listeners of a reserved name.
+fn encode_arg<C: Codec, T: Serialize + ?Sized>(codec: &C, value: &T) -> Bytes {
+    let mut buf = Vec::new();
+    match codec.encode_value(value, &mut buf) {
+        Ok(()) => buf.into(),
+        Err(_) => Bytes::new(),
     }
 }
 
@@ -475,11 +643,13 @@ pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
     }
 }
 
+/// Encodes the event `name(args)`; reserved names are refused.
 pub(crate) fn encode_event<C: Codec, A: Args + ?Sized>(
     codec: &C,
     name: &str,
     args: &A,
 ) -> Result<EncodedMessage, SendError> {
+    check_name(name).map_err(SendError::ReservedName)?;
     let mut buf = Vec::with_capacity(64);
     codec
         .encode_message(name, &AsSeq(args), None, &mut buf)
@@ -492,32 +662,5 @@ pub(crate) fn message_bytes(message: &Message) -> &[u8] {
         Message::Text(t) => t.as_bytes(),
         Message::Binary(b) => b,
         _ => &[],
-    }
-}
-
-/// Cuts a close reason to the 123 bytes a close frame can carry, on a
-/// character boundary.
-pub(crate) fn truncate_reason(reason: &str) -> &str {
-    if reason.len() <= 123 {
-        return reason;
-    }
-    let mut end = 123;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate_reason;
-
-    #[test]
-    fn reasons_are_cut_on_char_boundaries() {
-        assert_eq!(truncate_reason("short"), "short");
-        let long = "é".repeat(100); // 200 bytes
-        let cut = truncate_reason(&long);
-        assert!(cut.len() <= 123);
-        assert_eq!(cut.len(), 122);
     }
 }

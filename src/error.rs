@@ -13,7 +13,7 @@ pub enum CodecError {
     Decode(String),
 }
 
-/// Why a received frame was refused before dispatch (PROTOCOL.md §3).
+/// Why a received frame was refused before dispatch.
 ///
 /// The refusal is reported to the peer as a `preprocessingError` event whose
 /// argument is the formatted error, and the connection carries on.
@@ -42,6 +42,14 @@ pub enum SendError {
     /// The send hook refused the message.
     #[error("the send hook refused the message: {0}")]
     Refused(String),
+    /// The backlog stayed full for the whole `write_timeout`: the peer was
+    /// closed (4009) and nothing was sent.
+    #[error("the peer did not read for the whole write timeout: it was closed and the message not sent")]
+    Timeout,
+    /// The backlog was past its limits when a frame had to be queued
+    /// without waiting: the peer was closed as a slow consumer (4009).
+    #[error("the peer's backlog is full: it was closed as a slow consumer")]
+    SlowConsumer,
     /// The name is one of the reserved names (`connect`, `close`, `open`,
     /// `error`, `ping`, `pong`, `retry`) or empty.
     #[error("`{0}` is reserved or empty and cannot be used as an event or procedure name")]
@@ -86,7 +94,11 @@ pub enum InvokeError {
 impl InvokeError {
     pub(crate) fn from_send(error: SendError, id: Option<u64>) -> Self {
         match error {
-            SendError::Connection => InvokeError::Connection { id },
+            SendError::Connection | SendError::SlowConsumer => InvokeError::Connection { id },
+            SendError::Timeout => match id {
+                Some(id) => InvokeError::Timeout { id },
+                None => InvokeError::Connection { id },
+            },
             SendError::Encode(e) => InvokeError::Encode(e),
             SendError::Refused(r) => InvokeError::Refused(r),
             SendError::ReservedName(n) => InvokeError::ReservedName(n),

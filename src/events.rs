@@ -1,4 +1,4 @@
-//! Local events (PROTOCOL.md §9), observable with [`Endpoint::events`](crate::Endpoint::events).
+//! Local events, observable with [`Endpoint::events`](crate::Endpoint::events).
 
 use bytes::Bytes;
 
@@ -29,4 +29,14 @@ pub enum LocalEvent {
     Pong,
     /// The peer refused one of our frames; its formatted error.
     PreprocessingError(serde_json::Value),
+    /// The connection's outgoing backlog was past its limits when a frame
+    /// had to be queued without waiting (a broadcast, a reply): the peer
+    /// does not read fast enough, and the connection is being closed with
+    /// 4009 `Slow consumer`. The backlog's size at that moment.
+    SlowConsumer {
+        /// Frames waiting to be written.
+        frames: usize,
+        /// Their payload bytes.
+        bytes: usize,
+    },
 }

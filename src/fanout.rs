@@ -77,11 +77,27 @@ impl<C: Codec> Registry<C> {
     }
 
     pub(crate) fn remove(&self, id: &str) {
-        self.connections.lock().unwrap().remove(id);
+        let mut map = self.connections.lock().unwrap();
+        map.remove(id);
+        if map.is_empty() && map.capacity() > 1024 {
+            *map = HashMap::new();
+        }
+    }
+
+    /// Calls `f` on every connection, under the registry's lock: `f` must
+    /// not wait or touch the registry.
+    pub fn for_each(&self, mut f: impl FnMut(&Endpoint<C>)) {
+        for endpoint in self.connections.lock().unwrap().values() {
+            f(endpoint);
+        }
     }
 }
 
 /// Delivers a server's broadcasts and sends to one connection.
+///
+/// An implementation should never wait on one connection: queue with
+/// [`Endpoint::queue_encoded`], which closes a slow consumer instead of
+/// waiting for it.
 pub trait Fanout<C: Codec>: Send + Sync + 'static {
     /// Sends `message` to every connection; resolves to how many it was
     /// queued for.
@@ -98,23 +114,21 @@ pub struct LocalFanout;
 
 impl<C: Codec> Fanout<C> for LocalFanout {
     fn broadcast<'a>(&'a self, local: &'a Registry<C>, message: EncodedMessage) -> FanoutFuture<'a, usize> {
-        Box::pin(async move {
-            let mut sent = 0;
-            for endpoint in local.connections() {
-                if endpoint.send_encoded(&message).await.is_ok() {
-                    sent += 1;
-                }
+        // Never waits: each connection gets the frame queued, or is closed as
+        // a slow consumer if its backlog is past its limits.
+        let mut sent = 0;
+        local.for_each(|endpoint| {
+            if endpoint.queue_encoded(&message).is_ok() {
+                sent += 1;
             }
-            sent
-        })
+        });
+        Box::pin(std::future::ready(sent))
     }
 
     fn send_to<'a>(&'a self, local: &'a Registry<C>, id: &'a str, message: EncodedMessage) -> FanoutFuture<'a, bool> {
-        Box::pin(async move {
-            match local.get(id) {
-                Some(endpoint) => endpoint.send_encoded(&message).await.is_ok(),
-                None => false,
-            }
-        })
+        let sent = local
+            .get(id)
+            .is_some_and(|endpoint| endpoint.queue_encoded(&message).is_ok());
+        Box::pin(std::future::ready(sent))
     }
 }

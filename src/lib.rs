@@ -37,14 +37,16 @@
 //! ```
 //!
 //! # What happens to a frame
-//! Each connection has a reader and a writer task. The reader decodes a
-//! frame's routing fields (arguments stay encoded), validates the envelope
+//! Each connection has one task. It decodes a frame's routing fields
+//! (arguments stay encoded), validates the envelope
 //! ([`envelope::validate`]), runs the codec's [`Codec::check`] and the
 //! receive hook, then dispatches: an event to every listener, a call to its
-//! procedure in a task of its own, a reply to the pending invoke. A frame
-//! refused on the way is answered with a `preprocessingError` event and the
-//! connection carries on. The writer drains a bounded queue: when it is
-//! full, `send().await` waits.
+//! procedure (in a task of its own unless it finishes at once), a reply to
+//! the pending invoke. A frame refused on the way is answered with a
+//! `preprocessingError` event and the connection carries on. The same task
+//! writes the connection's backlog, bounded in frames and bytes: when it is
+//! full, `send().await` waits, and a broadcast closes the slow consumer
+//! (4009) rather than wait for it.
 //!
 //! # Errors
 //! Every call ends: [`InvokeError`] tells a connection loss
@@ -63,10 +65,9 @@ pub mod envelope;
 mod error;
 mod events;
 pub mod fanout;
-mod heartbeat;
 pub mod lenient;
-mod link;
 mod payload;
+pub mod protocol;
 mod rpc;
 pub mod schema;
 mod server;
@@ -78,13 +79,14 @@ pub use config::{
     SendHook,
 };
 pub use connection::Transport;
-pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint, RESERVED_NAMES};
+pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint};
 pub use envelope::Frame;
 pub use error::{
     CodecError, ConnectError, HandlerError, InvokeError, PreprocessError, RegisterError, SendError, ServeError,
 };
 pub use events::LocalEvent;
 pub use payload::{Args, FromArgs, RawArgs};
-pub use server::{Server, ServerBuilder, CLOSE_FORBIDDEN, CLOSE_TIMEOUT, SUBPROTOCOL};
+pub use protocol::{CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL};
+pub use server::{Server, ServerBuilder};
 
 pub use bytes::Bytes;

@@ -1,7 +1,6 @@
 //! Request-reply on an [`Endpoint`]: procedures, invokes and their replies.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,16 +12,23 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::codec::Codec;
 use crate::config::OutgoingKind;
-use crate::endpoint::{check_name, message_bytes, Endpoint, Inner, Procedure};
+use crate::connection::Link;
+use crate::endpoint::{message_bytes, Endpoint, Procedure};
 use crate::error::{HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq, FromArgs};
+use crate::protocol::check_name;
 
 impl<C: Codec> Endpoint<C> {
     /// Registers the procedure `name` (one handler per name). The handler
     /// gets the call's arguments decoded into `A` and returns the result, or
     /// a [`HandlerError`] that goes to the caller through the error
-    /// formatter. Handlers run concurrently, each in its own task.
+    /// formatter. Handlers run concurrently, each in its own task (one
+    /// that finishes without waiting is answered inline). At most
+    /// `max_concurrent_calls` run per connection; a call past that is
+    /// answered at once with a `BusyError`, and the connection keeps
+    /// being read. The reply goes out on the connection the call came in
+    /// on; if that connection is gone by then, the reply is dropped.
     ///
     /// ```
     /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
@@ -42,7 +48,7 @@ impl<C: Codec> Endpoint<C> {
         Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
     {
         check_name(name).map_err(RegisterError::ReservedName)?;
-        if self.inner.procedures.read().unwrap().contains_key(name) {
+        if self.procedures().read().unwrap().contains_key(name) {
             return Err(RegisterError::Duplicate(name.to_string()));
         }
         self.insert_procedure(name, handler)
@@ -58,7 +64,7 @@ impl<C: Codec> Endpoint<C> {
         Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let procedure: Procedure<C> = Arc::new(move |endpoint: Endpoint<C>, id, args| {
+        let procedure: Procedure<C> = Arc::new(move |endpoint: Endpoint<C>, link: Arc<Link>, id, args| {
             let handler = handler.clone();
             Box::pin(async move {
                 let outcome = match A::from_args(&*endpoint.inner.codec, args) {
@@ -76,10 +82,10 @@ impl<C: Codec> Endpoint<C> {
                     Ok(result) => endpoint.encode_reply(id, Ok(result)),
                     Err(error) => endpoint.encode_error_reply(id, error),
                 };
-                endpoint.send_reply(id, reply).await;
+                endpoint.send_reply(&link, id, reply);
             })
         });
-        let mut map = self.inner.procedures.write().unwrap();
+        let mut map = self.procedures().write().unwrap();
         if map.contains_key(name) {
             return false;
         }
@@ -89,11 +95,11 @@ impl<C: Codec> Endpoint<C> {
 
     /// Removes the procedure `name`; returns whether it was registered.
     pub fn unregister(&self, name: &str) -> bool {
-        self.inner.procedures.write().unwrap().remove(name).is_some()
+        self.procedures().write().unwrap().remove(name).is_some()
     }
 
     pub(crate) fn procedure(&self, name: &str) -> Option<Procedure<C>> {
-        self.inner.procedures.read().unwrap().get(name).cloned()
+        self.procedures().read().unwrap().get(name).cloned()
     }
 
     pub(crate) fn encode_reply<T: Serialize + ?Sized>(
@@ -122,21 +128,16 @@ impl<C: Codec> Endpoint<C> {
         self.encode_reply::<()>(id, Err(&value))
     }
 
-    pub(crate) async fn send_reply(&self, id: u64, reply: Result<Message, SendError>) {
-        let sent = match reply {
-            Ok(message) => match self.run_send_hook(OutgoingKind::Reply { id }, message_bytes(&message)) {
-                Ok(()) => match self.sender() {
-                    Ok(tx) => tx.send(message).await.map_err(|_| SendError::Connection),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
-            if e != SendError::Connection {
-                self.emit(LocalEvent::Error(format!("reply to invoke #{id} not sent: {e}")));
-            }
+    /// Queues a reply on the connection its call came in on; dropped if
+    /// that connection is gone.
+    pub(crate) fn send_reply(&self, link: &Link, id: u64, reply: Result<Message, SendError>) {
+        let sent = reply.and_then(|message| {
+            self.run_send_hook(OutgoingKind::Reply { id }, message_bytes(&message))?;
+            self.push_now(link, message)
+        });
+        match sent {
+            Ok(()) | Err(SendError::Connection | SendError::SlowConsumer) => {}
+            Err(e) => self.emit(LocalEvent::Error(format!("reply to invoke #{id} not sent: {e}"))),
         }
     }
 
@@ -172,7 +173,7 @@ impl<C: Codec> Endpoint<C> {
         args: &A,
         timeout: Duration,
     ) -> Result<Bytes, InvokeError> {
-        let id = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id();
         let mut buf = Vec::with_capacity(64);
         self.inner
             .codec
@@ -181,21 +182,11 @@ impl<C: Codec> Endpoint<C> {
         self.run_send_hook(OutgoingKind::Message { name, id: Some(id) }, &buf)
             .map_err(|e| InvokeError::from_send(e, Some(id)))?;
         let message = self.frame(buf).map_err(|e| InvokeError::from_send(e, Some(id)))?;
+        let link = self.open_link().map_err(|e| InvokeError::from_send(e, Some(id)))?;
         let (settle_tx, settle_rx) = oneshot::channel();
-        let tx = {
-            let mut state = self.inner.state.lock().unwrap();
-            match (&state.conn, state.connected) {
-                (Some(conn), true) => {
-                    let tx = conn.tx.clone();
-                    state.pending.insert(id, settle_tx);
-                    tx
-                }
-                _ => return Err(InvokeError::Connection { id: Some(id) }),
-            }
-        };
-        let _guard = PendingGuard { inner: &self.inner, id };
+        let _guard = PendingGuard { link: &link, id };
         let wait = async {
-            tx.send(message)
+            link.push_wait(message, Some((id, settle_tx)))
                 .await
                 .map_err(|_| InvokeError::Connection { id: Some(id) })?;
             match settle_rx.await {
@@ -212,26 +203,16 @@ impl<C: Codec> Endpoint<C> {
             )),
         }
     }
-
-    /// Settles the pending invoke `id`; an unknown id is ignored.
-    pub(crate) fn settle(&self, id: u64, outcome: Result<Bytes, Bytes>) {
-        let pending = self.inner.state.lock().unwrap().pending.remove(&id);
-        if let Some(tx) = pending {
-            let _ = tx.send(Ok(outcome));
-        }
-    }
 }
 
 /// Removes a pending invoke when its future ends or is dropped.
-struct PendingGuard<'a, C: Codec> {
-    inner: &'a Inner<C>,
+struct PendingGuard<'a> {
+    link: &'a Link,
     id: u64,
 }
 
-impl<C: Codec> Drop for PendingGuard<'_, C> {
+impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        if let Ok(mut state) = self.inner.state.lock() {
-            state.pending.remove(&self.id);
-        }
+        self.link.forget(self.id);
     }
 }

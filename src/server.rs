@@ -19,21 +19,18 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::codec::Codec;
-use crate::config::EndpointOptions;
-use crate::connection::{drive, Transport};
-use crate::endpoint::{encode_event, truncate_reason, BoxFuture, EncodedMessage, Endpoint, Role};
+use crate::config::{EndpointOptions, OutgoingKind};
+use crate::connection::driver::drive;
+use crate::connection::lean_io::{server_config, LeanIo};
+use crate::connection::Transport;
+use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
 use crate::error::{HandlerError, SendError, ServeError};
 use crate::fanout::{Fanout, LocalFanout, Registry};
 use crate::payload::Args;
-
-/// Close code for a refused or timed-out auth (PROTOCOL.md §7).
-pub const CLOSE_FORBIDDEN: u16 = 4003;
-/// Close code for an auth or ping timeout (PROTOCOL.md §7).
-pub const CLOSE_TIMEOUT: u16 = 4008;
-/// The WebSocket subprotocol of ws-messaging.
-pub const SUBPROTOCOL: &str = "ws-messaging";
+use crate::protocol::{truncate_reason, CLOSE_FORBIDDEN, SUBPROTOCOL};
 
 type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
+type DisconnectHook<C> = Arc<dyn Fn(Endpoint<C>, u16, String) -> BoxFuture<()> + Send + Sync>;
 
 /// Configures and starts a [`Server`].
 pub struct ServerBuilder<C: Codec> {
@@ -41,6 +38,7 @@ pub struct ServerBuilder<C: Codec> {
     options: EndpointOptions,
     auth_timeout: Duration,
     hook: Option<Hook<C>>,
+    disconnect: Option<DisconnectHook<C>>,
     fanout: Arc<dyn Fanout<C>>,
 }
 
@@ -52,6 +50,7 @@ impl<C: Codec> ServerBuilder<C> {
             options: EndpointOptions::default(),
             auth_timeout: Duration::from_secs(20),
             hook: None,
+            disconnect: None,
             fanout: Arc::new(LocalFanout),
         }
     }
@@ -90,6 +89,11 @@ impl<C: Codec> ServerBuilder<C> {
     /// returns are dropped, as in the JavaScript server.
     ///
     /// An auth value that does not decode into `A` is refused the same way.
+    ///
+    /// The endpoint's [`close`](Endpoint::close) inside the hook refuses the
+    /// client with that code and reason, whatever the hook returns. If the
+    /// client's socket closes (or the server closes) while the hook runs,
+    /// the hook is cancelled: its future is dropped at its next await.
     pub fn on_connection<A, R, F, Fut>(mut self, hook: F) -> Self
     where
         A: DeserializeOwned + Send + 'static,
@@ -111,6 +115,34 @@ impl<C: Codec> ServerBuilder<C> {
         self
     }
 
+    /// The disconnect hook: called once per accepted connection after it
+    /// ended, with its endpoint (its [`data`](Endpoint::data) still there),
+    /// the close code and the reason. The connection is already out of the
+    /// registry; its handlers and data are dropped when the hook returns.
+    /// [`Server::close`] waits for running disconnect hooks.
+    ///
+    /// ```
+    /// # use ws_messaging::Server;
+    /// # use ws_messaging_json::Json;
+    /// #[derive(Clone)]
+    /// struct User(String);
+    /// let builder = Server::<Json>::builder().on_disconnect(|endpoint, code, _reason| async move {
+    ///     if let Some(User(name)) = endpoint.data::<User>() {
+    ///         println!("{name} left ({code})");
+    ///     }
+    /// });
+    /// ```
+    pub fn on_disconnect<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Endpoint<C>, u16, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.disconnect = Some(Arc::new(move |endpoint, code, reason| {
+            Box::pin(hook(endpoint, code, reason))
+        }));
+        self
+    }
+
     /// Binds `addr` and starts accepting.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server<C>, ServeError> {
         let listener = TcpListener::bind(addr).await?;
@@ -123,9 +155,10 @@ impl<C: Codec> ServerBuilder<C> {
         let (shutdown, _) = watch::channel(None);
         let inner = Arc::new(ServerInner {
             codec: self.codec,
-            options: self.options,
+            options: Arc::new(self.options),
             auth_timeout: self.auth_timeout,
             hook: self.hook,
+            disconnect: self.disconnect,
             clients: Registry::default(),
             fanout: self.fanout,
             local_addr,
@@ -149,9 +182,10 @@ fn connect_event<C: Codec, R: Serialize>(endpoint: &Endpoint<C>, reply: &R) -> R
 
 struct ServerInner<C: Codec> {
     codec: Arc<C>,
-    options: EndpointOptions,
+    options: Arc<EndpointOptions>,
     auth_timeout: Duration,
     hook: Option<Hook<C>>,
+    disconnect: Option<DisconnectHook<C>>,
     clients: Registry<C>,
     fanout: Arc<dyn Fanout<C>>,
     local_addr: SocketAddr,
@@ -230,20 +264,24 @@ impl<C: Codec> Server<C> {
     }
 
     /// Encodes the event `name(args)` once with the server's codec.
+    /// Reserved names are refused.
     pub fn encode_message<A: Args>(&self, name: &str, args: A) -> Result<EncodedMessage, SendError> {
         encode_event(&*self.inner.codec, name, &args)
     }
 
     /// Sends the event `name(args)` to every connected client, encoded once,
     /// through the server's [`Fanout`]. Returns how many clients it was
-    /// queued for.
+    /// queued for. It never waits on a client: one whose backlog is past
+    /// its limits is closed with 4009 `Slow consumer` instead (see
+    /// [`Endpoint::queue_encoded`]).
     pub async fn broadcast<A: Args>(&self, name: &str, args: A) -> Result<usize, SendError> {
         let message = self.encode_message(name, args)?;
         Ok(self.inner.fanout.broadcast(&self.inner.clients, message).await)
     }
 
     /// Sends the event `name(args)` to the connection `id`, through the
-    /// server's [`Fanout`]. Returns whether it was queued.
+    /// server's [`Fanout`]. Returns whether it was queued. Like
+    /// [`broadcast`](Self::broadcast), it never waits.
     pub async fn send_to<A: Args>(&self, id: &str, name: &str, args: A) -> Result<bool, SendError> {
         let message = self.encode_message(name, args)?;
         Ok(self.inner.fanout.send_to(&self.inner.clients, id, message).await)
@@ -367,18 +405,27 @@ async fn handle_tcp<C: Codec>(inner: &Arc<ServerInner<C>>, stream: TcpStream) {
     upgrade_and_serve(inner, stream).await;
 }
 
-/// The WebSocket upgrade (subprotocol echoed), then the connection.
+/// The WebSocket upgrade (subprotocol echoed), then the connection. The
+/// socket runs over [`LeanIo`], so an idle connection holds no buffers.
 async fn upgrade_and_serve<C, S>(inner: &ServerInner<C>, stream: S)
 where
     C: Codec,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let config = inner.options.websocket_config();
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, echo_subprotocol, Some(config));
-    // A peer that never finishes the HTTP upgrade is dropped after the auth timeout.
-    if let Ok(Ok(ws)) = tokio::time::timeout(inner.auth_timeout, handshake).await {
-        serve_connection(inner, ws).await;
-    }
+    let config = server_config(inner.options.max_message_size);
+    let handshake =
+        tokio_tungstenite::accept_hdr_async_with_config(LeanIo::new(stream), echo_subprotocol, Some(config));
+    let mut shutdown = inner.shutdown.subscribe();
+    // A peer that never finishes the HTTP upgrade is dropped after the auth
+    // timeout, or at once when the server closes.
+    let ws = tokio::select! {
+        upgraded = tokio::time::timeout(inner.auth_timeout, handshake) => match upgraded {
+            Ok(Ok(ws)) => ws,
+            _ => return,
+        },
+        () = stopped(&mut shutdown) => return,
+    };
+    serve_connection(inner, ws).await;
 }
 
 /// Echoes `ws-messaging` when the client offers it (browsers fail the
@@ -405,13 +452,6 @@ fn echo_subprotocol(request: &Request, mut response: Response) -> Result<Respons
 }
 
 async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws: T) {
-    let id = connection_id();
-    let endpoint = Endpoint::new(
-        inner.codec.clone(),
-        inner.options.clone(),
-        Role::Server,
-        Some(id.clone()),
-    );
     let mut shutdown = inner.shutdown.subscribe();
 
     // 1. The first data frame is the auth value.
@@ -420,7 +460,7 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
         () = stopped(&mut shutdown) => Ok(None),
     };
     let auth = match first {
-        Err(_) => return refuse(ws, crate::CLOSE_FORBIDDEN, "").await,
+        Err(_) => return refuse(ws, CLOSE_FORBIDDEN, "").await,
         Ok(None) => {
             let code = *shutdown.borrow();
             match code {
@@ -430,6 +470,14 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
         }
         Ok(Some(auth)) => auth,
     };
+    let id = connection_id();
+    let endpoint = Endpoint::new(
+        inner.codec.clone(),
+        inner.options.clone(),
+        Role::Server,
+        Some(id.clone()),
+    );
+    let Some(link) = endpoint.attach() else { return };
     inner.clients.insert(id.clone(), endpoint.clone());
     let _registered = Registered {
         inner,
@@ -446,6 +494,7 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
                 tokio::select! {
                     accepted = &mut hook => break accepted,
                     frame = ws.next() => match frame {
+                        // The client left: the hook is cancelled.
                         Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                         Some(Ok(_)) => {}
                     },
@@ -456,25 +505,40 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
         }
     };
     let closing = *shutdown.borrow();
-    let connect = match (accepted, closing) {
-        (_, Some(code)) => return refuse(ws, code, "").await,
-        (Ok(connect), None) => connect,
-        (Err(error), None) => return refuse(ws, crate::CLOSE_FORBIDDEN, &error.to_string()).await,
+    if let Some(code) = closing {
+        return refuse(ws, code, "").await;
+    }
+    if let Some((code, reason)) = link.requested_close() {
+        return refuse(ws, code, &reason).await; // the hook closed it
+    }
+    let connect = match accepted {
+        Ok(connect) => connect,
+        Err(error) => return refuse(ws, CLOSE_FORBIDDEN, &error.to_string()).await,
     };
-    if endpoint.inner.terminated.load(std::sync::atomic::Ordering::SeqCst) {
-        return refuse(ws, 1000, "").await; // the hook closed it
+    let kind = OutgoingKind::Message {
+        name: "connect",
+        id: None,
+    };
+    if let Err(error) = endpoint.run_send_hook(kind, message_bytes(&connect)) {
+        return refuse(ws, CLOSE_FORBIDDEN, &error.to_string()).await;
     }
 
     // 3. Connected: `connect` goes out first, then the connection runs.
-    let link = endpoint.attach();
-    endpoint.push_first(link.generation, connect);
-    endpoint.set_connected(link.generation, Bytes::new());
-    // `close` may have run between the check above and `attach`.
+    link.push_first(connect);
+    endpoint.set_connected(&link, Bytes::new());
+    // `close` may have run since the check above.
     let closing = *shutdown.borrow();
     if let Some(code) = closing {
         endpoint.close(code, "");
     }
-    drive(&endpoint, link, ws).await;
+    let closed = drive(&endpoint, &link, ws, None).await;
+
+    // 4. Out of the registry, `close` emitted, then the disconnect hook.
+    inner.clients.remove(&id);
+    endpoint.detach(&link, &closed);
+    if let Some(hook) = &inner.disconnect {
+        hook(endpoint.clone(), closed.code, closed.reason).await;
+    }
 }
 
 /// Removes a connection from the registry and drops its handlers when it ends.
@@ -487,6 +551,9 @@ struct Registered<'a, C: Codec> {
 impl<C: Codec> Drop for Registered<'_, C> {
     fn drop(&mut self) {
         self.inner.clients.remove(self.id);
+        if let Some(link) = self.endpoint.life().link.clone() {
+            link.finish();
+        }
         self.endpoint.clear_handlers();
     }
 }

@@ -286,7 +286,7 @@ async fn panicking_handlers_and_listeners_do_not_take_the_connection_down() {
 }
 
 #[tokio::test]
-async fn concurrent_calls_are_bounded_per_connection() {
+async fn calls_over_the_limit_are_refused_while_the_connection_keeps_reading() {
     let gate = Arc::new(Notify::new());
     let handler_gate = gate.clone();
     let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
@@ -318,12 +318,25 @@ async fn concurrent_calls_are_bounded_per_connection() {
         async move { client.invoke::<_, String>("wait", ()).await }
     });
     entered.recv().await.unwrap();
-    // With the one permit taken, the server reads nothing more until the
-    // handler ends: this call cannot be answered before the gate opens.
-    let starved = client
-        .invoke_with_timeout::<_, i32>("echo", (1,), Duration::from_millis(200))
-        .await;
-    assert!(matches!(starved, Err(InvokeError::Timeout { .. })), "{starved:?}");
+    // With the one slot taken, a second call is refused at once with a
+    // BusyError, while the connection keeps being read: events and their
+    // replies still flow.
+    let refused = client.invoke::<_, i32>("echo", (1,)).await;
+    match refused {
+        Err(InvokeError::Remote(Value::String(error))) => {
+            assert!(error.starts_with("BusyError: too many calls in progress"), "{error}")
+        }
+        other => panic!("expected a BusyError, got {other:?}"),
+    }
+    let (said_tx, mut said) = tokio::sync::mpsc::unbounded_channel();
+    client.on("said", move |(text,): (String,)| {
+        let _ = said_tx.send(text);
+    });
+    client.send("say", ("still reading",)).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(common::WAIT, said.recv()).await.unwrap().unwrap(),
+        "still reading"
+    );
     gate.notify_one();
     assert_eq!(blocked.await.unwrap().unwrap(), "waited");
     assert_eq!(client.invoke::<_, i32>("echo", (2,)).await.unwrap(), 2);

@@ -1,0 +1,164 @@
+//! A socket wrapper that holds buffers only while data moves.
+//!
+//! tungstenite keeps a read buffer and a write buffer per connection for the
+//! connection's whole life. Server connections run it with tiny buffers
+//! (see [`server_config`]) over [`LeanIo`], which reads and writes in large
+//! chunks through buffers it allocates when data comes and frees as soon as
+//! they are drained: an idle connection holds none, a busy one still makes
+//! one system call per 64 KiB.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Size of the chunk read from the socket when data keeps coming.
+const READ_CHUNK: usize = 64 * 1024;
+/// Writes are gathered up to this size before going to the socket.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Writes this large skip the gathering buffer when it is empty.
+const DIRECT_WRITE: usize = 16 * 1024;
+
+/// tungstenite settings for a connection over [`LeanIo`]: a small read
+/// buffer (LeanIo does the large reads) and no write buffering (LeanIo
+/// gathers writes until the flush).
+pub(crate) fn server_config(max_message_size: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(512)
+        .write_buffer_size(0)
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
+}
+
+/// A socket whose read and write buffers exist only while data moves.
+#[derive(Debug)]
+pub(crate) struct LeanIo<S> {
+    inner: S,
+    /// Data read from the socket and not yet handed out, and how far it was.
+    spill: Vec<u8>,
+    spill_pos: usize,
+    /// The last read filled the caller's buffer: more is likely waiting.
+    busy: bool,
+    /// Writes gathered until the next flush.
+    out: Vec<u8>,
+}
+
+impl<S> LeanIo<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        LeanIo {
+            inner,
+            spill: Vec::new(),
+            spill_pos: 0,
+            busy: false,
+            out: Vec::new(),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
+    /// Writes the gathered bytes to the socket.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut written = 0;
+        while written < self.out.len() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.out[written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")))
+                }
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.out.drain(..written);
+                    return Poll::Pending;
+                }
+            }
+        }
+        // Drained: give the buffer back.
+        self.out = Vec::new();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LeanIo<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.spill_pos < this.spill.len() {
+            let n = buf.remaining().min(this.spill.len() - this.spill_pos);
+            buf.put_slice(&this.spill[this.spill_pos..this.spill_pos + n]);
+            this.spill_pos += n;
+            if this.spill_pos == this.spill.len() && !this.busy {
+                this.spill = Vec::new();
+                this.spill_pos = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let want = buf.remaining();
+        if !this.busy || want >= READ_CHUNK {
+            // Idle so far: read straight into the caller's buffer.
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+            if let Poll::Ready(Ok(())) = polled {
+                this.busy = want > 0 && buf.filled().len() - before == want;
+            }
+            return polled;
+        }
+        // Data keeps coming: read a large chunk, hand it out piece by piece.
+        this.spill.resize(READ_CHUNK, 0);
+        this.spill_pos = 0;
+        let mut chunk = ReadBuf::new(&mut this.spill);
+        match Pin::new(&mut this.inner).poll_read(cx, &mut chunk) {
+            Poll::Ready(Ok(())) => {
+                let got = chunk.filled().len();
+                this.busy = got == READ_CHUNK;
+                let n = got.min(want);
+                buf.put_slice(&this.spill[..n]);
+                if n == got && !this.busy {
+                    this.spill = Vec::new();
+                    this.spill_pos = 0;
+                } else {
+                    this.spill.truncate(got);
+                    this.spill_pos = n;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                // Nothing waiting after all: back to idle, buffer freed.
+                this.busy = false;
+                this.spill = Vec::new();
+                this.spill_pos = 0;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanIo<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.out.is_empty() && data.len() >= DIRECT_WRITE {
+            return Pin::new(&mut this.inner).poll_write(cx, data);
+        }
+        if this.out.len() + data.len() > WRITE_CHUNK {
+            std::task::ready!(this.poll_drain(cx))?;
+            if data.len() >= DIRECT_WRITE {
+                return Pin::new(&mut this.inner).poll_write(cx, data);
+            }
+        }
+        this.out.extend_from_slice(data);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,69 @@
+//! The protocol's constants in one table: close codes, the subprotocol,
+//! reserved names and the limits' defaults (see the crate's protocol notes
+//! in `README.md`).
+
+/// The WebSocket subprotocol of ws-messaging; a server echoes it.
+pub const SUBPROTOCOL: &str = "ws-messaging";
+
+/// Normal closure (a user's own `close`).
+pub const CLOSE_NORMAL: u16 = 1000;
+/// The server is going away (`Server::close(1001)`).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// The peer broke the WebSocket protocol (bad opcode, unmasked client frame, ...).
+pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// A text frame that is not UTF-8.
+pub const CLOSE_INVALID_DATA: u16 = 1007;
+/// A message larger than `max_message_size`.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Auth refused, or no auth frame within the auth timeout: a client that
+/// sees it stops for good.
+pub const CLOSE_FORBIDDEN: u16 = 4003;
+/// Auth or ping timeout; the client reconnects.
+pub const CLOSE_TIMEOUT: u16 = 4008;
+/// The connection's outgoing backlog passed its limit (`max_backlog_frames`
+/// or `max_backlog_bytes`): the peer does not read fast enough. The
+/// JavaScript client reconnects.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
+
+/// Names applications must not use for their own events or procedures.
+/// Listeners added with these names get the local events of the same name.
+pub const RESERVED_NAMES: [&str; 7] = ["connect", "close", "open", "error", "ping", "pong", "retry"];
+
+/// Events with these names are local-only: received ones are dropped.
+pub(crate) const LOCAL_ONLY: [&str; 5] = ["close", "open", "error", "pong", "retry"];
+
+/// Whether `name` can be used for an application's event or procedure.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || RESERVED_NAMES.contains(&name) {
+        Err(name.to_string())
+    } else {
+        Ok(())
+    }
+}
+
+/// Cuts a close reason to the 123 bytes a close frame can carry, on a
+/// character boundary.
+pub(crate) fn truncate_reason(reason: &str) -> &str {
+    if reason.len() <= 123 {
+        return reason;
+    }
+    let mut end = 123;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_reason;
+
+    #[test]
+    fn reasons_are_cut_on_char_boundaries() {
+        assert_eq!(truncate_reason("short"), "short");
+        let long = "é".repeat(100); // 200 bytes
+        let cut = truncate_reason(&long);
+        assert!(cut.len() <= 123);
+        assert_eq!(cut.len(), 122);
+    }
+}
