@@ -340,13 +340,9 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
         if attempt > 0 {
             endpoint.emit(LocalEvent::Retry(attempt));
         }
-        let (closed, was_open) = connect_once(&endpoint, &shared).await.unwrap_or((
-            Closed {
-                code: 1000,
-                reason: String::new(),
-            },
-            false,
-        ));
+        let (closed, was_open) = connect_once(&endpoint, &shared)
+            .await
+            .unwrap_or((Closed::new(1000, ""), false));
         if was_open {
             attempt = 0;
         }
@@ -388,7 +384,7 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Opti
             code: 1006,
             reason: reason.clone(),
         });
-        Some((Closed { code: 1006, reason }, false))
+        Some((Closed::new(1006, reason), false))
     };
     let mut request = match shared.url.as_str().into_client_request() {
         Ok(request) => request,
@@ -419,7 +415,7 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Opti
         endpoint.emit(LocalEvent::Error(e.to_string()));
         link.close(1000, "", false);
     }
-    let closed = drive(endpoint, &link, ws, Some(options.ack_timeout)).await;
+    let (closed, _) = drive(endpoint, &link, ws, Some(options.ack_timeout)).await;
     endpoint.detach(&link, &closed);
     Some((closed, link.was_open()))
 }

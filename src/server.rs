@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind};
-use crate::connection::driver::drive;
+use crate::connection::driver::{drive, protocol_close};
 use crate::connection::lean_io::{server_config, LeanIo};
 use crate::connection::Transport;
 use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
@@ -425,7 +425,29 @@ where
         },
         () = stopped(&mut shutdown) => return,
     };
-    serve_connection(inner, ws).await;
+    if let Some(mut ws) = serve_connection(inner, ws).await {
+        drain(ws.get_mut()).await;
+    }
+}
+
+/// Reads and discards what a peer that broke the protocol is still
+/// sending, so that it gets our close frame instead of a reset (as the
+/// JavaScript `ws` server does). Bounded in time and bytes.
+async fn drain<S: tokio::io::AsyncRead + Unpin>(io: &mut S) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut total = 0usize;
+    let discard = std::future::poll_fn(|cx| loop {
+        if total >= 256 << 20 {
+            return std::task::Poll::Ready(());
+        }
+        let mut read = tokio::io::ReadBuf::new(&mut buf);
+        match std::pin::Pin::new(&mut *io).poll_read(cx, &mut read) {
+            std::task::Poll::Ready(Ok(())) if !read.filled().is_empty() => total += read.filled().len(),
+            std::task::Poll::Ready(_) => return std::task::Poll::Ready(()),
+            std::task::Poll::Pending => return std::task::Poll::Pending,
+        }
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(2), discard).await;
 }
 
 /// Echoes `ws-messaging` when the client offers it (browsers fail the
@@ -451,24 +473,37 @@ fn echo_subprotocol(request: &Request, mut response: Response) -> Result<Respons
     Ok(response)
 }
 
-async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws: T) {
+/// Serves one upgraded connection to its end. Returns the socket when it
+/// should be drained before it is dropped (this side closed it because the
+/// peer broke the protocol).
+async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws: T) -> Option<T> {
     let mut shutdown = inner.shutdown.subscribe();
 
     // 1. The first data frame is the auth value.
     let first = tokio::select! {
         first = tokio::time::timeout(inner.auth_timeout, next_data(&mut ws)) => first,
-        () = stopped(&mut shutdown) => Ok(None),
+        () = stopped(&mut shutdown) => Ok(First::Ended),
     };
     let auth = match first {
-        Err(_) => return refuse(ws, CLOSE_FORBIDDEN, "").await,
-        Ok(None) => {
+        Err(_) => {
+            refuse(&mut ws, CLOSE_FORBIDDEN, "").await;
+            return None;
+        }
+        Ok(First::Ended) => {
             let code = *shutdown.borrow();
             match code {
-                Some(code) => return refuse(ws, code, "").await,
-                None => return,
+                Some(code) => {
+                    refuse(&mut ws, code, "").await;
+                    return None;
+                }
+                None => return None,
             }
         }
-        Ok(Some(auth)) => auth,
+        Ok(First::Broken(code, reason)) => {
+            refuse(&mut ws, code, &reason).await;
+            return Some(ws);
+        }
+        Ok(First::Data(auth)) => auth,
     };
     let id = connection_id();
     let endpoint = Endpoint::new(
@@ -477,7 +512,7 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
         Role::Server,
         Some(id.clone()),
     );
-    let Some(link) = endpoint.attach() else { return };
+    let link = endpoint.attach()?;
     inner.clients.insert(id.clone(), endpoint.clone());
     let _registered = Registered {
         inner,
@@ -494,8 +529,14 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
                 tokio::select! {
                     accepted = &mut hook => break accepted,
                     frame = ws.next() => match frame {
-                        // The client left: the hook is cancelled.
-                        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                        // The client left (or broke the protocol): the hook
+                        // is cancelled.
+                        Some(Err(error)) => {
+                            let (code, reason) = protocol_close(&error)?;
+                            refuse(&mut ws, code, &reason).await;
+                            return Some(ws);
+                        }
+                        Some(Ok(Message::Close(_))) | None => return None,
                         Some(Ok(_)) => {}
                     },
                     // The server is closing: do not wait for a slow hook.
@@ -506,21 +547,33 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
     };
     let closing = *shutdown.borrow();
     if let Some(code) = closing {
-        return refuse(ws, code, "").await;
+        {
+            refuse(&mut ws, code, "").await;
+            return None;
+        }
     }
     if let Some((code, reason)) = link.requested_close() {
-        return refuse(ws, code, &reason).await; // the hook closed it
+        {
+            refuse(&mut ws, code, &reason).await;
+            return None;
+        } // the hook closed it
     }
     let connect = match accepted {
         Ok(connect) => connect,
-        Err(error) => return refuse(ws, CLOSE_FORBIDDEN, &error.to_string()).await,
+        Err(error) => {
+            refuse(&mut ws, CLOSE_FORBIDDEN, &error.to_string()).await;
+            return None;
+        }
     };
     let kind = OutgoingKind::Message {
         name: "connect",
         id: None,
     };
     if let Err(error) = endpoint.run_send_hook(kind, message_bytes(&connect)) {
-        return refuse(ws, CLOSE_FORBIDDEN, &error.to_string()).await;
+        {
+            refuse(&mut ws, CLOSE_FORBIDDEN, &error.to_string()).await;
+            return None;
+        }
     }
 
     // 3. Connected: `connect` goes out first, then the connection runs.
@@ -531,14 +584,16 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
     if let Some(code) = closing {
         endpoint.close(code, "");
     }
-    let closed = drive(&endpoint, &link, ws, None).await;
+    let (closed, ws) = drive(&endpoint, &link, ws, None).await;
 
     // 4. Out of the registry, `close` emitted, then the disconnect hook.
     inner.clients.remove(&id);
     endpoint.detach(&link, &closed);
+    let drain = closed.drain;
     if let Some(hook) = &inner.disconnect {
         hook(endpoint.clone(), closed.code, closed.reason).await;
     }
+    drain.then_some(ws)
 }
 
 /// Removes a connection from the registry and drops its handlers when it ends.
@@ -558,20 +613,36 @@ impl<C: Codec> Drop for Registered<'_, C> {
     }
 }
 
-/// The next text or binary frame's payload; `None` when the socket ends first.
-async fn next_data<T: Transport>(ws: &mut T) -> Option<Bytes> {
+/// What came first on a fresh connection.
+enum First {
+    /// A text or binary frame's payload: the auth value.
+    Data(Bytes),
+    /// The socket ended (or closed) first.
+    Ended,
+    /// The peer broke the protocol: close with this code and reason.
+    Broken(u16, String),
+}
+
+/// The next text or binary frame's payload.
+async fn next_data<T: Transport>(ws: &mut T) -> First {
     loop {
-        match ws.next().await? {
-            Ok(Message::Text(text)) => return Some(text.into()),
-            Ok(Message::Binary(data)) => return Some(data),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => return First::Data(text.into()),
+            Some(Ok(Message::Binary(data))) => return First::Data(data),
+            Some(Ok(Message::Close(_))) | None => return First::Ended,
+            Some(Ok(_)) => {}
+            Some(Err(error)) => {
+                return match protocol_close(&error) {
+                    Some((code, reason)) => First::Broken(code, reason),
+                    None => First::Ended,
+                }
+            }
         }
     }
 }
 
 /// Closes a connection that never became connected.
-async fn refuse<T: Transport>(mut ws: T, code: u16, reason: &str) {
+async fn refuse<T: Transport>(ws: &mut T, code: u16, reason: &str) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: truncate_reason(reason).into(),

@@ -53,15 +53,28 @@ struct Driver<'a, C: Codec, T> {
     deadline: Option<Instant>,
 }
 
-/// Runs one connection until its socket ends. `auth_wait` is a client's
-/// wait for the `connect` event (closed with 4008 `Auth timeout` after it).
-/// The caller detaches the link afterwards.
+/// The close code and reason for a WebSocket-level error of the peer's;
+/// `None` for errors that leave nothing to send (the socket is gone).
+pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((CLOSE_TOO_BIG, "Message too big".into())),
+        WsError::Capacity(e) => Some((CLOSE_TOO_BIG, e.to_string())),
+        WsError::Utf8(_) => Some((CLOSE_INVALID_DATA, "Invalid UTF-8".into())),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(e) => Some((CLOSE_PROTOCOL_ERROR, e.to_string())),
+        _ => None,
+    }
+}
+
+/// Runs one connection until its socket ends, and gives the socket back.
+/// `auth_wait` is a client's wait for the `connect` event (closed with 4008
+/// `Auth timeout` after it). The caller detaches the link afterwards.
 pub(crate) async fn drive<C: Codec, T: Transport>(
     endpoint: &Endpoint<C>,
     link: &Arc<Link>,
     ws: T,
     auth_wait: Option<Duration>,
-) -> Closed {
+) -> (Closed, T) {
     let options = endpoint.options();
     let now = Instant::now();
     let mut driver = Driver {
@@ -88,7 +101,7 @@ pub(crate) async fn drive<C: Codec, T: Transport>(
     tokio::pin!(sleep);
     let closed = poll_fn(|cx| driver.poll(cx, sleep.as_mut())).await;
     driver.link.finish();
-    closed
+    (closed, driver.ws)
 }
 
 impl<C: Codec, T: Transport> Driver<'_, C, T> {
@@ -157,10 +170,7 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 // The peer has not taken a byte for the whole write timeout.
                 self.endpoint
                     .emit(LocalEvent::Error("write timeout: the peer stopped reading".into()));
-                return Some(Closed {
-                    code: 1006,
-                    reason: "Write timeout".into(),
-                });
+                return Some(Closed::new(1006, "Write timeout"));
             }
         }
         if self.next_ping.is_some_and(|at| at <= now) {
@@ -306,21 +316,15 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
     /// The peer sent something the WebSocket layer refuses: close with the
     /// matching code (the socket is not read any further).
     fn refuse(&mut self, error: WsError) {
-        let (code, reason) = match &error {
-            WsError::Capacity(CapacityError::MessageTooLong { .. }) => (CLOSE_TOO_BIG, "Message too big".to_string()),
-            WsError::Capacity(e) => (CLOSE_TOO_BIG, e.to_string()),
-            WsError::Utf8(_) => (CLOSE_INVALID_DATA, "Invalid UTF-8".to_string()),
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                self.write_done = true;
-                return;
-            }
-            WsError::Protocol(e) => (CLOSE_PROTOCOL_ERROR, e.to_string()),
-            WsError::ConnectionClosed | WsError::AlreadyClosed => return,
-            _ => {
+        if matches!(error, WsError::ConnectionClosed | WsError::AlreadyClosed) {
+            return;
+        }
+        let Some((code, reason)) = protocol_close(&error) else {
+            if !matches!(error, WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) {
                 self.endpoint.emit(LocalEvent::Error(error.to_string()));
-                self.write_done = true;
-                return;
             }
+            self.write_done = true;
+            return;
         };
         self.endpoint
             .emit(LocalEvent::Error(format!("the peer broke the protocol: {error}")));
@@ -347,7 +351,11 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
             .or_else(|| self.link.requested_close())
             .or_else(|| self.error_close.clone())
             .unwrap_or((1006, String::new()));
-        Closed { code, reason }
+        Closed {
+            code,
+            reason,
+            drain: self.error_close.is_some(),
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {

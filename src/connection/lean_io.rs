@@ -34,7 +34,7 @@ pub(crate) fn server_config(max_message_size: usize) -> WebSocketConfig {
 
 /// A socket whose read and write buffers exist only while data moves.
 #[derive(Debug)]
-pub(crate) struct LeanIo<S> {
+pub(crate) struct LeanIo<S: AsyncRead + AsyncWrite + Unpin> {
     inner: S,
     /// Data read from the socket and not yet handed out, and how far it was.
     spill: Vec<u8>,
@@ -45,7 +45,7 @@ pub(crate) struct LeanIo<S> {
     out: Vec<u8>,
 }
 
-impl<S> LeanIo<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
     pub(crate) fn new(inner: S) -> Self {
         LeanIo {
             inner,
@@ -160,5 +160,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanIo<S> {
         let this = &mut *self;
         std::task::ready!(this.poll_drain(cx))?;
         Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Drop for LeanIo<S> {
+    /// tungstenite writes its last frames (the answer to a peer's close,
+    /// say) and drops the socket without a flush: hand what was gathered to
+    /// the socket now, as far as it takes it without waiting.
+    fn drop(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let _ = self.poll_drain(&mut cx);
+        let _ = Pin::new(&mut self.inner).poll_flush(&mut cx);
     }
 }

@@ -44,6 +44,21 @@ impl<T> Transport for T where
 pub(crate) struct Closed {
     pub(crate) code: u16,
     pub(crate) reason: String,
+    /// This side closed it because the peer broke the WebSocket protocol:
+    /// the peer may still be sending, so the socket should be drained
+    /// before it is dropped (dropping unread data resets the connection,
+    /// and the peer may never see the close frame).
+    pub(crate) drain: bool,
+}
+
+impl Closed {
+    pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
+        Closed {
+            code,
+            reason: reason.into(),
+            drain: false,
+        }
+    }
 }
 
 /// The outcome a pending invoke is settled with: the raw reply, or `Err`
