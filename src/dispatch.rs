@@ -4,7 +4,7 @@
 //! need to wait continue in tasks of their own.
 
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use bytes::Bytes;
 
@@ -127,7 +127,7 @@ impl<C: Codec> Endpoint<C> {
         // answered right here, saving a task; any other continues in a task
         // of its own, which polls it again with its own waker.
         let mut cx = Context::from_waker(Waker::noop());
-        if let Poll::Pending = call.as_mut().poll(&mut cx) {
+        if call.as_mut().poll(&mut cx).is_pending() {
             tokio::spawn(async move {
                 call.await;
                 drop(slot);

@@ -539,7 +539,7 @@ fn dropping_a_client_with_a_full_send_queue_outside_a_runtime_does_not_panic() {
     let (client, mut peer) = runtime.block_on(async {
         let raw = RawServer::bind().await;
         let client = Client::<Json>::builder(raw.url())
-            .configure(|o| o.send_queue = 1)
+            .configure(|o| o.max_backlog_frames = 1)
             .build()
             .unwrap();
         client.reconnect();
