@@ -17,7 +17,7 @@ use super::{Closed, Link, Phase, Settle, Transport};
 use crate::codec::Codec;
 use crate::endpoint::Endpoint;
 use crate::events::LocalEvent;
-use crate::protocol::{CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, CLOSE_TOO_BIG};
+use crate::protocol::{CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, CLOSE_TOO_BIG};
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
@@ -170,7 +170,8 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 // The peer has not taken a byte for the whole write timeout.
                 self.endpoint
                     .emit(LocalEvent::Error("write timeout: the peer stopped reading".into()));
-                return Some(Closed::new(1006, "Write timeout"));
+                self.link.close(CLOSE_SLOW_CONSUMER, "Write timeout", true);
+                return Some(Closed::new(CLOSE_SLOW_CONSUMER, "Write timeout"));
             }
         }
         if self.next_ping.is_some_and(|at| at <= now) {
@@ -271,10 +272,17 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 Poll::Pending => blocked = true,
             }
         }
-        if progress || !(blocked && (self.unflushed || self.link.has_backlog())) {
-            self.stall_since = None;
+        if blocked && (self.unflushed || self.link.has_backlog()) {
+            // The socket takes no more for now: time how long it stays so,
+            // and have a close or a new frame wake the task meanwhile.
+            self.link.park(cx.waker());
+            if progress {
+                self.stall_since = Some(now);
+            } else {
+                self.stall_since.get_or_insert(now);
+            }
         } else {
-            self.stall_since.get_or_insert(now);
+            self.stall_since = None;
         }
         sent < WRITE_BUDGET
     }

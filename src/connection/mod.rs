@@ -377,6 +377,15 @@ impl Link {
         }
     }
 
+    /// Has the next push (or a close) wake the driver.
+    pub(crate) fn park(&self, waker: &Waker) {
+        let mut state = self.lock();
+        match &mut state.writer {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+
     /// Whether frames are waiting to be written.
     pub(crate) fn has_backlog(&self) -> bool {
         !self.lock().queue.is_empty()
