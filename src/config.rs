@@ -78,10 +78,10 @@ pub struct EndpointOptions {
     /// The error formatter. Default [`default_error_formatter`].
     pub error_formatter: ErrorFormatter,
     /// Frames a connection's outgoing backlog holds before it counts as
-    /// full. Default 4096. See [`max_backlog_bytes`](Self::max_backlog_bytes).
+    /// full. Default 8192. See [`max_backlog_bytes`](Self::max_backlog_bytes).
     pub max_backlog_frames: usize,
     /// Payload bytes a connection's outgoing backlog holds before it counts
-    /// as full. Default 8 MiB. While the backlog is full, `send().await`
+    /// as full. Default 16 MiB. While the backlog is full, `send().await`
     /// and `invoke` wait (backpressure, at most `write_timeout`), and a
     /// frame queued without waiting (a broadcast, a reply) closes the
     /// connection with 4009 `Slow consumer` instead of growing the backlog.
@@ -110,8 +110,8 @@ impl Default for EndpointOptions {
             receive_hook: None,
             send_hook: None,
             error_formatter: Arc::new(default_error_formatter),
-            max_backlog_frames: 4096,
-            max_backlog_bytes: 8 << 20,
+            max_backlog_frames: 8192,
+            max_backlog_bytes: 16 << 20,
             write_timeout: Duration::from_secs(30),
             max_message_size: 100 << 20,
             max_concurrent_calls: 1024,

@@ -634,7 +634,12 @@ fn encode_arg<C: Codec, T: Serialize + ?Sized>(codec: &C, value: &T) -> Bytes {
     }
 }
 
-pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
+pub(crate) fn to_message<C: Codec>(mut buf: Vec<u8>) -> Result<Message, SendError> {
+    // A frame can wait in backlogs for a while: do not let it hold the
+    // encoder's doubling slack (up to twice its size) meanwhile.
+    if buf.capacity() > 4096 && buf.capacity() - buf.len() > buf.len() / 8 {
+        buf.shrink_to_fit();
+    }
     match C::FRAME_KIND {
         FrameKind::Binary => Ok(Message::Binary(buf.into())),
         FrameKind::Text => String::from_utf8(buf)
