@@ -176,3 +176,25 @@ async fn server_close_does_not_wait_for_a_half_done_upgrade() {
         .await
         .expect("close returns well before the 60 s auth timeout");
 }
+
+#[tokio::test]
+async fn close_listeners_on_the_server_side_still_see_the_connections_data() {
+    let (seen_tx, mut seen) = mpsc::unbounded_channel();
+    let server = start(Server::<Json>::builder().on_connection(move |endpoint, _: Value| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            endpoint.set_data(User("bob".into()));
+            let me = endpoint.downgrade();
+            endpoint.on("close", move |(code, _reason): (u16, String)| {
+                let user = me.upgrade().and_then(|e| e.data::<User>());
+                let _ = seen_tx.send((user, code));
+            });
+            Ok::<_, HandlerError>(())
+        }
+    }))
+    .await;
+    let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
+    client.close(1000, "");
+    let (user, code) = tokio::time::timeout(WAIT, seen.recv()).await.unwrap().unwrap();
+    assert_eq!((user, code), (Some(User("bob".into())), 1000));
+}
