@@ -4,9 +4,13 @@
 //! ```text
 //! cargo run --release --example echo_server -- --port 0 [--codec json]
 //!     [--ping-interval-ms N] [--ping-timeout-ms N] [--auth-timeout-ms N]
+//!     [--write-timeout-ms N] [--max-message-bytes N]
+//!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once ready; SIGINT/SIGTERM close
-//! every connection with 1001 and exit 0.
+//! every connection with 1001 and exit 0. The limits default to the
+//! library's (README, "Limits and guarantees"): a message over 100 MiB is
+//! closed with 1009, a client whose backlog passes 16 MiB with 4009.
 //!
 //! - auth `{"token":"secret"}` → `{"user":"alice"}`; `{"token":"slow"}` →
 //!   `{"user":"slow"}` after 500 ms; anything else → refused, `bad token`;
@@ -43,6 +47,16 @@ pub struct Settings {
     pub ping_timeout: Option<Duration>,
     /// `--auth-timeout-ms`.
     pub auth_timeout: Option<Duration>,
+    /// `--write-timeout-ms`.
+    pub write_timeout: Option<Duration>,
+    /// `--max-message-bytes`.
+    pub max_message_size: Option<usize>,
+    /// `--max-backlog-bytes`.
+    pub max_backlog_bytes: Option<usize>,
+    /// `--max-backlog-frames`.
+    pub max_backlog_frames: Option<usize>,
+    /// `--max-concurrent-calls`.
+    pub max_concurrent_calls: Option<usize>,
 }
 
 impl Settings {
@@ -54,6 +68,21 @@ impl Settings {
             }
             if let Some(d) = self.ping_timeout {
                 o.ping_timeout = d;
+            }
+            if let Some(d) = self.write_timeout {
+                o.write_timeout = d;
+            }
+            if let Some(n) = self.max_message_size {
+                o.max_message_size = n;
+            }
+            if let Some(n) = self.max_backlog_bytes {
+                o.max_backlog_bytes = n;
+            }
+            if let Some(n) = self.max_backlog_frames {
+                o.max_backlog_frames = n;
+            }
+            if let Some(n) = self.max_concurrent_calls {
+                o.max_concurrent_calls = n;
             }
         });
         if let Some(d) = self.auth_timeout {
@@ -70,10 +99,16 @@ fn parse_args() -> Result<Settings, String> {
         ping_interval: None,
         ping_timeout: None,
         auth_timeout: None,
+        write_timeout: None,
+        max_message_size: None,
+        max_backlog_bytes: None,
+        max_backlog_frames: None,
+        max_concurrent_calls: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let count = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
         let ms = || {
             value
                 .parse::<u64>()
@@ -86,6 +121,11 @@ fn parse_args() -> Result<Settings, String> {
             "--ping-interval-ms" => settings.ping_interval = Some(ms()?),
             "--ping-timeout-ms" => settings.ping_timeout = Some(ms()?),
             "--auth-timeout-ms" => settings.auth_timeout = Some(ms()?),
+            "--write-timeout-ms" => settings.write_timeout = Some(ms()?),
+            "--max-message-bytes" => settings.max_message_size = Some(count()?),
+            "--max-backlog-bytes" => settings.max_backlog_bytes = Some(count()?),
+            "--max-backlog-frames" => settings.max_backlog_frames = Some(count()?),
+            "--max-concurrent-calls" => settings.max_concurrent_calls = Some(count()?),
             other => return Err(format!("unknown option {other}")),
         }
     }
