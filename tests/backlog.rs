@@ -82,7 +82,7 @@ async fn a_stalled_reader_is_closed_with_4009_while_the_others_get_every_broadca
     let (frames, bytes) = stalled.backlog();
     assert!(frames <= 1 && bytes == 0, "{frames} frames, {bytes} bytes");
     assert_eq!(
-        wait_event_for(&mut stalled_events, Duration::from_secs(10), |e| matches!(
+        wait_event_within(&mut stalled_events, Duration::from_secs(10), |e| matches!(
             e,
             LocalEvent::Close { .. }
         ))
@@ -143,22 +143,4 @@ async fn raw_authed_any(server: &Server<Json>) -> RawWs {
     let connect = next_json(&mut ws).await;
     assert_eq!(connect["name"], "connect");
     ws
-}
-
-async fn wait_event_for(
-    events: &mut tokio::sync::broadcast::Receiver<LocalEvent>,
-    limit: Duration,
-    pred: impl Fn(&LocalEvent) -> bool,
-) -> LocalEvent {
-    tokio::time::timeout(limit, async {
-        loop {
-            match events.recv().await {
-                Ok(event) if pred(&event) => return event,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => panic!("event stream: {e}"),
-            }
-        }
-    })
-    .await
-    .expect("the event in time")
 }

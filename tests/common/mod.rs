@@ -87,7 +87,16 @@ pub async fn wait_event(
     events: &mut broadcast::Receiver<LocalEvent>,
     pred: impl Fn(&LocalEvent) -> bool,
 ) -> LocalEvent {
-    tokio::time::timeout(WAIT, async {
+    wait_event_within(events, WAIT, pred).await
+}
+
+/// Waits at most `limit` for the first local event matching `pred`.
+pub async fn wait_event_within(
+    events: &mut broadcast::Receiver<LocalEvent>,
+    limit: Duration,
+    pred: impl Fn(&LocalEvent) -> bool,
+) -> LocalEvent {
+    tokio::time::timeout(limit, async {
         loop {
             match events.recv().await {
                 Ok(event) if pred(&event) => return event,
