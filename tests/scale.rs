@@ -72,7 +72,7 @@ async fn two_thousand_idle_connections_cost_at_most_16_kib_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "50,000 connections: a few minutes and several GiB with the current core; needs root (prlimit)"]
+#[ignore = "50,000 connections: minutes and GiBs; needs an open-file limit above 50,000 (CAP_SYS_RESOURCE)"]
 async fn fifty_thousand_idle_connections() {
     let connections = match std::env::var("WSM_CONNECTIONS") {
         Ok(n) => n.parse().expect("WSM_CONNECTIONS is a number"),
