@@ -112,8 +112,13 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 return Poll::Ready(closed);
             }
             self.poll_ping(cx, now);
-            let wrote_all = self.write(cx, now);
-            let read_all = self.read(cx);
+            let mut wrote_all = self.write(cx, now);
+            let (read_all, handled) = self.read(cx);
+            if handled > 0 {
+                // What the frames just read produced (replies, reports) goes
+                // out now, not after another trip through the scheduler.
+                wrote_all &= self.write(cx, now);
+            }
             if let Some(closed) = self.ended() {
                 return Poll::Ready(closed);
             }
@@ -287,13 +292,13 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
         sent < WRITE_BUDGET
     }
 
-    /// Reads and dispatches what has arrived. False when the read budget ran
-    /// out with (possibly) more to read.
-    fn read(&mut self, cx: &mut Context<'_>) -> bool {
+    /// Reads and dispatches what has arrived: whether everything was read
+    /// (false when the read budget ran out), and how many messages.
+    fn read(&mut self, cx: &mut Context<'_>) -> (bool, usize) {
         let mut handled = 0;
         while !self.read_done {
             if handled == READ_BUDGET {
-                return false;
+                return (false, handled);
             }
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Pending => break,
@@ -318,7 +323,7 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 }
             }
         }
-        true
+        (true, handled)
     }
 
     /// The peer sent something the WebSocket layer refuses: close with the
