@@ -600,11 +600,10 @@ impl<C: Codec> Endpoint<C> {
 
     /// Queues on `link` without waiting (replies, broadcasts, reports).
     pub(crate) fn push_now(&self, link: &Link, message: Message) -> Result<(), SendError> {
-        let (frames, bytes) = link.backlog();
         match link.push_now(message) {
             Ok(()) => Ok(()),
             Err(PushError::Closed) => Err(SendError::Connection),
-            Err(PushError::SlowConsumer) => {
+            Err(PushError::SlowConsumer { frames, bytes }) => {
                 self.emit(LocalEvent::SlowConsumer { frames, bytes });
                 Err(SendError::SlowConsumer)
             }

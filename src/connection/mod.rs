@@ -84,8 +84,9 @@ pub(crate) enum Phase {
 pub(crate) enum PushError {
     /// The connection is not open (or no longer).
     Closed,
-    /// The backlog is past its limit: the connection was closed (4009).
-    SlowConsumer,
+    /// The backlog was past its limit (its frames and bytes then): the
+    /// connection was closed (4009).
+    SlowConsumer { frames: usize, bytes: usize },
 }
 
 struct LinkState {
@@ -213,10 +214,11 @@ impl Link {
             return Err(PushError::Closed);
         }
         if self.full(&state) {
+            let (frames, bytes) = (state.queue.len(), state.bytes);
             let pending = self.start_close(&mut state, CLOSE_SLOW_CONSUMER, "Slow consumer", true);
             drop(state);
             self.after_close(pending);
-            return Err(PushError::SlowConsumer);
+            return Err(PushError::SlowConsumer { frames, bytes });
         }
         Self::enqueue(&mut state, message);
         Ok(())
