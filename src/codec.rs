@@ -6,7 +6,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::envelope::RawEnvelope;
 use crate::error::CodecError;
 
-/// The kind of WebSocket frame a codec's output travels in (PROTOCOL.md §1).
+/// The kind of WebSocket frame a codec's output travels in
+/// ([protocol § Transport](crate::protocol#transport)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameKind {
     /// A text frame; the codec's output must be UTF-8 (JSON).
@@ -15,8 +16,9 @@ pub enum FrameKind {
     Binary,
 }
 
-/// A wire format: encodes and decodes the two envelopes of PROTOCOL.md §2
-/// and the values inside them.
+/// A wire format: encodes and decodes the two envelopes
+/// ([protocol § Envelopes](crate::protocol#envelopes)) and the values inside
+/// them.
 ///
 /// A codec works in two layers:
 /// - **envelopes**: [`decode_envelope`](Codec::decode_envelope) reads only the
@@ -44,7 +46,8 @@ pub trait Codec: Send + Sync + 'static {
     /// Text or binary frames.
     const FRAME_KIND: FrameKind;
 
-    /// Encodes a bare value (the auth frame, PROTOCOL.md §5) into `out`.
+    /// Encodes a bare value (the auth frame,
+    /// [protocol § Auth handshake](crate::protocol#auth-handshake)) into `out`.
     fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError>;
 
     /// Decodes a bare value, or a raw slice taken from an envelope.

@@ -1,5 +1,6 @@
-//! The receive path: decode → validate → receive hook → dispatch (see the
-//! protocol notes, "Validation" and "Dispatch"). It runs on the
+//! The receive path: decode → validate → receive hook → dispatch (see
+//! [protocol § Validation](crate::protocol#validation) and
+//! [protocol § Dispatch](crate::protocol#dispatch)). It runs on the
 //! connection's task and never waits: replies are queued, handlers that
 //! need to wait continue in tasks of their own.
 

@@ -1,5 +1,6 @@
-//! Envelope shapes and the validation rules of PROTOCOL.md §2–3, shared by
-//! every codec.
+//! Envelope shapes ([protocol § Envelopes](crate::protocol#envelopes)) and
+//! the validation rules ([protocol § Validation](crate::protocol#validation)),
+//! shared by every codec.
 //!
 //! A codec decodes a frame into a [`RawEnvelope`], a loose description of
 //! what the frame held; [`validate`] applies the rules of the JavaScript
@@ -193,7 +194,8 @@ impl Frame {
     }
 }
 
-/// Applies the envelope rules (PROTOCOL.md §2–3).
+/// Applies the envelope rules ([protocol § Envelopes](crate::protocol#envelopes),
+/// [protocol § Validation](crate::protocol#validation)).
 ///
 /// With `strict == false` (the "skip validation" switch) the key counts and
 /// id checks are not enforced; a frame that cannot be routed at all (no

@@ -1,8 +1,7 @@
-//! The protocol's constants in one table: close codes, the subprotocol,
-//! reserved names and the limits' defaults (see the crate's protocol notes
-//! in `README.md`).
+#![doc = include_str!("../docs/protocol.md")]
 
-/// The WebSocket subprotocol of ws-messaging; a server echoes it.
+/// The WebSocket subprotocol of ws-messaging; a server echoes it
+/// ([protocol § Transport](crate::protocol#transport)).
 pub const SUBPROTOCOL: &str = "ws-messaging";
 
 /// Normal closure (a user's own `close`).
@@ -16,17 +15,21 @@ pub const CLOSE_INVALID_DATA: u16 = 1007;
 /// A message larger than `max_message_size`.
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Auth refused, or no auth frame within the auth timeout: a client that
-/// sees it stops for good.
+/// sees it stops for good ([protocol § Auth handshake](crate::protocol#auth-handshake)).
 pub const CLOSE_FORBIDDEN: u16 = 4003;
-/// Auth or ping timeout; the client reconnects.
+/// Auth or ping timeout; the client reconnects
+/// ([protocol § Close codes](crate::protocol#close-codes)).
 pub const CLOSE_TIMEOUT: u16 = 4008;
 /// The connection's outgoing backlog passed its limit (`max_backlog_frames`
-/// or `max_backlog_bytes`): the peer does not read fast enough. The
-/// JavaScript client reconnects.
+/// or `max_backlog_bytes`; reason `Slow consumer`), or a send waited
+/// `write_timeout` for room (reason `Write timeout`): the peer does not read
+/// fast enough. The JavaScript client reconnects
+/// ([protocol § Limits](crate::protocol#limits)).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
 
 /// Names applications must not use for their own events or procedures.
-/// Listeners added with these names get the local events of the same name.
+/// Listeners added with these names get the local events of the same name
+/// ([protocol § Reserved names](crate::protocol#reserved-names)).
 pub const RESERVED_NAMES: [&str; 7] = ["connect", "close", "open", "error", "ping", "pong", "retry"];
 
 /// Events with these names are local-only: received ones are dropped.

@@ -5,7 +5,7 @@
 //! adds a rule per event or procedure name. A frame whose arguments break
 //! its rule is refused before any handler sees it: the peer gets a
 //! `preprocessingError` event with the rule's message, and the connection
-//! carries on (PROTOCOL.md §3).
+//! carries on ([protocol § Validation](crate::protocol#validation)).
 //!
 //! ```
 //! use ws_messaging::schema::Validated;

@@ -1,4 +1,4 @@
-//! PROTOCOL.md §5: the auth handshake.
+//! The auth handshake (docs/protocol.md, Auth handshake).
 
 mod common;
 

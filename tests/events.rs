@@ -1,4 +1,5 @@
-//! PROTOCOL.md §4 and §8: events, listeners, broadcast and per-connection data.
+//! Events, listeners, broadcast and per-connection data (docs/protocol.md,
+//! Dispatch and Server side).
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! PROTOCOL.md §6–8: heartbeat, closing, reconnection, server shutdown.
+//! Heartbeat, closing, reconnection, server shutdown (docs/protocol.md,
+//! Heartbeat, Closing, Reconnection and Server side).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Regression tests for the `Client` lifecycle around closing and
-//! reconnecting (PROTOCOL.md §7):
+//! reconnecting (docs/protocol.md, Closing and Reconnection):
 //!
 //! - `close()` while an attempt is under way (during the WebSocket upgrade,
 //!   and during the auth wait) is never lost: the attempt never ends up

@@ -1,4 +1,5 @@
-//! PROTOCOL.md §2, §4, §7: request-reply in both directions.
+//! Request-reply in both directions (docs/protocol.md, Envelopes, Dispatch
+//! and Closing).
 
 mod common;
 

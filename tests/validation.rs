@@ -1,5 +1,5 @@
-//! PROTOCOL.md §3: every invalid frame gets a preprocessing error and the
-//! connection carries on.
+//! Every invalid frame gets a preprocessing error and the connection carries
+//! on (docs/protocol.md, Validation).
 
 mod common;
 

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! It maps onto the JavaScript package's message objects, and the validation
-//! rules of PROTOCOL.md §3 apply as they do to JSON: a `Message` is
+//! rules ([ws_messaging § Validation](ws_messaging::protocol#validation))
+//! apply as they do to JSON: a `Message` is
 //! `{name, args}`, or `{name, args, id}` when `id` is present; an empty
 //! `name` is falsy, so the frame reads as an ack and fails validation; an
 //! `Ack` needs an `id` and exactly one of `result`/`error`; a present `id`
@@ -54,7 +55,9 @@
 //! `serde_json::Value::String`.
 //!
 //! **The auth frame** is the bare auth value's bytes (a `Proto<M>`'s message
-//! encoding), not an envelope, as PROTOCOL.md §5 asks of every codec.
+//! encoding), not an envelope, as
+//! [ws_messaging § Auth handshake](ws_messaging::protocol#auth-handshake)
+//! asks of every codec.
 //!
 //! # Example
 //! ```

@@ -296,8 +296,8 @@ fn raw_envelope_reports_what_the_frame_held() {
         }
     );
     assert_eq!(raw(vec![]).keys, 0);
-    // Skipping validation (PROTOCOL.md: `skipValidation`): an invalid id makes
-    // an event, as with JSON.
+    // Skipping validation (docs/protocol.md, Validation: `skip_validation`):
+    // an invalid id makes an event, as with JSON.
     assert!(matches!(
         validate(raw(message("x", &[], Some(0))), false),
         Ok(Frame::Message { id: None, .. })
