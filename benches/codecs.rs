@@ -40,7 +40,7 @@ where
             codec
                 .encode_message("echo", &(black_box(payload),), Some(1), &mut out)
                 .unwrap();
-        })
+        });
     });
     group.bench_function(BenchmarkId::new("message", "decode"), |b| {
         b.iter(|| {
@@ -49,13 +49,13 @@ where
                 panic!()
             };
             black_box(codec.decode_value::<P>(&args[0]).unwrap())
-        })
+        });
     });
     group.bench_function(BenchmarkId::new("ack", "encode"), |b| {
         b.iter(|| {
             out.clear();
             codec.encode_reply(1, Ok(black_box(payload)), &mut out).unwrap();
-        })
+        });
     });
     group.bench_function(BenchmarkId::new("ack", "decode"), |b| {
         b.iter(|| {
@@ -67,16 +67,16 @@ where
                 panic!()
             };
             black_box(codec.decode_value::<P>(&result).unwrap())
-        })
+        });
     });
     group.bench_function(BenchmarkId::new("bare", "encode"), |b| {
         b.iter(|| {
             out.clear();
             codec.encode_value(black_box(payload), &mut out).unwrap();
-        })
+        });
     });
     group.bench_function(BenchmarkId::new("bare", "decode"), |b| {
-        b.iter(|| black_box(codec.decode_value::<P>(black_box(&bare)).unwrap()))
+        b.iter(|| black_box(codec.decode_value::<P>(black_box(&bare)).unwrap()));
     });
     group.finish();
 }

@@ -53,22 +53,22 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 /// A raw client connection.
-pub type Ws = WebSocketStream<TcpStream>;
+pub(crate) type Ws = WebSocketStream<TcpStream>;
 
 /// The open-file limit the server runs with (and this process raises itself to).
-pub const NOFILE: u64 = 200_000;
+pub(crate) const NOFILE: u64 = 200_000;
 
 /// The auth frame every client sends.
-pub const AUTH: &str = r#"{"token":"secret"}"#;
+pub(crate) const AUTH: &str = r#"{"token":"secret"}"#;
 
 /// Upper bound for opening one connection (TCP, upgrade, auth).
-pub const OPEN_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const OPEN_LIMIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------
 // The server process and what /proc says about it.
 
 /// The echo_server child process (killed on drop).
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
     /// Where it listens (127.0.0.1:PORT).
     pub addr: SocketAddr,
@@ -78,7 +78,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `exe --port 0 --codec json EXTRA...` under `ulimit -n NOFILE`
     /// and waits for its `listening on` line.
-    pub async fn spawn(exe: &Path, extra: &[&str]) -> Result<Self, String> {
+    pub(crate) async fn spawn(exe: &Path, extra: &[&str]) -> Result<Self, String> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(raise_then_exec())
@@ -112,27 +112,27 @@ impl ServerProcess {
     }
 
     /// Its process id (the `sh` exec'd into the server, so the same process).
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id().expect("the echo_server is still running")
     }
 
     /// Its memory now.
-    pub fn memory(&self) -> Result<Memory, String> {
+    pub(crate) fn memory(&self) -> Result<Memory, String> {
         memory_of(self.pid())
     }
 
     /// Its open-file limit.
-    pub fn nofile(&self) -> Result<u64, String> {
+    pub(crate) fn nofile(&self) -> Result<u64, String> {
         nofile_limit_of(&self.pid().to_string())
     }
 
     /// How many file descriptors it has open (sockets included).
-    pub fn open_fds(&self) -> Result<usize, String> {
+    pub(crate) fn open_fds(&self) -> Result<usize, String> {
         open_fds_of(self.pid())
     }
 
     /// Fails if the process has exited.
-    pub fn check_alive(&mut self) -> Result<(), String> {
+    pub(crate) fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
             Ok(Some(status)) => Err(format!("the echo_server exited: {status}")),
@@ -141,14 +141,14 @@ impl ServerProcess {
     }
 
     /// Kills it and waits for its end.
-    pub async fn kill(mut self) {
+    pub(crate) async fn kill(mut self) {
         let _ = self.child.kill().await;
     }
 }
 
 /// A process's memory, from /proc/PID/status and /proc/PID/maps.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Memory {
+pub(crate) struct Memory {
     /// VmRSS, KiB.
     pub rss_kib: u64,
     /// RssAnon (heap, stacks), KiB.
@@ -163,20 +163,20 @@ fn status_field(status: &str, name: &str) -> Option<u64> {
 }
 
 /// VmRSS of `pid` in KiB.
-pub fn rss_kib(pid: u32) -> Result<u64, String> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
     status_field(&status, "VmRSS:").ok_or_else(|| format!("no VmRSS in {path}"))
 }
 
 /// How many file descriptors `pid` has open.
-pub fn open_fds_of(pid: u32) -> Result<usize, String> {
+pub(crate) fn open_fds_of(pid: u32) -> Result<usize, String> {
     let dir = format!("/proc/{pid}/fd");
     Ok(std::fs::read_dir(&dir).map_err(|e| format!("read {dir}: {e}"))?.count())
 }
 
 /// The memory of `pid`.
-pub fn memory_of(pid: u32) -> Result<Memory, String> {
+pub(crate) fn memory_of(pid: u32) -> Result<Memory, String> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -191,7 +191,7 @@ pub fn memory_of(pid: u32) -> Result<Memory, String> {
 
 /// The `sh -c` script that raises the open-file limit to [`NOFILE`] (or,
 /// without the privilege for that, to the hard limit) and execs `$0 $@`.
-pub fn raise_then_exec() -> String {
+pub(crate) fn raise_then_exec() -> String {
     format!(r#"ulimit -n {NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@""#)
 }
 
@@ -218,19 +218,19 @@ fn nofile_limit_of(pid: &str) -> Result<u64, String> {
 }
 
 /// This process's hard open-file limit.
-pub fn nofile_hard_limit() -> Option<u64> {
+pub(crate) fn nofile_hard_limit() -> Option<u64> {
     nofile_column("self", 4).ok()
 }
 
 /// This process's soft open-file limit.
-pub fn nofile_limit() -> u64 {
+pub(crate) fn nofile_limit() -> u64 {
     nofile_limit_of("self").unwrap_or(0)
 }
 
 /// Raises this process's open-file limit to `want` with `prlimit`
 /// (util-linux); that needs CAP_SYS_RESOURCE (root) past the hard limit.
 /// On failure the soft limit is at least raised to the hard limit.
-pub fn raise_nofile(want: u64) -> Result<(), String> {
+pub(crate) fn raise_nofile(want: u64) -> Result<(), String> {
     if nofile_limit() >= want {
         return Ok(());
     }
@@ -258,7 +258,7 @@ pub fn raise_nofile(want: u64) -> Result<(), String> {
 
 /// One line of /proc/net/tcp: state, send queue, receive queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TcpInfo {
+pub(crate) struct TcpInfo {
     pub state: u8,
     pub tx_queue: u64,
     pub rx_queue: u64,
@@ -273,7 +273,7 @@ fn parse_proc_addr(field: &str) -> Option<SocketAddr> {
 
 /// The IPv4 TCP sockets `(local, remote)` of this network namespace, where
 /// they exist (one read of /proc/net/tcp).
-pub fn tcp_info_of<const N: usize>(sockets: [(SocketAddr, SocketAddr); N]) -> [Option<TcpInfo>; N] {
+pub(crate) fn tcp_info_of<const N: usize>(sockets: [(SocketAddr, SocketAddr); N]) -> [Option<TcpInfo>; N] {
     let mut found = [None; N];
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
     for line in table.lines().skip(1) {
@@ -302,7 +302,7 @@ pub fn tcp_info_of<const N: usize>(sockets: [(SocketAddr, SocketAddr); N]) -> [O
 }
 
 /// The name of a /proc/net/tcp state.
-pub fn tcp_state_name(state: u8) -> &'static str {
+pub(crate) fn tcp_state_name(state: u8) -> &'static str {
     match state {
         1 => "ESTABLISHED",
         2 => "SYN_SENT",
@@ -324,23 +324,27 @@ pub fn tcp_state_name(state: u8) -> &'static str {
 
 /// A lean client socket: small read buffer (it grows for large frames),
 /// nothing buffered on write.
-pub fn lean_config() -> WebSocketConfig {
+pub(crate) fn lean_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
 }
 
 /// A reading client: a buffer big enough for the 16 KiB frames.
-pub fn reader_config() -> WebSocketConfig {
+pub(crate) fn reader_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(64 << 10)
 }
 
 /// The source addresses 127.0.0.2 ..= 127.0.0.(1 + count).
-pub fn sources(count: u8) -> Vec<Ipv4Addr> {
+pub(crate) fn sources(count: u8) -> Vec<Ipv4Addr> {
     (0..count).map(|i| Ipv4Addr::new(127, 0, 0, 2 + i)).collect()
 }
 
 /// Opens a WebSocket from `source` to `server` (subprotocol `ws-messaging`),
 /// sends the `secret` token and waits for the `connect` reply.
-pub async fn connect_authed(server: SocketAddr, source: Ipv4Addr, config: WebSocketConfig) -> Result<Ws, String> {
+pub(crate) async fn connect_authed(
+    server: SocketAddr,
+    source: Ipv4Addr,
+    config: WebSocketConfig,
+) -> Result<Ws, String> {
     let socket = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
     socket
         .bind(SocketAddr::new(source.into(), 0))
@@ -382,7 +386,7 @@ pub async fn connect_authed(server: SocketAddr, source: Ipv4Addr, config: WebSoc
 }
 
 /// The id of a server ping (`{"name":"ping","args":[],"id":N}`).
-pub fn ping_id(text: &str) -> Option<u64> {
+pub(crate) fn ping_id(text: &str) -> Option<u64> {
     if text.len() > 256 || !text.contains("\"ping\"") {
         return None;
     }
@@ -395,7 +399,7 @@ pub fn ping_id(text: &str) -> Option<u64> {
 }
 
 /// The reply to ping `id`.
-pub fn pong(id: u64) -> Message {
+pub(crate) fn pong(id: u64) -> Message {
     Message::text(format!(r#"{{"id":{id},"result":null}}"#))
 }
 
@@ -414,11 +418,11 @@ fn excerpt(text: &str) -> &str {
 /// pings again only once the previous ping was answered (the core's), the
 /// second ping also shows the first reply was accepted; otherwise a wrong
 /// reply shows up as a connection closed with 4008 after the ping timeout.
-pub const STEADY_PINGS: u64 = 2;
+pub(crate) const STEADY_PINGS: u64 = 2;
 
 /// What the idle clients saw.
 #[derive(Default)]
-pub struct FleetStats {
+pub(crate) struct FleetStats {
     /// Pings answered.
     pub pings: AtomicU64,
     /// Clients that answered at least [`STEADY_PINGS`] pings.
@@ -439,7 +443,7 @@ impl FleetStats {
 }
 
 /// Many idle authenticated connections, each a task that answers pings.
-pub struct Fleet {
+pub(crate) struct Fleet {
     server: SocketAddr,
     sources: Vec<Ipv4Addr>,
     concurrency: usize,
@@ -452,7 +456,7 @@ pub struct Fleet {
 impl Fleet {
     /// An empty fleet; connections come from `sources` in turn, at most
     /// `concurrency` being opened at once.
-    pub fn new(server: SocketAddr, sources: Vec<Ipv4Addr>, concurrency: usize) -> Self {
+    pub(crate) fn new(server: SocketAddr, sources: Vec<Ipv4Addr>, concurrency: usize) -> Self {
         Fleet {
             server,
             sources,
@@ -464,18 +468,19 @@ impl Fleet {
     }
 
     /// Connections opened so far.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.tasks.len()
     }
 
     /// Whether none is open.
-    pub fn is_empty(&self) -> bool {
+    #[allow(dead_code)] // used by tests/scale.rs, which includes this file
+    pub(crate) fn is_empty(&self) -> bool {
         self.tasks.is_empty()
     }
 
     /// Opens connections until there are `target`, every one authenticated;
     /// fails on the first connection that fails or after `limit`.
-    pub async fn grow(&mut self, target: usize, limit: Duration) -> Result<Duration, String> {
+    pub(crate) async fn grow(&mut self, target: usize, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + limit;
         let permits = Arc::new(Semaphore::new(self.concurrency));
@@ -517,7 +522,7 @@ impl Fleet {
 
     /// Waits until every client has answered [`STEADY_PINGS`] pings (none
     /// dropped in the meantime).
-    pub async fn all_pinged(&self, limit: Duration) -> Result<Duration, String> {
+    pub(crate) async fn all_pinged(&self, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
         let deadline = tokio::time::Instant::now() + limit;
         loop {
@@ -539,7 +544,7 @@ impl Fleet {
     }
 
     /// Fails if a connection has ended.
-    pub fn check_no_drop(&self) -> Result<(), String> {
+    pub(crate) fn check_no_drop(&self) -> Result<(), String> {
         match self.stats.dropped.load(Ordering::SeqCst) {
             0 => Ok(()),
             n => Err(format!(
@@ -551,7 +556,7 @@ impl Fleet {
 
     /// Closes every connection (close frame 1000, then waits for the
     /// server's) and waits for every client task.
-    pub async fn disconnect(mut self, limit: Duration) -> Result<Duration, String> {
+    pub(crate) async fn disconnect(mut self, limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
         self.stop.send_replace(true);
         let total = self.len();
@@ -630,7 +635,7 @@ async fn idle_client(
 
 /// How to run the idle scenario.
 #[derive(Clone, Debug)]
-pub struct IdleOptions {
+pub(crate) struct IdleOptions {
     /// Connections at the end.
     pub connections: usize,
     /// Counts on the way where memory is also measured (below `connections`).
@@ -650,7 +655,7 @@ pub struct IdleOptions {
 
 /// One measurement of the idle scenario.
 #[derive(Clone, Debug)]
-pub struct IdleRow {
+pub(crate) struct IdleRow {
     /// Open connections.
     pub connections: usize,
     /// Server memory.
@@ -665,7 +670,7 @@ pub struct IdleRow {
 
 /// The figures of the idle scenario.
 #[derive(Clone, Debug)]
-pub struct IdleReport {
+pub(crate) struct IdleReport {
     pub options: IdleOptions,
     /// The server just started, before any connection.
     pub started: Memory,
@@ -685,20 +690,21 @@ pub struct IdleReport {
     pub client_rss_kib: u64,
 }
 
+#[allow(dead_code)] // some methods are used by tests/scale.rs only, which includes this file
 impl IdleReport {
     /// The per-connection figure at `connections` (the last row).
-    pub fn per_connection_kib(&self) -> f64 {
+    pub(crate) fn per_connection_kib(&self) -> f64 {
         self.rows.last().map_or(0.0, |r| r.per_connection_kib)
     }
 
     /// The row at exactly `connections`.
-    pub fn at(&self, connections: usize) -> Option<&IdleRow> {
+    pub(crate) fn at(&self, connections: usize) -> Option<&IdleRow> {
         self.rows.iter().find(|r| r.connections == connections)
     }
 }
 
 /// Runs the idle scenario against a fresh `exe` (killed at the end).
-pub async fn idle(exe: &Path, options: &IdleOptions) -> Result<IdleReport, String> {
+pub(crate) async fn idle(exe: &Path, options: &IdleOptions) -> Result<IdleReport, String> {
     let interval = options.ping_interval_ms.to_string();
     let timeout = options.ping_timeout_ms.to_string();
     let mut server =
@@ -800,7 +806,7 @@ async fn idle_on(server: &mut ServerProcess, options: &IdleOptions) -> Result<Id
 }
 
 /// `12345678` → `12,345,678`.
-pub fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -817,7 +823,7 @@ fn mib(kib: u64) -> String {
 }
 
 /// Prints the idle figures.
-pub fn print_idle(report: &IdleReport) {
+pub(crate) fn print_idle(report: &IdleReport) {
     let o = &report.options;
     println!(
         "\n== idle: {} connections from {} source addresses, {} opening at once, pings {} ==",
@@ -850,7 +856,7 @@ pub fn print_idle(report: &IdleReport) {
             mib(m.anon_kib),
             m.maps,
             fds
-        )
+        );
     };
     line("started", &report.started, 0, "", "");
     line(
@@ -897,7 +903,7 @@ pub fn print_idle(report: &IdleReport) {
 
 /// How to run the stalled-reader scenario.
 #[derive(Clone, Debug)]
-pub struct StalledOptions {
+pub(crate) struct StalledOptions {
     /// `shout` events X sends.
     pub events: usize,
     /// Length of each event's string argument.
@@ -921,7 +927,7 @@ impl Default for StalledOptions {
 
 /// How S's connection ended, as S read it once the flood was over.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StalledEnd {
+pub(crate) enum StalledEnd {
     /// A close frame.
     Closed(u16, String),
     /// The socket ended (or failed) without a close frame.
@@ -934,7 +940,7 @@ pub enum StalledEnd {
 
 /// The figures of the stalled-reader scenario.
 #[derive(Clone, Debug)]
-pub struct StalledReport {
+pub(crate) struct StalledReport {
     pub options: StalledOptions,
     /// The server with S, R and X connected, before the flood.
     pub base: Memory,
@@ -966,7 +972,7 @@ pub struct StalledReport {
 
 impl StalledReport {
     /// Peak RSS growth over the baseline, KiB.
-    pub fn growth_kib(&self) -> u64 {
+    pub(crate) fn growth_kib(&self) -> u64 {
         self.peak_rss_kib.saturating_sub(self.base.rss_kib)
     }
 }
@@ -974,7 +980,7 @@ impl StalledReport {
 /// Runs the stalled-reader scenario against a fresh `exe` (killed at the
 /// end). The server pings rarely (every 10 min), so the only reason for it
 /// to drop S is S's backlog.
-pub async fn stalled(exe: &Path, options: &StalledOptions) -> Result<StalledReport, String> {
+pub(crate) async fn stalled(exe: &Path, options: &StalledOptions) -> Result<StalledReport, String> {
     let mut server = ServerProcess::spawn(exe, &["--ping-interval-ms", "600000"]).await?;
     let result = stalled_on(&mut server, options).await;
     server.kill().await;
@@ -1266,7 +1272,7 @@ async fn write_shouts(
 }
 
 /// Prints the stalled-reader figures.
-pub fn print_stalled(report: &StalledReport) {
+pub(crate) fn print_stalled(report: &StalledReport) {
     let o = &report.options;
     println!(
         "\n== stalled reader: X shouts {} events of {} KiB; R reads, S never reads ==",

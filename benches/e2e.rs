@@ -36,20 +36,20 @@ where
     group.throughput(Throughput::Elements(1));
     group.bench_function("raw_echo_1", |b| b.iter_custom(|n| rt.block_on(echo.serial(&frame, n))));
     group.bench_function("invoke_1", |b| {
-        b.iter_custom(|n| rt.block_on(support::invoke_serial(&client, &*payload, n)))
+        b.iter_custom(|n| rt.block_on(support::invoke_serial(&client, &*payload, n)));
     });
     group.bench_function("raw_echo_64", |b| {
-        b.iter_custom(|n| rt.block_on(echo.pipelined(&frame, n, WINDOW)))
+        b.iter_custom(|n| rt.block_on(echo.pipelined(&frame, n, WINDOW)));
     });
     group.bench_function("invoke_64", |b| {
         b.iter_custom(|n| {
             let n = n.div_ceil(WINDOW as u64) * WINDOW as u64;
             rt.block_on(support::invoke_pipelined(&client, &payload, n, WINDOW))
-        })
+        });
     });
     group.bench_function("raw_events", |b| b.iter_custom(|n| rt.block_on(sink.events(&frame, n))));
     group.bench_function("events", |b| {
-        b.iter_custom(|n| rt.block_on(support::events(&client, &counter, &*payload, n)))
+        b.iter_custom(|n| rt.block_on(support::events(&client, &counter, &*payload, n)));
     });
     group.finish();
     rt.block_on(server.close(1000));

@@ -32,8 +32,8 @@ use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, ServeError, Server, Ser
 use ws_messaging_protobuf::{prost, Proto, Protobuf};
 
 /// The generated schema messages.
-#[allow(dead_code)]
-pub mod pb {
+#[allow(dead_code, unreachable_pub)] // generated code
+pub(crate) mod pb {
     include!(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/proto/generated/ws_messaging.schema_example.rs"
@@ -43,7 +43,7 @@ pub mod pb {
 use pb::{CreateUser, Note, Stats, User};
 
 /// The server's codec.
-pub type Schema = Validated<Protobuf>;
+pub(crate) type Schema = Validated<Protobuf>;
 
 /// A rule: exactly one argument, an `M` message whose required fields
 /// (checked by `required`) are set.
@@ -62,7 +62,7 @@ fn one_message<M: prost::Message + Default + 'static>(
 
 /// The schema: a rule per name, any other name refused. The runtime's own
 /// `ping`, `connect` and `preprocessingError` always pass.
-pub fn schema() -> Schema {
+pub(crate) fn schema() -> Schema {
     Validated::new(Protobuf)
         .rule(
             "create-user",
@@ -84,7 +84,7 @@ struct Counts {
 }
 
 /// The server on `schema()`, every client accepted.
-pub fn builder() -> ServerBuilder<Schema> {
+pub(crate) fn builder() -> ServerBuilder<Schema> {
     let counts = Arc::new(Counts::default());
     ServerBuilder::new(schema()).on_connection(move |endpoint: Endpoint<Schema>, ()| {
         let counts = counts.clone();
@@ -125,7 +125,7 @@ fn register(endpoint: &Endpoint<Schema>, counts: Arc<Counts>) -> Result<(), Hand
 }
 
 /// Starts the server on `127.0.0.1:port`.
-pub async fn start(port: u16) -> Result<Server<Schema>, ServeError> {
+pub(crate) async fn start(port: u16) -> Result<Server<Schema>, ServeError> {
     builder().bind(("127.0.0.1", port)).await
 }
 

@@ -29,6 +29,17 @@ pub struct ClientBuilder<C: Codec> {
     retry: RetryConfig,
 }
 
+impl<C: Codec> std::fmt::Debug for ClientBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("options", &self.options)
+            .field("auto_reconnect", &self.auto_reconnect)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: Codec> ClientBuilder<C> {
     /// A builder for a client of `url` (`ws://host:port/path`) speaking `codec`.
     pub fn new(url: impl Into<String>, codec: C) -> Self {

@@ -132,6 +132,15 @@ impl<C: Codec> std::fmt::Debug for Endpoint<C> {
 /// without keeping it alive.
 pub struct WeakEndpoint<C: Codec>(Weak<Inner<C>>);
 
+impl<C: Codec> std::fmt::Debug for WeakEndpoint<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.upgrade() {
+            Some(endpoint) => f.debug_tuple("WeakEndpoint").field(&endpoint).finish(),
+            None => f.write_str("WeakEndpoint(gone)"),
+        }
+    }
+}
+
 impl<C: Codec> Clone for WeakEndpoint<C> {
     fn clone(&self) -> Self {
         WeakEndpoint(self.0.clone())

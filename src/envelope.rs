@@ -250,6 +250,15 @@ pub struct MessageOut<'a, A: ?Sized> {
     pub id: Option<u64>,
 }
 
+impl<A: ?Sized> std::fmt::Debug for MessageOut<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageOut")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<A: Serialize + ?Sized> Serialize for MessageOut<'_, A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(if self.id.is_some() { 3 } else { 2 }))?;
@@ -269,6 +278,12 @@ pub struct ReplyOut<'a, T: ?Sized> {
     pub id: u64,
     /// The result, or the formatted error.
     pub reply: Result<&'a T, &'a serde_json::Value>,
+}
+
+impl<T: ?Sized> std::fmt::Debug for ReplyOut<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyOut").field("id", &self.id).finish_non_exhaustive()
+    }
 }
 
 impl<T: Serialize + ?Sized> Serialize for ReplyOut<'_, T> {
@@ -341,7 +356,7 @@ mod tests {
         ));
         ack.keys = 3;
         assert_eq!(validate(ack.clone(), true), Err(PreprocessError::Validation));
-        assert!(validate(ack.clone(), false).is_ok());
+        assert!(validate(ack, false).is_ok());
         let mut no_value = msg(2, NameField::Falsy, ArgsField::Absent, IdField::Valid(1));
         assert_eq!(validate(no_value.clone(), true), Err(PreprocessError::Validation));
         no_value.error = Some(Bytes::from_static(b"\"e\""));

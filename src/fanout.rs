@@ -43,6 +43,12 @@ pub struct Registry<C: Codec> {
     connections: Mutex<HashMap<String, Endpoint<C>>>,
 }
 
+impl<C: Codec> std::fmt::Debug for Registry<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("connections", &self.len()).finish()
+    }
+}
+
 impl<C: Codec> Default for Registry<C> {
     fn default() -> Self {
         Registry {

@@ -31,6 +31,12 @@ use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqA
 /// A deserializer that accepts any number type where a number is expected.
 pub struct Lenient<D>(pub D);
 
+impl<D> fmt::Debug for Lenient<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Lenient(..)")
+    }
+}
+
 /// Forwards a visitor, wrapping every nested deserializer in [`Lenient`].
 struct Wrap<V>(V);
 

@@ -52,6 +52,14 @@ pub struct Validated<C> {
     refuse_unknown: bool,
 }
 
+impl<C: std::fmt::Debug> std::fmt::Debug for Validated<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validated")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: Codec> Validated<C> {
     /// Wraps `inner`; with no rules it accepts everything.
     pub fn new(inner: C) -> Self {

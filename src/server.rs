@@ -42,6 +42,17 @@ pub struct ServerBuilder<C: Codec> {
     fanout: Arc<dyn Fanout<C>>,
 }
 
+impl<C: Codec> std::fmt::Debug for ServerBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("options", &self.options)
+            .field("auth_timeout", &self.auth_timeout)
+            .field("on_connection", &self.hook.is_some())
+            .field("on_disconnect", &self.disconnect.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: Codec> ServerBuilder<C> {
     /// A builder for a server speaking `codec`.
     pub fn new(codec: C) -> Self {
@@ -220,6 +231,15 @@ struct ServerInner<C: Codec> {
 /// [`close`](Self::close).
 pub struct Server<C: Codec> {
     inner: Arc<ServerInner<C>>,
+}
+
+impl<C: Codec> std::fmt::Debug for Server<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.inner.local_addr)
+            .field("connections", &self.inner.clients.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C: Codec> Clone for Server<C> {

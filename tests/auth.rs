@@ -120,7 +120,7 @@ async fn frames_sent_before_the_hook_settles_are_dropped() {
             if let Some(gate) = gate {
                 let _ = gate.await;
             }
-            common::conformance(&endpoint)?;
+            conformance(&endpoint)?;
             Ok("ok")
         }
     }))

@@ -26,7 +26,7 @@ async fn handing_server() -> (Server<Json>, mpsc::UnboundedReceiver<Endpoint<Jso
     let server = start(Server::<Json>::builder().on_connection(move |endpoint, _: Value| {
         let tx = tx.clone();
         async move {
-            common::conformance(&endpoint)?;
+            conformance(&endpoint)?;
             tx.send(endpoint).unwrap();
             Ok(())
         }
@@ -45,10 +45,10 @@ async fn events_flow_both_ways_to_every_listener() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let tx2 = tx.clone();
     endpoint.on("note", move |(text, n): (String, u32)| {
-        tx.send(format!("typed {text} {n}")).unwrap()
+        tx.send(format!("typed {text} {n}")).unwrap();
     });
     endpoint.on("note", move |all: Vec<Value>| {
-        tx2.send(format!("all {}", all.len())).unwrap()
+        tx2.send(format!("all {}", all.len())).unwrap();
     });
     client.send("note", ("hi", 3)).await.unwrap();
     assert_eq!(recv(&mut rx).await, "typed hi 3");
@@ -251,7 +251,7 @@ async fn broadcasts_and_sends_to_one_go_through_the_fanout() {
     let recording = Recording::default();
     let server = start(Server::<Json>::builder().fanout(recording.clone()).on_connection(
         |endpoint, _: Value| async move {
-            common::conformance(&endpoint)?;
+            conformance(&endpoint)?;
             Ok(())
         },
     ))

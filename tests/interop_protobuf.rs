@@ -41,7 +41,7 @@ use ws_messaging::{Bytes, Client, Codec, ConnectError, Frame, InvokeError, Local
 use ws_messaging_protobuf::{Proto, Protobuf};
 
 /// The conformance messages (proto/conformance.proto).
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)] // generated code
 mod pb {
     include!(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -307,7 +307,7 @@ async fn calls_over_the_limit_are_refused_while_the_connection_keeps_reading() {
                             Ok("waited")
                         }
                     })?;
-                    common::conformance(&endpoint)?;
+                    conformance(&endpoint)?;
                     Ok(())
                 }
             }),
@@ -325,7 +325,7 @@ async fn calls_over_the_limit_are_refused_while_the_connection_keeps_reading() {
     let refused = client.invoke::<_, i32>("echo", (1,)).await;
     match refused {
         Err(InvokeError::Remote(Value::String(error))) => {
-            assert!(error.starts_with("BusyError: too many calls in progress"), "{error}")
+            assert!(error.starts_with("BusyError: too many calls in progress"), "{error}");
         }
         other => panic!("expected a BusyError, got {other:?}"),
     }
@@ -335,7 +335,7 @@ async fn calls_over_the_limit_are_refused_while_the_connection_keeps_reading() {
     });
     client.send("say", ("still reading",)).await.unwrap();
     assert_eq!(
-        tokio::time::timeout(common::WAIT, said.recv()).await.unwrap().unwrap(),
+        tokio::time::timeout(WAIT, said.recv()).await.unwrap().unwrap(),
         "still reading"
     );
     gate.notify_one();

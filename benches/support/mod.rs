@@ -16,7 +16,7 @@ use ws_messaging::{Client, Codec, ServerBuilder};
 
 /// The small object: about 100 bytes as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Small {
+pub(crate) struct Small {
     pub id: u32,
     pub name: String,
     pub tags: Vec<String>,
@@ -24,7 +24,7 @@ pub struct Small {
     pub active: bool,
 }
 
-pub fn small() -> Small {
+pub(crate) fn small() -> Small {
     Small {
         id: 123,
         name: "alice".into(),
@@ -35,13 +35,13 @@ pub fn small() -> Small {
 }
 
 /// A 4 KiB string.
-pub fn text_4k() -> String {
+pub(crate) fn text_4k() -> String {
     "lorem ipsum dolor sit amet ".chars().cycle().take(4096).collect()
 }
 
 /// A 64 KiB binary blob (bytes on the wire where the format has them; an
 /// array of numbers in JSON).
-pub fn blob_64k() -> serde_bytes::ByteBuf {
+pub(crate) fn blob_64k() -> serde_bytes::ByteBuf {
     serde_bytes::ByteBuf::from(
         (0..65536u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
@@ -50,18 +50,18 @@ pub fn blob_64k() -> serde_bytes::ByteBuf {
 }
 
 /// 1,000 small records.
-pub fn records_1k() -> Vec<Small> {
+pub(crate) fn records_1k() -> Vec<Small> {
     (0..1000).map(|i| Small { id: i, ..small() }).collect()
 }
 
 /// The shapes as protobuf messages, for the protobuf codec (its arguments
 /// and results are the user's prost messages).
-pub mod pb {
+pub(crate) mod pb {
     use ws_messaging_protobuf::Proto;
 
     /// [`super::Small`].
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Small {
+    pub(crate) struct Small {
         #[prost(uint32, tag = "1")]
         pub id: u32,
         #[prost(string, tag = "2")]
@@ -76,21 +76,21 @@ pub mod pb {
 
     /// A text payload.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Text {
+    pub(crate) struct Text {
         #[prost(string, tag = "1")]
         pub text: String,
     }
 
     /// A binary payload.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Blob {
+    pub(crate) struct Blob {
         #[prost(bytes = "vec", tag = "1")]
         pub data: Vec<u8>,
     }
 
     /// Many records.
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Records {
+    pub(crate) struct Records {
         #[prost(message, repeated, tag = "1")]
         pub records: Vec<Small>,
     }
@@ -105,21 +105,21 @@ pub mod pb {
         }
     }
 
-    pub fn small() -> Proto<Small> {
+    pub(crate) fn small() -> Proto<Small> {
         Proto(convert(super::small()))
     }
 
-    pub fn text_4k() -> Proto<Text> {
+    pub(crate) fn text_4k() -> Proto<Text> {
         Proto(Text { text: super::text_4k() })
     }
 
-    pub fn blob_64k() -> Proto<Blob> {
+    pub(crate) fn blob_64k() -> Proto<Blob> {
         Proto(Blob {
             data: super::blob_64k().into_vec(),
         })
     }
 
-    pub fn records_1k() -> Proto<Records> {
+    pub(crate) fn records_1k() -> Proto<Records> {
         Proto(Records {
             records: super::records_1k().into_iter().map(convert).collect(),
         })
@@ -129,7 +129,7 @@ pub mod pb {
 /// A ws-messaging server on a loopback port whose `echo` procedure returns
 /// its argument (decoded into `P` and encoded again) and whose `ev` event
 /// counts into `events`.
-pub async fn echo_server<C, P>(codec: C, events: Arc<Counter>) -> ws_messaging::Server<C>
+pub(crate) async fn echo_server<C, P>(codec: C, events: Arc<Counter>) -> ws_messaging::Server<C>
 where
     C: Codec,
     P: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -148,7 +148,7 @@ where
         .expect("bind")
 }
 
-pub async fn client<C: Codec>(codec: C, server: &ws_messaging::Server<C>) -> Client<C> {
+pub(crate) async fn client<C: Codec>(codec: C, server: &ws_messaging::Server<C>) -> Client<C> {
     ws_messaging::ClientBuilder::new(format!("ws://{}", server.local_addr()), codec)
         .auth(&())
         .connect()
@@ -158,14 +158,14 @@ pub async fn client<C: Codec>(codec: C, server: &ws_messaging::Server<C>) -> Cli
 
 /// Counts events and wakes a waiter at a target.
 #[derive(Default)]
-pub struct Counter {
+pub(crate) struct Counter {
     count: AtomicU64,
     reached: Notify,
     target: AtomicU64,
 }
 
 impl Counter {
-    pub fn add(&self) {
+    pub(crate) fn add(&self) {
         let n = self.count.fetch_add(1, Ordering::AcqRel) + 1;
         if n == self.target.load(Ordering::Acquire) {
             self.reached.notify_one();
@@ -173,7 +173,7 @@ impl Counter {
     }
 
     /// Waits until `n` more have been counted.
-    pub async fn wait_for(&self, n: u64, start: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn wait_for(&self, n: u64, start: impl std::future::Future<Output = ()>) {
         let target = self.count.load(Ordering::Acquire) + n;
         self.target.store(target, Ordering::Release);
         let reached = self.reached.notified();
@@ -187,7 +187,7 @@ impl Counter {
 }
 
 /// `n` invokes of `echo`, one at a time.
-pub async fn invoke_serial<C: Codec, P>(client: &Client<C>, payload: &P, n: u64) -> Duration
+pub(crate) async fn invoke_serial<C: Codec, P>(client: &Client<C>, payload: &P, n: u64) -> Duration
 where
     P: Serialize + DeserializeOwned + Send + Sync,
 {
@@ -199,7 +199,12 @@ where
 }
 
 /// `n` invokes of `echo` with `window` in flight on one connection.
-pub async fn invoke_pipelined<C: Codec, P>(client: &Client<C>, payload: &Arc<P>, n: u64, window: usize) -> Duration
+pub(crate) async fn invoke_pipelined<C: Codec, P>(
+    client: &Client<C>,
+    payload: &Arc<P>,
+    n: u64,
+    window: usize,
+) -> Duration
 where
     P: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
@@ -223,7 +228,7 @@ where
 }
 
 /// `n` fire-and-forget events, timed until the server has received them all.
-pub async fn events<C: Codec, P>(client: &Client<C>, counter: &Counter, payload: &P, n: u64) -> Duration
+pub(crate) async fn events<C: Codec, P>(client: &Client<C>, counter: &Counter, payload: &P, n: u64) -> Duration
 where
     P: Serialize + Send + Sync,
 {
@@ -241,7 +246,7 @@ where
 /// The transport floor: a raw tokio-tungstenite peer with no RPC layer.
 /// In echo mode the server sends every data frame back; in sink mode it
 /// only counts them (the fire-and-forget baseline).
-pub struct RawPeer {
+pub(crate) struct RawPeer {
     tx: futures_util::stream::SplitSink<
         tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
         Message,
@@ -254,7 +259,7 @@ pub struct RawPeer {
 
 impl RawPeer {
     /// Starts a raw server (echo or sink) and connects to it.
-    pub async fn start(echo: bool) -> RawPeer {
+    pub(crate) async fn start(echo: bool) -> RawPeer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Counter::default());
@@ -299,7 +304,7 @@ impl RawPeer {
     }
 
     /// `n` echoes of `frame`, one at a time.
-    pub async fn serial(&mut self, frame: &Message, n: u64) -> Duration {
+    pub(crate) async fn serial(&mut self, frame: &Message, n: u64) -> Duration {
         let start = Instant::now();
         for _ in 0..n {
             self.tx.send(frame.clone()).await.unwrap();
@@ -309,7 +314,7 @@ impl RawPeer {
     }
 
     /// `n` echoes of `frame` with `window` in flight.
-    pub async fn pipelined(&mut self, frame: &Message, n: u64, window: usize) -> Duration {
+    pub(crate) async fn pipelined(&mut self, frame: &Message, n: u64, window: usize) -> Duration {
         let start = Instant::now();
         let permits = Arc::new(Semaphore::new(window));
         let reader = {
@@ -340,7 +345,7 @@ impl RawPeer {
     }
 
     /// `n` fire-and-forget frames, timed until the server has them all.
-    pub async fn events(&mut self, frame: &Message, n: u64) -> Duration {
+    pub(crate) async fn events(&mut self, frame: &Message, n: u64) -> Duration {
         let start = Instant::now();
         let received = self.received.clone();
         let tx = &mut self.tx;
@@ -358,7 +363,7 @@ impl RawPeer {
 
 /// The frame of an invoke of `echo` with `payload` in codec `C`: what the
 /// raw baseline moves, so both sides move the same bytes.
-pub fn call_frame<C: Codec, P: Serialize>(codec: &C, payload: &P) -> Message {
+pub(crate) fn call_frame<C: Codec, P: Serialize>(codec: &C, payload: &P) -> Message {
     let mut out = Vec::new();
     codec.encode_message("echo", &(payload,), Some(1), &mut out).unwrap();
     match C::FRAME_KIND {
@@ -367,7 +372,7 @@ pub fn call_frame<C: Codec, P: Serialize>(codec: &C, payload: &P) -> Message {
     }
 }
 
-pub fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -13,20 +13,20 @@ use super::Settings;
 
 /// The auth value.
 #[derive(Debug, Deserialize, Serialize)]
-pub struct Auth {
+pub(crate) struct Auth {
     /// `secret`, `slow`, or anything else (refused).
     pub token: String,
 }
 
 /// The auth reply.
 #[derive(Debug, Deserialize, Serialize)]
-pub struct User {
+pub(crate) struct User {
     /// `alice` or `slow`.
     pub user: String,
 }
 
 /// Runs the conformance server with the bincode codec.
-pub async fn run(settings: &Settings) -> Result<(), String> {
+pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     let this: Arc<OnceLock<Server<Bincode>>> = Arc::new(OnceLock::new());
     let cell = this.clone();
     let server = settings

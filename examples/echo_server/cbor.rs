@@ -8,6 +8,6 @@ use ws_messaging_cbor::Cbor;
 use super::Settings;
 
 /// Runs the conformance server with the CBOR codec.
-pub async fn run(settings: &Settings) -> Result<(), String> {
+pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     super::run::<Cbor, ws_messaging_cbor::Value>(settings).await
 }

@@ -36,6 +36,7 @@ use ws_messaging::{Codec, Endpoint, HandlerError, InvokeError, Server, ServerBui
 use ws_messaging_json::Json;
 
 /// The command line.
+#[derive(Debug)]
 pub struct Settings {
     /// `--port` (0 picks a free port).
     pub port: u16,

@@ -8,6 +8,6 @@ use ws_messaging_msgpack::MsgPack;
 use super::Settings;
 
 /// Runs the conformance server with the MessagePack codec.
-pub async fn run(settings: &Settings) -> Result<(), String> {
+pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     super::run::<MsgPack, ws_messaging_msgpack::Value>(settings).await
 }

@@ -11,7 +11,7 @@ use ws_messaging_protobuf::{Proto, Protobuf};
 use super::Settings;
 
 /// The generated conformance messages.
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)] // generated code
 mod pb {
     include!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -22,7 +22,7 @@ mod pb {
 use pb::{Auth, AuthReply, Delay, Number, Value};
 
 /// Runs the conformance server with the protobuf codec.
-pub async fn run(settings: &Settings) -> Result<(), String> {
+pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     let this: Arc<OnceLock<Server<Protobuf>>> = Arc::new(OnceLock::new());
     let server_cell = this.clone();
     let server = settings
@@ -57,7 +57,7 @@ trait DecodeProto: Sized {
     fn decode(bytes: &[u8]) -> Result<Self, HandlerError>;
 }
 
-impl<M: ws_messaging_protobuf::prost::Message + Default> DecodeProto for Proto<M> {
+impl<M: prost::Message + Default> DecodeProto for Proto<M> {
     fn decode(bytes: &[u8]) -> Result<Self, HandlerError> {
         M::decode(bytes).map(Proto).map_err(HandlerError::from)
     }

@@ -2,7 +2,7 @@
 //! conformance contract, raw WebSocket peers, and event waiters.
 #![allow(dead_code, clippy::result_large_err)]
 
-pub mod peers;
+pub(crate) mod peers;
 
 use std::time::Duration;
 
@@ -18,12 +18,12 @@ use ws_messaging::{Client, ClientBuilder, Endpoint, HandlerError, LocalEvent, Se
 use ws_messaging_json::Json;
 
 /// Upper bound for anything a test waits for.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
-pub type RawWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type RawWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Registers the conformance procedures on a server-side endpoint.
-pub fn conformance(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
+pub(crate) fn conformance(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
     endpoint.register("echo", |(x,): (Value,)| async move { Ok(x) })?;
     endpoint.register("sum", |n: Vec<f64>| async move { Ok(n.iter().fold(0.0, |a, b| a + b)) })?;
     endpoint.register("sleep", |(ms, v): (u64, Value)| async move {
@@ -49,7 +49,7 @@ pub fn conformance(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
 
 /// A builder for the test server: token `secret` → `{"user":"alice"}`,
 /// anything else refused with `bad token`; conformance procedures.
-pub fn builder() -> ServerBuilder<Json> {
+pub(crate) fn builder() -> ServerBuilder<Json> {
     Server::<Json>::builder().on_connection(|endpoint, auth: Value| async move {
         if auth["token"] != "secret" {
             return Err(HandlerError::text("bad token"));
@@ -59,23 +59,23 @@ pub fn builder() -> ServerBuilder<Json> {
     })
 }
 
-pub async fn server() -> Server<Json> {
+pub(crate) async fn server() -> Server<Json> {
     start(builder()).await
 }
 
-pub async fn start(builder: ServerBuilder<Json>) -> Server<Json> {
+pub(crate) async fn start(builder: ServerBuilder<Json>) -> Server<Json> {
     builder.bind("127.0.0.1:0").await.expect("bind a loopback port")
 }
 
-pub fn url(server: &Server<Json>) -> String {
+pub(crate) fn url(server: &Server<Json>) -> String {
     format!("ws://{}", server.local_addr())
 }
 
-pub fn client_builder(server: &Server<Json>) -> ClientBuilder<Json> {
+pub(crate) fn client_builder(server: &Server<Json>) -> ClientBuilder<Json> {
     Client::<Json>::builder(url(server)).auth(&json!({ "token": "secret" }))
 }
 
-pub async fn client(server: &Server<Json>) -> Client<Json> {
+pub(crate) async fn client(server: &Server<Json>) -> Client<Json> {
     tokio::time::timeout(WAIT, client_builder(server).connect())
         .await
         .expect("connect in time")
@@ -83,7 +83,7 @@ pub async fn client(server: &Server<Json>) -> Client<Json> {
 }
 
 /// Waits for the first local event matching `pred`.
-pub async fn wait_event(
+pub(crate) async fn wait_event(
     events: &mut broadcast::Receiver<LocalEvent>,
     pred: impl Fn(&LocalEvent) -> bool,
 ) -> LocalEvent {
@@ -91,7 +91,7 @@ pub async fn wait_event(
 }
 
 /// Waits at most `limit` for the first local event matching `pred`.
-pub async fn wait_event_within(
+pub(crate) async fn wait_event_within(
     events: &mut broadcast::Receiver<LocalEvent>,
     limit: Duration,
     pred: impl Fn(&LocalEvent) -> bool,
@@ -110,7 +110,7 @@ pub async fn wait_event_within(
 }
 
 /// A raw WebSocket client offering the ws-messaging subprotocol.
-pub async fn raw_connect(url: &str) -> RawWs {
+pub(crate) async fn raw_connect(url: &str) -> RawWs {
     let mut request = url.into_client_request().unwrap();
     request
         .headers_mut()
@@ -127,7 +127,7 @@ pub async fn raw_connect(url: &str) -> RawWs {
 }
 
 /// A raw client that has authenticated with the `secret` token.
-pub async fn raw_authed(server: &Server<Json>) -> RawWs {
+pub(crate) async fn raw_authed(server: &Server<Json>) -> RawWs {
     let mut ws = raw_connect(&url(server)).await;
     ws.send(Message::text(r#"{"token":"secret"}"#)).await.unwrap();
     assert_eq!(
@@ -138,7 +138,7 @@ pub async fn raw_authed(server: &Server<Json>) -> RawWs {
 }
 
 /// The next text frame as JSON, skipping pings of the heartbeat.
-pub async fn next_json(ws: &mut RawWs) -> Value {
+pub(crate) async fn next_json(ws: &mut RawWs) -> Value {
     tokio::time::timeout(WAIT, async {
         loop {
             match ws.next().await.expect("socket open").expect("frame") {
@@ -159,7 +159,7 @@ pub async fn next_json(ws: &mut RawWs) -> Value {
 }
 
 /// Waits for the close frame; returns its code and reason.
-pub async fn next_close(ws: &mut RawWs) -> (u16, String) {
+pub(crate) async fn next_close(ws: &mut RawWs) -> (u16, String) {
     tokio::time::timeout(WAIT, async {
         loop {
             match ws.next().await {
@@ -176,22 +176,22 @@ pub async fn next_close(ws: &mut RawWs) -> (u16, String) {
 
 /// A raw WebSocket server on a loopback port: hands each accepted socket
 /// (subprotocol echoed) to the test.
-pub struct RawServer {
+pub(crate) struct RawServer {
     pub listener: TcpListener,
 }
 
 impl RawServer {
-    pub async fn bind() -> Self {
+    pub(crate) async fn bind() -> Self {
         RawServer {
             listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://{}", self.listener.local_addr().unwrap())
     }
 
-    pub async fn accept(&self) -> WebSocketStream<TcpStream> {
+    pub(crate) async fn accept(&self) -> WebSocketStream<TcpStream> {
         let (stream, _) = tokio::time::timeout(WAIT, self.listener.accept())
             .await
             .expect("a client in time")
@@ -212,7 +212,7 @@ impl RawServer {
 }
 
 /// The next text frame of a server-side raw socket, as JSON.
-pub async fn server_next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
+pub(crate) async fn server_next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
     tokio::time::timeout(WAIT, async {
         loop {
             match ws.next().await.expect("socket open").expect("frame") {

@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 use super::WAIT;
 
 /// tests/interop/, with its npm packages installed.
-pub fn interop_dir() -> PathBuf {
+pub(crate) fn interop_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     assert!(
         dir.join("node_modules/ws-messaging").is_dir(),
@@ -21,7 +21,7 @@ pub fn interop_dir() -> PathBuf {
 }
 
 /// The `echo_server` example built beside this test binary.
-pub fn echo_server_path() -> PathBuf {
+pub(crate) fn echo_server_path() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let path = profile_dir
@@ -37,7 +37,7 @@ pub fn echo_server_path() -> PathBuf {
 
 /// Starts a peer process and waits for its `listening on HOST:PORT` line;
 /// returns the process and the `ws://` URL.
-pub async fn spawn_listening(mut command: Command) -> (Child, String) {
+pub(crate) async fn spawn_listening(mut command: Command) -> (Child, String) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -59,7 +59,7 @@ pub async fn spawn_listening(mut command: Command) -> (Child, String) {
 }
 
 /// Sends SIGTERM and waits for the exit.
-pub async fn terminate(mut child: Child) -> std::process::ExitStatus {
+pub(crate) async fn terminate(mut child: Child) -> std::process::ExitStatus {
     let pid = child.id().unwrap().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
     assert!(killed.success());
@@ -71,7 +71,7 @@ pub async fn terminate(mut child: Child) -> std::process::ExitStatus {
 
 /// Runs `node ARGS` in `dir` to its end; asserts it printed
 /// `N passed, 0 failed` and exited 0.
-pub async fn node_cases(dir: &Path, args: &[&str]) {
+pub(crate) async fn node_cases(dir: &Path, args: &[&str]) {
     let output = tokio::time::timeout(
         Duration::from_secs(120),
         Command::new("node").current_dir(dir).args(args).output(),

@@ -60,7 +60,7 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, Option<Frame>)> {
                 Some(7),
                 b,
             )
-            .unwrap()
+            .unwrap();
         }),
         Some(Frame::Message {
             name: "sum".into(),
@@ -80,7 +80,7 @@ fn vectors() -> Vec<(&'static str, Vec<u8>, Option<Frame>)> {
         "error_ack",
         encoded(&|b| {
             c.encode_reply::<()>(8, Err(&serde_json::json!("Error: Some error")), b)
-                .unwrap()
+                .unwrap();
         }),
         Some(Frame::Reply {
             id: 8,
