@@ -4,6 +4,7 @@ use std::fmt;
 
 /// A codec could not encode or decode a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// A value could not be encoded in the codec's format.
     #[error("encode error: {0}")]
@@ -18,6 +19,7 @@ pub enum CodecError {
 /// The refusal is reported to the peer as a `preprocessingError` event whose
 /// argument is the formatted error, and the connection carries on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PreprocessError {
     /// The frame is not valid in the codec's format.
     #[error("{0}")]
@@ -32,6 +34,7 @@ pub enum PreprocessError {
 
 /// The failure of a `send` (an event, or the request half of an `invoke`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// Not connected (or no longer connected): nothing was sent.
     #[error("not connected: the message was not sent")]
@@ -58,6 +61,7 @@ pub enum SendError {
 
 /// The failure of an [`invoke`](crate::Endpoint::invoke).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum InvokeError {
     /// The connection was not open, or closed before the reply arrived.
     /// `id` is the invoke's id when one was assigned.
@@ -117,6 +121,7 @@ impl InvokeError {
 
 /// A registration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegisterError {
     /// A procedure with this name is already registered (one handler per name).
     #[error("can't register a duplicate RPC handler for `{0}`")]
@@ -128,6 +133,7 @@ pub enum RegisterError {
 
 /// Why a [`Client`](crate::Client) could not connect.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The server refused the auth value (close code 4003); the reason is the
     /// server's text, e.g. `bad token`. The client will not reconnect.
@@ -152,6 +158,7 @@ pub enum ConnectError {
 
 /// Why a [`Server`](crate::Server) could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServeError {
     /// Binding or reading the listener's address failed.
     #[error("could not listen: {0}")]
@@ -167,7 +174,21 @@ pub enum ServeError {
 /// gives. A handler may instead carry an
 /// explicit wire value with [`HandlerError::value`].
 ///
-/// Any `std::error::Error` converts into it, so `?` works in handlers.
+/// Any `std::error::Error` converts into it, so `?` works in handlers; and
+/// `?` carries it into `Box<dyn Error>` (it cannot implement
+/// `std::error::Error` itself: with every error converting into it, that
+/// impl would overlap with `From<T> for T`).
+///
+/// ```
+/// fn setup() -> Result<(), ws_messaging::HandlerError> {
+///     Err(ws_messaging::HandlerError::new("no database"))
+/// }
+/// fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///     setup()?;
+///     Ok(())
+/// }
+/// assert_eq!(run().unwrap_err().to_string(), "Error: no database");
+/// ```
 ///
 /// ```
 /// use ws_messaging::HandlerError;
@@ -255,5 +276,29 @@ impl fmt::Display for HandlerError {
 impl<E: std::error::Error> From<E> for HandlerError {
     fn from(error: E) -> Self {
         HandlerError::new(error.to_string())
+    }
+}
+
+/// A [`HandlerError`] as a `std::error::Error` (see the `From` impls below).
+#[derive(Debug)]
+struct HandlerFailure(HandlerError);
+
+impl fmt::Display for HandlerFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for HandlerFailure {}
+
+impl From<HandlerError> for Box<dyn std::error::Error + Send + Sync> {
+    fn from(error: HandlerError) -> Self {
+        Box::new(HandlerFailure(error))
+    }
+}
+
+impl From<HandlerError> for Box<dyn std::error::Error> {
+    fn from(error: HandlerError) -> Self {
+        Box::new(HandlerFailure(error))
     }
 }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 /// Something that happened to a connection, on this side.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum LocalEvent {
     /// The WebSocket opened (client side, before auth).
     Open,
