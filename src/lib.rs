@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod lenient;
 mod payload;
 pub mod protocol;
+pub mod reader;
 mod rpc;
 pub mod schema;
 mod server;

@@ -1,0 +1,317 @@
+//! A bounds-checked reader for binary codecs whose values start with a
+//! self-delimiting head (MessagePack, CBOR): it finds the byte range of
+//! each value without decoding it, and reads an envelope's routing fields
+//! into a [`RawEnvelope`] whose arguments, result and error stay zero-copy
+//! slices of the frame.
+//!
+//! A format implements [`Format`] (how to read the next head, what shape
+//! it has and how to classify it as an envelope key, `name` or `id`); the
+//! walk, the bounds checks and the nesting limit are written here once.
+//!
+//! Nothing here allocates in proportion to a length the frame claims: a
+//! claimed length is checked against the bytes actually left before it is
+//! used, and collections are walked one element at a time (each element
+//! takes at least one byte, so a false count runs out of frame quickly).
+//! Nesting is limited to [`MAX_DEPTH`] levels, so walking a hostile frame
+//! cannot exhaust the stack, and neither can decoding a value that passed.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+
+use crate::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
+use crate::CodecError;
+
+/// The deepest nesting of collections (and wrappers such as CBOR tags)
+/// accepted, counting the envelope itself (about serde_json's limit for
+/// JSON frames).
+pub const MAX_DEPTH: usize = 128;
+
+/// What follows a head, as far as the walk is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A scalar: nothing follows.
+    Scalar,
+    /// An array of this many elements (`None`: indefinite length, up to a
+    /// break).
+    Array(Option<u64>),
+    /// A map of this many key/value pairs (`None`: indefinite length, up
+    /// to a break).
+    Map(Option<u64>),
+    /// A wrapper (such as a CBOR tag) followed by exactly one value.
+    Wrapper,
+    /// The end of an indefinite-length collection, where a value was
+    /// expected.
+    Break,
+}
+
+/// One binary format's head decoding, which the shared walk uses.
+pub trait Format: Sized {
+    /// A decoded head: a scalar's content, or a collection's size.
+    type Head<'a>: Copy;
+    /// The format's name in error messages ("CBOR").
+    const NAME: &'static str;
+    /// What a format calls one value in error messages ("item").
+    const VALUE: &'static str;
+    /// The same with its indefinite article ("an item").
+    const A_VALUE: &'static str;
+
+    /// Reads one value's head and scalar content; a collection's elements
+    /// (and a wrapper's value) are left to the caller.
+    fn head<'a>(reader: &mut Reader<'a, Self>) -> Result<Self::Head<'a>, CodecError>;
+
+    /// What follows `head`.
+    fn shape(head: &Self::Head<'_>) -> Shape;
+
+    /// Reads the head of an envelope or of its `name`, `args` or `id`
+    /// value (a format may read through markers with no meaning here).
+    fn value_head<'a>(reader: &mut Reader<'a, Self>) -> Result<Self::Head<'a>, CodecError> {
+        Self::head(reader)
+    }
+
+    /// Whether the next byte ends an indefinite-length collection (which
+    /// it then consumes). Only called for [`Shape::Array`] or
+    /// [`Shape::Map`] with no length; formats without those never are.
+    fn at_break(reader: &mut Reader<'_, Self>) -> Result<bool, CodecError> {
+        let _ = reader;
+        Ok(true)
+    }
+
+    /// The envelope key a map key names.
+    fn key(head: &Self::Head<'_>) -> Key;
+
+    /// Classifies `name` by JavaScript truthiness.
+    fn name(head: &Self::Head<'_>) -> NameField;
+
+    /// Classifies `id` the way JavaScript's `validateId` does.
+    fn id(head: &Self::Head<'_>) -> IdField;
+}
+
+/// A cursor over one frame of format `F`.
+pub struct Reader<'a, F> {
+    buf: &'a [u8],
+    pos: usize,
+    format: PhantomData<F>,
+}
+
+impl<F> fmt::Debug for Reader<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("len", &self.buf.len())
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
+impl<'a, F: Format> Reader<'a, F> {
+    /// A cursor at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            format: PhantomData,
+        }
+    }
+
+    /// The offset of the next byte to read.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The whole frame.
+    pub fn frame(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// A decode error saying the frame is malformed in format `F`.
+    pub fn malformed(what: impl fmt::Display) -> CodecError {
+        CodecError::Decode(format!("malformed {}: {what}", F::NAME))
+    }
+
+    /// The next byte, without consuming it.
+    pub fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    /// The next byte, which the frame must have.
+    pub fn byte(&mut self) -> Result<u8, CodecError> {
+        let byte = self
+            .peek()
+            .ok_or_else(|| Self::malformed(format_args!("the frame ends before a value at byte {}", self.pos)))?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    /// `len` bytes, if the frame has them (`len` may be any claimed size).
+    pub fn take(&mut self, len: u64) -> Result<&'a [u8], CodecError> {
+        let left = self.buf.len() - self.pos;
+        if len > left as u64 {
+            return Err(Self::malformed(format_args!(
+                "{} at byte {} claims {len} bytes but only {left} remain",
+                F::A_VALUE,
+                self.pos
+            )));
+        }
+        let start = self.pos;
+        self.pos += len as usize;
+        Ok(&self.buf[start..self.pos])
+    }
+
+    /// A big-endian unsigned integer of `width` bytes (at most 8).
+    pub fn uint(&mut self, width: u64) -> Result<u64, CodecError> {
+        Ok(self.take(width)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    /// Skips what follows a head just read at nesting level `depth`: a
+    /// collection's elements, a wrapper's value (scalars have nothing).
+    pub fn skip_rest(&mut self, head: F::Head<'a>, depth: usize) -> Result<(), CodecError> {
+        let (len, per_item) = match F::shape(&head) {
+            Shape::Array(len) => (len, 1),
+            Shape::Map(len) => (len, 2),
+            Shape::Wrapper => (Some(1), 1),
+            Shape::Break => {
+                return Err(Self::malformed(format_args!(
+                    "unexpected break at byte {}",
+                    self.pos - 1
+                )));
+            }
+            Shape::Scalar => return Ok(()),
+        };
+        if depth > MAX_DEPTH {
+            return Err(CodecError::Decode(format!(
+                "{} nested deeper than {MAX_DEPTH} levels at byte {}",
+                F::NAME,
+                self.pos
+            )));
+        }
+        self.for_each(len, |reader| {
+            for _ in 0..per_item {
+                reader.skip(depth + 1)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Skips one whole value at nesting level `depth`.
+    pub fn skip(&mut self, depth: usize) -> Result<(), CodecError> {
+        let head = F::head(self)?;
+        self.skip_rest(head, depth)
+    }
+
+    /// Calls `each` for every element of a collection of `len` elements
+    /// (`None`: indefinite, up to the break).
+    pub fn for_each(
+        &mut self,
+        len: Option<u64>,
+        mut each: impl FnMut(&mut Self) -> Result<(), CodecError>,
+    ) -> Result<(), CodecError> {
+        match len {
+            Some(len) => (0..len).try_for_each(|_| each(self)),
+            None => {
+                while !F::at_break(self)? {
+                    each(self)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Fails unless the whole frame was read.
+    pub fn finish(&self) -> Result<(), CodecError> {
+        match self.buf.len() - self.pos {
+            0 => Ok(()),
+            extra => Err(Self::malformed(format_args!(
+                "{extra} trailing bytes after the {} that ends at byte {}",
+                F::VALUE,
+                self.pos
+            ))),
+        }
+    }
+}
+
+/// Checks that `data` holds exactly one well-formed value of format `F`
+/// within the nesting limit.
+pub fn check_value<F: Format>(data: &[u8]) -> Result<(), CodecError> {
+    let mut reader = Reader::<F>::new(data);
+    reader.skip(1)?;
+    reader.finish()
+}
+
+/// Reads a frame's envelope; arguments, result and error stay raw slices
+/// of `frame`.
+pub fn envelope<F: Format>(frame: &Bytes) -> Result<RawEnvelope, CodecError> {
+    let mut reader = Reader::<F>::new(frame);
+    let head = F::value_head(&mut reader)?;
+    let envelope = match F::shape(&head) {
+        Shape::Map(len) => fields(&mut reader, frame, len)?,
+        _ => {
+            // A well-formed value that is not a map fails validation.
+            reader.skip_rest(head, 1)?;
+            RawEnvelope::not_a_map()
+        }
+    };
+    reader.finish()?;
+    Ok(envelope)
+}
+
+fn fields<F: Format>(reader: &mut Reader<'_, F>, frame: &Bytes, len: Option<u64>) -> Result<RawEnvelope, CodecError> {
+    let mut env = RawEnvelope {
+        is_map: true,
+        ..RawEnvelope::default()
+    };
+    // Like a JavaScript object: a repeated key keeps its last value and
+    // counts once.
+    let mut keys = KeyCount::default();
+    reader.for_each(len, |reader| {
+        let key = F::head(reader)?;
+        reader.skip_rest(key, 2)?;
+        let start = reader.pos();
+        let raw = |reader: &Reader<'_, F>| frame.slice(start..reader.pos());
+        let field = F::key(&key);
+        keys.add(field);
+        match field {
+            Key::Name => {
+                let head = F::value_head(reader)?;
+                reader.skip_rest(head, 2)?;
+                env.name = F::name(&head);
+            }
+            Key::Args => {
+                let head = F::value_head(reader)?;
+                env.args = match F::shape(&head) {
+                    Shape::Array(count) => {
+                        let mut args = Vec::new();
+                        reader.for_each(count, |reader| {
+                            let start = reader.pos();
+                            reader.skip(3)?;
+                            args.push(frame.slice(start..reader.pos()));
+                            Ok(())
+                        })?;
+                        ArgsField::List(args)
+                    }
+                    _ => {
+                        reader.skip_rest(head, 2)?;
+                        ArgsField::Invalid
+                    }
+                };
+            }
+            Key::Id => {
+                let head = F::value_head(reader)?;
+                reader.skip_rest(head, 2)?;
+                env.id = F::id(&head);
+            }
+            Key::Result => {
+                reader.skip(2)?;
+                env.result = Some(raw(reader));
+            }
+            Key::Error => {
+                reader.skip(2)?;
+                env.error = Some(raw(reader));
+            }
+            Key::Other => reader.skip(2)?,
+        };
+        Ok(())
+    })?;
+    env.keys = keys.total();
+    Ok(env)
+}
