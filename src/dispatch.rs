@@ -12,11 +12,10 @@ use bytes::Bytes;
 use crate::codec::Codec;
 use crate::config::OutgoingKind;
 use crate::connection::{Link, Phase};
-use crate::endpoint::{Endpoint, Role};
+use crate::endpoint::{encode_event, Endpoint, Role};
 use crate::envelope::{validate, Frame};
 use crate::error::{HandlerError, PreprocessError};
 use crate::events::LocalEvent;
-use crate::payload::AsSeq;
 use crate::protocol::LOCAL_ONLY;
 
 impl<C: Codec> Endpoint<C> {
@@ -47,25 +46,16 @@ impl<C: Codec> Endpoint<C> {
 
     fn report_preprocessing_error(&self, link: &Link, error: &HandlerError) {
         let value = (self.inner.options.error_formatter)(error);
-        let mut buf = Vec::with_capacity(64);
         let name = "preprocessingError";
-        if self
-            .inner
-            .codec
-            .encode_message(name, &AsSeq(&(value,)), None, &mut buf)
-            .is_err()
-        {
+        let Ok(message) = encode_event(&*self.inner.codec, name, &(value,)) else {
             return;
-        }
+        };
         if self
-            .run_send_hook(OutgoingKind::Message { name, id: None }, &buf)
-            .is_err()
+            .run_send_hook(OutgoingKind::Message { name, id: None }, message.as_bytes())
+            .is_ok()
         {
-            return;
-        }
-        // Like the JavaScript package: only a connected side reports it.
-        if let Ok(message) = self.frame(buf) {
-            let _ = self.push_now(link, message);
+            // Like the JavaScript package: only a connected side reports it.
+            let _ = self.push_now(link, message.0);
         }
     }
 

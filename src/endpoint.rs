@@ -163,11 +163,7 @@ pub struct EncodedMessage(pub(crate) Message);
 impl EncodedMessage {
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        match &self.0 {
-            Message::Text(t) => t.as_bytes(),
-            Message::Binary(b) => b,
-            _ => &[],
-        }
+        message_bytes(&self.0)
     }
 }
 
@@ -557,16 +553,10 @@ impl<C: Codec> Endpoint<C> {
     ///
     /// Fails with [`SendError::Connection`] when not connected.
     pub async fn send<A: Args>(&self, name: &str, args: A) -> Result<(), SendError> {
-        check_name(name).map_err(SendError::ReservedName)?;
-        let mut buf = Vec::with_capacity(64);
-        self.inner
-            .codec
-            .encode_message(name, &AsSeq(&args), None, &mut buf)
-            .map_err(SendError::Encode)?;
-        self.run_send_hook(OutgoingKind::Message { name, id: None }, &buf)?;
-        let message = self.frame(buf)?;
+        let message = encode_event(&*self.inner.codec, name, &args)?;
+        self.run_send_hook(OutgoingKind::Message { name, id: None }, message.as_bytes())?;
         let link = self.open_link()?;
-        self.push_wait(&link, message).await
+        self.push_wait(&link, message.0).await
     }
 
     /// Queues `message` on `link`, waiting for room at most `write_timeout`.

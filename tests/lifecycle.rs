@@ -13,14 +13,6 @@ use tokio_tungstenite::tungstenite::Message;
 use ws_messaging::{Client, ConnectError, InvokeError, LocalEvent, RetryConfig, SendError, Server};
 use ws_messaging_json::Json;
 
-fn fast_retry() -> RetryConfig {
-    RetryConfig {
-        min_timeout: Duration::from_millis(20),
-        randomize: false,
-        ..Default::default()
-    }
-}
-
 #[tokio::test]
 async fn pings_flow_both_ways() {
     let server = start(builder().configure(|o| o.ping_interval = Duration::from_millis(30))).await;

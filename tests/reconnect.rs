@@ -28,12 +28,24 @@ use tokio_tungstenite::tungstenite::Message;
 use ws_messaging::{Client, HandlerError, LocalEvent, RetryConfig, Server};
 use ws_messaging_json::Json;
 
-fn fast_retry() -> RetryConfig {
-    RetryConfig {
-        min_timeout: Duration::from_millis(20),
-        randomize: false,
-        ..Default::default()
+/// What `close()` must have done to a client whose `connect()` was waiting
+/// (`waiter`): the waiter returned an error within `WAIT`, and the connect
+/// loop stopped. Returns what went wrong.
+async fn stopped_after_close(
+    client: &Client<Json>,
+    waiter: tokio::task::JoinHandle<Result<(), ws_messaging::ConnectError>>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    match tokio::time::timeout(WAIT, waiter).await {
+        Ok(Ok(Err(_))) => {}
+        Ok(Ok(Ok(()))) => problems.push("connect() returned Ok after close()".to_string()),
+        Ok(Err(e)) => problems.push(format!("the connect() waiter panicked: {e}")),
+        Err(_) => problems.push("connect() did not return within 5 s of close()".to_string()),
     }
+    if client.is_running() {
+        problems.push("is_running() is still true after close()".to_string());
+    }
+    problems
 }
 
 /// How long a test watches for something that must not happen (a late
@@ -134,16 +146,7 @@ async fn close_during_the_websocket_upgrade_is_not_lost() {
     assert!(client.is_running());
     client.close(1000, "");
 
-    let mut problems = Vec::new();
-    match tokio::time::timeout(WAIT, waiter).await {
-        Ok(Ok(Err(_))) => {}
-        Ok(Ok(Ok(()))) => problems.push("connect() returned Ok after close()".to_string()),
-        Ok(Err(e)) => problems.push(format!("the connect() waiter panicked: {e}")),
-        Err(_) => problems.push("connect() did not return within 5 s of close()".to_string()),
-    }
-    if client.is_running() {
-        problems.push("is_running() is still true after close()".to_string());
-    }
+    let mut problems = stopped_after_close(&client, waiter).await;
     // Let the upgrade through: a client that forgot the close would now
     // finish it, authenticate and connect.
     gate.open.send_replace(true);
@@ -198,16 +201,7 @@ async fn close_during_the_auth_wait_is_not_lost() {
     assert_eq!(server.connection_count(), 1);
     client.close(1000, "");
 
-    let mut problems = Vec::new();
-    match tokio::time::timeout(WAIT, waiter).await {
-        Ok(Ok(Err(_))) => {}
-        Ok(Ok(Ok(()))) => problems.push("connect() returned Ok after close()".to_string()),
-        Ok(Err(e)) => problems.push(format!("the connect() waiter panicked: {e}")),
-        Err(_) => problems.push("connect() did not return within 5 s of close()".to_string()),
-    }
-    if client.is_running() {
-        problems.push("is_running() is still true after close()".to_string());
-    }
+    let problems = stopped_after_close(&client, waiter).await;
     assert!(
         problems.is_empty(),
         "close() during the auth wait was lost: {problems:#?}"

@@ -68,7 +68,8 @@ pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
 
 /// Runs one connection until its socket ends, and gives the socket back.
 /// `auth_wait` is a client's wait for the `connect` event (closed with 4008
-/// `Auth timeout` after it). The caller detaches the link afterwards.
+/// `Auth timeout` after it). The caller detaches the link afterwards
+/// (`Endpoint::detach`, which fails what is still pending).
 pub(crate) async fn drive<C: Codec, T: Transport>(
     endpoint: &Endpoint<C>,
     link: &Arc<Link>,
@@ -100,7 +101,6 @@ pub(crate) async fn drive<C: Codec, T: Transport>(
     let sleep = tokio::time::sleep_until(now + Duration::from_secs(86_400));
     tokio::pin!(sleep);
     let closed = poll_fn(|cx| driver.poll(cx, sleep.as_mut())).await;
-    driver.link.finish();
     (closed, driver.ws)
 }
 

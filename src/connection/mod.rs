@@ -254,7 +254,8 @@ impl Link {
         }
     }
 
-    /// Registers an invoke's settle channel; false when not open.
+    /// Settles the pending invoke `id` with the peer's reply; false when no
+    /// invoke waits under that id (unknown ids are ignored).
     pub(crate) fn settle(&self, id: u64, outcome: Result<Bytes, Bytes>) -> bool {
         let pending = self.lock().pending.remove(&id);
         match pending {
@@ -370,10 +371,7 @@ impl Link {
                 Some(message)
             }
             None => {
-                match &mut state.writer {
-                    Some(w) if w.will_wake(waker) => {}
-                    slot => *slot = Some(waker.clone()),
-                }
+                Self::park_writer(&mut state, waker);
                 None
             }
         }
@@ -381,7 +379,10 @@ impl Link {
 
     /// Has the next push (or a close) wake the driver.
     pub(crate) fn park(&self, waker: &Waker) {
-        let mut state = self.lock();
+        Self::park_writer(&mut self.lock(), waker);
+    }
+
+    fn park_writer(state: &mut LinkState, waker: &Waker) {
         match &mut state.writer {
             Some(w) if w.will_wake(waker) => {}
             slot => *slot = Some(waker.clone()),

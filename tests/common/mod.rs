@@ -17,6 +17,15 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use ws_messaging::{Client, ClientBuilder, Endpoint, HandlerError, LocalEvent, Server, ServerBuilder};
 use ws_messaging_json::Json;
 
+/// A reconnect backoff for tests: 20 ms, doubling, no jitter.
+pub(crate) fn fast_retry() -> ws_messaging::RetryConfig {
+    ws_messaging::RetryConfig {
+        min_timeout: Duration::from_millis(20),
+        randomize: false,
+        ..Default::default()
+    }
+}
+
 /// Upper bound for anything a test waits for.
 pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
