@@ -12,21 +12,20 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use ws_messaging::schema::Validated;
-use ws_messaging::{Bytes, Client, Codec, LocalEvent, ServerBuilder};
+use ws_messaging::{BoxError, Bytes, Client, Codec, LocalEvent, ServerBuilder};
 use ws_messaging_json::Json;
 
 /// A rule checking the argument list (as a JSON array) against `schema`.
-fn json_schema(schema: Value) -> impl Fn(&Json, &[Bytes]) -> Result<(), String> + Send + Sync + 'static {
+fn json_schema(schema: Value) -> impl Fn(&Json, &[Bytes]) -> Result<(), BoxError> + Send + Sync + 'static {
     let validator = jsonschema::validator_for(&schema).expect("a valid schema");
     move |codec, args| {
         let args = args
             .iter()
             .map(|raw| codec.decode_value::<Value>(raw))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+            .collect::<Result<Vec<_>, _>>()?;
         match validator.iter_errors(&Value::Array(args)).next() {
             None => Ok(()),
-            Some(error) => Err(format!("{} (at {})", error, error.instance_path())),
+            Some(error) => Err(format!("{} (at {})", error, error.instance_path()).into()),
         }
     }
 }

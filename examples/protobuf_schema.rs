@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use ws_messaging::schema::Validated;
-use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, ServeError, Server, ServerBuilder};
+use ws_messaging::{BoxError, Bytes, Codec, Endpoint, HandlerError, ServeError, Server, ServerBuilder};
 use ws_messaging_protobuf::{prost, Proto, Protobuf};
 
 /// The generated schema messages.
@@ -49,14 +49,14 @@ pub(crate) type Schema = Validated<Protobuf>;
 /// (checked by `required`) are set.
 fn one_message<M: prost::Message + Default + 'static>(
     required: fn(&M) -> Result<(), &'static str>,
-) -> impl Fn(&Protobuf, &[Bytes]) -> Result<(), String> + Send + Sync + 'static {
+) -> impl Fn(&Protobuf, &[Bytes]) -> Result<(), BoxError> + Send + Sync + 'static {
     move |codec, args| {
         let name = std::any::type_name::<M>().rsplit("::").next().unwrap_or_default();
         let [arg] = args else {
-            return Err(format!("expected one {name} argument, got {}", args.len()));
+            return Err(format!("expected one {name} argument, got {}", args.len()).into());
         };
-        let Proto(message) = codec.decode_value::<Proto<M>>(arg).map_err(|e| e.to_string())?;
-        required(&message).map_err(|field| format!("{name}.{field} is required"))
+        let Proto(message) = codec.decode_value::<Proto<M>>(arg)?;
+        required(&message).map_err(|field| format!("{name}.{field} is required").into())
     }
 }
 
@@ -71,7 +71,7 @@ pub(crate) fn schema() -> Schema {
         .rule("note", one_message::<Note>(|m| m.text.as_ref().map(drop).ok_or("text")))
         .rule("stats", |_, args: &[Bytes]| match args {
             [] => Ok(()),
-            _ => Err(format!("expected no arguments, got {}", args.len())),
+            _ => Err(format!("expected no arguments, got {}", args.len()).into()),
         })
         .refuse_unknown()
 }

@@ -15,7 +15,7 @@ use crate::config::{EndpointOptions, OutgoingKind, RetryConfig};
 use crate::connection::driver::drive;
 use crate::connection::{Closed, Link};
 use crate::endpoint::{to_message, Endpoint, Life, Role, WeakEndpoint};
-use crate::error::{ConnectError, SendError};
+use crate::error::{AttemptError, CodecError, ConnectError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
 
@@ -24,7 +24,7 @@ pub struct ClientBuilder<C: Codec> {
     url: String,
     codec: C,
     options: EndpointOptions,
-    auth: Result<Option<Vec<u8>>, String>,
+    auth: Result<Option<Vec<u8>>, CodecError>,
     auto_reconnect: bool,
     retry: RetryConfig,
 }
@@ -56,11 +56,7 @@ impl<C: Codec> ClientBuilder<C> {
     /// The auth value sent as the first frame (default `{}`).
     pub fn auth<T: Serialize + ?Sized>(mut self, auth: &T) -> Self {
         let mut buf = Vec::new();
-        self.auth = self
-            .codec
-            .encode_value(auth, &mut buf)
-            .map(|()| Some(buf))
-            .map_err(|e| format!("the auth value does not encode: {e}"));
+        self.auth = self.codec.encode_value(auth, &mut buf).map(|()| Some(buf));
         self
     }
 
@@ -91,21 +87,21 @@ impl<C: Codec> ClientBuilder<C> {
     /// Builds the client without connecting: register handlers and
     /// listeners, then call [`Client::connect`].
     pub fn build(self) -> Result<Client<C>, ConnectError> {
-        let auth = match self.auth.map_err(ConnectError::Config)? {
+        let auth = match self.auth.map_err(ConnectError::Auth)? {
             Some(auth) => auth,
             None => {
                 let mut buf = Vec::new();
                 self.codec
                     .encode_value(&serde_json::Map::new(), &mut buf)
-                    .map_err(|e| ConnectError::Config(e.to_string()))?;
+                    .map_err(ConnectError::Auth)?;
                 buf
             }
         };
         // Reject a bad URL now rather than on every reconnect attempt.
-        self.url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| ConnectError::Config(format!("bad url `{}`: {e}", self.url)))?;
+        self.url.as_str().into_client_request().map_err(|e| ConnectError::Url {
+            url: self.url.clone(),
+            source: SharedError::new(e),
+        })?;
         let endpoint = Endpoint::new(Arc::new(self.codec), Arc::new(self.options), Role::Client, None);
         Ok(Client {
             alive: Arc::new(Alive(endpoint.downgrade())),
@@ -291,18 +287,17 @@ impl<C: Codec> Client<C> {
 
 fn stop_reason(life: &Life) -> ConnectError {
     match &life.last_close {
-        Some((code, reason)) if *code == CLOSE_FORBIDDEN => ConnectError::Refused {
+        Some(AttemptError::Closed { code, reason }) if *code == CLOSE_FORBIDDEN => ConnectError::Refused {
             code: *code,
             reason: reason.clone(),
         },
-        _ if life.terminated => ConnectError::GaveUp {
-            last: "the client was closed".into(),
-        },
-        Some((code, reason)) => ConnectError::GaveUp {
-            last: format!("closed with {code} {reason}"),
-        },
+        _ if life.terminated => ConnectError::Closed,
+        Some(last) => ConnectError::GaveUp { last: last.clone() },
         None => ConnectError::GaveUp {
-            last: "could not connect".into(),
+            last: AttemptError::Closed {
+                code: 1006,
+                reason: String::new(),
+            },
         },
     }
 }
@@ -388,9 +383,10 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
 /// it was authenticated; `None` when the client was closed before a
 /// connection was set up.
 async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Option<(Closed, bool)> {
-    let failed = |reason: String| {
+    let failed = |error: AttemptError| {
+        let reason = error.to_string();
         endpoint.emit(LocalEvent::Error(reason.clone()));
-        endpoint.update_life(|life| life.last_close = Some((1006, reason.clone())));
+        endpoint.update_life(|life| life.last_close = Some(error));
         endpoint.emit(LocalEvent::Close {
             code: 1006,
             reason: reason.clone(),
@@ -399,7 +395,7 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Opti
     };
     let mut request = match shared.url.as_str().into_client_request() {
         Ok(request) => request,
-        Err(e) => return failed(e.to_string()),
+        Err(e) => return failed(AttemptError::Open(SharedError::new(e))),
     };
     request
         .headers_mut()
@@ -410,8 +406,8 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Opti
     let ws = tokio::select! {
         connected = tokio::time::timeout(options.ack_timeout, connecting) => match connected {
             Ok(Ok((ws, _))) => ws,
-            Ok(Err(e)) => return failed(e.to_string()),
-            Err(_) => return failed("connect timeout".into()),
+            Ok(Err(e)) => return failed(AttemptError::Open(SharedError::new(e))),
+            Err(_) => return failed(AttemptError::OpenTimeout(options.ack_timeout)),
         },
         () = closed_meanwhile => return None,
     };
@@ -437,7 +433,7 @@ fn send_auth<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared, link: &Link) -> 
             kind: OutgoingKind::Auth,
             frame: &shared.auth,
         })
-        .map_err(|e| SendError::Refused(e.to_string()))?;
+        .map_err(SendError::Refused)?;
     }
     let message = to_message::<C>(shared.auth.to_vec())?;
     link.push_first(message);

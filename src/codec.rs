@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::envelope::RawEnvelope;
+use crate::envelope::{MessageOut, RawEnvelope, ReplyOut};
 use crate::error::CodecError;
 
 /// The kind of WebSocket frame a codec's output travels in
@@ -53,22 +53,31 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes a bare value, or a raw slice taken from an envelope.
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError>;
 
-    /// Encodes a message envelope `{name, args, id?}` into `out`.
+    /// Encodes a message envelope `{name, args, id?}` into `out`. The
+    /// default encodes a [`MessageOut`] with
+    /// [`encode_value`](Codec::encode_value): right for any self-describing
+    /// format whose envelope is a map.
     fn encode_message<A: Serialize + ?Sized>(
         &self,
         name: &str,
         args: &A,
         id: Option<u64>,
         out: &mut Vec<u8>,
-    ) -> Result<(), CodecError>;
+    ) -> Result<(), CodecError> {
+        self.encode_value(&MessageOut { name, args, id }, out)
+    }
 
     /// Encodes an ack envelope `{id, result}` or `{id, error}` into `out`.
+    /// The default encodes a [`ReplyOut`] with
+    /// [`encode_value`](Codec::encode_value).
     fn encode_reply<T: Serialize + ?Sized>(
         &self,
         id: u64,
         reply: Result<&T, &serde_json::Value>,
         out: &mut Vec<u8>,
-    ) -> Result<(), CodecError>;
+    ) -> Result<(), CodecError> {
+        self.encode_value(&ReplyOut { id, reply }, out)
+    }
 
     /// Decodes the error value of an ack (or the argument of a
     /// `preprocessingError` event). The default decodes a `serde_json::Value`
@@ -84,7 +93,7 @@ pub trait Codec: Send + Sync + 'static {
     /// Extra validation of a well-formed envelope before dispatch (a schema
     /// check per event or procedure name). The default accepts everything.
     /// An `Err` is sent to the peer as a `preprocessingError`.
-    fn check(&self, frame: &crate::Frame) -> Result<(), String> {
+    fn check(&self, frame: &crate::Frame) -> Result<(), crate::CheckError> {
         let _ = frame;
         Ok(())
     }

@@ -58,7 +58,19 @@ pub fn default_error_formatter(error: &HandlerError) -> serde_json::Value {
 }
 
 /// Options every connection has, on both sides.
+///
+/// Start from the defaults and change what you need (new options may come
+/// in any release, so the struct cannot be built field by field):
+///
+/// ```
+/// use std::time::Duration;
+/// let mut options = ws_messaging::EndpointOptions::default();
+/// options.ack_timeout = Duration::from_secs(5);
+/// # let _ = options;
+/// ```
+/// or, on a builder, `.configure(|o| o.ack_timeout = Duration::from_secs(5))`.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct EndpointOptions {
     /// How long an invoke waits for its reply (and a client for the
     /// `connect` event after sending auth). Default 20 s.
@@ -148,7 +160,19 @@ impl EndpointOptions {
 /// Auto reconnect backoff: attempt `n` (0-based) waits
 /// `min((1 + r) * min_timeout * factor^n, max_timeout)`, `r` uniform in
 /// `[0, 1)` when `randomize` is on.
+///
+/// Start from the defaults and change what you need:
+///
+/// ```
+/// use std::time::Duration;
+/// let retry = ws_messaging::RetryConfig::default()
+///     .min_timeout(Duration::from_millis(100))
+///     .max_timeout(Duration::from_secs(5))
+///     .retries(20);
+/// assert_eq!(retry.retries, 20);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RetryConfig {
     /// Growth factor. Default 2.
     pub factor: f64,
@@ -175,11 +199,41 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
+    /// Sets the growth factor.
+    pub fn factor(mut self, factor: f64) -> Self {
+        self.factor = factor;
+        self
+    }
+
+    /// Sets the first delay.
+    pub fn min_timeout(mut self, delay: Duration) -> Self {
+        self.min_timeout = delay;
+        self
+    }
+
+    /// Sets the upper bound of a delay.
+    pub fn max_timeout(mut self, delay: Duration) -> Self {
+        self.max_timeout = Some(delay);
+        self
+    }
+
+    /// Turns the jitter on or off.
+    pub fn randomize(mut self, on: bool) -> Self {
+        self.randomize = on;
+        self
+    }
+
+    /// Sets the attempts before giving up.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
     /// The delay before reconnect attempt `attempt` (0-based).
     ///
     /// ```
     /// use std::time::Duration;
-    /// let retry = ws_messaging::RetryConfig { randomize: false, ..Default::default() };
+    /// let retry = ws_messaging::RetryConfig::default().randomize(false);
     /// assert_eq!(retry.delay(0), Duration::from_secs(1));
     /// assert_eq!(retry.delay(3), Duration::from_secs(8));
     /// ```

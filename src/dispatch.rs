@@ -37,7 +37,7 @@ impl<C: Codec> Endpoint<C> {
         inner
             .codec
             .check(&frame)
-            .map_err(|e| HandlerError::from(PreprocessError::Refused(e)))?;
+            .map_err(|e| HandlerError::from(PreprocessError::Check(e)))?;
         if let Some(hook) = &inner.options.receive_hook {
             hook(&frame)?;
         }

@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::codec::{Codec, FrameKind};
 use crate::config::{EndpointOptions, Outgoing, OutgoingKind};
 use crate::connection::{Closed, Link, Phase, PushError};
-use crate::error::{CodecError, SendError};
+use crate::error::{AttemptError, CodecError, SendError};
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq, FromArgs};
 use crate::protocol::{check_name, CLOSE_SLOW_CONSUMER};
@@ -64,7 +64,7 @@ pub(crate) struct Life {
     /// The auth reply of the last accepted connection.
     pub(crate) reply: Bytes,
     /// How the last connection ended.
-    pub(crate) last_close: Option<(u16, String)>,
+    pub(crate) last_close: Option<AttemptError>,
     /// Closed by the user (or refused with 4003): a client does not reconnect.
     pub(crate) terminated: bool,
     /// Whether a client's connect loop is running.
@@ -323,7 +323,10 @@ impl<C: Codec> Endpoint<C> {
             if life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
                 life.link = None;
             }
-            life.last_close = Some((closed.code, closed.reason.clone()));
+            life.last_close = Some(AttemptError::Closed {
+                code: closed.code,
+                reason: closed.reason.clone(),
+            });
         });
         self.emit(LocalEvent::Close {
             code: closed.code,
@@ -613,7 +616,7 @@ impl<C: Codec> Endpoint<C> {
 
     pub(crate) fn run_send_hook(&self, kind: OutgoingKind<'_>, frame: &[u8]) -> Result<(), SendError> {
         match &self.inner.options.send_hook {
-            Some(hook) => hook(&Outgoing { kind, frame }).map_err(|e| SendError::Refused(e.to_string())),
+            Some(hook) => hook(&Outgoing { kind, frame }).map_err(SendError::Refused),
             None => Ok(()),
         }
     }
@@ -642,7 +645,7 @@ pub(crate) fn to_message<C: Codec>(mut buf: Vec<u8>) -> Result<Message, SendErro
         FrameKind::Binary => Ok(Message::Binary(buf.into())),
         FrameKind::Text => String::from_utf8(buf)
             .map(|s| Message::Text(s.into()))
-            .map_err(|_| SendError::Encode(CodecError::Encode("a text codec produced invalid UTF-8".into()))),
+            .map_err(|_| SendError::Encode(CodecError::encode("a text codec produced invalid UTF-8"))),
     }
 }
 

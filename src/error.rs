@@ -1,17 +1,165 @@
 //! Error types a caller can match on.
+//!
+//! Every error keeps what caused it: a codec error holds the format
+//! library's own error (reach it with [`SharedError::downcast_ref`] or
+//! [`std::error::Error::source`]), a refused send holds the hook's
+//! [`HandlerError`], a client that gave up holds its last attempt's
+//! [`AttemptError`].
 
+use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
-/// A codec could not encode or decode a value.
+/// A boxed error: what a rule or a custom codec returns. Strings convert
+/// into it (`"bad value".into()`), and so does any error, through `?`.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// An error kept behind an `Arc`, so that the error holding it stays
+/// `Clone`. It displays as the error it wraps, its `source` is the wrapped
+/// error's source, and two compare equal when their messages do.
+///
+/// ```
+/// use ws_messaging::{Codec, CodecError};
+/// let error = ws_messaging_json::Json.decode_value::<u32>(b"\"x\"").unwrap_err();
+/// let CodecError::Decode(source) = &error else { panic!("{error:?}") };
+/// assert!(source.downcast_ref::<serde_json::Error>().is_some());
+/// ```
+#[derive(Clone)]
+pub struct SharedError(Arc<dyn Error + Send + Sync>);
+
+impl SharedError {
+    /// Wraps an error, or a message (`&str`, `String`).
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        SharedError(Arc::from(error.into()))
+    }
+
+    /// The wrapped error.
+    pub fn get(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    /// The wrapped error as a `T`, when it is one.
+    pub fn downcast_ref<T: Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl Error for SharedError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl Eq for SharedError {}
+
+impl PartialEq for SharedError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+/// A codec could not encode or decode a value. It holds the format
+/// library's error (serde_json's, rmp-serde's...) or the codec's own
+/// message for what the library does not check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
     /// A value could not be encoded in the codec's format.
     #[error("encode error: {0}")]
-    Encode(String),
+    Encode(#[source] SharedError),
     /// Bytes could not be decoded as the codec's format or as the requested type.
     #[error("decode error: {0}")]
-    Decode(String),
+    Decode(#[source] SharedError),
+}
+
+impl CodecError {
+    /// An encode error caused by `error` (an error or a message).
+    pub fn encode(error: impl Into<BoxError>) -> Self {
+        CodecError::Encode(SharedError::new(error))
+    }
+
+    /// A decode error caused by `error` (an error or a message).
+    ///
+    /// ```
+    /// let e = ws_messaging::CodecError::decode("trailing bytes");
+    /// assert_eq!(e.to_string(), "decode error: trailing bytes");
+    /// ```
+    pub fn decode(error: impl Into<BoxError>) -> Self {
+        CodecError::Decode(SharedError::new(error))
+    }
+
+    /// A decode error that says `context` before `error`, and keeps
+    /// `error` as its source.
+    ///
+    /// ```
+    /// let utf8 = std::str::from_utf8(b"\xff").unwrap_err();
+    /// let e = ws_messaging::CodecError::decode_in("the error value is not UTF-8 text", utf8);
+    /// assert!(e.to_string().starts_with("decode error: the error value is not UTF-8 text: invalid utf-8"));
+    /// ```
+    pub fn decode_in(context: impl fmt::Display, error: impl Into<BoxError>) -> Self {
+        CodecError::decode(InContext {
+            context: context.to_string(),
+            source: error.into(),
+        })
+    }
+
+    /// What caused it.
+    pub fn cause(&self) -> &SharedError {
+        match self {
+            CodecError::Encode(e) | CodecError::Decode(e) => e,
+        }
+    }
+}
+
+/// An error with a word on where it happened.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+struct InContext {
+    context: String,
+    #[source]
+    source: BoxError,
+}
+
+/// A schema-validating codec refused a well-formed frame
+/// ([`Codec::check`](crate::Codec::check)).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// The arguments of `name` break its rule.
+    #[error("invalid arguments for `{name}`: {source}")]
+    Arguments {
+        /// The event or procedure name.
+        name: String,
+        /// What the rule said.
+        #[source]
+        source: SharedError,
+    },
+    /// No rule has this name, and unknown names are refused.
+    #[error("unknown event or procedure `{0}`")]
+    UnknownName(String),
+    /// Any other refusal.
+    #[error("{0}")]
+    Other(#[source] SharedError),
+}
+
+impl CheckError {
+    /// A refusal with this cause (an error or a message).
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        CheckError::Other(SharedError::new(error))
+    }
 }
 
 /// Why a received frame was refused before dispatch.
@@ -23,13 +171,13 @@ pub enum CodecError {
 pub enum PreprocessError {
     /// The frame is not valid in the codec's format.
     #[error("{0}")]
-    Decode(CodecError),
+    Decode(#[source] CodecError),
     /// The frame decoded but is not a valid envelope.
     #[error("Validation error")]
     Validation,
-    /// The receive hook (or a schema-validating codec) refused the frame.
+    /// A schema-validating codec refused the frame.
     #[error("{0}")]
-    Refused(String),
+    Check(#[source] CheckError),
 }
 
 /// The failure of a `send` (an event, or the request half of an `invoke`).
@@ -41,10 +189,10 @@ pub enum SendError {
     Connection,
     /// The arguments could not be encoded.
     #[error("could not encode the message: {0}")]
-    Encode(CodecError),
-    /// The send hook refused the message.
+    Encode(#[source] CodecError),
+    /// The send hook refused the message with this error.
     #[error("the send hook refused the message: {0}")]
-    Refused(String),
+    Refused(HandlerError),
     /// The backlog stayed full for the whole `write_timeout`: the peer was
     /// closed (4009) and nothing was sent.
     #[error("the peer did not read for the whole write timeout: it was closed and the message not sent")]
@@ -81,18 +229,13 @@ pub enum InvokeError {
     /// `"Error: Some error"` or `"NoProcedureError"`).
     #[error("the peer answered with an error: {0}")]
     Remote(serde_json::Value),
-    /// The arguments could not be encoded.
-    #[error("could not encode the invoke: {0}")]
-    Encode(CodecError),
     /// The reply's result could not be decoded into the requested type.
     #[error("could not decode the result of the invoke: {0}")]
-    Decode(CodecError),
-    /// The send hook refused the message.
-    #[error("the send hook refused the invoke: {0}")]
-    Refused(String),
-    /// The name is reserved or empty.
-    #[error("`{0}` is reserved or empty and cannot be used as a procedure name")]
-    ReservedName(String),
+    Decode(#[source] CodecError),
+    /// The call was not sent: its name is reserved, its arguments do not
+    /// encode, or the send hook refused it.
+    #[error("the invoke was not sent: {0}")]
+    Send(#[source] SendError),
 }
 
 impl InvokeError {
@@ -103,9 +246,7 @@ impl InvokeError {
                 Some(id) => InvokeError::Timeout { id },
                 None => InvokeError::Connection { id },
             },
-            SendError::Encode(e) => InvokeError::Encode(e),
-            SendError::Refused(r) => InvokeError::Refused(r),
-            SendError::ReservedName(n) => InvokeError::ReservedName(n),
+            other => InvokeError::Send(other),
         }
     }
 
@@ -144,16 +285,51 @@ pub enum ConnectError {
         /// The close reason.
         reason: String,
     },
-    /// The client was closed by the user, or gave up reconnecting after its
-    /// retries; `last` describes the last failure.
+    /// The client gave up reconnecting after its retries (or reconnecting
+    /// is off); `last` is how the last attempt ended.
     #[error("gave up connecting: {last}")]
     GaveUp {
-        /// What went wrong on the last attempt.
-        last: String,
+        /// How the last attempt ended.
+        #[source]
+        last: AttemptError,
     },
-    /// The URL or the auth value is unusable.
-    #[error("invalid client configuration: {0}")]
-    Config(String),
+    /// The client was closed by the user before it connected.
+    #[error("the client was closed")]
+    Closed,
+    /// The URL is unusable.
+    #[error("invalid URL `{url}`: {source}")]
+    Url {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        #[source]
+        source: SharedError,
+    },
+    /// The auth value does not encode with the client's codec.
+    #[error("the auth value does not encode: {0}")]
+    Auth(#[source] CodecError),
+}
+
+/// How one connection attempt of a [`Client`](crate::Client) ended.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttemptError {
+    /// The WebSocket could not be opened: refused, unreachable, or a
+    /// failed HTTP upgrade. Holds the WebSocket library's error.
+    #[error("could not open the WebSocket: {0}")]
+    Open(#[source] SharedError),
+    /// The WebSocket did not open within the timeout (the `ack_timeout`).
+    #[error("the WebSocket did not open within {0:?}")]
+    OpenTimeout(Duration),
+    /// The connection closed with this code and reason (1006: it broke
+    /// without a close frame).
+    #[error("closed with {code} {reason}")]
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
 }
 
 /// Why a [`Server`](crate::Server) could not start.
@@ -273,7 +449,7 @@ impl fmt::Display for HandlerError {
     }
 }
 
-impl<E: std::error::Error> From<E> for HandlerError {
+impl<E: Error> From<E> for HandlerError {
     fn from(error: E) -> Self {
         HandlerError::new(error.to_string())
     }
@@ -289,15 +465,15 @@ impl fmt::Display for HandlerFailure {
     }
 }
 
-impl std::error::Error for HandlerFailure {}
+impl Error for HandlerFailure {}
 
-impl From<HandlerError> for Box<dyn std::error::Error + Send + Sync> {
+impl From<HandlerError> for Box<dyn Error + Send + Sync> {
     fn from(error: HandlerError) -> Self {
         Box::new(HandlerFailure(error))
     }
 }
 
-impl From<HandlerError> for Box<dyn std::error::Error> {
+impl From<HandlerError> for Box<dyn Error> {
     fn from(error: HandlerError) -> Self {
         Box::new(HandlerFailure(error))
     }

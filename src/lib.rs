@@ -30,7 +30,8 @@ pub use connection::Transport;
 pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint};
 pub use envelope::Frame;
 pub use error::{
-    CodecError, ConnectError, HandlerError, InvokeError, PreprocessError, RegisterError, SendError, ServeError,
+    AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError, PreprocessError,
+    RegisterError, SendError, ServeError, SharedError,
 };
 pub use events::LocalEvent;
 pub use payload::{Args, FromArgs, RawArgs};

@@ -8,7 +8,7 @@ use serde::ser::SerializeTuple;
 use serde::{Serialize, Serializer};
 
 use crate::codec::Codec;
-use crate::error::CodecError;
+use crate::error::{CodecError, SharedError};
 
 /// A list of positional arguments: a tuple (`()`, `(a,)`, `(a, b)`, ... up to
 /// 12 elements), a `Vec<T>` or a slice of serde values.
@@ -78,16 +78,19 @@ fn arg<C: Codec, T: DeserializeOwned>(codec: &C, args: &[Bytes], index: usize) -
     match args.get(index) {
         Some(raw) => codec
             .decode_value(raw)
-            .map_err(|e| CodecError::Decode(format!("argument {index}: {}", inner(&e)))),
+            .map_err(|e| CodecError::decode(ArgumentError::Invalid(index, e.cause().clone()))),
         None => T::deserialize(UnitDeserializer::<serde::de::value::Error>::new())
-            .map_err(|e| CodecError::Decode(format!("argument {index} is missing: {e}"))),
+            .map_err(|e| CodecError::decode(ArgumentError::Missing(index, e))),
     }
 }
 
-fn inner(e: &CodecError) -> &str {
-    match e {
-        CodecError::Encode(s) | CodecError::Decode(s) => s,
-    }
+/// Which argument did not decode, and why.
+#[derive(Debug, thiserror::Error)]
+enum ArgumentError {
+    #[error("argument {0}: {1}")]
+    Invalid(usize, #[source] SharedError),
+    #[error("argument {0} is missing: {1}")]
+    Missing(usize, #[source] serde::de::value::Error),
 }
 
 /// The arguments exactly as received, each still encoded in the codec's

@@ -126,7 +126,7 @@ impl<'a, F: Format> Reader<'a, F> {
 
     /// A decode error saying the frame is malformed in format `F`.
     pub fn malformed(what: impl fmt::Display) -> CodecError {
-        CodecError::Decode(format!("malformed {}: {what}", F::NAME))
+        CodecError::decode(format!("malformed {}: {what}", F::NAME))
     }
 
     /// The next byte, without consuming it.
@@ -179,7 +179,7 @@ impl<'a, F: Format> Reader<'a, F> {
             Shape::Scalar => return Ok(()),
         };
         if depth > MAX_DEPTH {
-            return Err(CodecError::Decode(format!(
+            return Err(CodecError::decode(format!(
                 "{} nested deeper than {MAX_DEPTH} levels at byte {}",
                 F::NAME,
                 self.pos

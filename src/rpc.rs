@@ -161,7 +161,7 @@ impl<C: Codec> Endpoint<C> {
         args: A,
         timeout: Duration,
     ) -> Result<R, InvokeError> {
-        check_name(name).map_err(InvokeError::ReservedName)?;
+        check_name(name).map_err(|name| InvokeError::Send(SendError::ReservedName(name)))?;
         let raw = self.invoke_raw(name, &args, timeout).await?;
         self.decode(&raw).map_err(InvokeError::Decode)
     }
@@ -178,7 +178,7 @@ impl<C: Codec> Endpoint<C> {
         self.inner
             .codec
             .encode_message(name, &AsSeq(args), Some(id), &mut buf)
-            .map_err(InvokeError::Encode)?;
+            .map_err(|e| InvokeError::Send(SendError::Encode(e)))?;
         self.run_send_hook(OutgoingKind::Message { name, id: Some(id) }, &buf)
             .map_err(|e| InvokeError::from_send(e, Some(id)))?;
         let message = self.frame(buf).map_err(|e| InvokeError::from_send(e, Some(id)))?;

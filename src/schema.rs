@@ -16,8 +16,7 @@
 //!     .typed::<Vec<f64>>("sum")
 //!     // `greet` takes one non-empty string.
 //!     .rule("greet", |codec, args| {
-//!         let name: String = ws_messaging::Codec::decode_value(codec, args.first().ok_or("one argument")?)
-//!             .map_err(|e| e.to_string())?;
+//!         let name: String = ws_messaging::Codec::decode_value(codec, args.first().ok_or("one argument")?)?;
 //!         if name.is_empty() { Err("the name is empty".into()) } else { Ok(()) }
 //!     })
 //!     // Any other name is refused.
@@ -35,12 +34,12 @@ use serde::Serialize;
 
 use crate::codec::{Codec, FrameKind};
 use crate::envelope::{Frame, RawEnvelope};
-use crate::error::CodecError;
+use crate::error::{BoxError, CheckError, CodecError, SharedError};
 use crate::payload::FromArgs;
 
-/// Checks the raw arguments of one event or procedure; `Err` is the message
-/// the peer gets.
-pub type Rule<C> = Arc<dyn Fn(&C, &[Bytes]) -> Result<(), String> + Send + Sync>;
+/// Checks the raw arguments of one event or procedure; `Err` is what the
+/// peer is told is wrong (any error, or a message: `Err("too long".into())`).
+pub type Rule<C> = Arc<dyn Fn(&C, &[Bytes]) -> Result<(), BoxError> + Send + Sync>;
 
 /// Names the runtime itself sends; never refused as unknown.
 const RUNTIME_NAMES: [&str; 3] = ["ping", "connect", "preprocessingError"];
@@ -73,7 +72,7 @@ impl<C: Codec> Validated<C> {
     /// Adds the rule for `name` (replacing an earlier one).
     pub fn rule<F>(mut self, name: &str, rule: F) -> Self
     where
-        F: Fn(&C, &[Bytes]) -> Result<(), String> + Send + Sync + 'static,
+        F: Fn(&C, &[Bytes]) -> Result<(), BoxError> + Send + Sync + 'static,
     {
         self.rules.insert(name.to_string(), Arc::new(rule));
         self
@@ -82,7 +81,7 @@ impl<C: Codec> Validated<C> {
     /// The arguments of `name` must decode as `A` (a tuple, a `Vec`, ...).
     pub fn typed<A: FromArgs>(self, name: &str) -> Self {
         self.rule(name, |codec, args| {
-            A::from_args(codec, args.to_vec()).map(drop).map_err(|e| e.to_string())
+            A::from_args(codec, args.to_vec()).map(drop).map_err(Into::into)
         })
     }
 
@@ -137,15 +136,18 @@ impl<C: Codec> Codec for Validated<C> {
         self.inner.decode_envelope(frame)
     }
 
-    fn check(&self, frame: &Frame) -> Result<(), String> {
+    fn check(&self, frame: &Frame) -> Result<(), CheckError> {
         self.inner.check(frame)?;
         let Frame::Message { name, args, .. } = frame else {
             return Ok(());
         };
         match self.rules.get(name.as_str()) {
-            Some(rule) => rule(&self.inner, args).map_err(|e| format!("invalid arguments for `{name}`: {e}")),
+            Some(rule) => rule(&self.inner, args).map_err(|e| CheckError::Arguments {
+                name: name.clone(),
+                source: SharedError::new(e),
+            }),
             None if self.refuse_unknown && !RUNTIME_NAMES.contains(&name.as_str()) => {
-                Err(format!("unknown event or procedure `{name}`"))
+                Err(CheckError::UnknownName(name.clone()))
             }
             None => Ok(()),
         }

@@ -35,10 +35,7 @@ async fn refused_auth_closes_4003_and_never_reconnects() {
     let server = server().await;
     let client = Client::<Json>::builder(url(&server))
         .auth(&json!({ "token": "nope" }))
-        .retry(ws_messaging::RetryConfig {
-            min_timeout: Duration::from_millis(10),
-            ..Default::default()
-        })
+        .retry(ws_messaging::RetryConfig::default().min_timeout(Duration::from_millis(10)))
         .build()
         .unwrap();
     let mut events = client.events();
@@ -155,11 +152,11 @@ async fn client_without_connect_reply_closes_4008_and_retries() {
     let raw = RawServer::bind().await;
     let client = Client::<Json>::builder(raw.url())
         .configure(|o| o.ack_timeout = Duration::from_millis(100))
-        .retry(ws_messaging::RetryConfig {
-            min_timeout: Duration::from_millis(10),
-            randomize: false,
-            ..Default::default()
-        })
+        .retry(
+            ws_messaging::RetryConfig::default()
+                .min_timeout(Duration::from_millis(10))
+                .randomize(false),
+        )
         .build()
         .unwrap();
     let mut events = client.events();

@@ -198,13 +198,14 @@ async fn clients_survive_a_server_killed_and_restarted_under_load() {
         let client = Client::<Json>::builder(url.clone())
             .auth(&json!({ "token": "secret" }))
             .configure(|o| o.ack_timeout = ACK_TIMEOUT)
-            .retry(RetryConfig {
-                factor: 1.5,
-                min_timeout: Duration::from_millis(50),
-                max_timeout: Some(Duration::from_millis(500)),
-                randomize: true,
-                retries: 100_000,
-            })
+            .retry(
+                RetryConfig::default()
+                    .factor(1.5)
+                    .min_timeout(Duration::from_millis(50))
+                    .max_timeout(Duration::from_millis(500))
+                    .randomize(true)
+                    .retries(100_000),
+            )
             .build()
             .unwrap();
         states.push(follow(&client));

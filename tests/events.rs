@@ -10,7 +10,7 @@ use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use ws_messaging::{Client, Endpoint, LocalEvent, SendError, Server};
+use ws_messaging::{Client, Endpoint, HandlerError, LocalEvent, SendError, Server};
 use ws_messaging_json::Json;
 
 async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
@@ -203,7 +203,7 @@ async fn send_hook_sees_and_may_refuse_outgoing_frames() {
                     .push(String::from_utf8_lossy(out.frame).into_owned());
                 match out.kind {
                     ws_messaging::OutgoingKind::Message { name: "forbidden", .. } => {
-                        Err(ws_messaging::HandlerError::new("not allowed"))
+                        Err(HandlerError::new("not allowed"))
                     }
                     _ => Ok(()),
                 }
@@ -214,7 +214,7 @@ async fn send_hook_sees_and_may_refuse_outgoing_frames() {
         .unwrap();
     assert_eq!(
         client.send("forbidden", ()).await,
-        Err(SendError::Refused("Error: not allowed".into()))
+        Err(SendError::Refused(HandlerError::new("not allowed")))
     );
     client.send("fine", ()).await.unwrap();
     let seen = seen.lock().unwrap();

@@ -175,11 +175,9 @@ async fn heartbeats_with_the_javascript_server() {
 #[tokio::test]
 async fn close_codes_from_the_javascript_server() {
     let (_server, url) = js_server(&[]).await;
-    let retry = RetryConfig {
-        min_timeout: Duration::from_millis(20),
-        randomize: false,
-        ..Default::default()
-    };
+    let retry = RetryConfig::default()
+        .min_timeout(Duration::from_millis(20))
+        .randomize(false);
     let client = secret(&url).retry(retry).build().unwrap();
     let mut events = client.events();
     client.connect().await.unwrap();

@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
-use ws_messaging::{Client, ConnectError, InvokeError, LocalEvent, RetryConfig, SendError, Server};
+use ws_messaging::{Client, ConnectError, InvokeError, LocalEvent, SendError, Server};
 use ws_messaging_json::Json;
 
 #[tokio::test]
@@ -157,10 +157,7 @@ async fn gives_up_after_the_configured_retries() {
     let url = format!("ws://{}", listener.local_addr().unwrap());
     drop(listener); // nothing listens there now
     let client = Client::<Json>::builder(url)
-        .retry(RetryConfig {
-            retries: 2,
-            ..fast_retry()
-        })
+        .retry(fast_retry().retries(2))
         .build()
         .unwrap();
     let mut events = client.events();

@@ -280,11 +280,11 @@ async fn close_during_a_backoff_wait_stops_at_once() {
     let url = format!("ws://{}", listener.local_addr().unwrap());
     drop(listener); // nothing listens there now
     let client = Client::<Json>::builder(url)
-        .retry(RetryConfig {
-            min_timeout: Duration::from_secs(30),
-            randomize: false,
-            ..Default::default()
-        })
+        .retry(
+            RetryConfig::default()
+                .min_timeout(Duration::from_secs(30))
+                .randomize(false),
+        )
         .build()
         .unwrap();
     let mut events = client.events();
@@ -321,10 +321,7 @@ async fn a_connection_that_closes_at_once_still_resets_the_retry_counter() {
     const KICKS: usize = 12;
     let raw = RawServer::bind().await;
     let client = Client::<Json>::builder(raw.url())
-        .retry(RetryConfig {
-            retries: 2,
-            ..fast_retry()
-        })
+        .retry(fast_retry().retries(2))
         .build()
         .unwrap();
     let mut events = client.events();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
-use ws_messaging::{Client, HandlerError, InvokeError, RawArgs, RegisterError, Server};
+use ws_messaging::{Client, HandlerError, InvokeError, RawArgs, RegisterError, SendError, Server};
 use ws_messaging_json::Json;
 
 #[tokio::test]
@@ -220,7 +220,7 @@ async fn registration_rules() {
     client.register("a", |()| async { Ok(()) }).unwrap();
     assert!(matches!(
         client.invoke::<_, ()>("ping", ()).await,
-        Err(InvokeError::ReservedName(_))
+        Err(InvokeError::Send(SendError::ReservedName(_)))
     ));
 }
 

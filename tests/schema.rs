@@ -25,12 +25,8 @@ async fn refused_frames_never_reach_handlers() {
     let codec = Validated::new(Json)
         .typed::<(f64, f64)>("add")
         .rule("greet", move |codec: &Json, args| {
-            let args: Vec<Value> = args
-                .iter()
-                .map(|a| codec.decode_value(a))
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?;
-            schema.validate(&Value::Array(args)).map_err(|e| e.to_string())
+            let args: Vec<Value> = args.iter().map(|a| codec.decode_value(a)).collect::<Result<_, _>>()?;
+            schema.validate(&Value::Array(args)).map_err(|e| e.to_string().into())
         })
         .rule("note", |_, args| {
             if args.len() == 1 {

@@ -19,11 +19,9 @@ use ws_messaging_json::Json;
 
 /// A reconnect backoff for tests: 20 ms, doubling, no jitter.
 pub(crate) fn fast_retry() -> ws_messaging::RetryConfig {
-    ws_messaging::RetryConfig {
-        min_timeout: Duration::from_millis(20),
-        randomize: false,
-        ..Default::default()
-    }
+    ws_messaging::RetryConfig::default()
+        .min_timeout(Duration::from_millis(20))
+        .randomize(false)
 }
 
 /// Upper bound for anything a test waits for.

@@ -12,7 +12,7 @@ pub(crate) fn encode_args<A: Serialize + ?Sized>(args: &A, out: &mut Vec<u8>) ->
     out.extend_from_slice(&0u32.to_le_bytes());
     let count = args
         .serialize(ArgsSerializer { out })
-        .map_err(|e| CodecError::Encode(e.0))?;
+        .map_err(|e| CodecError::encode(e.0))?;
     out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
     Ok(())
 }

@@ -67,14 +67,6 @@ pub(crate) fn config() -> impl Config {
     config::standard()
 }
 
-pub(crate) fn encode_err(e: impl std::fmt::Display) -> CodecError {
-    CodecError::Encode(e.to_string())
-}
-
-fn decode_err(e: impl std::fmt::Display) -> CodecError {
-    CodecError::Decode(e.to_string())
-}
-
 /// Decodes `data` entirely as a `T`, with an allocation limit proportional
 /// to the input.
 fn decode_limited<T: DeserializeOwned>(data: &[u8]) -> Result<T, CodecError> {
@@ -93,9 +85,9 @@ fn decode_limited<T: DeserializeOwned>(data: &[u8]) -> Result<T, CodecError> {
 }
 
 fn finish<T>(data: &[u8], decoded: Result<(T, usize), bincode::error::DecodeError>) -> Result<T, CodecError> {
-    let (value, used) = decoded.map_err(decode_err)?;
+    let (value, used) = decoded.map_err(CodecError::decode)?;
     if used != data.len() {
-        return Err(CodecError::Decode(format!(
+        return Err(CodecError::decode(format!(
             "{} trailing bytes after the value",
             data.len() - used
         )));
@@ -107,7 +99,7 @@ impl Codec for Bincode {
     const FRAME_KIND: FrameKind = FrameKind::Binary;
 
     fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        bincode::serde::encode_into_std_write(value, out, config()).map_err(encode_err)?;
+        bincode::serde::encode_into_std_write(value, out, config()).map_err(CodecError::encode)?;
         Ok(())
     }
 
@@ -129,7 +121,7 @@ impl Codec for Bincode {
             }
             None => out.push(EVENT),
         }
-        let len = u32::try_from(name.len()).map_err(|_| CodecError::Encode("name too long".into()))?;
+        let len = u32::try_from(name.len()).map_err(|_| CodecError::encode("name too long"))?;
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(name.as_bytes());
         args::encode_args(args, out)
@@ -150,7 +142,7 @@ impl Codec for Bincode {
             Err(error) => {
                 out.push(ERROR);
                 out.extend_from_slice(&id.to_le_bytes());
-                serde_json::to_writer(out, error).map_err(encode_err)
+                serde_json::to_writer(out, error).map_err(CodecError::encode)
             }
         }
     }
@@ -174,7 +166,7 @@ impl Codec for Bincode {
                     env.id = IdField::from_u64(r.u64()?);
                 }
                 let name = r.chunk()?;
-                let name = std::str::from_utf8(&name).map_err(|_| decode_err("the name is not UTF-8"))?;
+                let name = std::str::from_utf8(&name).map_err(|_| CodecError::decode("the name is not UTF-8"))?;
                 env.name = if name.is_empty() {
                     NameField::Falsy
                 } else {
@@ -183,7 +175,7 @@ impl Codec for Bincode {
                 let count = r.u32()? as usize;
                 // Each argument takes at least its 4-byte length.
                 if count > r.remaining() / 4 {
-                    return Err(decode_err("more arguments claimed than the frame holds"));
+                    return Err(CodecError::decode("more arguments claimed than the frame holds"));
                 }
                 let mut args = Vec::with_capacity(count);
                 for _ in 0..count {
@@ -192,7 +184,7 @@ impl Codec for Bincode {
                 env.args = ArgsField::List(args);
                 env.keys = if kind == CALL { 3 } else { 2 };
                 if r.remaining() != 0 {
-                    return Err(decode_err("trailing bytes after the arguments"));
+                    return Err(CodecError::decode("trailing bytes after the arguments"));
                 }
             }
             RESULT | ERROR => {
@@ -205,7 +197,7 @@ impl Codec for Bincode {
                 }
                 env.keys = 2;
             }
-            other => return Err(CodecError::Decode(format!("unknown envelope kind {other}"))),
+            other => return Err(CodecError::decode(format!("unknown envelope kind {other}"))),
         }
         Ok(env)
     }
@@ -224,7 +216,7 @@ impl Reader<'_> {
 
     fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
         if n > self.remaining() {
-            return Err(CodecError::Decode(format!(
+            return Err(CodecError::decode(format!(
                 "truncated frame: {n} bytes needed at offset {}, {} left",
                 self.pos,
                 self.remaining()

@@ -89,7 +89,7 @@ mod reader;
 use bytes::Bytes;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::Serialize;
-use ws_messaging::envelope::{MessageOut, RawEnvelope, ReplyOut};
+use ws_messaging::envelope::RawEnvelope;
 use ws_messaging::{Codec, CodecError, FrameKind};
 
 use js_numbers::JsNumbers;
@@ -108,10 +108,10 @@ fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
     let len = out.len();
     ciborium::into_writer(&JsNumbers(value), &mut *out).map_err(|e| {
         out.truncate(len);
-        CodecError::Encode(match e {
-            ciborium::ser::Error::Value(message) => message,
-            ciborium::ser::Error::Io(e) => e.to_string(),
-        })
+        match e {
+            ciborium::ser::Error::Value(message) => CodecError::encode(message),
+            ciborium::ser::Error::Io(e) => CodecError::encode(e),
+        }
     })
 }
 
@@ -126,12 +126,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for LenientValue<T> {
 
 fn decode_error(e: ciborium::de::Error<std::io::Error>) -> CodecError {
     use ciborium::de::Error;
-    CodecError::Decode(match e {
-        Error::Semantic(_, message) => message,
-        Error::Syntax(at) => format!("malformed CBOR at byte {at}"),
-        Error::Io(e) => e.to_string(),
-        Error::RecursionLimitExceeded => "CBOR nested too deep".into(),
-    })
+    match e {
+        Error::Semantic(_, message) => CodecError::decode(message),
+        Error::Syntax(at) => CodecError::decode(format!("malformed CBOR at byte {at}")),
+        Error::Io(e) => CodecError::decode(e),
+        Error::RecursionLimitExceeded => CodecError::decode("CBOR nested too deep"),
+    }
 }
 
 impl Codec for Cbor {
@@ -148,25 +148,6 @@ impl Codec for Cbor {
         ciborium::from_reader::<LenientValue<T>, _>(data)
             .map(|value| value.0)
             .map_err(decode_error)
-    }
-
-    fn encode_message<A: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        args: &A,
-        id: Option<u64>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        encode(&MessageOut { name, args, id }, out)
-    }
-
-    fn encode_reply<T: Serialize + ?Sized>(
-        &self,
-        id: u64,
-        reply: Result<&T, &serde_json::Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        encode(&ReplyOut { id, reply }, out)
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, MessageOut, NameField, RawEnvelope, ReplyOut};
+use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
 use ws_messaging::{Codec, CodecError, FrameKind};
 
 /// The JSON codec (serde_json). Zero-sized; `Json::default()` or `Json`.
@@ -37,11 +37,11 @@ use ws_messaging::{Codec, CodecError, FrameKind};
 pub struct Json;
 
 fn encode_err(e: serde_json::Error) -> CodecError {
-    CodecError::Encode(e.to_string())
+    CodecError::encode(e)
 }
 
 fn decode_err(e: serde_json::Error) -> CodecError {
-    CodecError::Decode(e.to_string())
+    CodecError::decode(e)
 }
 
 impl Codec for Json {
@@ -53,25 +53,6 @@ impl Codec for Json {
 
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
         serde_json::from_slice(data).map_err(decode_err)
-    }
-
-    fn encode_message<A: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        args: &A,
-        id: Option<u64>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        serde_json::to_writer(out, &MessageOut { name, args, id }).map_err(encode_err)
-    }
-
-    fn encode_reply<T: Serialize + ?Sized>(
-        &self,
-        id: u64,
-        reply: Result<&T, &serde_json::Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        serde_json::to_writer(out, &ReplyOut { id, reply }).map_err(encode_err)
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {

@@ -76,7 +76,7 @@ mod reader;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use ws_messaging::envelope::{MessageOut, RawEnvelope, ReplyOut};
+use ws_messaging::envelope::RawEnvelope;
 use ws_messaging::{Codec, CodecError, FrameKind};
 
 pub use reader::MAX_DEPTH;
@@ -97,7 +97,7 @@ fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
     let mut serializer = rmp_serde::Serializer::new(&mut *out).with_struct_map();
     value.serialize(&mut serializer).map_err(|e| {
         out.truncate(len);
-        CodecError::Encode(e.to_string())
+        CodecError::encode(e)
     })
 }
 
@@ -113,26 +113,7 @@ impl Codec for MsgPack {
         // no length in `data` can claim more than `data` holds.
         reader::check_value(data)?;
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(data);
-        T::deserialize(ws_messaging::lenient::Lenient(&mut deserializer)).map_err(|e| CodecError::Decode(e.to_string()))
-    }
-
-    fn encode_message<A: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        args: &A,
-        id: Option<u64>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        encode(&MessageOut { name, args, id }, out)
-    }
-
-    fn encode_reply<T: Serialize + ?Sized>(
-        &self,
-        id: u64,
-        reply: Result<&T, &serde_json::Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        encode(&ReplyOut { id, reply }, out)
+        T::deserialize(ws_messaging::lenient::Lenient(&mut deserializer)).map_err(CodecError::decode)
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {

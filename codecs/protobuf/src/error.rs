@@ -35,10 +35,10 @@ impl serde::de::Error for ValueError {
 
 impl ValueError {
     pub(crate) fn into_encode(self) -> CodecError {
-        CodecError::Encode(self.0)
+        CodecError::encode(self)
     }
 
     pub(crate) fn into_decode(self) -> CodecError {
-        CodecError::Decode(self.0)
+        CodecError::decode(self)
     }
 }

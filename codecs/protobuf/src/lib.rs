@@ -166,7 +166,7 @@ fn id_field(id: Option<u64>) -> IdField {
 fn encode_envelope(kind: Kind, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let envelope = pb::Envelope { kind: Some(kind) };
     out.reserve(envelope.encoded_len());
-    envelope.encode(out).map_err(|e| CodecError::Encode(e.to_string()))
+    envelope.encode(out).map_err(CodecError::encode)
 }
 
 impl Codec for Protobuf {
@@ -221,14 +221,14 @@ impl Codec for Protobuf {
     fn decode_error(&self, data: &[u8]) -> Result<serde_json::Value, CodecError> {
         std::str::from_utf8(data)
             .map(|text| serde_json::Value::String(text.to_owned()))
-            .map_err(|e| CodecError::Decode(format!("the error value is not UTF-8 text: {e}")))
+            .map_err(|e| CodecError::decode_in("the error value is not UTF-8 text", e))
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
         // Decoding from a `Bytes` buffer makes every `bytes` field a slice of
         // the frame; prost checks each length against what is left.
         let envelope = pb::Envelope::decode(frame.clone())
-            .map_err(|e| CodecError::Decode(format!("not a protobuf ws_messaging.Envelope: {e}")))?;
+            .map_err(|e| CodecError::decode_in("not a protobuf ws_messaging.Envelope", e))?;
         let mut raw = RawEnvelope {
             is_map: true,
             ..RawEnvelope::default()

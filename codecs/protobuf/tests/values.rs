@@ -38,14 +38,14 @@ fn message_args<A: Serialize + ?Sized>(args: &A) -> Vec<Bytes> {
 
 fn encode_error<T: Serialize + ?Sized>(value: &T) -> String {
     match encode(value) {
-        Err(CodecError::Encode(e)) => e,
+        Err(CodecError::Encode(e)) => e.to_string(),
         other => panic!("expected an encode error, got {other:?}"),
     }
 }
 
 fn decode_error<T: serde::de::DeserializeOwned + std::fmt::Debug>(bytes: &[u8]) -> String {
     match decode::<T>(bytes) {
-        Err(CodecError::Decode(e)) => e,
+        Err(CodecError::Decode(e)) => e.to_string(),
         other => panic!("expected a decode error, got {other:?}"),
     }
 }
