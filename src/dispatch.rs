@@ -28,26 +28,24 @@ impl<C: Codec> Endpoint<C> {
     }
 
     fn preprocess(&self, data: &Bytes) -> Result<Frame, HandlerError> {
-        let inner = &self.inner;
-        let raw = inner
-            .codec
+        let raw = self
+            .codec()
             .decode_envelope(data)
             .map_err(|e| HandlerError::from(PreprocessError::Decode(e)))?;
-        let frame = validate(raw, !inner.options.skip_validation)?;
-        inner
-            .codec
+        let frame = validate(raw, !self.options().skip_validation)?;
+        self.codec()
             .check(&frame)
             .map_err(|e| HandlerError::from(PreprocessError::Check(e)))?;
-        if let Some(hook) = &inner.options.receive_hook {
+        if let Some(hook) = &self.options().receive_hook {
             hook(&frame)?;
         }
         Ok(frame)
     }
 
     fn report_preprocessing_error(&self, link: &Link, error: &HandlerError) {
-        let value = (self.inner.options.error_formatter)(error);
+        let value = (self.options().error_formatter)(error);
         let name = "preprocessingError";
-        let Ok(message) = encode_event(&*self.inner.codec, name, &(value,)) else {
+        let Ok(message) = encode_event(self.codec(), name, &(value,)) else {
             return;
         };
         if self
@@ -71,10 +69,10 @@ impl<C: Codec> Endpoint<C> {
             return;
         }
         if name == "connect" {
-            if self.inner.role == Role::Client && link.phase() == Phase::Authenticating {
+            if self.role() == Role::Client && link.phase() == Phase::Authenticating {
                 let reply = match args.into_iter().next() {
                     Some(reply) => reply,
-                    None => null_value(&*self.inner.codec),
+                    None => null_value(self.codec()),
                 };
                 self.set_connected(link, reply);
             }
@@ -84,7 +82,7 @@ impl<C: Codec> Endpoint<C> {
             if name == "preprocessingError" {
                 let value = args
                     .first()
-                    .and_then(|raw| self.inner.codec.decode_error(raw).ok())
+                    .and_then(|raw| self.codec().decode_error(raw).ok())
                     .unwrap_or(serde_json::Value::Null);
                 self.emit(LocalEvent::PreprocessingError(value));
             }
@@ -102,7 +100,7 @@ impl<C: Codec> Endpoint<C> {
             self.send_reply(link, id, reply);
             return;
         };
-        let max = self.inner.options.max_concurrent_calls.max(1);
+        let max = self.options().max_concurrent_calls.max(1);
         if !link.start_call(max) {
             let busy = HandlerError::named(
                 "BusyError",

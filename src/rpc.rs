@@ -67,7 +67,7 @@ impl<C: Codec> Endpoint<C> {
         let procedure: Procedure<C> = Arc::new(move |endpoint: Endpoint<C>, link: Arc<Link>, id, args| {
             let handler = handler.clone();
             Box::pin(async move {
-                let outcome = match A::from_args(&*endpoint.inner.codec, args) {
+                let outcome = match A::from_args(endpoint.codec(), args) {
                     Ok(args) => {
                         // A panicking handler still answers, with an error.
                         let call = std::panic::AssertUnwindSafe(async move { handler(args).await });
@@ -108,14 +108,13 @@ impl<C: Codec> Endpoint<C> {
         result: Result<&T, &serde_json::Value>,
     ) -> Result<Message, SendError> {
         let mut buf = Vec::with_capacity(32);
-        match self.inner.codec.encode_reply(id, result, &mut buf) {
+        match self.codec().encode_reply(id, result, &mut buf) {
             Ok(()) => self.frame(buf),
             Err(e) => {
                 let error = HandlerError::new(format!("could not encode the result: {e}"));
-                let value = (self.inner.options.error_formatter)(&error);
+                let value = (self.options().error_formatter)(&error);
                 buf.clear();
-                self.inner
-                    .codec
+                self.codec()
                     .encode_reply::<()>(id, Err(&value), &mut buf)
                     .map_err(SendError::Encode)?;
                 self.frame(buf)
@@ -124,7 +123,7 @@ impl<C: Codec> Endpoint<C> {
     }
 
     pub(crate) fn encode_error_reply(&self, id: u64, error: &HandlerError) -> Result<Message, SendError> {
-        let value = (self.inner.options.error_formatter)(error);
+        let value = (self.options().error_formatter)(error);
         self.encode_reply::<()>(id, Err(&value))
     }
 
@@ -150,8 +149,7 @@ impl<C: Codec> Endpoint<C> {
     /// # Ok(()) }
     /// ```
     pub async fn invoke<A: Args, R: DeserializeOwned>(&self, name: &str, args: A) -> Result<R, InvokeError> {
-        self.invoke_with_timeout(name, args, self.inner.options.ack_timeout)
-            .await
+        self.invoke_with_timeout(name, args, self.options().ack_timeout).await
     }
 
     /// [`invoke`](Self::invoke) with its own timeout.
@@ -175,8 +173,7 @@ impl<C: Codec> Endpoint<C> {
     ) -> Result<Bytes, InvokeError> {
         let id = self.next_id();
         let mut buf = Vec::with_capacity(64);
-        self.inner
-            .codec
+        self.codec()
             .encode_message(name, &AsSeq(args), Some(id), &mut buf)
             .map_err(|e| InvokeError::Send(SendError::Encode(e)))?;
         self.run_send_hook(OutgoingKind::Message { name, id: Some(id) }, &buf)
@@ -199,7 +196,7 @@ impl<C: Codec> Endpoint<C> {
             Ok(Err(e)) => Err(e),
             Ok(Ok(Ok(result))) => Ok(result),
             Ok(Ok(Err(error))) => Err(InvokeError::Remote(
-                self.inner.codec.decode_error(&error).map_err(InvokeError::Decode)?,
+                self.codec().decode_error(&error).map_err(InvokeError::Decode)?,
             )),
         }
     }

@@ -1,0 +1,125 @@
+//! The endpoint's side of the connection state machine: which connection
+//! is current, how the last one ended, and whether a client should go on.
+
+use std::sync::{Arc, MutexGuard};
+
+use bytes::Bytes;
+
+use super::Endpoint;
+use crate::codec::Codec;
+use crate::connection::{Closed, Link, Phase};
+use crate::error::{AttemptError, SendError};
+use crate::events::LocalEvent;
+
+/// The endpoint's side of the connection state machine: which connection
+/// is current, and (on a client) whether the connect loop should run.
+/// Guarded by one lock; every change wakes `Inner::life_changed`.
+#[derive(Default)]
+pub(crate) struct Life {
+    /// The current connection (authenticating, open or closing).
+    pub(crate) link: Option<Arc<Link>>,
+    /// The auth reply of the last accepted connection.
+    pub(crate) reply: Bytes,
+    /// How the last connection ended.
+    pub(crate) last_close: Option<AttemptError>,
+    /// Closed by the user (or refused with 4003): a client does not reconnect.
+    pub(crate) terminated: bool,
+    /// Whether a client's connect loop is running.
+    pub(crate) running: bool,
+    /// Bumped by `Client::reconnect`, so a running loop starts afresh.
+    pub(crate) epoch: u64,
+}
+impl<C: Codec> Endpoint<C> {
+    // ----- the connection state machine ----------------------------------
+
+    pub(crate) fn life(&self) -> MutexGuard<'_, Life> {
+        self.inner.life.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the life state under its lock and wakes its waiters.
+    pub(crate) fn update_life<R>(&self, f: impl FnOnce(&mut Life) -> R) -> R {
+        let out = f(&mut self.life());
+        self.inner.life_changed.notify_waiters();
+        out
+    }
+
+    /// Waits until `done` holds for the life state, and returns its answer.
+    pub(crate) async fn wait_life<R>(&self, mut done: impl FnMut(&Life) -> Option<R>) -> R {
+        loop {
+            let changed = self.inner.life_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(out) = done(&self.life()) {
+                return out;
+            }
+            changed.await;
+        }
+    }
+
+    /// Installs a new connection, unless the endpoint was closed for good.
+    pub(crate) fn attach(&self) -> Option<Arc<Link>> {
+        self.update_life(|life| {
+            if life.terminated {
+                return None;
+            }
+            let link = Arc::new(Link::new(&self.inner.options));
+            life.link = Some(link.clone());
+            Some(link)
+        })
+    }
+
+    /// Marks `link` authenticated with the peer's auth `reply`.
+    pub(crate) fn set_connected(&self, link: &Arc<Link>, reply: Bytes) -> bool {
+        if !link.open() {
+            return false;
+        }
+        self.update_life(|life| life.reply = reply.clone());
+        self.emit(LocalEvent::Connect(reply));
+        true
+    }
+
+    /// Tears `link` down after its socket ended: emits `close`.
+    pub(crate) fn detach(&self, link: &Arc<Link>, closed: &Closed) {
+        link.finish();
+        self.update_life(|life| {
+            if life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
+                life.link = None;
+            }
+            life.last_close = Some(AttemptError::Closed {
+                code: closed.code,
+                reason: closed.reason.clone(),
+            });
+        });
+        self.emit(LocalEvent::Close {
+            code: closed.code,
+            reason: closed.reason.clone(),
+        });
+    }
+
+    /// Closes the connection with `code` and `reason` (at most 123 bytes;
+    /// longer reasons are cut on a character boundary). Every pending invoke
+    /// fails at once with a connection error. On a client this is final: it
+    /// does not reconnect until [`Client::reconnect`](crate::Client::reconnect).
+    /// Inside a server's connection hook, the client is refused with this
+    /// code and reason whatever the hook returns.
+    ///
+    /// It never blocks and needs no runtime: the close frame is queued for
+    /// the connection's task.
+    pub fn close(&self, code: u16, reason: &str) {
+        let link = self.update_life(|life| {
+            life.terminated = true;
+            life.link.clone()
+        });
+        if let Some(link) = link {
+            link.close(code, reason, false);
+        }
+    }
+
+    /// The current connection, if it is open.
+    pub(crate) fn open_link(&self) -> Result<Arc<Link>, SendError> {
+        match &self.life().link {
+            Some(link) if link.phase() == Phase::Open => Ok(link.clone()),
+            _ => Err(SendError::Connection),
+        }
+    }
+}

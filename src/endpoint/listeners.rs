@@ -1,0 +1,206 @@
+//! Event listeners (`on`, `once`, `off`) and local events (`events()`,
+//! and listeners of the reserved names).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::Endpoint;
+use crate::codec::Codec;
+use crate::error::CodecError;
+use crate::events::LocalEvent;
+use crate::payload::FromArgs;
+
+type ListenerFn<C> = Arc<dyn Fn(&C, Vec<Bytes>) -> Result<(), CodecError> + Send + Sync>;
+
+pub(super) struct Listener<C> {
+    id: u64,
+    once: bool,
+    call: ListenerFn<C>,
+}
+
+impl<C> Clone for Listener<C> {
+    fn clone(&self) -> Self {
+        Listener {
+            id: self.id,
+            once: self.once,
+            call: self.call.clone(),
+        }
+    }
+}
+
+/// Identifies a listener added with [`Endpoint::on`], to remove it with
+/// [`Endpoint::off`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+impl<C: Codec> Endpoint<C> {
+    /// Subscribes to local events: `connect`, `close`, `error`, `retry`,
+    /// `ping`, `pong`, `preprocessingError`, `slowConsumer` (see
+    /// [`LocalEvent`]). Each receiver sees every event sent after it
+    /// subscribed (up to 256 buffered). Listeners added with
+    /// [`on`](Self::on) under a reserved name get the same events.
+    pub fn events(&self) -> broadcast::Receiver<LocalEvent> {
+        self.inner.events.get_or_init(|| broadcast::channel(256).0).subscribe()
+    }
+
+    /// Emits a local event: to listeners of its reserved name, then to
+    /// every `events()` receiver.
+    pub(crate) fn emit(&self, event: LocalEvent) {
+        self.emit_to_listeners(&event);
+        if let Some(events) = self.inner.events.get() {
+            let _ = events.send(event);
+        }
+    }
+
+    fn emit_to_listeners(&self, event: &LocalEvent) {
+        let name = match event {
+            LocalEvent::Open => "open",
+            LocalEvent::Connect(_) => "connect",
+            LocalEvent::Close { .. } => "close",
+            LocalEvent::Error(_) => "error",
+            LocalEvent::Retry(_) => "retry",
+            LocalEvent::Ping => "ping",
+            LocalEvent::Pong => "pong",
+            LocalEvent::PreprocessingError(_) | LocalEvent::SlowConsumer { .. } => return,
+        };
+        if !self.inner.listeners.read().unwrap().contains_key(name) {
+            return;
+        }
+        let codec = &*self.inner.codec;
+        let args = match event {
+            LocalEvent::Connect(reply) => vec![reply.clone()],
+            LocalEvent::Close { code, reason } => vec![encode_arg(codec, code), encode_arg(codec, reason)],
+            LocalEvent::Error(message) => vec![encode_arg(codec, message)],
+            LocalEvent::Retry(attempt) => vec![encode_arg(codec, attempt)],
+            _ => Vec::new(),
+        };
+        self.call_listeners(name, args);
+    }
+
+    // ----- events ------------------------------------------------------
+
+    /// Adds a listener for the event `name`; many listeners may listen to one
+    /// name. The listener gets the event's arguments decoded into `A` (a
+    /// tuple, a `Vec`, or [`RawArgs`](crate::RawArgs)). Arguments that do not
+    /// decode into `A` are reported as a local [`LocalEvent::Error`].
+    ///
+    /// A reserved name gets the local event of that name, as in the
+    /// JavaScript package: `connect` (the auth reply), `close` (code,
+    /// reason), `open`, `error` (message), `retry` (attempt), `ping`, `pong`.
+    ///
+    /// ```
+    /// # fn f(client: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// client.on("close", |(code, reason): (u16, String)| println!("closed: {code} {reason}"));
+    /// # }
+    /// ```
+    ///
+    /// Listeners are called in order on the connection's task: keep them
+    /// short, or spawn.
+    pub fn on<A, F>(&self, name: &str, listener: F) -> ListenerId
+    where
+        A: FromArgs,
+        F: Fn(A) + Send + Sync + 'static,
+    {
+        self.add_listener(name, listener, false)
+    }
+
+    /// Like [`on`](Self::on), but the listener is removed after its first call.
+    pub fn once<A, F>(&self, name: &str, listener: F) -> ListenerId
+    where
+        A: FromArgs,
+        F: Fn(A) + Send + Sync + 'static,
+    {
+        self.add_listener(name, listener, true)
+    }
+
+    fn add_listener<A, F>(&self, name: &str, listener: F, once: bool) -> ListenerId
+    where
+        A: FromArgs,
+        F: Fn(A) + Send + Sync + 'static,
+    {
+        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
+        let call: ListenerFn<C> = Arc::new(move |codec: &C, args| {
+            listener(A::from_args(codec, args)?);
+            Ok(())
+        });
+        let mut map = self.inner.listeners.write().unwrap();
+        let list = map.entry(name.to_string()).or_default();
+        let mut next = (**list).clone();
+        next.push(Listener { id, once, call });
+        *list = Arc::new(next);
+        ListenerId(id)
+    }
+
+    /// Removes one listener; returns whether it was there.
+    pub fn off(&self, name: &str, id: ListenerId) -> bool {
+        let mut map = self.inner.listeners.write().unwrap();
+        let Some(list) = map.get_mut(name) else { return false };
+        let before = list.len();
+        let next: Vec<_> = list.iter().filter(|l| l.id != id.0).cloned().collect();
+        let removed = next.len() != before;
+        if next.is_empty() {
+            map.remove(name);
+        } else {
+            *list = Arc::new(next);
+        }
+        removed
+    }
+
+    /// Drops every handler, listener and stored value (breaks reference
+    /// cycles through handlers that captured the endpoint).
+    pub(crate) fn clear_handlers(&self) {
+        self.inner.listeners.write().unwrap().clear();
+        self.inner.procedures.write().unwrap().clear();
+        self.inner.data.lock().unwrap().clear();
+    }
+
+    /// Removes every listener of `name`.
+    pub fn off_all(&self, name: &str) {
+        self.inner.listeners.write().unwrap().remove(name);
+    }
+
+    /// Calls the listeners of `name`.
+    pub(crate) fn call_listeners(&self, name: &str, args: Vec<Bytes>) {
+        let list = match self.inner.listeners.read().unwrap().get(name) {
+            Some(list) => list.clone(),
+            None => return,
+        };
+        let mut args = Some(args);
+        for (i, listener) in list.iter().enumerate() {
+            if listener.once && !self.off(name, ListenerId(listener.id)) {
+                continue; // another reader already fired it
+            }
+            // The last listener takes the arguments; earlier ones get copies.
+            let args = if i + 1 == list.len() {
+                args.take().unwrap_or_default()
+            } else {
+                args.clone().unwrap_or_default()
+            };
+            let call = || (listener.call)(&self.inner.codec, args);
+            let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => format!("listener of `{name}`: {e}"),
+                Err(_) => format!("listener of `{name}` panicked"),
+            };
+            if name == "error" {
+                // Do not report an `error` listener's failure to itself.
+                if let Some(events) = self.inner.events.get() {
+                    let _ = events.send(LocalEvent::Error(failure));
+                }
+            } else {
+                self.emit(LocalEvent::Error(failure));
+            }
+        }
+    }
+}
+/// Encodes one local event argument for listeners of a reserved name.
+fn encode_arg<C: Codec, T: Serialize + ?Sized>(codec: &C, value: &T) -> Bytes {
+    let mut buf = Vec::new();
+    match codec.encode_value(value, &mut buf) {
+        Ok(()) => buf.into(),
+        Err(_) => Bytes::new(),
+    }
+}

@@ -1,0 +1,244 @@
+//! [`Endpoint`]: one end of a connection, the same type on both sides.
+//!
+//! Its state is private to this module; the rest of the crate reaches it
+//! through methods:
+//! - `life`: the connection state machine (current link, attach, detach,
+//!   close);
+//! - `listeners`: event listeners and local events;
+//! - `send`: events and frames out, through the send hook;
+//! - [`crate::dispatch`] (frames in) and [`crate::rpc`] (procedures,
+//!   invokes, replies) add their methods from their own modules.
+
+mod life;
+mod listeners;
+mod send;
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, Notify};
+
+use crate::codec::Codec;
+use crate::config::EndpointOptions;
+use crate::connection::Link;
+use crate::error::CodecError;
+use crate::events::LocalEvent;
+
+pub(crate) use life::Life;
+use listeners::Listener;
+pub use listeners::ListenerId;
+pub use send::EncodedMessage;
+pub(crate) use send::{encode_event, message_bytes, to_message};
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+pub(crate) type Procedure<C> = Arc<dyn Fn(Endpoint<C>, Arc<Link>, u64, Vec<Bytes>) -> BoxFuture<()> + Send + Sync>;
+
+/// Which side of the connection an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
+}
+
+struct Inner<C: Codec> {
+    codec: Arc<C>,
+    options: Arc<EndpointOptions>,
+    role: Role,
+    id: Option<Box<str>>,
+    counter: AtomicU64,
+    life: Mutex<Life>,
+    life_changed: Notify,
+    listeners: RwLock<HashMap<String, Arc<Vec<Listener<C>>>>>,
+    procedures: RwLock<HashMap<String, Procedure<C>>>,
+    next_listener: AtomicU64,
+    /// Created by the first `events()` call.
+    events: OnceLock<broadcast::Sender<LocalEvent>>,
+    data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+}
+
+/// One end of a ws-messaging connection: events, RPC and local events.
+///
+/// The same type serves both sides: a [`Server`](crate::Server) hands one to
+/// its connection hook for every client, and a [`Client`](crate::Client)
+/// derefs to one. It is a cheap `Clone` (an `Arc` inside); every clone is the
+/// same endpoint.
+///
+/// - Events: [`on`](Self::on) / [`once`](Self::once) / [`off`](Self::off)
+///   and [`send`](Self::send).
+/// - RPC: [`register`](Self::register) / [`unregister`](Self::unregister)
+///   and [`invoke`](Self::invoke).
+/// - Local events (connect, close, ping, ...): [`events`](Self::events).
+///
+/// Handlers and listeners live as long as the endpoint. A handler that
+/// needs the endpoint should capture a [`WeakEndpoint`] (from
+/// [`downgrade`](Self::downgrade)) so the endpoint does not keep itself
+/// alive; a server clears a connection's handlers when it closes.
+pub struct Endpoint<C: Codec> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Codec> Clone for Endpoint<C> {
+    fn clone(&self) -> Self {
+        Endpoint {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for Endpoint<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.inner.id)
+            .field("role", &self.inner.role)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// A weak handle to an [`Endpoint`], for handlers that need their endpoint
+/// without keeping it alive.
+pub struct WeakEndpoint<C: Codec>(Weak<Inner<C>>);
+
+impl<C: Codec> std::fmt::Debug for WeakEndpoint<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.upgrade() {
+            Some(endpoint) => f.debug_tuple("WeakEndpoint").field(&endpoint).finish(),
+            None => f.write_str("WeakEndpoint(gone)"),
+        }
+    }
+}
+
+impl<C: Codec> Clone for WeakEndpoint<C> {
+    fn clone(&self) -> Self {
+        WeakEndpoint(self.0.clone())
+    }
+}
+
+impl<C: Codec> WeakEndpoint<C> {
+    /// The endpoint, if it still exists.
+    pub fn upgrade(&self) -> Option<Endpoint<C>> {
+        self.0.upgrade().map(|inner| Endpoint { inner })
+    }
+}
+
+impl<C: Codec> Endpoint<C> {
+    pub(crate) fn new(codec: Arc<C>, options: Arc<EndpointOptions>, role: Role, id: Option<String>) -> Self {
+        Endpoint {
+            inner: Arc::new(Inner {
+                codec,
+                role,
+                id: id.map(String::into_boxed_str),
+                counter: AtomicU64::new(1),
+                life: Mutex::new(Life::default()),
+                life_changed: Notify::new(),
+                listeners: RwLock::new(HashMap::new()),
+                procedures: RwLock::new(HashMap::new()),
+                next_listener: AtomicU64::new(1),
+                events: OnceLock::new(),
+                data: Mutex::new(HashMap::new()),
+                options,
+            }),
+        }
+    }
+
+    /// The server-side connection id (24 URL-safe characters); `None` on a
+    /// client.
+    pub fn id(&self) -> Option<&str> {
+        self.inner.id.as_deref()
+    }
+
+    /// Whether the connection is open and authenticated.
+    pub fn is_connected(&self) -> bool {
+        self.life().link.as_ref().is_some_and(|link| link.is_open())
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &C {
+        &self.inner.codec
+    }
+
+    /// The options this endpoint runs with.
+    pub fn options(&self) -> &EndpointOptions {
+        &self.inner.options
+    }
+
+    /// Which side this endpoint is.
+    pub(crate) fn role(&self) -> Role {
+        self.inner.role
+    }
+
+    /// A weak handle, for handlers that need the endpoint.
+    pub fn downgrade(&self) -> WeakEndpoint<C> {
+        WeakEndpoint(Arc::downgrade(&self.inner))
+    }
+
+    /// Decodes a raw value (an auth reply, a [`RawArgs`](crate::RawArgs)
+    /// element) with this endpoint's codec.
+    pub fn decode<T: DeserializeOwned>(&self, raw: &[u8]) -> Result<T, CodecError> {
+        self.inner.codec.decode_value(raw)
+    }
+
+    /// The current connection's outgoing backlog: frames queued and their
+    /// payload bytes (both `0` when not connected).
+    pub fn backlog(&self) -> (usize, usize) {
+        self.life().link.as_ref().map_or((0, 0), |link| link.backlog())
+    }
+
+    pub(crate) fn procedures(&self) -> &RwLock<HashMap<String, Procedure<C>>> {
+        &self.inner.procedures
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.inner.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // ----- per-connection user data ------------------------------------
+
+    /// Stores a value of type `T` on this endpoint (the JavaScript
+    /// `client.data`), replacing any earlier `T`.
+    ///
+    /// ```
+    /// # async fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// #[derive(Clone)]
+    /// struct User(String);
+    /// endpoint.set_data(User("alice".into()));
+    /// assert_eq!(endpoint.data::<User>().unwrap().0, "alice");
+    /// # }
+    /// ```
+    pub fn set_data<T: Any + Send + Sync>(&self, value: T) {
+        self.inner
+            .data
+            .lock()
+            .unwrap()
+            .insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// A clone of the stored `T`, if any.
+    pub fn data<T: Any + Send + Sync + Clone>(&self) -> Option<T> {
+        self.inner
+            .data
+            .lock()
+            .unwrap()
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// Removes and returns the stored `T`.
+    pub fn take_data<T: Any + Send + Sync>(&self) -> Option<T> {
+        self.inner
+            .data
+            .lock()
+            .unwrap()
+            .remove(&TypeId::of::<T>())
+            .and_then(|b| b.downcast::<T>().ok())
+            .map(|b| *b)
+    }
+}

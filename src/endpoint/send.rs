@@ -1,0 +1,161 @@
+//! Sending: events, pre-encoded frames and the heartbeat ping, through the
+//! send hook into the current connection's backlog.
+
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Endpoint;
+use crate::codec::{Codec, FrameKind};
+use crate::config::{Outgoing, OutgoingKind};
+use crate::connection::{Link, PushError};
+use crate::error::{CodecError, SendError};
+use crate::events::LocalEvent;
+use crate::payload::{Args, AsSeq};
+use crate::protocol::{check_name, CLOSE_SLOW_CONSUMER};
+
+/// A message encoded once by [`Endpoint::encode_message`] (or the server's
+/// broadcast), to be sent to many peers with [`Endpoint::send_encoded`].
+/// Cloning it is cheap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedMessage(pub(crate) Message);
+
+impl EncodedMessage {
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        message_bytes(&self.0)
+    }
+}
+
+impl<C: Codec> Endpoint<C> {
+    /// A heartbeat ping, `ping()` as an invoke: its id and frame. `None`
+    /// when it cannot be encoded or the send hook refuses it.
+    pub(crate) fn ping_message(&self) -> Option<(u64, Message)> {
+        let id = self.next_id();
+        let mut buf = Vec::with_capacity(32);
+        self.inner
+            .codec
+            .encode_message("ping", &AsSeq(&()), Some(id), &mut buf)
+            .ok()?;
+        self.run_send_hook(
+            OutgoingKind::Message {
+                name: "ping",
+                id: Some(id),
+            },
+            &buf,
+        )
+        .ok()?;
+        Some((id, self.frame(buf).ok()?))
+    }
+
+    /// Sends the event `name` with `args` (a tuple, a `Vec`, ...). Resolves
+    /// when the frame is queued for writing; waits while the connection's
+    /// backlog is full (backpressure), at most the `write_timeout`, after
+    /// which the peer is closed (4009) and this fails with
+    /// [`SendError::Timeout`].
+    ///
+    /// Fails with [`SendError::Connection`] when not connected.
+    pub async fn send<A: Args>(&self, name: &str, args: A) -> Result<(), SendError> {
+        let message = encode_event(&*self.inner.codec, name, &args)?;
+        self.run_send_hook(OutgoingKind::Message { name, id: None }, message.as_bytes())?;
+        let link = self.open_link()?;
+        self.push_wait(&link, message.0).await
+    }
+
+    /// Queues `message` on `link`, waiting for room at most `write_timeout`.
+    async fn push_wait(&self, link: &Link, message: Message) -> Result<(), SendError> {
+        match tokio::time::timeout(self.inner.options.write_timeout, link.push_wait(message, None)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(SendError::Connection),
+            Err(_) => {
+                link.close(CLOSE_SLOW_CONSUMER, "Write timeout", true);
+                Err(SendError::Timeout)
+            }
+        }
+    }
+
+    /// Encodes the event `name(args)` once, to send it to many peers with
+    /// [`send_encoded`](Self::send_encoded).
+    pub fn encode_message<A: Args>(&self, name: &str, args: A) -> Result<EncodedMessage, SendError> {
+        encode_event(&*self.inner.codec, name, &args)
+    }
+
+    /// Sends a frame made by [`encode_message`](Self::encode_message),
+    /// waiting while the backlog is full (as [`send`](Self::send)).
+    pub async fn send_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
+        self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
+        let link = self.open_link()?;
+        self.push_wait(&link, message.0.clone()).await
+    }
+
+    /// Queues a frame made by [`encode_message`](Self::encode_message)
+    /// without waiting: what broadcasts use, so one slow peer never holds
+    /// up the others. A connection whose backlog is already past its
+    /// limits (`max_backlog_frames`, `max_backlog_bytes`) is closed with
+    /// 4009 `Slow consumer` instead (a [`LocalEvent::SlowConsumer`] is
+    /// emitted) and this fails with [`SendError::SlowConsumer`].
+    pub fn queue_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
+        self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
+        let link = self.open_link()?;
+        self.push_now(&link, message.0.clone())
+    }
+
+    /// Queues on `link` without waiting (replies, broadcasts, reports).
+    pub(crate) fn push_now(&self, link: &Link, message: Message) -> Result<(), SendError> {
+        match link.push_now(message) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed) => Err(SendError::Connection),
+            Err(PushError::SlowConsumer { frames, bytes }) => {
+                self.emit(LocalEvent::SlowConsumer { frames, bytes });
+                Err(SendError::SlowConsumer)
+            }
+        }
+    }
+
+    // ----- sending -----------------------------------------------------
+
+    pub(crate) fn run_send_hook(&self, kind: OutgoingKind<'_>, frame: &[u8]) -> Result<(), SendError> {
+        match &self.inner.options.send_hook {
+            Some(hook) => hook(&Outgoing { kind, frame }).map_err(SendError::Refused),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn frame(&self, buf: Vec<u8>) -> Result<Message, SendError> {
+        to_message::<C>(buf)
+    }
+}
+
+pub(crate) fn to_message<C: Codec>(mut buf: Vec<u8>) -> Result<Message, SendError> {
+    // A frame can wait in backlogs for a while: do not let it hold the
+    // encoder's doubling slack (up to twice its size) meanwhile.
+    if buf.capacity() > 4096 && buf.capacity() - buf.len() > buf.len() / 8 {
+        buf.shrink_to_fit();
+    }
+    match C::FRAME_KIND {
+        FrameKind::Binary => Ok(Message::Binary(buf.into())),
+        FrameKind::Text => String::from_utf8(buf)
+            .map(|s| Message::Text(s.into()))
+            .map_err(|_| SendError::Encode(CodecError::encode("a text codec produced invalid UTF-8"))),
+    }
+}
+
+/// Encodes the event `name(args)`; reserved names are refused.
+pub(crate) fn encode_event<C: Codec, A: Args + ?Sized>(
+    codec: &C,
+    name: &str,
+    args: &A,
+) -> Result<EncodedMessage, SendError> {
+    check_name(name).map_err(SendError::ReservedName)?;
+    let mut buf = Vec::with_capacity(64);
+    codec
+        .encode_message(name, &AsSeq(args), None, &mut buf)
+        .map_err(SendError::Encode)?;
+    Ok(EncodedMessage(to_message::<C>(buf)?))
+}
+
+pub(crate) fn message_bytes(message: &Message) -> &[u8] {
+    match message {
+        Message::Text(t) => t.as_bytes(),
+        Message::Binary(b) => b,
+        _ => &[],
+    }
+}
