@@ -36,16 +36,18 @@ fn message_args<A: Serialize + ?Sized>(args: &A) -> Vec<Bytes> {
     }
 }
 
+/// The message of the encode error `value` gives.
 fn encode_error<T: Serialize + ?Sized>(value: &T) -> String {
     match encode(value) {
-        Err(CodecError::Encode(e)) => e.to_string(),
+        Err(e) if matches!(e, CodecError::Encode(_)) => e.to_string(),
         other => panic!("expected an encode error, got {other:?}"),
     }
 }
 
+/// The message of the decode error `bytes` give as a `T`.
 fn decode_error<T: serde::de::DeserializeOwned + std::fmt::Debug>(bytes: &[u8]) -> String {
     match decode::<T>(bytes) {
-        Err(CodecError::Decode(e)) => e.to_string(),
+        Err(e) if matches!(e, CodecError::Decode(_)) => e.to_string(),
         other => panic!("expected a decode error, got {other:?}"),
     }
 }
