@@ -20,8 +20,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind};
-use crate::connection::driver::{drive, protocol_close};
+use crate::connection::driver::drive;
 use crate::connection::lean_io::{server_config, LeanIo};
+use crate::connection::read::protocol_close;
 use crate::connection::Transport;
 use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
 use crate::error::{HandlerError, SendError, ServeError};

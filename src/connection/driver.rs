@@ -10,60 +10,41 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
-use tokio_tungstenite::tungstenite::Message;
 
 use super::{Closed, Link, Phase, Settle, Transport};
 use crate::codec::Codec;
 use crate::endpoint::Endpoint;
 use crate::events::LocalEvent;
-use crate::protocol::{CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, CLOSE_TOO_BIG};
+use crate::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT};
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
-/// Incoming messages handled per wake-up before the task yields.
-const READ_BUDGET: usize = 64;
-/// Outgoing frames handed to the socket per wake-up before the task yields.
-const WRITE_BUDGET: usize = 256;
 
-struct Ping {
+pub(super) struct Ping {
     id: u64,
     reply: oneshot::Receiver<Settle>,
     deadline: Instant,
 }
 
-struct Driver<'a, C: Codec, T> {
-    endpoint: &'a Endpoint<C>,
-    link: &'a Arc<Link>,
-    ws: T,
-    unflushed: bool,
-    close_sent: bool,
-    write_done: bool,
-    read_done: bool,
-    peer_close: Option<(u16, String)>,
-    error_close: Option<(u16, String)>,
-    close_deadline: Option<Instant>,
-    auth_deadline: Option<Instant>,
-    next_ping: Option<Instant>,
-    ping: Option<Ping>,
-    stall_since: Option<Instant>,
-    write_timeout: Duration,
-    ping_interval: Duration,
-    ping_timeout: Duration,
-    deadline: Option<Instant>,
-}
-
-/// The close code and reason for a WebSocket-level error of the peer's;
-/// `None` for errors that leave nothing to send (the socket is gone).
-pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
-    match error {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((CLOSE_TOO_BIG, "Message too big".into())),
-        WsError::Capacity(e) => Some((CLOSE_TOO_BIG, e.to_string())),
-        WsError::Utf8(_) => Some((CLOSE_INVALID_DATA, "Invalid UTF-8".into())),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(e) => Some((CLOSE_PROTOCOL_ERROR, e.to_string())),
-        _ => None,
-    }
+pub(super) struct Driver<'a, C: Codec, T> {
+    pub(super) endpoint: &'a Endpoint<C>,
+    pub(super) link: &'a Arc<Link>,
+    pub(super) ws: T,
+    pub(super) unflushed: bool,
+    pub(super) close_sent: bool,
+    pub(super) write_done: bool,
+    pub(super) read_done: bool,
+    pub(super) peer_close: Option<(u16, String)>,
+    pub(super) error_close: Option<(u16, String)>,
+    pub(super) close_deadline: Option<Instant>,
+    pub(super) auth_deadline: Option<Instant>,
+    pub(super) next_ping: Option<Instant>,
+    pub(super) ping: Option<Ping>,
+    pub(super) stall_since: Option<Instant>,
+    pub(super) write_timeout: Duration,
+    pub(super) ping_interval: Duration,
+    pub(super) ping_timeout: Duration,
+    pub(super) deadline: Option<Instant>,
 }
 
 /// Runs one connection until its socket ends, and gives the socket back.
@@ -225,124 +206,6 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 }
             }
         }
-    }
-
-    /// Hands queued frames to the socket and flushes. False when the write
-    /// budget ran out with frames left.
-    fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        if self.write_done {
-            return true;
-        }
-        let mut progress = false;
-        let mut blocked = false;
-        let mut sent = 0;
-        while !self.close_sent {
-            match Pin::new(&mut self.ws).poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => {
-                    self.write_done = true;
-                    return true;
-                }
-                Poll::Pending => {
-                    blocked = true;
-                    break;
-                }
-            }
-            let Some(message) = self.link.pop(cx.waker()) else {
-                break;
-            };
-            let is_close = message.is_close();
-            if Pin::new(&mut self.ws).start_send(message).is_err() {
-                self.write_done = true;
-                return true;
-            }
-            self.unflushed = true;
-            progress = true;
-            self.close_sent |= is_close;
-            sent += 1;
-            if sent == WRITE_BUDGET {
-                break;
-            }
-        }
-        if self.unflushed {
-            match Pin::new(&mut self.ws).poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.unflushed = false;
-                    progress = true;
-                }
-                Poll::Ready(Err(_)) => {
-                    self.write_done = true;
-                    return true;
-                }
-                Poll::Pending => blocked = true,
-            }
-        }
-        if blocked && (self.unflushed || self.link.has_backlog()) {
-            // The socket takes no more for now: time how long it stays so,
-            // and have a close or a new frame wake the task meanwhile.
-            self.link.park(cx.waker());
-            if progress {
-                self.stall_since = Some(now);
-            } else {
-                self.stall_since.get_or_insert(now);
-            }
-        } else {
-            self.stall_since = None;
-        }
-        sent < WRITE_BUDGET
-    }
-
-    /// Reads and dispatches what has arrived: whether everything was read
-    /// (false when the read budget ran out), and how many messages.
-    fn read(&mut self, cx: &mut Context<'_>) -> (bool, usize) {
-        let mut handled = 0;
-        while !self.read_done {
-            if handled == READ_BUDGET {
-                return (false, handled);
-            }
-            match Pin::new(&mut self.ws).poll_next(cx) {
-                Poll::Pending => break,
-                Poll::Ready(None) => self.read_done = true,
-                Poll::Ready(Some(Ok(message))) => {
-                    handled += 1;
-                    match message {
-                        Message::Text(text) => self.endpoint.receive(self.link, text.into()),
-                        Message::Binary(data) => self.endpoint.receive(self.link, data),
-                        Message::Close(frame) => {
-                            self.peer_close = Some(match frame {
-                                Some(f) => (f.code.into(), f.reason.to_string()),
-                                None => (1005, String::new()),
-                            });
-                        }
-                        _ => {} // pings and pongs: tungstenite answers pings itself
-                    }
-                }
-                Poll::Ready(Some(Err(error))) => {
-                    self.read_done = true;
-                    self.refuse(error);
-                }
-            }
-        }
-        (true, handled)
-    }
-
-    /// The peer sent something the WebSocket layer refuses: close with the
-    /// matching code (the socket is not read any further).
-    fn refuse(&mut self, error: WsError) {
-        if matches!(error, WsError::ConnectionClosed | WsError::AlreadyClosed) {
-            return;
-        }
-        let Some((code, reason)) = protocol_close(&error) else {
-            if !matches!(error, WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) {
-                self.endpoint.emit(LocalEvent::Error(error.to_string()));
-            }
-            self.write_done = true;
-            return;
-        };
-        self.endpoint
-            .emit(LocalEvent::Error(format!("the peer broke the protocol: {error}")));
-        self.error_close = Some((code, reason.clone()));
-        self.link.close(code, &reason, true);
     }
 
     /// `Some` once there is nothing left to do on this socket.

@@ -144,13 +144,13 @@ impl Codec for Cbor {
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
         // Well-formed, one item, within the nesting limit: after this check
         // no length in `data` can claim more than `data` holds.
-        reader::check_value(data)?;
+        ws_messaging::reader::check_value::<reader::CborFormat>(data)?;
         ciborium::from_reader::<LenientValue<T>, _>(data)
             .map(|value| value.0)
             .map_err(decode_error)
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        reader::envelope(frame)
+        ws_messaging::reader::envelope::<reader::CborFormat>(frame)
     }
 }

@@ -12,8 +12,7 @@
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
-use ws_messaging::envelope::{IdField, Key, NameField, RawEnvelope};
+use ws_messaging::envelope::{IdField, Key, NameField};
 use ws_messaging::reader::{self, Format, Shape};
 use ws_messaging::CodecError;
 
@@ -241,18 +240,6 @@ fn text<'a>(data: &'a [u8], chunked: bool) -> Cow<'a, [u8]> {
         joined.extend_from_slice(data);
     }
     Cow::Owned(joined)
-}
-
-/// Checks that `data` holds exactly one well-formed item within the
-/// nesting limit.
-pub(crate) fn check_value(data: &[u8]) -> Result<(), CodecError> {
-    reader::check_value::<CborFormat>(data)
-}
-
-/// Reads a frame's envelope; arguments, result and error stay raw slices
-/// of `frame`.
-pub(crate) fn envelope(frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-    reader::envelope::<CborFormat>(frame)
 }
 
 #[cfg(test)]

@@ -111,12 +111,12 @@ impl Codec for MsgPack {
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
         // Well-formed, one value, within the nesting limit: after this check
         // no length in `data` can claim more than `data` holds.
-        reader::check_value(data)?;
+        ws_messaging::reader::check_value::<reader::MsgPackFormat>(data)?;
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(data);
         T::deserialize(ws_messaging::lenient::Lenient(&mut deserializer)).map_err(CodecError::decode)
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        reader::envelope(frame)
+        ws_messaging::reader::envelope::<reader::MsgPackFormat>(frame)
     }
 }

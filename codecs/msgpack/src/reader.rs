@@ -7,9 +7,8 @@
 //! used, and collections are walked one element at a time. Nesting is
 //! limited to [`MAX_DEPTH`] levels.
 
-use bytes::Bytes;
 use rmp::Marker;
-use ws_messaging::envelope::{IdField, Key, NameField, RawEnvelope};
+use ws_messaging::envelope::{IdField, Key, NameField};
 use ws_messaging::reader::{self, Format, Shape};
 use ws_messaging::CodecError;
 
@@ -141,18 +140,6 @@ impl Format for MsgPackFormat {
             _ => IdField::Invalid,
         }
     }
-}
-
-/// Checks that `data` holds exactly one well-formed value within the
-/// nesting limit.
-pub(crate) fn check_value(data: &[u8]) -> Result<(), CodecError> {
-    reader::check_value::<MsgPackFormat>(data)
-}
-
-/// Reads a frame's envelope; arguments, result and error stay raw slices
-/// of `frame`.
-pub(crate) fn envelope(frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-    reader::envelope::<MsgPackFormat>(frame)
 }
 
 #[cfg(test)]

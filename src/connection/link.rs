@@ -1,0 +1,356 @@
+//! The [`Link`]: what one connection shares with the rest of the crate
+//! (its phase, its outgoing backlog, its pending invokes), behind one lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::task::Waker;
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, Notify};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::config::EndpointOptions;
+use crate::protocol::{truncate_reason, CLOSE_SLOW_CONSUMER};
+
+/// The outcome a pending invoke is settled with: the raw reply, or `Err`
+/// when the connection went away.
+pub(crate) type Settle = Result<Result<Bytes, Bytes>, ()>;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The WebSocket is open; auth is under way (nothing but the auth frame
+    /// and the `connect` reply may be sent).
+    Authenticating,
+    /// Authenticated: anything may be sent.
+    Open,
+    /// A close was started on this side: nothing more is queued.
+    Closing,
+    /// The socket ended.
+    Closed,
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// The connection is not open (or no longer).
+    Closed,
+    /// The backlog was past its limit (its frames and bytes then): the
+    /// connection was closed (4009).
+    SlowConsumer { frames: usize, bytes: usize },
+}
+
+struct LinkState {
+    phase: Phase,
+    queue: VecDeque<Message>,
+    /// Payload bytes of the frames in `queue`.
+    bytes: usize,
+    /// The driver's waker, taken by the first push after it parked.
+    writer: Option<Waker>,
+    /// The close this side asked for, once it did.
+    close: Option<(u16, String)>,
+    pending: HashMap<u64, oneshot::Sender<Settle>>,
+    /// Procedure handlers running now.
+    calls: usize,
+}
+
+/// The state one connection shares: phase, backlog, pending invokes.
+pub(crate) struct Link {
+    state: Mutex<LinkState>,
+    /// Wakes `send().await` callers waiting for room in the backlog.
+    room: Notify,
+    /// Set once the connection was authenticated (survives its close).
+    was_open: AtomicBool,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+fn payload_len(message: &Message) -> usize {
+    match message {
+        Message::Text(t) => t.len(),
+        Message::Binary(b) => b.len(),
+        _ => 0,
+    }
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: truncate_reason(reason).to_string().into(),
+    }))
+}
+
+impl Link {
+    pub(crate) fn new(options: &EndpointOptions) -> Self {
+        Link {
+            state: Mutex::new(LinkState {
+                phase: Phase::Authenticating,
+                queue: VecDeque::new(),
+                bytes: 0,
+                writer: None,
+                close: None,
+                pending: HashMap::new(),
+                calls: 0,
+            }),
+            room: Notify::new(),
+            was_open: AtomicBool::new(false),
+            max_frames: options.max_backlog_frames.max(1),
+            max_bytes: options.max_backlog_bytes.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {
+        // A panic never happens while the lock is held; recover regardless.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.lock().phase
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().phase == Phase::Open
+    }
+
+    /// Whether this connection was ever authenticated.
+    pub(crate) fn was_open(&self) -> bool {
+        self.was_open.load(Ordering::SeqCst)
+    }
+
+    /// The close this side asked for, if any.
+    pub(crate) fn requested_close(&self) -> Option<(u16, String)> {
+        self.lock().close.clone()
+    }
+
+    /// Authenticating → open. False if the link is closing or closed.
+    pub(crate) fn open(&self) -> bool {
+        let mut state = self.lock();
+        if state.phase != Phase::Authenticating {
+            return false;
+        }
+        state.phase = Phase::Open;
+        self.was_open.store(true, Ordering::SeqCst);
+        true
+    }
+
+    fn full(&self, state: &LinkState) -> bool {
+        state.queue.len() >= self.max_frames || state.bytes >= self.max_bytes
+    }
+
+    fn enqueue(state: &mut LinkState, message: Message) {
+        state.bytes += payload_len(&message);
+        state.queue.push_back(message);
+        if let Some(waker) = state.writer.take() {
+            waker.wake();
+        }
+    }
+
+    /// Queues a frame before the link is open (the auth frame, the
+    /// `connect` event), ignoring the limits.
+    pub(crate) fn push_first(&self, message: Message) -> bool {
+        let mut state = self.lock();
+        if matches!(state.phase, Phase::Closing | Phase::Closed) {
+            return false;
+        }
+        Self::enqueue(&mut state, message);
+        true
+    }
+
+    /// Queues a frame without waiting (replies, broadcasts, pings). A link
+    /// whose backlog is already past its limits is closed as a slow
+    /// consumer instead.
+    pub(crate) fn push_now(&self, message: Message) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.phase != Phase::Open {
+            return Err(PushError::Closed);
+        }
+        if self.full(&state) {
+            let (frames, bytes) = (state.queue.len(), state.bytes);
+            let pending = self.start_close(&mut state, CLOSE_SLOW_CONSUMER, "Slow consumer", true);
+            drop(state);
+            self.after_close(pending);
+            return Err(PushError::SlowConsumer { frames, bytes });
+        }
+        Self::enqueue(&mut state, message);
+        Ok(())
+    }
+
+    /// Queues a frame, waiting while the backlog is full (backpressure).
+    /// With `pending`, registers an invoke under `id` in the same step.
+    pub(crate) async fn push_wait(
+        &self,
+        message: Message,
+        pending: Option<(u64, oneshot::Sender<Settle>)>,
+    ) -> Result<(), PushError> {
+        let mut message = Some(message);
+        let mut pending = pending;
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.phase != Phase::Open {
+                    return Err(PushError::Closed);
+                }
+                if !self.full(&state) {
+                    if let Some((id, settle)) = pending.take() {
+                        state.pending.insert(id, settle);
+                    }
+                    Self::enqueue(&mut state, message.take().expect("queued once"));
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Settles the pending invoke `id` with the peer's reply; false when no
+    /// invoke waits under that id (unknown ids are ignored).
+    pub(crate) fn settle(&self, id: u64, outcome: Result<Bytes, Bytes>) -> bool {
+        let pending = self.lock().pending.remove(&id);
+        match pending {
+            Some(tx) => {
+                let _ = tx.send(Ok(outcome));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Registers a pending invoke without queuing anything (the heartbeat
+    /// queues its ping itself).
+    pub(crate) fn add_pending(&self, id: u64, settle: oneshot::Sender<Settle>) -> bool {
+        let mut state = self.lock();
+        if state.phase != Phase::Open {
+            return false;
+        }
+        state.pending.insert(id, settle);
+        true
+    }
+
+    /// Forgets a pending invoke (its caller gave up).
+    pub(crate) fn forget(&self, id: u64) {
+        let mut state = self.lock();
+        state.pending.remove(&id);
+        if state.pending.is_empty() && state.pending.capacity() > 64 {
+            state.pending = HashMap::new();
+        }
+    }
+
+    /// Takes a slot for a procedure handler; false when `max` run already.
+    pub(crate) fn start_call(&self, max: usize) -> bool {
+        let mut state = self.lock();
+        if state.calls >= max {
+            return false;
+        }
+        state.calls += 1;
+        true
+    }
+
+    pub(crate) fn end_call(&self) {
+        let mut state = self.lock();
+        state.calls = state.calls.saturating_sub(1);
+    }
+
+    /// Starts the close handshake with `code` and `reason`: queues the close
+    /// frame (after the backlog, or instead of it when `discard`), fails every
+    /// pending invoke and wakes every waiting sender. Returns false if a
+    /// close was already under way.
+    pub(crate) fn close(&self, code: u16, reason: &str, discard: bool) -> bool {
+        let mut state = self.lock();
+        if matches!(state.phase, Phase::Closing | Phase::Closed) {
+            return false;
+        }
+        let pending = self.start_close(&mut state, code, reason, discard);
+        drop(state);
+        self.after_close(pending);
+        true
+    }
+
+    fn start_close(
+        &self,
+        state: &mut LinkState,
+        code: u16,
+        reason: &str,
+        discard: bool,
+    ) -> HashMap<u64, oneshot::Sender<Settle>> {
+        state.phase = Phase::Closing;
+        state.close = Some((code, truncate_reason(reason).to_string()));
+        if discard {
+            state.queue = VecDeque::new();
+            state.bytes = 0;
+        }
+        Self::enqueue(state, close_message(code, reason));
+        std::mem::take(&mut state.pending)
+    }
+
+    fn after_close(&self, pending: HashMap<u64, oneshot::Sender<Settle>>) {
+        for (_, settle) in pending {
+            let _ = settle.send(Err(()));
+        }
+        self.room.notify_waiters();
+    }
+
+    /// The socket ended: nothing more is queued, every pending invoke fails.
+    pub(crate) fn finish(&self) {
+        let pending = {
+            let mut state = self.lock();
+            state.phase = Phase::Closed;
+            state.queue = VecDeque::new();
+            state.bytes = 0;
+            state.writer = None;
+            std::mem::take(&mut state.pending)
+        };
+        self.after_close(pending);
+    }
+
+    /// The next frame to write; when there is none, parks the driver's
+    /// `waker` so the next push wakes it.
+    pub(crate) fn pop(&self, waker: &Waker) -> Option<Message> {
+        let mut state = self.lock();
+        let was_full = self.full(&state);
+        match state.queue.pop_front() {
+            Some(message) => {
+                state.bytes -= payload_len(&message);
+                if state.queue.is_empty() && state.queue.capacity() > 64 {
+                    state.queue = VecDeque::new();
+                }
+                if was_full && !self.full(&state) {
+                    self.room.notify_waiters();
+                }
+                Some(message)
+            }
+            None => {
+                Self::park_writer(&mut state, waker);
+                None
+            }
+        }
+    }
+
+    /// Has the next push (or a close) wake the driver.
+    pub(crate) fn park(&self, waker: &Waker) {
+        Self::park_writer(&mut self.lock(), waker);
+    }
+
+    fn park_writer(state: &mut LinkState, waker: &Waker) {
+        match &mut state.writer {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+    }
+
+    /// Whether frames are waiting to be written.
+    pub(crate) fn has_backlog(&self) -> bool {
+        !self.lock().queue.is_empty()
+    }
+
+    /// The backlog's size: frames and payload bytes.
+    pub(crate) fn backlog(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.queue.len(), state.bytes)
+    }
+}

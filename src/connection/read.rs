@@ -1,0 +1,87 @@
+//! Reading: frames taken from the socket and handed to
+//! [`Endpoint::receive`](crate::Endpoint) (decode, validate, dispatch), a
+//! bounded number per wake-up; the peer's close frame; WebSocket-level
+//! errors turned into close codes (1002, 1007, 1009).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::Message;
+
+use super::driver::Driver;
+use super::Transport;
+use crate::codec::Codec;
+use crate::events::LocalEvent;
+use crate::protocol::{CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
+
+/// Incoming messages handled per wake-up before the task yields.
+const READ_BUDGET: usize = 64;
+
+/// The close code and reason for a WebSocket-level error of the peer's;
+/// `None` for errors that leave nothing to send (the socket is gone).
+pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
+    match error {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((CLOSE_TOO_BIG, "Message too big".into())),
+        WsError::Capacity(e) => Some((CLOSE_TOO_BIG, e.to_string())),
+        WsError::Utf8(_) => Some((CLOSE_INVALID_DATA, "Invalid UTF-8".into())),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        WsError::Protocol(e) => Some((CLOSE_PROTOCOL_ERROR, e.to_string())),
+        _ => None,
+    }
+}
+
+impl<C: Codec, T: Transport> Driver<'_, C, T> {
+    /// Reads and dispatches what has arrived: whether everything was read
+    /// (false when the read budget ran out), and how many messages.
+    pub(super) fn read(&mut self, cx: &mut Context<'_>) -> (bool, usize) {
+        let mut handled = 0;
+        while !self.read_done {
+            if handled == READ_BUDGET {
+                return (false, handled);
+            }
+            match Pin::new(&mut self.ws).poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(None) => self.read_done = true,
+                Poll::Ready(Some(Ok(message))) => {
+                    handled += 1;
+                    match message {
+                        Message::Text(text) => self.endpoint.receive(self.link, text.into()),
+                        Message::Binary(data) => self.endpoint.receive(self.link, data),
+                        Message::Close(frame) => {
+                            self.peer_close = Some(match frame {
+                                Some(f) => (f.code.into(), f.reason.to_string()),
+                                None => (1005, String::new()),
+                            });
+                        }
+                        _ => {} // pings and pongs: tungstenite answers pings itself
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    self.read_done = true;
+                    self.refuse(error);
+                }
+            }
+        }
+        (true, handled)
+    }
+
+    /// The peer sent something the WebSocket layer refuses: close with the
+    /// matching code (the socket is not read any further).
+    fn refuse(&mut self, error: WsError) {
+        if matches!(error, WsError::ConnectionClosed | WsError::AlreadyClosed) {
+            return;
+        }
+        let Some((code, reason)) = protocol_close(&error) else {
+            if !matches!(error, WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) {
+                self.endpoint.emit(LocalEvent::Error(error.to_string()));
+            }
+            self.write_done = true;
+            return;
+        };
+        self.endpoint
+            .emit(LocalEvent::Error(format!("the peer broke the protocol: {error}")));
+        self.error_close = Some((code, reason.clone()));
+        self.link.close(code, &reason, true);
+    }
+}
