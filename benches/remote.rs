@@ -31,7 +31,8 @@
 //! WSM_REMOTE_ROUNDS=5  WSM_REMOTE_PIPELINED=100000  WSM_REMOTE_CLIENTS=1000,10000
 //! ```
 //! The process ids of the servers are printed, for a profiler (`perf record
-//! -g -p PID`). Linux; the 10,000-client broadcast needs an open-file limit
+//! -g -p PID`); `WSM_REMOTE_PAUSE_S=5` waits that long after printing them,
+//! so that one can attach before the measurements start. Linux; the 10,000-client broadcast needs an open-file limit
 //! above 10,000 (this process and the server each hold a descriptor per
 //! client). Without `--bench` (`cargo test --benches`) it only says how to
 //! run it.
@@ -76,6 +77,16 @@ fn env_list(name: &str, default: &[&str], known: &[&str]) -> Vec<String> {
         );
     }
     list
+}
+
+/// Waits `WSM_REMOTE_PAUSE_S` seconds (if set), for a profiler to attach
+/// to the process ids just printed.
+async fn pause_for_profiler() {
+    if let Some(seconds) = env_number("WSM_REMOTE_PAUSE_S") {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tokio::time::sleep(std::time::Duration::from_secs(seconds as u64)).await;
+    }
 }
 
 fn main() {
@@ -136,6 +147,7 @@ fn main() {
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
                 println!("\npids ({codec}): {}", servers.pids());
+                pause_for_profiler().await;
                 let rounds = measure_codec(&mut servers, &frames, sizes, selected, WINDOW)
                     .await
                     .unwrap_or_else(|e| panic!("{codec}: {e}"));
@@ -155,6 +167,7 @@ fn main() {
                 ours.pid(),
                 fanout.pid()
             );
+            pause_for_profiler().await;
             let mut rows = Vec::new();
             for &n in &clients {
                 // About a million deliveries per round at 10,000 clients.
