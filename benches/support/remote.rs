@@ -437,6 +437,31 @@ impl Process {
         self.child.id().unwrap_or(0)
     }
 
+    /// How many file descriptors it has open (Linux: /proc/PID/fd).
+    pub(crate) fn open_fds(&self) -> Result<usize, String> {
+        let dir = format!("/proc/{}/fd", self.pid());
+        Ok(std::fs::read_dir(&dir).map_err(|e| format!("read {dir}: {e}"))?.count())
+    }
+
+    /// Waits until it holds at most `fds` descriptors (its clients of a
+    /// previous round are gone), checking every 20 ms, at most [`LIMIT`].
+    pub(crate) async fn settle(&self, fds: usize) -> Result<(), String> {
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            let open = self.open_fds()?;
+            if open <= fds {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} still holds {open} descriptors after {LIMIT:?} (at most {fds} expected)",
+                    self.name
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Fails if the process has exited.
     pub(crate) fn check_alive(&mut self) -> Result<(), String> {
         match self.child.try_wait() {
@@ -1288,14 +1313,18 @@ pub(crate) async fn measure_broadcast(
         shouts,
         ..BroadcastRounds::default()
     };
+    // Each round starts with the servers rid of the previous round's clients.
+    let idle = [ours.open_fds()? + 2, fanout.open_fds()? + 2];
     for round in 0..rounds {
         let order = if round % 2 == 0 { [1, 0] } else { [0, 1] };
         for t in order {
-            let (addr, peer) = if t == 0 {
-                (ours.addr, Peer::Ours)
+            let (server, peer) = if t == 0 {
+                (&*ours, Peer::Ours)
             } else {
-                (fanout.addr, Peer::Raw)
+                (&*fanout, Peer::Raw)
             };
+            let addr = server.addr;
+            server.settle(idle[t]).await?;
             let fleet = Fleet::connect(addr, clients, peer, frames, 256).await?;
             let elapsed = broadcast(addr, peer, frames, &fleet, shouts, 8).await?;
             fleet.close().await;
