@@ -1,7 +1,10 @@
 //! The one-glance summary: for every codec, encoded sizes, envelope
 //! encode/decode times against the bare payload, round trips per second
 //! over loopback and their ratio to the raw tokio-tungstenite baseline
-//! measured in the same run, and allocations per round trip.
+//! measured in the same run, and allocations per round trip; then the JSON
+//! figures with the client and the server in separate processes (the
+//! echo_server example and raw baselines as child processes, see
+//! benches/remote.rs, which has the full set).
 //!
 //! `cargo bench --bench summary` (runs last in `cargo bench`).
 
@@ -257,7 +260,80 @@ fn report<C: Codec>(rt: &tokio::runtime::Runtime, name: &str, make: fn() -> C) {
     ]);
 }
 
+/// The JSON figures across processes, in the style of [`wire_table`]: the
+/// load client in this process, the echo_server and the baselines (raw echo,
+/// serde echo, raw sink, raw fan-out) as child processes.
+fn cross_process(rt: &tokio::runtime::Runtime) {
+    use support::remote::{self, CodecServers, Frames, Process, Scenarios, Sizes};
+    let exe = remote::build_echo_server();
+    let all = Scenarios {
+        latency: true,
+        pipelined: true,
+        events: true,
+    };
+    let sizes = Sizes {
+        rounds: 3,
+        serial: 2_000,
+        pipelined: 64 * 1_000,
+        events: 50_000,
+    };
+    let (rounds, broadcast) = rt.block_on(async {
+        let frames = Frames::named("json", 64).unwrap_or_else(|e| panic!("{e}"));
+        let mut servers = CodecServers::start(&exe, "json")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rounds = remote::measure_codec(&mut servers, &frames, sizes, all, 64)
+            .await
+            .unwrap_or_else(|e| panic!("json across processes: {e}"));
+        drop(servers);
+        let frames = Arc::new(frames);
+        let mut ours = Process::echo_server(&exe, "json")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut fanout = Process::baseline("raw-fanout", None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let broadcast = remote::measure_broadcast(&mut ours, &mut fanout, &frames, 10_000, 100, 2)
+            .await
+            .unwrap_or_else(|e| panic!("broadcast to 10,000 clients: {e}"));
+        (rounds, broadcast)
+    });
+    let median = |v: &[f64]| remote::median(&mut v.to_vec());
+    let mean_rtt = |t: usize| rounds.latency[t].iter().map(|r| r[0]).collect::<Vec<f64>>();
+    let per_s = |v: f64| format!("{:.0}k/s", v / 1e3);
+    println!("\n### json across processes\n");
+    println!(
+        "The client in this process; the echo_server, and as baselines a raw tokio-tungstenite echo, a serde \
+         echo (parse, answer; no RPC layer), a raw sink and a raw fan-out, each in a process of its own \
+         (`cargo bench --bench remote` has p50/p99, the other codecs and 1,000 clients)."
+    );
+    println!();
+    println!("| payload | invoke RTT µs (raw) | RTT ratio | 64 in flight (raw) | throughput ratio | 64 in flight (serde echo) | serde ratio | events (raw sink) | events ratio | broadcast to 10,000 (raw fan-out) | broadcast ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| small | {:.2} ({:.2}) | {:.2}× | {} ({}) | {:.2} | {} ({}) | {:.2} | {} ({}) | {:.2} | {} ({}) | {:.2} |",
+        median(&mean_rtt(0)),
+        median(&mean_rtt(1)),
+        remote::paired_ratio(&mean_rtt(0), &mean_rtt(1)),
+        per_s(median(&rounds.pipelined[0])),
+        per_s(median(&rounds.pipelined[1])),
+        remote::paired_ratio(&rounds.pipelined[0], &rounds.pipelined[1]),
+        per_s(median(&rounds.pipelined[0])),
+        per_s(median(&rounds.pipelined[2])),
+        remote::paired_ratio(&rounds.pipelined[0], &rounds.pipelined[2]),
+        per_s(median(&rounds.events[0])),
+        per_s(median(&rounds.events[1])),
+        remote::paired_ratio(&rounds.events[0], &rounds.events[1]),
+        per_s(median(&broadcast.rates[0])),
+        per_s(median(&broadcast.rates[1])),
+        remote::paired_ratio(&broadcast.rates[0], &broadcast.rates[1]),
+    );
+}
+
 fn main() {
+    // The baseline servers of the cross-process section are this binary,
+    // re-executed.
+    support::remote::serve_role_if_asked();
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing
     // and expects a quick exit.
     if !std::env::args().any(|a| a == "--bench") {
@@ -296,4 +372,5 @@ fn main() {
         ),
     ]);
     report(&rt, "bincode", || ws_messaging_bincode::Bincode);
+    cross_process(&rt);
 }

@@ -14,6 +14,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use ws_messaging::{Client, Codec, ServerBuilder};
 
+pub(crate) mod remote;
+
 /// The small object: about 100 bytes as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Small {

@@ -19,13 +19,18 @@
 //! - events `say(...)` → `said(...)` to the sender, `shout(...)` →
 //!   `shouted(...)` to everyone (encoded once), `call-me(proc, ...args)` →
 //!   invokes `proc` on the sender, then `called(result)` or
-//!   `call-failed(error)`.
+//!   `call-failed(error)`;
+//! - event `tick(...)` is counted (its arguments are not decoded; nothing is
+//!   sent back) and procedure `ticks()` returns how many `tick` events the
+//!   server has received, from every connection (for load clients; not with
+//!   `--codec protobuf`).
 
 mod bincode;
 mod cbor;
 mod msgpack;
 mod protobuf;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -200,6 +205,9 @@ pub async fn serve_until_signal<C: Codec>(server: Server<C>) -> Result<(), Strin
     Ok(())
 }
 
+/// The `tick` events received, from every connection.
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
 /// Registers the conformance procedures and events on one connection.
 pub fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>) -> Result<(), HandlerError>
 where
@@ -234,6 +242,12 @@ where
             tokio::spawn(async move { server.broadcast("shouted", args).await });
         }
     });
+    // Counted with its arguments left undecoded: what a load client
+    // measures is the event path itself.
+    endpoint.on("tick", |_: ws_messaging::RawArgs| {
+        TICKS.fetch_add(1, Ordering::AcqRel);
+    });
+    endpoint.register("ticks", |()| async move { Ok(TICKS.load(Ordering::Acquire)) })?;
     let me = endpoint.downgrade();
     endpoint.on("call-me", move |ws_messaging::RawArgs(raw)| {
         let Some(endpoint) = me.upgrade() else { return };
