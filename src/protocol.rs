@@ -35,6 +35,11 @@ pub const RESERVED_NAMES: [&str; 7] = ["connect", "close", "open", "error", "pin
 /// Events with these names are local-only: received ones are dropped.
 pub(crate) const LOCAL_ONLY: [&str; 5] = ["close", "open", "error", "pong", "retry"];
 
+/// Names the runtime itself sends (the heartbeat `ping`, the auth reply
+/// `connect`, the `preprocessingError` report): a schema that refuses
+/// unknown names still lets them through.
+pub const RUNTIME_NAMES: [&str; 3] = ["ping", "connect", "preprocessingError"];
+
 /// Whether `name` can be used for an application's event or procedure.
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || RESERVED_NAMES.contains(&name) {

@@ -36,13 +36,11 @@ use crate::codec::{Codec, FrameKind};
 use crate::envelope::{Frame, RawEnvelope};
 use crate::error::{BoxError, CheckError, CodecError, SharedError};
 use crate::payload::FromArgs;
+use crate::protocol::RUNTIME_NAMES;
 
 /// Checks the raw arguments of one event or procedure; `Err` is what the
 /// peer is told is wrong (any error, or a message: `Err("too long".into())`).
 pub type Rule<C> = Arc<dyn Fn(&C, &[Bytes]) -> Result<(), BoxError> + Send + Sync>;
-
-/// Names the runtime itself sends; never refused as unknown.
-const RUNTIME_NAMES: [&str; 3] = ["ping", "connect", "preprocessingError"];
 
 /// A codec that validates each frame against the rule of its name.
 pub struct Validated<C> {

@@ -246,6 +246,10 @@ fn text<'a>(data: &'a [u8], chunked: bool) -> Cow<'a, [u8]> {
 mod tests {
     use super::*;
 
+    fn check_value(data: &[u8]) -> Result<(), CodecError> {
+        reader::check_value::<CborFormat>(data)
+    }
+
     #[test]
     fn half_floats() {
         assert_eq!(f16_to_f64(0x3800), 0.5);

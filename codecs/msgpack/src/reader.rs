@@ -146,6 +146,10 @@ impl Format for MsgPackFormat {
 mod tests {
     use super::*;
 
+    fn check_value(data: &[u8]) -> Result<(), CodecError> {
+        reader::check_value::<MsgPackFormat>(data)
+    }
+
     #[test]
     fn claimed_lengths_are_checked_against_the_frame() {
         for frame in [
