@@ -79,6 +79,18 @@ pub trait Codec: Send + Sync + 'static {
         self.encode_value(&ReplyOut { id, reply }, out)
     }
 
+    /// Encodes an ack `{id, result}` whose result is `raw`, one value
+    /// already in this codec's format ([`RawValue`](crate::RawValue): a
+    /// raw slice from [`decode_envelope`](Codec::decode_envelope), or what
+    /// [`encode_value`](Codec::encode_value) wrote), copied as it is. The
+    /// output must equal `encode_reply(id, Ok(&v))` for the value `v` that
+    /// `raw` encodes. The default refuses (the procedure's caller then gets
+    /// an error): a codec that can splice a value overrides it.
+    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let _ = (id, raw, out);
+        Err(CodecError::encode("this codec cannot send a RawValue"))
+    }
+
     /// Decodes the error value of an ack (or the argument of a
     /// `preprocessingError` event). The default decodes a `serde_json::Value`
     /// with [`decode_value`](Codec::decode_value); a format that cannot decode

@@ -34,7 +34,7 @@ pub use error::{
     RegisterError, SendError, ServeError, SharedError,
 };
 pub use events::LocalEvent;
-pub use payload::{Args, FromArgs, RawArgs};
+pub use payload::{Args, FromArgs, RawArgs, RawValue};
 pub use protocol::{CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL};
 pub use server::{Server, ServerBuilder};
 

@@ -99,6 +99,38 @@ enum ArgumentError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawArgs(pub Vec<Bytes>);
 
+/// A value already encoded in the endpoint's codec, sent exactly as it is:
+/// a procedure that returns one answers with these bytes, never decoding
+/// nor re-encoding them. The usual source is an argument received in
+/// [`RawArgs`]: a procedure that forwards what it was given costs no more
+/// than the envelope around it.
+///
+/// ```
+/// use ws_messaging::{RawArgs, RawValue};
+/// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+/// // `first(a, ...)` answers with its first argument, untouched.
+/// endpoint
+///     .register("first", |RawArgs(args)| async move {
+///         args.into_iter().next().map(RawValue).ok_or(ws_messaging::HandlerError::new("no argument"))
+///     })
+///     .unwrap();
+/// # }
+/// ```
+///
+/// The bytes must hold exactly one value in the codec's format (what
+/// `RawArgs` and [`Codec::encode_value`] give). A `RawValue` is a whole
+/// result only: nested inside another value it does not serialize.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawValue(pub Bytes);
+
+impl Serialize for RawValue {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "a RawValue is sent only as a procedure's whole result",
+        ))
+    }
+}
+
 impl FromArgs for RawArgs {
     fn from_args<C: Codec>(_: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {
         Ok(RawArgs(args))

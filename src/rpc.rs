@@ -1,5 +1,6 @@
 //! Request-reply on an [`Endpoint`]: procedures, invokes and their replies.
 
+use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +15,9 @@ use crate::codec::Codec;
 use crate::config::OutgoingKind;
 use crate::connection::Link;
 use crate::endpoint::{message_bytes, Endpoint, Procedure};
-use crate::error::{HandlerError, InvokeError, RegisterError, SendError};
+use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
-use crate::payload::{Args, AsSeq, FromArgs};
+use crate::payload::{Args, AsSeq, FromArgs, RawValue};
 use crate::protocol::check_name;
 
 impl<C: Codec> Endpoint<C> {
@@ -79,7 +80,10 @@ impl<C: Codec> Endpoint<C> {
                     Err(e) => Err(HandlerError::named("TypeError", format!("invalid arguments: {e}"))),
                 };
                 let reply = match &outcome {
-                    Ok(result) => endpoint.encode_reply(id, Ok(result)),
+                    Ok(result) => match (result as &dyn Any).downcast_ref::<RawValue>() {
+                        Some(raw) => endpoint.encode_raw_reply(id, raw),
+                        None => endpoint.encode_reply(id, Ok(result)),
+                    },
                     Err(error) => endpoint.encode_error_reply(id, error),
                 };
                 endpoint.send_reply(&link, id, reply);
@@ -107,8 +111,23 @@ impl<C: Codec> Endpoint<C> {
         id: u64,
         result: Result<&T, &serde_json::Value>,
     ) -> Result<Message, SendError> {
-        let mut buf = Vec::with_capacity(32);
-        match self.codec().encode_reply(id, result, &mut buf) {
+        self.reply_frame(id, |codec, buf| codec.encode_reply(id, result, buf))
+    }
+
+    /// The reply whose result is already encoded (a [`RawValue`]).
+    fn encode_raw_reply(&self, id: u64, raw: &RawValue) -> Result<Message, SendError> {
+        self.reply_frame(id, |codec, buf| codec.encode_raw_reply(id, &raw.0, buf))
+    }
+
+    /// Encodes a reply with `encode`; when that fails, the caller gets an
+    /// error reply saying so.
+    fn reply_frame(
+        &self,
+        id: u64,
+        encode: impl FnOnce(&C, &mut Vec<u8>) -> Result<(), CodecError>,
+    ) -> Result<Message, SendError> {
+        let mut buf = Vec::with_capacity(64);
+        match encode(self.codec(), &mut buf) {
             Ok(()) => self.frame(buf),
             Err(e) => {
                 let error = HandlerError::new(format!("could not encode the result: {e}"));

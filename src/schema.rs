@@ -126,6 +126,10 @@ impl<C: Codec> Codec for Validated<C> {
         self.inner.encode_reply(id, reply, out)
     }
 
+    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.inner.encode_raw_reply(id, raw, out)
+    }
+
     fn decode_error(&self, data: &[u8]) -> Result<serde_json::Value, CodecError> {
         self.inner.decode_error(data)
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
-use ws_messaging::{Client, HandlerError, InvokeError, RawArgs, RegisterError, SendError, Server};
+use ws_messaging::{Client, HandlerError, InvokeError, RawArgs, RawValue, RegisterError, SendError, Server};
 use ws_messaging_json::Json;
 
 #[tokio::test]
@@ -341,4 +341,40 @@ async fn calls_over_the_limit_are_refused_while_the_connection_keeps_reading() {
     gate.notify_one();
     assert_eq!(blocked.await.unwrap().unwrap(), "waited");
     assert_eq!(client.invoke::<_, i32>("echo", (2,)).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_raw_value_result_goes_out_as_it_came_in() {
+    let server = start(
+        Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+            // `first` answers with its first argument's bytes, never decoded.
+            endpoint.register("first", |RawArgs(args)| async move {
+                args.into_iter()
+                    .next()
+                    .map(RawValue)
+                    .ok_or_else(|| HandlerError::new("no argument"))
+            })?;
+            // A RawValue nested in another value cannot be encoded: the caller
+            // is told so.
+            endpoint.register(
+                "nested",
+                |RawArgs(args)| async move { Ok((RawValue(args[0].clone()),)) },
+            )?;
+            Ok(())
+        }),
+    )
+    .await;
+    let client = client(&server).await;
+    let value = json!({"a": [1, "é", null, true, 1.5e300], "b": {"c": "\"q\""}});
+    let back: Value = client.invoke("first", (&value, 2)).await.unwrap();
+    assert_eq!(back, value);
+    assert_eq!(
+        client.invoke::<_, Value>("first", ()).await,
+        Err(InvokeError::Remote(json!("Error: no argument")))
+    );
+    let nested = client.invoke::<_, Value>("nested", (1,)).await;
+    let Err(InvokeError::Remote(Value::String(error))) = nested else {
+        panic!("{nested:?}")
+    };
+    assert!(error.contains("RawValue"), "{error}");
 }

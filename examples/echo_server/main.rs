@@ -37,7 +37,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging::{Codec, Endpoint, HandlerError, InvokeError, Server, ServerBuilder};
+use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, InvokeError, RawArgs, RawValue, Server, ServerBuilder};
 use ws_messaging_json::Json;
 
 /// The command line.
@@ -208,13 +208,35 @@ pub async fn serve_until_signal<C: Codec>(server: Server<C>) -> Result<(), Strin
 /// The `tick` events received, from every connection.
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
+/// `raw` decoded as a `V` and encoded again.
+fn reencode<C: Codec, V: Serialize + DeserializeOwned>(endpoint: &Endpoint<C>, raw: &[u8]) -> Option<Bytes> {
+    let value: V = endpoint.decode(raw).ok()?;
+    let mut out = Vec::new();
+    endpoint.codec().encode_value(&value, &mut out).ok()?;
+    Some(out.into())
+}
+
 /// Registers the conformance procedures and events on one connection.
 pub fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>) -> Result<(), HandlerError>
 where
     C: Codec,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    endpoint.register("echo", |(x,): (V,)| async move { Ok(x) })?;
+    // `echo(x)` answers with `x` exactly as it came, never decoded. A
+    // missing `x` is `null`; a tiny one goes through the codec's value type
+    // `V`, so that CBOR's `undefined` comes back as `null`.
+    let mut null = Vec::new();
+    endpoint.codec().encode_value(&(), &mut null)?;
+    let null = Bytes::from(null);
+    let me = endpoint.downgrade();
+    endpoint.register("echo", move |RawArgs(args)| {
+        let x = match args.into_iter().next() {
+            Some(x) if x.len() > 4 => x,
+            Some(x) => me.upgrade().and_then(|e| reencode::<C, V>(&e, &x)).unwrap_or(x),
+            None => null.clone(),
+        };
+        async move { Ok(RawValue(x)) }
+    })?;
     endpoint.register("sum", |numbers: Vec<f64>| async move {
         Ok(numbers.iter().fold(0.0, |a, b| a + b))
     })?;
@@ -244,12 +266,12 @@ where
     });
     // Counted with its arguments left undecoded: what a load client
     // measures is the event path itself.
-    endpoint.on("tick", |_: ws_messaging::RawArgs| {
+    endpoint.on("tick", |_: RawArgs| {
         TICKS.fetch_add(1, Ordering::AcqRel);
     });
     endpoint.register("ticks", |()| async move { Ok(TICKS.load(Ordering::Acquire)) })?;
     let me = endpoint.downgrade();
-    endpoint.on("call-me", move |ws_messaging::RawArgs(raw)| {
+    endpoint.on("call-me", move |RawArgs(raw)| {
         let Some(endpoint) = me.upgrade() else { return };
         let Some(procedure) = raw.first().and_then(|p| endpoint.decode::<String>(p).ok()) else {
             return;

@@ -147,6 +147,13 @@ impl Codec for Bincode {
         }
     }
 
+    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.push(RESULT);
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(raw);
+        Ok(())
+    }
+
     fn decode_error(&self, data: &[u8]) -> Result<serde_json::Value, CodecError> {
         // Error acks carry JSON text; a `preprocessingError` event carries
         // its text as a bincode string argument.

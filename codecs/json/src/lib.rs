@@ -55,6 +55,15 @@ impl Codec for Json {
         serde_json::from_slice(data).map_err(decode_err)
     }
 
+    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.extend_from_slice(br#"{"id":"#);
+        serde_json::to_writer(&mut *out, &id).map_err(encode_err)?;
+        out.extend_from_slice(br#","result":"#);
+        out.extend_from_slice(raw);
+        out.push(b'}');
+        Ok(())
+    }
+
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
         let first = frame.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {

@@ -116,6 +116,16 @@ impl Codec for MsgPack {
         T::deserialize(ws_messaging::lenient::Lenient(&mut deserializer)).map_err(CodecError::decode)
     }
 
+    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        // The result is the ack's last item: write the ack with `null`
+        // there, then put `raw` in its place.
+        self.encode_reply(id, Ok(&()), out)?;
+        debug_assert_eq!(out.last(), Some(&0xc0));
+        out.pop();
+        out.extend_from_slice(raw);
+        Ok(())
+    }
+
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
         ws_messaging::reader::envelope::<reader::MsgPackFormat>(frame)
     }

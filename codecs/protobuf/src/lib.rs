@@ -217,6 +217,15 @@ impl Codec for Protobuf {
         encode_envelope(Kind::Ack(ack), out)
     }
 
+    /// A protobuf value is its bytes: `raw` is the ack's result as it is.
+    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let ack = pb::Ack {
+            id: Some(id),
+            outcome: Some(Outcome::Result(Bytes::copy_from_slice(raw))),
+        };
+        encode_envelope(Kind::Ack(ack), out)
+    }
+
     /// Errors are UTF-8 text: they decode as a `serde_json::Value::String`.
     fn decode_error(&self, data: &[u8]) -> Result<serde_json::Value, CodecError> {
         std::str::from_utf8(data)

@@ -533,6 +533,13 @@ impl<C: Codec> Kit<C> {
             panic!("not a result")
         };
         assert_eq!(self.codec.decode_value::<V>(&raw).unwrap(), expect(result));
+        // A result already encoded (a `RawValue`: what `encode_value`
+        // writes, or the raw slice just decoded) goes out as the same ack.
+        let encoded = self.encoded(|c, out| c.encode_reply(id, Ok(result), out));
+        for value in [self.value_bytes(result), raw.to_vec()] {
+            let spliced = self.encoded(|c, out| c.encode_raw_reply(id, &value, out));
+            assert_eq!(crate::hex(&spliced), crate::hex(&encoded), "{result:?}");
+        }
         let Err(raw) = ack(Err(error)) else {
             panic!("not an error")
         };
