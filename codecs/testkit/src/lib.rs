@@ -538,7 +538,7 @@ impl<C: Codec> Kit<C> {
         let encoded = self.encoded(|c, out| c.encode_reply(id, Ok(result), out));
         for value in [self.value_bytes(result), raw.to_vec()] {
             let spliced = self.encoded(|c, out| c.encode_raw_reply(id, &value, out));
-            assert_eq!(crate::hex(&spliced), crate::hex(&encoded), "{result:?}");
+            assert_eq!(hex(&spliced), hex(&encoded), "{result:?}");
         }
         let Err(raw) = ack(Err(error)) else {
             panic!("not an error")
