@@ -22,6 +22,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod scan;
+
 use std::borrow::Cow;
 use std::fmt;
 
@@ -65,18 +67,27 @@ impl Codec for Json {
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        let first = frame.iter().find(|b| !b.is_ascii_whitespace());
-        if first != Some(&b'{') {
-            // Valid JSON that is not an object fails validation; invalid
-            // JSON fails decoding (JSON.parse's SyntaxError).
-            serde_json::from_slice::<IgnoredAny>(frame).map_err(decode_err)?;
-            return Ok(RawEnvelope::not_a_map());
+        match scan::envelope(frame) {
+            Some(envelope) => Ok(envelope),
+            None => serde_envelope(frame),
         }
-        let mut de = serde_json::Deserializer::from_slice(frame);
-        let envelope = de.deserialize_map(EnvelopeVisitor { frame }).map_err(decode_err)?;
-        de.end().map_err(decode_err)?;
-        Ok(envelope)
     }
+}
+
+/// The envelope read with serde_json: what the one-pass scanner leaves to
+/// it (unusual shapes, and every error, with serde_json's message).
+fn serde_envelope(frame: &Bytes) -> Result<RawEnvelope, CodecError> {
+    let first = frame.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Valid JSON that is not an object fails validation; invalid
+        // JSON fails decoding (JSON.parse's SyntaxError).
+        serde_json::from_slice::<IgnoredAny>(frame).map_err(decode_err)?;
+        return Ok(RawEnvelope::not_a_map());
+    }
+    let mut de = serde_json::Deserializer::from_slice(frame);
+    let envelope = de.deserialize_map(EnvelopeVisitor { frame }).map_err(decode_err)?;
+    de.end().map_err(decode_err)?;
+    Ok(envelope)
 }
 
 /// The sub-slice of `frame` that `part` (borrowed from it) occupies.
