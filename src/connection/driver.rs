@@ -94,12 +94,11 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
             }
             self.poll_ping(cx, now);
             let mut wrote_all = self.write(cx, now);
-            let (read_all, handled) = self.read(cx);
-            if handled > 0 {
-                // What the frames just read produced (replies, reports) goes
-                // out now, not after another trip through the scheduler.
-                wrote_all &= self.write(cx, now);
-            }
+            // What the frames read now produce (replies, reports) goes out
+            // in the write right after, not through a wake-up of this task.
+            self.link.unpark();
+            let read_all = self.read(cx);
+            wrote_all &= self.write(cx, now);
             if let Some(closed) = self.ended() {
                 return Poll::Ready(closed);
             }

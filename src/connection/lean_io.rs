@@ -36,9 +36,11 @@ pub(crate) fn server_config(max_message_size: usize) -> WebSocketConfig {
 #[derive(Debug)]
 pub(crate) struct LeanIo<S: AsyncRead + AsyncWrite + Unpin> {
     inner: S,
-    /// Data read from the socket and not yet handed out, and how far it was.
+    /// The large read buffer (`READ_CHUNK` bytes, or none), and the data
+    /// in it not yet handed out: `spill[spill_pos..spill_end]`.
     spill: Vec<u8>,
     spill_pos: usize,
+    spill_end: usize,
     /// The last read filled the caller's buffer: more is likely waiting.
     busy: bool,
     /// Writes gathered until the next flush.
@@ -51,6 +53,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
             inner,
             spill: Vec::new(),
             spill_pos: 0,
+            spill_end: 0,
             busy: false,
             out: Vec::new(),
         }
@@ -58,6 +61,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
+    /// Frees the read buffer.
+    fn drop_spill(&mut self) {
+        self.spill = Vec::new();
+        self.spill_pos = 0;
+        self.spill_end = 0;
+    }
+
     /// Writes the gathered bytes to the socket.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut written = 0;
@@ -83,13 +93,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LeanIo<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.spill_pos < this.spill.len() {
-            let n = buf.remaining().min(this.spill.len() - this.spill_pos);
+        if this.spill_pos < this.spill_end {
+            let n = buf.remaining().min(this.spill_end - this.spill_pos);
             buf.put_slice(&this.spill[this.spill_pos..this.spill_pos + n]);
             this.spill_pos += n;
-            if this.spill_pos == this.spill.len() && !this.busy {
-                this.spill = Vec::new();
-                this.spill_pos = 0;
+            if this.spill_pos == this.spill_end && !this.busy {
+                this.drop_spill();
             }
             return Poll::Ready(Ok(()));
         }
@@ -104,8 +113,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LeanIo<S> {
             return polled;
         }
         // Data keeps coming: read a large chunk, hand it out piece by piece.
-        this.spill.resize(READ_CHUNK, 0);
-        this.spill_pos = 0;
+        // The buffer is zeroed once, when it is allocated, and reused while
+        // the data keeps coming.
+        if this.spill.is_empty() {
+            this.spill = vec![0; READ_CHUNK];
+        }
         let mut chunk = ReadBuf::new(&mut this.spill);
         match Pin::new(&mut this.inner).poll_read(cx, &mut chunk) {
             Poll::Ready(Ok(())) => {
@@ -114,11 +126,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LeanIo<S> {
                 let n = got.min(want);
                 buf.put_slice(&this.spill[..n]);
                 if n == got && !this.busy {
-                    this.spill = Vec::new();
-                    this.spill_pos = 0;
+                    this.drop_spill();
                 } else {
-                    this.spill.truncate(got);
                     this.spill_pos = n;
+                    this.spill_end = got;
                 }
                 Poll::Ready(Ok(()))
             }
@@ -126,8 +137,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LeanIo<S> {
             Poll::Pending => {
                 // Nothing waiting after all: back to idle, buffer freed.
                 this.busy = false;
-                this.spill = Vec::new();
-                this.spill_pos = 0;
+                this.drop_spill();
                 Poll::Pending
             }
         }

@@ -336,6 +336,14 @@ impl Link {
         Self::park_writer(&mut self.lock(), waker);
     }
 
+    /// Forgets the parked writer: the driver is about to read and writes
+    /// right after, so the frames its reads produce (replies) need not wake
+    /// its own task, and frames other tasks queue meanwhile are picked up
+    /// by that write.
+    pub(crate) fn unpark(&self) {
+        self.lock().writer = None;
+    }
+
     fn park_writer(state: &mut LinkState, waker: &Waker) {
         match &mut state.writer {
             Some(w) if w.will_wake(waker) => {}

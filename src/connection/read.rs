@@ -33,12 +33,12 @@ pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
 
 impl<C: Codec, T: Transport> Driver<'_, C, T> {
     /// Reads and dispatches what has arrived: whether everything was read
-    /// (false when the read budget ran out), and how many messages.
-    pub(super) fn read(&mut self, cx: &mut Context<'_>) -> (bool, usize) {
+    /// (false when the read budget ran out).
+    pub(super) fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut handled = 0;
         while !self.read_done {
             if handled == READ_BUDGET {
-                return (false, handled);
+                return false;
             }
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Pending => break,
@@ -63,7 +63,7 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 }
             }
         }
-        (true, handled)
+        true
     }
 
     /// The peer sent something the WebSocket layer refuses: close with the

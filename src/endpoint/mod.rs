@@ -16,6 +16,7 @@ mod send;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -40,6 +41,34 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 
 pub(crate) type Procedure<C> = Arc<dyn Fn(Endpoint<C>, Arc<Link>, u64, Vec<Bytes>) -> BoxFuture<()> + Send + Sync>;
 
+/// Handlers and listeners by event or procedure name. Every frame looks its
+/// name up here, so the hash is FNV-1a rather than SipHash: names are
+/// short, and a peer can only look names up, never add any, so there is no
+/// table for it to flood.
+pub(crate) type ByName<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
+
+/// The FNV-1a hash.
+#[derive(Debug)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 /// Which side of the connection an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -55,8 +84,8 @@ struct Inner<C: Codec> {
     counter: AtomicU64,
     life: Mutex<Life>,
     life_changed: Notify,
-    listeners: RwLock<HashMap<String, Arc<Vec<Listener<C>>>>>,
-    procedures: RwLock<HashMap<String, Procedure<C>>>,
+    listeners: RwLock<ByName<Arc<Vec<Listener<C>>>>>,
+    procedures: RwLock<ByName<Procedure<C>>>,
     next_listener: AtomicU64,
     /// Created by the first `events()` call.
     events: OnceLock<broadcast::Sender<LocalEvent>>,
@@ -138,8 +167,8 @@ impl<C: Codec> Endpoint<C> {
                 counter: AtomicU64::new(1),
                 life: Mutex::new(Life::default()),
                 life_changed: Notify::new(),
-                listeners: RwLock::new(HashMap::new()),
-                procedures: RwLock::new(HashMap::new()),
+                listeners: RwLock::new(ByName::default()),
+                procedures: RwLock::new(ByName::default()),
                 next_listener: AtomicU64::new(1),
                 events: OnceLock::new(),
                 data: Mutex::new(HashMap::new()),
@@ -191,7 +220,7 @@ impl<C: Codec> Endpoint<C> {
         self.life().link.as_ref().map_or((0, 0), |link| link.backlog())
     }
 
-    pub(crate) fn procedures(&self) -> &RwLock<HashMap<String, Procedure<C>>> {
+    pub(crate) fn procedures(&self) -> &RwLock<ByName<Procedure<C>>> {
         &self.inner.procedures
     }
 

@@ -1,7 +1,8 @@
 //! Sending: events, pre-encoded frames and the heartbeat ping, through the
 //! send hook into the current connection's backlog.
 
-use tokio_tungstenite::tungstenite::Message;
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::Endpoint;
 use crate::codec::{Codec, FrameKind};
@@ -124,16 +125,15 @@ impl<C: Codec> Endpoint<C> {
     }
 }
 
-pub(crate) fn to_message<C: Codec>(mut buf: Vec<u8>) -> Result<Message, SendError> {
-    // A frame can wait in backlogs for a while: do not let it hold the
-    // encoder's doubling slack (up to twice its size) meanwhile.
-    if buf.capacity() > 4096 && buf.capacity() - buf.len() > buf.len() / 8 {
-        buf.shrink_to_fit();
-    }
+pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
+    // Cut to size: an exact buffer becomes `Bytes` with no second
+    // allocation, and a frame waiting in backlogs holds none of the
+    // encoder's slack.
+    let bytes = Bytes::from(buf.into_boxed_slice());
     match C::FRAME_KIND {
-        FrameKind::Binary => Ok(Message::Binary(buf.into())),
-        FrameKind::Text => String::from_utf8(buf)
-            .map(|s| Message::Text(s.into()))
+        FrameKind::Binary => Ok(Message::Binary(bytes)),
+        FrameKind::Text => Utf8Bytes::try_from(bytes)
+            .map(Message::Text)
             .map_err(|_| SendError::Encode(CodecError::encode("a text codec produced invalid UTF-8"))),
     }
 }

@@ -4,7 +4,10 @@
 //!
 //! Decoding reads only the routing fields; every argument, result and error
 //! stays a raw slice of the received frame (no copy) until a handler
-//! decodes it straight into its own type.
+//! decodes it straight into its own type. The frame is still checked whole
+//! against the JSON grammar, in one pass, so a malformed argument is refused
+//! before dispatch as `JSON.parse` would refuse it; frames nested deeper
+//! than [`ws_messaging::reader::MAX_DEPTH`] levels are refused too.
 //!
 //! ```
 //! use ws_messaging::{Codec, Frame, envelope::validate};
@@ -68,10 +71,24 @@ impl Codec for Json {
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
         match scan::envelope(frame) {
-            Some(envelope) => Ok(envelope),
-            None => serde_envelope(frame),
+            Ok(envelope) => Ok(envelope),
+            Err(scan::Stop::TooDeep) => Err(too_deep()),
+            Err(scan::Stop::Bail) => {
+                let envelope = serde_envelope(frame)?;
+                if scan::too_deep(frame) {
+                    return Err(too_deep());
+                }
+                Ok(envelope)
+            }
         }
     }
+}
+
+fn too_deep() -> CodecError {
+    CodecError::decode(format!(
+        "JSON nested deeper than {} levels",
+        ws_messaging::reader::MAX_DEPTH
+    ))
 }
 
 /// The envelope read with serde_json: what the one-pass scanner leaves to

@@ -7,22 +7,32 @@
 //! fields and the raw slices. It handles the shapes peers send: keys and the
 //! name as plain strings, the id as a plain integer. On anything else (an
 //! escape in a key or the name, a non-string name, a fractional or negative
-//! id, deep nesting) and on any error it answers `None`, and the serde-based
+//! id) and on any error it stops with [`Stop::Bail`], and the serde-based
 //! reader decides, with its own error messages. So this path only ever
 //! accepts what that reader accepts, and gives the same envelope (the tests
-//! below compare the two on mutated frames).
+//! below compare the two on mutated frames). A frame nested deeper than
+//! [`MAX_DEPTH`] is refused here ([`Stop::TooDeep`]); [`nesting`] is the
+//! same check for the frames the serde-based reader reads.
 
 use bytes::Bytes;
 use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
+use ws_messaging::reader::MAX_DEPTH;
 
-/// Nesting beyond this is left to the serde-based reader.
-const MAX_DEPTH: usize = 64;
+/// Why the scan stopped short of an envelope.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Left to the serde-based reader.
+    Bail,
+    /// Nested deeper than [`MAX_DEPTH`], counting the envelope itself.
+    TooDeep,
+}
 
-/// Reads `frame` as an envelope map; `None` when the serde-based reader must
-/// decide.
-pub(crate) fn envelope(frame: &Bytes) -> Option<RawEnvelope> {
+type Scan<T> = Result<T, Stop>;
+
+/// Reads `frame` as an envelope map.
+pub(crate) fn envelope(frame: &Bytes) -> Scan<RawEnvelope> {
     // Strings may hold any UTF-8: checked once, for the whole frame.
-    std::str::from_utf8(frame).ok()?;
+    std::str::from_utf8(frame).map_err(|_| Stop::Bail)?;
     let mut s = Scanner { b: frame, pos: 0 };
     let mut env = RawEnvelope {
         is_map: true,
@@ -45,24 +55,52 @@ pub(crate) fn envelope(frame: &Bytes) -> Option<RawEnvelope> {
                 Key::Name => env.name = s.name()?,
                 Key::Args => env.args = s.args(frame)?,
                 Key::Id => env.id = s.id()?,
-                Key::Result => env.result = Some(s.raw(frame)?),
-                Key::Error => env.error = Some(s.raw(frame)?),
-                Key::Other => s.value(0)?,
+                Key::Result => env.result = Some(s.raw(frame, 1)?),
+                Key::Error => env.error = Some(s.raw(frame, 1)?),
+                Key::Other => s.value(1)?,
             }
             s.ws();
             match s.next()? {
                 b',' => s.ws(),
                 b'}' => break,
-                _ => return None,
+                _ => return Err(Stop::Bail),
             }
         }
     }
     s.ws();
     if s.pos != frame.len() {
-        return None;
+        return Err(Stop::Bail);
     }
     env.keys = keys.total();
-    Some(env)
+    Ok(env)
+}
+
+/// Whether `frame` (valid JSON) nests deeper than [`MAX_DEPTH`].
+pub(crate) fn too_deep(frame: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &c in frame {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 struct Scanner<'a> {
@@ -71,91 +109,108 @@ struct Scanner<'a> {
 }
 
 impl Scanner<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.pos).copied()
+    fn peek(&self) -> Scan<u8> {
+        self.b.get(self.pos).copied().ok_or(Stop::Bail)
     }
 
-    fn next(&mut self) -> Option<u8> {
+    fn next(&mut self) -> Scan<u8> {
         let c = self.peek()?;
         self.pos += 1;
-        Some(c)
+        Ok(c)
     }
 
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.next()? == c).then_some(())
+    fn eat(&mut self, c: u8) -> Scan<()> {
+        if self.next()? == c {
+            Ok(())
+        } else {
+            Err(Stop::Bail)
+        }
+    }
+
+    /// The length of the run of bytes before a quote, a backslash or a
+    /// control character.
+    fn plain_run(&self) -> Scan<usize> {
+        self.b[self.pos..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .ok_or(Stop::Bail)
     }
 
     /// Skips JSON whitespace.
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+        while let Ok(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.pos += 1;
         }
     }
 
     /// A string with no escape: its bytes between the quotes.
-    fn plain_string(&mut self) -> Option<&[u8]> {
+    fn plain_string(&mut self) -> Scan<&[u8]> {
         self.eat(b'"')?;
         let start = self.pos;
-        let len = self.b[start..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let len = self.plain_run()?;
         self.pos += len;
         self.eat(b'"')?;
-        Some(&self.b[start..start + len])
+        Ok(&self.b[start..start + len])
     }
 
-    fn name(&mut self) -> Option<NameField> {
+    fn name(&mut self) -> Scan<NameField> {
         let name = self.plain_string()?;
-        Some(if name.is_empty() {
+        Ok(if name.is_empty() {
             NameField::Falsy
         } else {
             // The frame is UTF-8, and so is every string in it.
-            NameField::Str(std::str::from_utf8(name).ok()?.to_owned())
+            NameField::Str(std::str::from_utf8(name).map_err(|_| Stop::Bail)?.to_owned())
         })
     }
 
     /// A plain unsigned integer id.
-    fn id(&mut self) -> Option<IdField> {
+    fn id(&mut self) -> Scan<IdField> {
         let start = self.pos;
         let len = self.b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
         if len == 0 || len > 20 || (len > 1 && self.b[start] == b'0') {
-            return None;
+            return Err(Stop::Bail);
         }
         self.pos += len;
-        if let Some(b'.' | b'e' | b'E') = self.peek() {
-            return None;
+        if let Ok(b'.' | b'e' | b'E') = self.peek() {
+            return Err(Stop::Bail);
         }
-        let digits = std::str::from_utf8(&self.b[start..self.pos]).ok()?;
-        Some(IdField::from_u64(digits.parse().ok()?))
+        let digits = std::str::from_utf8(&self.b[start..self.pos]).map_err(|_| Stop::Bail)?;
+        Ok(IdField::from_u64(digits.parse().map_err(|_| Stop::Bail)?))
     }
 
     /// An array's elements as raw slices of `frame`.
-    fn args(&mut self, frame: &Bytes) -> Option<ArgsField> {
+    /// The array of arguments (at depth 2: inside the envelope), its
+    /// elements as raw slices of `frame`.
+    fn args(&mut self, frame: &Bytes) -> Scan<ArgsField> {
         self.eat(b'[')?;
         let mut args = Vec::new();
         self.ws();
         if self.peek()? == b']' {
             self.pos += 1;
-            return Some(ArgsField::List(args));
+            return Ok(ArgsField::List(args));
         }
         loop {
-            args.push(self.raw(frame)?);
+            args.push(self.raw(frame, 2)?);
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
-                b']' => return Some(ArgsField::List(args)),
-                _ => return None,
+                b']' => return Ok(ArgsField::List(args)),
+                _ => return Err(Stop::Bail),
             }
         }
     }
 
-    /// One value, as the slice of `frame` it occupies.
-    fn raw(&mut self, frame: &Bytes) -> Option<Bytes> {
+    /// One value inside a collection at `depth`, as the slice of `frame`
+    /// it occupies.
+    fn raw(&mut self, frame: &Bytes, depth: usize) -> Scan<Bytes> {
         let start = self.pos;
-        self.value(0)?;
-        Some(frame.slice(start..self.pos))
+        self.value(depth)?;
+        Ok(frame.slice(start..self.pos))
     }
 
-    /// Skips one value, checking it against the JSON grammar.
-    fn value(&mut self, depth: usize) -> Option<()> {
+    /// Skips one value inside a collection at `depth`, checking it against
+    /// the JSON grammar.
+    fn value(&mut self, depth: usize) -> Scan<()> {
         match self.peek()? {
             b'"' => self.string(),
             b'{' => self.object(depth + 1),
@@ -164,34 +219,38 @@ impl Scanner<'_> {
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
             b'-' | b'0'..=b'9' => self.number(),
-            _ => None,
+            _ => Err(Stop::Bail),
         }
     }
 
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
+    fn literal(&mut self, word: &[u8]) -> Scan<()> {
         let end = self.pos + word.len();
-        (self.b.get(self.pos..end)? == word).then(|| self.pos = end)
+        if self.b.get(self.pos..end) == Some(word) {
+            self.pos = end;
+            Ok(())
+        } else {
+            Err(Stop::Bail)
+        }
     }
 
-    fn string(&mut self) -> Option<()> {
+    fn string(&mut self) -> Scan<()> {
         self.eat(b'"')?;
         loop {
-            let len = self.b[self.pos..].iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            self.pos += len;
+            self.pos += self.plain_run()?;
             match self.next()? {
-                b'"' => return Some(()),
+                b'"' => return Ok(()),
                 b'\\' => match self.next()? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                     b'u' => {
-                        let hex = self.b.get(self.pos..self.pos + 4)?;
+                        let hex = self.b.get(self.pos..self.pos + 4).ok_or(Stop::Bail)?;
                         if !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return None;
+                            return Err(Stop::Bail);
                         }
                         self.pos += 4;
                     }
-                    _ => return None,
+                    _ => return Err(Stop::Bail),
                 },
-                _ => return None, // a control character
+                _ => return Err(Stop::Bail), // a control character
             }
         }
     }
@@ -203,69 +262,69 @@ impl Scanner<'_> {
     }
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
-    fn number(&mut self) -> Option<()> {
-        if self.peek() == Some(b'-') {
+    fn number(&mut self) -> Scan<()> {
+        if self.peek() == Ok(b'-') {
             self.pos += 1;
         }
         match self.next()? {
             b'0' => {
-                if self.peek().is_some_and(|c| c.is_ascii_digit()) {
-                    return None;
+                if self.peek().is_ok_and(|c| c.is_ascii_digit()) {
+                    return Err(Stop::Bail);
                 }
             }
             b'1'..=b'9' => {
                 self.digits();
             }
-            _ => return None,
+            _ => return Err(Stop::Bail),
         }
-        if self.peek() == Some(b'.') {
+        if self.peek() == Ok(b'.') {
             self.pos += 1;
             if self.digits() == 0 {
-                return None;
+                return Err(Stop::Bail);
             }
         }
-        if let Some(b'e' | b'E') = self.peek() {
+        if let Ok(b'e' | b'E') = self.peek() {
             self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
+            if let Ok(b'+' | b'-') = self.peek() {
                 self.pos += 1;
             }
             if self.digits() == 0 {
-                return None;
+                return Err(Stop::Bail);
             }
         }
-        Some(())
+        Ok(())
     }
 
-    fn array(&mut self, depth: usize) -> Option<()> {
+    fn array(&mut self, depth: usize) -> Scan<()> {
         if depth > MAX_DEPTH {
-            return None;
+            return Err(Stop::TooDeep);
         }
         self.eat(b'[')?;
         self.ws();
         if self.peek()? == b']' {
             self.pos += 1;
-            return Some(());
+            return Ok(());
         }
         loop {
             self.value(depth)?;
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
-                b']' => return Some(()),
-                _ => return None,
+                b']' => return Ok(()),
+                _ => return Err(Stop::Bail),
             }
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
+    fn object(&mut self, depth: usize) -> Scan<()> {
         if depth > MAX_DEPTH {
-            return None;
+            return Err(Stop::TooDeep);
         }
         self.eat(b'{')?;
         self.ws();
         if self.peek()? == b'}' {
             self.pos += 1;
-            return Some(());
+            return Ok(());
         }
         loop {
             self.string()?;
@@ -276,8 +335,8 @@ impl Scanner<'_> {
             self.ws();
             match self.next()? {
                 b',' => self.ws(),
-                b'}' => return Some(()),
-                _ => return None,
+                b'}' => return Ok(()),
+                _ => return Err(Stop::Bail),
             }
         }
     }
@@ -292,12 +351,15 @@ mod tests {
     /// with the same envelope.
     fn agree(frame: &[u8]) -> bool {
         let frame = Bytes::copy_from_slice(frame);
-        let Some(fast) = envelope(&frame) else {
+        let Ok(fast) = envelope(&frame) else {
             return false;
         };
         match serde_envelope(&frame) {
             Ok(slow) => assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&frame)),
-            Err(e) => panic!("accepted what serde refuses ({e}): {:?}", String::from_utf8_lossy(&frame)),
+            Err(e) => panic!(
+                "accepted what serde refuses ({e}): {:?}",
+                String::from_utf8_lossy(&frame)
+            ),
         }
         true
     }
@@ -346,11 +408,49 @@ mod tests {
             r#"{"name":"a","args":[],"id":18446744073709551616}"#,
             "\u{c}{}",
         ] {
-            assert!(envelope(&Bytes::copy_from_slice(bad.as_bytes())).is_none(), "{bad}");
+            assert_eq!(
+                envelope(&Bytes::copy_from_slice(bad.as_bytes())),
+                Err(Stop::Bail),
+                "{bad}"
+            );
         }
-        let deep = format!(r#"{{"name":"a","args":[{}1{}]}}"#, "[".repeat(100), "]".repeat(100));
-        assert!(envelope(&Bytes::from(deep)).is_none());
-        assert!(envelope(&Bytes::from_static(b"{\"name\":\"\xff\",\"args\":[]}")).is_none());
+        assert_eq!(
+            envelope(&Bytes::from_static(b"{\"name\":\"\xff\",\"args\":[]}")),
+            Err(Stop::Bail)
+        );
+    }
+
+    #[test]
+    fn nesting_is_limited_in_both_readers() {
+        // The envelope is level 1, `args` level 2: an argument may hold
+        // MAX_DEPTH - 2 levels.
+        let nested = |levels: usize| {
+            let frame = format!(
+                r#"{{"name":"a","args":[{}1{}],"x":"[[["}}"#,
+                "[".repeat(levels),
+                "]".repeat(levels)
+            );
+            Bytes::from(frame)
+        };
+        let deepest = nested(MAX_DEPTH - 2);
+        assert!(agree(&deepest));
+        assert!(!too_deep(&deepest));
+        let deeper = nested(MAX_DEPTH - 1);
+        assert_eq!(envelope(&deeper), Err(Stop::TooDeep));
+        assert!(too_deep(&deeper));
+        assert!(serde_envelope(&deeper).is_ok(), "serde alone would take it");
+        // Refused whichever reader reads it.
+        use ws_messaging::Codec;
+        let escaped = String::from_utf8(deeper.to_vec())
+            .unwrap()
+            .replace(r#""name""#, r#""n\u0061me""#);
+        let escaped = Bytes::from(escaped);
+        assert_eq!(envelope(&escaped), Err(Stop::Bail));
+        for frame in [&deeper, &escaped] {
+            let error = crate::Json.decode_envelope(frame).unwrap_err();
+            assert!(error.to_string().contains("nested deeper than 128"), "{error}");
+        }
+        assert!(crate::Json.decode_envelope(&deepest).is_ok());
     }
 
     #[test]
