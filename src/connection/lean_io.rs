@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 const READ_CHUNK: usize = 64 * 1024;
 /// Writes are gathered up to this size before going to the socket.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// The gathering buffer's first size.
+const FIRST_GATHER: usize = 4 * 1024;
 /// Writes this large skip the gathering buffer when it is empty.
 const DIRECT_WRITE: usize = 16 * 1024;
 
@@ -155,6 +157,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanIo<S> {
             if data.len() >= DIRECT_WRITE {
                 return Pin::new(&mut this.inner).poll_write(cx, data);
             }
+        }
+        if this.out.capacity() == 0 {
+            // One allocation for the frames gathered until the flush.
+            this.out.reserve(data.len().max(FIRST_GATHER));
         }
         this.out.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))

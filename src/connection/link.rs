@@ -2,7 +2,7 @@
 //! (its phase, its outgoing backlog, its pending invokes), behind one lock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::task::Waker;
 
@@ -21,6 +21,7 @@ pub(crate) type Settle = Result<Result<Bytes, Bytes>, ()>;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Phase {
     /// The WebSocket is open; auth is under way (nothing but the auth frame
     /// and the `connect` reply may be sent).
@@ -64,6 +65,9 @@ pub(crate) struct Link {
     room: Notify,
     /// Set once the connection was authenticated (survives its close).
     was_open: AtomicBool,
+    /// The phase, readable without the lock (the driver checks it on every
+    /// wake-up); changed only under the lock, with `LinkState::phase`.
+    phase: AtomicU8,
     max_frames: usize,
     max_bytes: usize,
 }
@@ -97,6 +101,7 @@ impl Link {
             }),
             room: Notify::new(),
             was_open: AtomicBool::new(false),
+            phase: AtomicU8::new(Phase::Authenticating as u8),
             max_frames: options.max_backlog_frames.max(1),
             max_bytes: options.max_backlog_bytes.max(1),
         }
@@ -108,11 +113,21 @@ impl Link {
     }
 
     pub(crate) fn phase(&self) -> Phase {
-        self.lock().phase
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Authenticating,
+            1 => Phase::Open,
+            2 => Phase::Closing,
+            _ => Phase::Closed,
+        }
+    }
+
+    fn set_phase(&self, state: &mut LinkState, phase: Phase) {
+        state.phase = phase;
+        self.phase.store(phase as u8, Ordering::Release);
     }
 
     pub(crate) fn is_open(&self) -> bool {
-        self.lock().phase == Phase::Open
+        self.phase() == Phase::Open
     }
 
     /// Whether this connection was ever authenticated.
@@ -131,7 +146,7 @@ impl Link {
         if state.phase != Phase::Authenticating {
             return false;
         }
-        state.phase = Phase::Open;
+        self.set_phase(&mut state, Phase::Open);
         self.was_open.store(true, Ordering::SeqCst);
         true
     }
@@ -278,7 +293,7 @@ impl Link {
         reason: &str,
         discard: bool,
     ) -> HashMap<u64, oneshot::Sender<Settle>> {
-        state.phase = Phase::Closing;
+        self.set_phase(state, Phase::Closing);
         state.close = Some((code, truncate_reason(reason).to_string()));
         if discard {
             state.queue = VecDeque::new();
@@ -299,7 +314,7 @@ impl Link {
     pub(crate) fn finish(&self) {
         let pending = {
             let mut state = self.lock();
-            state.phase = Phase::Closed;
+            self.set_phase(&mut state, Phase::Closed);
             state.queue = VecDeque::new();
             state.bytes = 0;
             state.writer = None;

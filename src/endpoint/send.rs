@@ -95,13 +95,24 @@ impl<C: Codec> Endpoint<C> {
     /// emitted) and this fails with [`SendError::SlowConsumer`].
     pub fn queue_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
         self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
-        let link = self.open_link()?;
-        self.push_now(&link, message.0.clone())
+        // One step under the endpoint's lock: the link's own check of its
+        // phase is the only one (this runs once per recipient of a
+        // broadcast).
+        let pushed = match &self.life().link {
+            Some(link) => link.push_now(message.0.clone()),
+            None => Err(PushError::Closed),
+        };
+        self.pushed(pushed)
     }
 
     /// Queues on `link` without waiting (replies, broadcasts, reports).
     pub(crate) fn push_now(&self, link: &Link, message: Message) -> Result<(), SendError> {
-        match link.push_now(message) {
+        self.pushed(link.push_now(message))
+    }
+
+    /// What a push without waiting comes to (a slow consumer is reported).
+    fn pushed(&self, pushed: Result<(), PushError>) -> Result<(), SendError> {
+        match pushed {
             Ok(()) => Ok(()),
             Err(PushError::Closed) => Err(SendError::Connection),
             Err(PushError::SlowConsumer { frames, bytes }) => {
