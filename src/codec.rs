@@ -102,6 +102,13 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes a frame into its loose envelope form, arguments kept raw.
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError>;
 
+    /// [`decode_envelope`](Codec::decode_envelope) for a frame that came in
+    /// a text frame: the WebSocket layer has checked that it is UTF-8, so a
+    /// text format need not check again. The default is `decode_envelope`.
+    fn decode_text_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
+        self.decode_envelope(frame)
+    }
+
     /// Extra validation of a well-formed envelope before dispatch (a schema
     /// check per event or procedure name). The default accepts everything.
     /// An `Err` is sent to the peer as a `preprocessingError`.

@@ -20,18 +20,23 @@ use crate::protocol::LOCAL_ONLY;
 
 impl<C: Codec> Endpoint<C> {
     /// Handles one incoming data frame of connection `link`.
-    pub(crate) fn receive(&self, link: &Arc<Link>, data: Bytes) {
-        match self.preprocess(&data) {
+    /// `text`: the frame came in a text frame, whose UTF-8 the WebSocket
+    /// layer has checked already.
+    pub(crate) fn receive(&self, link: &Arc<Link>, data: Bytes, text: bool) {
+        match self.preprocess(&data, text) {
             Ok(frame) => self.dispatch(link, frame),
             Err(error) => self.report_preprocessing_error(link, &error),
         }
     }
 
-    fn preprocess(&self, data: &Bytes) -> Result<Frame, HandlerError> {
-        let raw = self
-            .codec()
-            .decode_envelope(data)
-            .map_err(|e| HandlerError::from(PreprocessError::Decode(e)))?;
+    fn preprocess(&self, data: &Bytes, text: bool) -> Result<Frame, HandlerError> {
+        let codec = self.codec();
+        let raw = if text {
+            codec.decode_text_envelope(data)
+        } else {
+            codec.decode_envelope(data)
+        };
+        let raw = raw.map_err(|e| HandlerError::from(PreprocessError::Decode(e)))?;
         let frame = validate(raw, !self.options().skip_validation)?;
         self.codec()
             .check(&frame)

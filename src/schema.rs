@@ -138,6 +138,10 @@ impl<C: Codec> Codec for Validated<C> {
         self.inner.decode_envelope(frame)
     }
 
+    fn decode_text_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
+        self.inner.decode_text_envelope(frame)
+    }
+
     fn check(&self, frame: &Frame) -> Result<(), CheckError> {
         self.inner.check(frame)?;
         let Frame::Message { name, args, .. } = frame else {

@@ -46,8 +46,8 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 Poll::Ready(Some(Ok(message))) => {
                     handled += 1;
                     match message {
-                        Message::Text(text) => self.endpoint.receive(self.link, text.into()),
-                        Message::Binary(data) => self.endpoint.receive(self.link, data),
+                        Message::Text(text) => self.endpoint.receive(self.link, text.into(), true),
+                        Message::Binary(data) => self.endpoint.receive(self.link, data, false),
                         Message::Close(frame) => {
                             self.peer_close = Some(match frame {
                                 Some(f) => (f.code.into(), f.reason.to_string()),

@@ -70,6 +70,14 @@ impl Codec for Json {
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
+        if std::str::from_utf8(frame).is_err() {
+            // serde_json says where the bad bytes are.
+            return serde_envelope(frame);
+        }
+        self.decode_text_envelope(frame)
+    }
+
+    fn decode_text_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
         match scan::envelope(frame) {
             Ok(envelope) => Ok(envelope),
             Err(scan::Stop::TooDeep) => Err(too_deep()),

@@ -29,10 +29,9 @@ pub(crate) enum Stop {
 
 type Scan<T> = Result<T, Stop>;
 
-/// Reads `frame` as an envelope map.
+/// Reads `frame`, which is UTF-8 (checked by the caller, or by the
+/// WebSocket layer for a text frame), as an envelope map.
 pub(crate) fn envelope(frame: &Bytes) -> Scan<RawEnvelope> {
-    // Strings may hold any UTF-8: checked once, for the whole frame.
-    std::str::from_utf8(frame).map_err(|_| Stop::Bail)?;
     let mut s = Scanner { b: frame, pos: 0 };
     let mut env = RawEnvelope {
         is_map: true,
@@ -103,6 +102,15 @@ pub(crate) fn too_deep(frame: &[u8]) -> bool {
     false
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each zero byte of `w` is set (bits above the lowest
+/// zero byte may be set falsely; the lowest is exact).
+fn zero_bytes(w: u64) -> u64 {
+    w.wrapping_sub(ONES) & !w & HIGHS
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     pos: usize,
@@ -130,9 +138,26 @@ impl Scanner<'_> {
     /// The length of the run of bytes before a quote, a backslash or a
     /// control character.
     fn plain_run(&self) -> Scan<usize> {
-        self.b[self.pos..]
+        let rest = &self.b[self.pos..];
+        // Eight bytes at a time: the lowest flagged byte of a word is the
+        // first quote, backslash or control character in it.
+        let mut words = rest.chunks_exact(8);
+        let mut skipped = 0;
+        for word in &mut words {
+            let w = u64::from_le_bytes(word.try_into().map_err(|_| Stop::Bail)?);
+            let flags = zero_bytes(w ^ (ONES * u64::from(b'"')))
+                | zero_bytes(w ^ (ONES * u64::from(b'\\')))
+                | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+            if flags != 0 {
+                return Ok(skipped + (flags.trailing_zeros() / 8) as usize);
+            }
+            skipped += 8;
+        }
+        words
+            .remainder()
             .iter()
             .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|i| skipped + i)
             .ok_or(Stop::Bail)
     }
 
@@ -351,6 +376,10 @@ mod tests {
     /// with the same envelope.
     fn agree(frame: &[u8]) -> bool {
         let frame = Bytes::copy_from_slice(frame);
+        // The scanner's precondition, which its callers check.
+        if std::str::from_utf8(&frame).is_err() {
+            return false;
+        }
         let Ok(fast) = envelope(&frame) else {
             return false;
         };
@@ -414,10 +443,9 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            envelope(&Bytes::from_static(b"{\"name\":\"\xff\",\"args\":[]}")),
-            Err(Stop::Bail)
-        );
+        use ws_messaging::Codec;
+        let not_utf8 = Bytes::from_static(b"{\"name\":\"\xff\",\"args\":[]}");
+        assert!(crate::Json.decode_envelope(&not_utf8).is_err());
     }
 
     #[test]
@@ -451,6 +479,21 @@ mod tests {
             assert!(error.to_string().contains("nested deeper than 128"), "{error}");
         }
         assert!(crate::Json.decode_envelope(&deepest).is_ok());
+    }
+
+    #[test]
+    fn runs_end_at_the_first_quote_backslash_or_control_character() {
+        for len in 0..40 {
+            for stop in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                let mut text = "é".repeat(len / 2).into_bytes();
+                text.extend(std::iter::repeat_n(b'a', len % 2));
+                let at = text.len();
+                text.extend([stop, b'"', b'"']);
+                text.extend(b"x\"".repeat(5));
+                let s = Scanner { b: &text, pos: 0 };
+                assert_eq!(s.plain_run(), Ok(at), "{len} {stop:#x}");
+            }
+        }
     }
 
     #[test]
