@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::codec::Codec;
 use crate::config::OutgoingKind;
 use crate::connection::Link;
-use crate::endpoint::{message_bytes, Endpoint, Procedure};
+use crate::endpoint::{message_bytes, scratch, Endpoint, Procedure};
 use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq, FromArgs, RawValue};
@@ -126,7 +126,7 @@ impl<C: Codec> Endpoint<C> {
         id: u64,
         encode: impl FnOnce(&C, &mut Vec<u8>) -> Result<(), CodecError>,
     ) -> Result<Message, SendError> {
-        let mut buf = Vec::with_capacity(64);
+        let mut buf = scratch();
         match encode(self.codec(), &mut buf) {
             Ok(()) => self.frame(buf),
             Err(e) => {
@@ -191,7 +191,7 @@ impl<C: Codec> Endpoint<C> {
         timeout: Duration,
     ) -> Result<Bytes, InvokeError> {
         let id = self.next_id();
-        let mut buf = Vec::with_capacity(64);
+        let mut buf = scratch();
         self.codec()
             .encode_message(name, &AsSeq(args), Some(id), &mut buf)
             .map_err(|e| InvokeError::Send(SendError::Encode(e)))?;

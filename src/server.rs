@@ -184,7 +184,7 @@ impl<C: Codec> ServerBuilder<C> {
 }
 
 fn connect_event<C: Codec, R: Serialize>(endpoint: &Endpoint<C>, reply: &R) -> Result<Message, HandlerError> {
-    let mut buf = Vec::with_capacity(32);
+    let mut buf = crate::endpoint::scratch();
     endpoint
         .codec()
         .encode_message("connect", &(reply,), None, &mut buf)

@@ -19,7 +19,7 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Writes are gathered up to this size before going to the socket.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// The gathering buffer's first size.
-const FIRST_GATHER: usize = 4 * 1024;
+const FIRST_GATHER: usize = 512;
 /// Writes this large skip the gathering buffer when it is empty.
 const DIRECT_WRITE: usize = 16 * 1024;
 

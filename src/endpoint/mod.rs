@@ -35,7 +35,7 @@ pub(crate) use life::Life;
 use listeners::Listener;
 pub use listeners::ListenerId;
 pub use send::EncodedMessage;
-pub(crate) use send::{encode_event, message_bytes, to_message};
+pub(crate) use send::{encode_event, message_bytes, scratch, to_message};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

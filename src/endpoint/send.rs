@@ -31,7 +31,7 @@ impl<C: Codec> Endpoint<C> {
     /// when it cannot be encoded or the send hook refuses it.
     pub(crate) fn ping_message(&self) -> Option<(u64, Message)> {
         let id = self.next_id();
-        let mut buf = Vec::with_capacity(32);
+        let mut buf = scratch();
         self.inner
             .codec
             .encode_message("ping", &AsSeq(&()), Some(id), &mut buf)
@@ -136,11 +136,48 @@ impl<C: Codec> Endpoint<C> {
     }
 }
 
+/// Frames up to this size are copied out of the encoding buffer.
+const COPY_LIMIT: usize = 16 * 1024;
+/// The largest encoding buffer kept for reuse, per thread.
+const KEEP_LIMIT: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's spare encoding buffer (see [`scratch`]).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty buffer to encode a frame into: this thread's spare one when it
+/// has one, so that encoding reuses its capacity instead of growing a new
+/// buffer; [`to_message`] gives it back.
+pub(crate) fn scratch() -> Vec<u8> {
+    SCRATCH.with(|spare| spare.take())
+}
+
+/// Keeps `buf` as this thread's spare encoding buffer, unless it holds a
+/// larger one already.
+fn recycle(mut buf: Vec<u8>) {
+    if buf.capacity() > KEEP_LIMIT {
+        return;
+    }
+    buf.clear();
+    SCRATCH.with(|spare| {
+        let kept = spare.take();
+        spare.set(if kept.capacity() >= buf.capacity() { kept } else { buf });
+    });
+}
+
 pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
-    // Cut to size: an exact buffer becomes `Bytes` with no second
-    // allocation, and a frame waiting in backlogs holds none of the
-    // encoder's slack.
-    let bytes = Bytes::from(buf.into_boxed_slice());
+    // A small frame is copied out, exact, and the buffer kept for the next
+    // one: one allocation per frame. A large one is cut to size (a frame
+    // waiting in backlogs holds none of the encoder's slack) and becomes
+    // `Bytes` with no second allocation.
+    let bytes = if buf.len() <= COPY_LIMIT {
+        let bytes = Bytes::copy_from_slice(&buf);
+        recycle(buf);
+        bytes
+    } else {
+        Bytes::from(buf.into_boxed_slice())
+    };
     match C::FRAME_KIND {
         FrameKind::Binary => Ok(Message::Binary(bytes)),
         FrameKind::Text => Utf8Bytes::try_from(bytes)
@@ -156,7 +193,7 @@ pub(crate) fn encode_event<C: Codec, A: Args + ?Sized>(
     args: &A,
 ) -> Result<EncodedMessage, SendError> {
     check_name(name).map_err(SendError::ReservedName)?;
-    let mut buf = Vec::with_capacity(64);
+    let mut buf = scratch();
     codec
         .encode_message(name, &AsSeq(args), None, &mut buf)
         .map_err(SendError::Encode)?;
