@@ -413,7 +413,7 @@ impl Process {
     /// The echo_server example with `codec`, no heartbeat pings.
     pub(crate) async fn echo_server(exe: &Path, codec: &str) -> Result<Process, String> {
         let mut command = Command::new(exe);
-        command.args(["--port", "0", "--codec", codec, "--ping-interval-ms", "0"]);
+        command.args(["--port", "0", "--codec", codec, "--ping-interval-ms", "0", "--counters"]);
         Process::spawn(&format!("echo_server --codec {codec}"), command).await
     }
 

@@ -29,6 +29,7 @@ pub(crate) struct User {
 pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     let this: Arc<OnceLock<Server<Bincode>>> = Arc::new(OnceLock::new());
     let cell = this.clone();
+    let counters = settings.counters;
     let server = settings
         .builder::<Bincode>()
         .on_connection(move |endpoint: Endpoint<Bincode>, auth: Auth| {
@@ -42,7 +43,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
                     }
                     _ => return Err(HandlerError::text("bad token")),
                 };
-                super::setup::<Bincode, String>(&endpoint, server)?;
+                super::setup::<Bincode, String>(&endpoint, server, counters)?;
                 Ok(User { user: user.into() })
             }
         })

@@ -6,6 +6,7 @@
 //!     [--ping-interval-ms N] [--ping-timeout-ms N] [--auth-timeout-ms N]
 //!     [--write-timeout-ms N] [--max-message-bytes N]
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
+//!     [--counters]
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once ready; SIGINT/SIGTERM close
 //! every connection with 1001 and exit 0. The limits default to the
@@ -20,10 +21,11 @@
 //!   `shouted(...)` to everyone (encoded once), `call-me(proc, ...args)` →
 //!   invokes `proc` on the sender, then `called(result)` or
 //!   `call-failed(error)`;
-//! - event `tick(...)` is counted (its arguments are not decoded; nothing is
+//! - with `--counters` (for load clients; not with `--codec protobuf`):
+//!   event `tick(...)` is counted (its arguments are not decoded; nothing is
 //!   sent back) and procedure `ticks()` returns how many `tick` events the
-//!   server has received, from every connection (for load clients; not with
-//!   `--codec protobuf`).
+//!   server has received, from every connection. Off by default, so that an
+//!   idle connection holds only the handlers above.
 
 mod bincode;
 mod cbor;
@@ -63,6 +65,8 @@ pub struct Settings {
     pub max_backlog_frames: Option<usize>,
     /// `--max-concurrent-calls`.
     pub max_concurrent_calls: Option<usize>,
+    /// `--counters`: the `tick` event and the `ticks` procedure.
+    pub counters: bool,
 }
 
 impl Settings {
@@ -110,9 +114,14 @@ fn parse_args() -> Result<Settings, String> {
         max_backlog_bytes: None,
         max_backlog_frames: None,
         max_concurrent_calls: None,
+        counters: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--counters" {
+            settings.counters = true;
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let count = || value.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
         let ms = || {
@@ -172,6 +181,7 @@ where
 {
     let this: Arc<OnceLock<Server<C>>> = Arc::new(OnceLock::new());
     let server_cell = this.clone();
+    let counters = settings.counters;
     let server = settings
         .builder::<C>()
         .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| {
@@ -185,7 +195,7 @@ where
                     }
                     _ => return Err(HandlerError::text("bad token")),
                 };
-                setup::<C, V>(&endpoint, server)?;
+                setup::<C, V>(&endpoint, server, counters)?;
                 Ok(json!({ "user": user }))
             }
         })
@@ -208,16 +218,21 @@ pub async fn serve_until_signal<C: Codec>(server: Server<C>) -> Result<(), Strin
 /// The `tick` events received, from every connection.
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
-/// `raw` decoded as a `V` and encoded again.
-fn reencode<C: Codec, V: Serialize + DeserializeOwned>(endpoint: &Endpoint<C>, raw: &[u8]) -> Option<Bytes> {
-    let value: V = endpoint.decode(raw).ok()?;
+/// `raw` decoded as a `V` and encoded again; `null` for no `raw`.
+fn reencode<C: Codec, V: Serialize + DeserializeOwned>(endpoint: &Endpoint<C>, raw: Option<&[u8]>) -> Option<Bytes> {
     let mut out = Vec::new();
-    endpoint.codec().encode_value(&value, &mut out).ok()?;
+    match raw {
+        Some(raw) => {
+            let value: V = endpoint.decode(raw).ok()?;
+            endpoint.codec().encode_value(&value, &mut out).ok()?;
+        }
+        None => endpoint.codec().encode_value(&(), &mut out).ok()?,
+    }
     Some(out.into())
 }
 
 /// Registers the conformance procedures and events on one connection.
-pub fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>) -> Result<(), HandlerError>
+pub fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>, counters: bool) -> Result<(), HandlerError>
 where
     C: Codec,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -225,15 +240,15 @@ where
     // `echo(x)` answers with `x` exactly as it came, never decoded. A
     // missing `x` is `null`; a tiny one goes through the codec's value type
     // `V`, so that CBOR's `undefined` comes back as `null`.
-    let mut null = Vec::new();
-    endpoint.codec().encode_value(&(), &mut null)?;
-    let null = Bytes::from(null);
     let me = endpoint.downgrade();
     endpoint.register("echo", move |RawArgs(args)| {
         let x = match args.into_iter().next() {
             Some(x) if x.len() > 4 => x,
-            Some(x) => me.upgrade().and_then(|e| reencode::<C, V>(&e, &x)).unwrap_or(x),
-            None => null.clone(),
+            Some(x) => me.upgrade().and_then(|e| reencode::<C, V>(&e, Some(&x))).unwrap_or(x),
+            None => me
+                .upgrade()
+                .and_then(|e| reencode::<C, V>(&e, None))
+                .unwrap_or_default(),
         };
         async move { Ok(RawValue(x)) }
     })?;
@@ -266,10 +281,12 @@ where
     });
     // Counted with its arguments left undecoded: what a load client
     // measures is the event path itself.
-    endpoint.on("tick", |_: RawArgs| {
-        TICKS.fetch_add(1, Ordering::AcqRel);
-    });
-    endpoint.register("ticks", |()| async move { Ok(TICKS.load(Ordering::Acquire)) })?;
+    if counters {
+        endpoint.on("tick", |_: RawArgs| {
+            TICKS.fetch_add(1, Ordering::AcqRel);
+        });
+        endpoint.register("ticks", |()| async move { Ok(TICKS.load(Ordering::Acquire)) })?;
+    }
     let me = endpoint.downgrade();
     endpoint.on("call-me", move |RawArgs(raw)| {
         let Some(endpoint) = me.upgrade() else { return };
