@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use ws_messaging::{Client, Codec, ServerBuilder};
 
 pub(crate) mod remote;
@@ -249,14 +250,31 @@ where
 /// In echo mode the server sends every data frame back; in sink mode it
 /// only counts them (the fire-and-forget baseline).
 pub(crate) struct RawPeer {
-    tx: futures_util::stream::SplitSink<
-        tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-        Message,
-    >,
-    rx: futures_util::stream::SplitStream<
-        tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    >,
+    tx: futures_util::stream::SplitSink<WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>, Message>,
+    rx: futures_util::stream::SplitStream<WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>>,
     received: Arc<Counter>,
+}
+
+/// Sends every data frame back as it is, batching what is already read into
+/// one flush (as the ws-messaging writer does).
+pub(crate) async fn echo_frames(ws: WebSocketStream<TcpStream>) {
+    let (mut tx, mut rx) = ws.split();
+    while let Some(Ok(message)) = rx.next().await {
+        if !(message.is_text() || message.is_binary()) {
+            continue;
+        }
+        if tx.feed(message).await.is_err() {
+            return;
+        }
+        while let Some(Some(Ok(more))) = rx.next().now_or_never() {
+            if (more.is_text() || more.is_binary()) && tx.feed(more).await.is_err() {
+                return;
+            }
+        }
+        if tx.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 impl RawPeer {
@@ -272,27 +290,13 @@ impl RawPeer {
                 stream.set_nodelay(true).unwrap();
                 tokio::spawn(async move {
                     let ws = tokio_tungstenite::accept_async(stream).await.unwrap();
-                    let (mut tx, mut rx) = ws.split();
+                    if echo {
+                        return echo_frames(ws).await;
+                    }
+                    let (_, mut rx) = ws.split();
                     while let Some(Ok(message)) = rx.next().await {
-                        if !(message.is_text() || message.is_binary()) {
-                            continue;
-                        }
-                        if !echo {
+                        if message.is_text() || message.is_binary() {
                             counter.add();
-                            continue;
-                        }
-                        // Echo, batching what is already read into one flush
-                        // (as the ws-messaging writer does).
-                        if tx.feed(message).await.is_err() {
-                            return;
-                        }
-                        while let Some(Some(Ok(more))) = rx.next().now_or_never() {
-                            if (more.is_text() || more.is_binary()) && tx.feed(more).await.is_err() {
-                                return;
-                            }
-                        }
-                        if tx.flush().await.is_err() {
-                            return;
                         }
                     }
                 });

@@ -85,7 +85,7 @@ pub(crate) fn serve_role_if_asked() {
             .map_err(|e| format!("bind: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         match role.as_str() {
-            "raw-echo" => serve(listener, addr, raw_echo).await,
+            "raw-echo" => serve(listener, addr, super::echo_frames).await,
             "serde-echo" => {
                 let codec = std::env::var(CODEC_VAR).unwrap_or_else(|_| "json".into());
                 match codec.as_str() {
@@ -173,28 +173,6 @@ where
     }
 }
 
-/// Sends every data frame back as it is, batching what is already read into
-/// one flush (as the ws-messaging writer does).
-async fn raw_echo(ws: WebSocketStream<TcpStream>) {
-    let (mut tx, mut rx) = ws.split();
-    while let Some(Ok(message)) = rx.next().await {
-        if !(message.is_text() || message.is_binary()) {
-            continue;
-        }
-        if tx.feed(message).await.is_err() {
-            return;
-        }
-        while let Some(Some(Ok(more))) = rx.next().now_or_never() {
-            if (more.is_text() || more.is_binary()) && tx.feed(more).await.is_err() {
-                return;
-            }
-        }
-        if tx.flush().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// The codec's dynamic value, as far as the serde echo needs it.
 trait Dynamic: Serialize + DeserializeOwned + Send + 'static {
     /// The `id` and the first argument of an invoke envelope.
@@ -250,7 +228,7 @@ impl Dynamic for ws_messaging_cbor::Value {
 }
 
 /// Parses every frame into the codec's dynamic value `V` and answers
-/// `{"id":..,"result":<args[0]>}`; batches its flushes like [`raw_echo`].
+/// `{"id":..,"result":<args[0]>}`; batches its flushes like [`super::echo_frames`].
 async fn serde_echo<C: Codec, V: Dynamic>(codec: C, ws: WebSocketStream<TcpStream>) {
     let (mut tx, mut rx) = ws.split();
     let reply = |message: Message| -> Option<Message> {
