@@ -38,7 +38,7 @@ impl<C: Codec> Endpoint<C> {
         };
         let raw = raw.map_err(|e| HandlerError::from(PreprocessError::Decode(e)))?;
         let frame = validate(raw, !self.options().skip_validation)?;
-        self.codec()
+        codec
             .check(&frame)
             .map_err(|e| HandlerError::from(PreprocessError::Check(e)))?;
         if let Some(hook) = &self.options().receive_hook {
