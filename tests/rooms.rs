@@ -157,7 +157,7 @@ async fn membership_ends_with_the_connection() {
     a.client.close(1000, "bye");
     assert_eq!(recv(&mut gone).await, a.id);
     assert_eq!(server.to("red").count().await.unwrap(), 1);
-    assert_eq!(server.to("red").ids().await.unwrap(), [b.id.clone()]);
+    assert_eq!(server.to("red").ids().await.unwrap(), std::slice::from_ref(&b.id));
     assert!(server.registry().rooms_of(&a.id).is_empty());
     assert!(!server.join(&a.id, "red"));
     b.client.close(1000, "bye");
@@ -305,7 +305,7 @@ impl Adapter<Json> for Down {
 #[tokio::test]
 async fn a_send_the_adapter_refuses_goes_nowhere() {
     let server = start(rooms_builder().adapter(Down)).await;
-    let mut peers = vec![peer(&server).await];
+    let mut peers = [peer(&server).await];
     let refused = server.broadcast("news", ("lost",));
     assert!(
         matches!(refused, Err(SendError::Adapter(AdapterError::Unavailable(_)))),
