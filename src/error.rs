@@ -180,6 +180,31 @@ pub enum PreprocessError {
     Check(#[source] CheckError),
 }
 
+/// A server's [`Adapter`](crate::adapter::Adapter) could not reach the
+/// other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterError {
+    /// The adapter has lost its bus (the Redis connection, say) and is
+    /// reconnecting: nothing was sent, to this node or any other.
+    #[error("the adapter is not connected to the other nodes ({0}); nothing was sent")]
+    Unavailable(String),
+    /// The adapter's queue towards the bus is full: nothing was sent.
+    #[error("the adapter's queue towards the other nodes is full; nothing was sent")]
+    Full,
+    /// Not every node answered a query in time.
+    #[error("{missing} node(s) did not answer within {timeout:?}")]
+    Timeout {
+        /// How many nodes did not answer.
+        missing: usize,
+        /// How long they had.
+        timeout: Duration,
+    },
+    /// Any other failure.
+    #[error("{0}")]
+    Other(#[source] SharedError),
+}
+
 /// The failure of a `send` (an event, or the request half of an `invoke`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -205,6 +230,10 @@ pub enum SendError {
     /// `error`, `ping`, `pong`, `retry`) or empty.
     #[error("`{0}` is reserved or empty and cannot be used as an event or procedure name")]
     ReservedName(String),
+    /// The server's adapter refused to carry a send to the other nodes;
+    /// nothing was sent to any connection.
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
 }
 
 /// The failure of an [`invoke`](crate::Endpoint::invoke).

@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod adapter;
+mod broadcast;
 mod client;
 pub mod codec;
 mod config;
@@ -11,7 +13,6 @@ mod endpoint;
 pub mod envelope;
 mod error;
 mod events;
-pub mod fanout;
 pub mod lenient;
 mod payload;
 pub mod protocol;
@@ -20,6 +21,7 @@ mod rpc;
 pub mod schema;
 mod server;
 
+pub use broadcast::{Acks, Broadcast};
 pub use client::{Client, ClientBuilder};
 pub use codec::{Codec, FrameKind};
 pub use config::{
@@ -30,7 +32,7 @@ pub use connection::Transport;
 pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint};
 pub use envelope::Frame;
 pub use error::{
-    AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError, PreprocessError,
+    AdapterError, AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError, PreprocessError,
     RegisterError, SendError, ServeError, SharedError,
 };
 pub use events::LocalEvent;

@@ -25,8 +25,9 @@ use crate::connection::lean_io::{server_config, LeanIo};
 use crate::connection::read::protocol_close;
 use crate::connection::Transport;
 use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
-use crate::error::{HandlerError, SendError, ServeError};
-use crate::fanout::{Fanout, LocalFanout, Registry};
+use crate::error::{AdapterError, HandlerError, SendError, ServeError};
+use crate::adapter::{Adapter, LocalAdapter, Registry, Target};
+use crate::broadcast::Broadcast;
 use crate::payload::Args;
 use crate::protocol::{truncate_reason, CLOSE_FORBIDDEN, SUBPROTOCOL};
 
@@ -40,7 +41,7 @@ pub struct ServerBuilder<C: Codec> {
     auth_timeout: Duration,
     hook: Option<Hook<C>>,
     disconnect: Option<DisconnectHook<C>>,
-    fanout: Arc<dyn Fanout<C>>,
+    adapter: Arc<dyn Adapter<C>>,
 }
 
 impl<C: Codec> std::fmt::Debug for ServerBuilder<C> {
@@ -63,14 +64,15 @@ impl<C: Codec> ServerBuilder<C> {
             auth_timeout: Duration::from_secs(20),
             hook: None,
             disconnect: None,
-            fanout: Arc::new(LocalFanout),
+            adapter: Arc::new(LocalAdapter),
         }
     }
 
-    /// Where broadcasts and sends to one connection go (default
-    /// [`LocalFanout`]: this process's connections).
-    pub fn fanout(mut self, fanout: impl Fanout<C>) -> Self {
-        self.fanout = Arc::new(fanout);
+    /// How sends, presence queries and broadcast invokes reach the other
+    /// nodes of a cluster (default [`LocalAdapter`]: there are none). See
+    /// the [`adapter`](crate::adapter) module.
+    pub fn adapter(mut self, adapter: impl Adapter<C>) -> Self {
+        self.adapter = Arc::new(adapter);
         self
     }
 
@@ -171,13 +173,14 @@ impl<C: Codec> ServerBuilder<C> {
             auth_timeout: self.auth_timeout,
             hook: self.hook,
             disconnect: self.disconnect,
-            clients: Registry::default(),
-            fanout: self.fanout,
+            clients: Arc::new(Registry::default()),
+            adapter: self.adapter,
             local_addr,
             shutdown,
             live: Mutex::new(0),
             drained: Notify::new(),
         });
+        inner.adapter.start(inner.clients.clone());
         tokio::spawn(accept_loop(inner.clone(), listener));
         Ok(Server { inner })
     }
@@ -192,14 +195,14 @@ fn connect_event<C: Codec, R: Serialize>(endpoint: &Endpoint<C>, reply: &R) -> R
     endpoint.frame(buf).map_err(HandlerError::from)
 }
 
-struct ServerInner<C: Codec> {
+pub(crate) struct ServerInner<C: Codec> {
     codec: Arc<C>,
     options: Arc<EndpointOptions>,
     auth_timeout: Duration,
     hook: Option<Hook<C>>,
     disconnect: Option<DisconnectHook<C>>,
-    clients: Registry<C>,
-    fanout: Arc<dyn Fanout<C>>,
+    clients: Arc<Registry<C>>,
+    adapter: Arc<dyn Adapter<C>>,
     local_addr: SocketAddr,
     /// The close code, once `close` was called.
     shutdown: watch::Sender<Option<u16>>,
@@ -290,28 +293,94 @@ impl<C: Codec> Server<C> {
         encode_event(&*self.inner.codec, name, &args)
     }
 
-    /// Sends the event `name(args)` to every connected client, encoded once,
-    /// through the server's [`Fanout`]. Returns how many clients it was
-    /// queued for. It never waits on a client: one whose backlog is past
-    /// its limits is closed with 4009 `Slow consumer` instead (see
-    /// [`Endpoint::queue_encoded`]).
-    pub async fn broadcast<A: Args>(&self, name: &str, args: A) -> Result<usize, SendError> {
-        let message = self.encode_message(name, args)?;
-        Ok(self.inner.fanout.broadcast(&self.inner.clients, message).await)
+    /// Sends the event `name(args)` to every connected client on every
+    /// node, encoded once. Returns how many clients of this node it was
+    /// queued for. It never waits on a client (one whose backlog is past
+    /// its limits is closed with 4009 `Slow consumer` instead, see
+    /// [`Endpoint::queue_encoded`]), so it can be called from an event
+    /// listener, and two broadcasts made one after the other reach every
+    /// client in that order.
+    ///
+    /// The same as `server.everyone().emit(name, args)`; see
+    /// [`to`](Self::to) for rooms.
+    pub fn broadcast<A: Args>(&self, name: &str, args: A) -> Result<usize, SendError> {
+        self.everyone().emit(name, args)
     }
 
-    /// Sends the event `name(args)` to the connection `id`, through the
-    /// server's [`Fanout`]. Returns whether it was queued. Like
-    /// [`broadcast`](Self::broadcast), it never waits.
-    pub async fn send_to<A: Args>(&self, id: &str, name: &str, args: A) -> Result<bool, SendError> {
-        let message = self.encode_message(name, args)?;
-        Ok(self.inner.fanout.send_to(&self.inner.clients, id, message).await)
+    /// Sends the event `name(args)` to the connection `id`, on whichever
+    /// node it is. Returns how many connections of this node it was queued
+    /// for (0 or 1). Like [`broadcast`](Self::broadcast), it never waits.
+    pub fn send_to<A: Args>(&self, id: &str, name: &str, args: A) -> Result<usize, SendError> {
+        self.to(id).emit(name, args)
+    }
+
+    /// Everyone, on every node: a [`Broadcast`] to narrow down or send to.
+    pub fn everyone(&self) -> Broadcast<C> {
+        Broadcast::new(self.clone(), Target::all())
+    }
+
+    /// The members of `room` (a room joined with [`Endpoint::join`], or a
+    /// connection id), on every node.
+    ///
+    /// ```no_run
+    /// # fn f(server: ws_messaging::Server<ws_messaging_json::Json>) -> Result<(), ws_messaging::SendError> {
+    /// server.to("lobby").to("games").except("muted").emit("news", ("hello",))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn to(&self, room: impl Into<String>) -> Broadcast<C> {
+        self.everyone().to(room)
+    }
+
+    /// Everyone but the members of `room`.
+    pub fn except(&self, room: impl Into<String>) -> Broadcast<C> {
+        self.everyone().except(room)
+    }
+
+    /// Everyone on this node only.
+    pub fn local(&self) -> Broadcast<C> {
+        self.everyone().local()
+    }
+
+    /// How many authenticated connections there are on every live node.
+    pub async fn count(&self) -> Result<usize, AdapterError> {
+        self.everyone().count().await
+    }
+
+    /// Puts the connection `id` of this node in `room`; false when this
+    /// node has no such connection. The same as [`Endpoint::join`].
+    pub fn join(&self, id: &str, room: &str) -> bool {
+        self.inner.clients.join(id, room)
+    }
+
+    /// Takes the connection `id` of this node out of `room`; false when
+    /// this node has no such connection.
+    pub fn leave(&self, id: &str, room: &str) -> bool {
+        self.inner.clients.leave(id, room)
+    }
+
+    pub(crate) fn adapter_ref(&self) -> &dyn Adapter<C> {
+        &*self.inner.adapter
+    }
+
+    pub(crate) fn codec_ref(&self) -> &C {
+        &self.inner.codec
+    }
+
+    pub(crate) fn endpoint_options(&self) -> &EndpointOptions {
+        &self.inner.options
+    }
+
+    pub(crate) fn from_inner(inner: Arc<ServerInner<C>>) -> Self {
+        Server { inner }
     }
 
     /// Stops accepting and closes every connection with `code`; resolves
     /// when every connection has ended (their close handshakes are bounded).
     pub async fn close(&self, code: u16) {
-        self.inner.shutdown.send_replace(Some(code));
+        let first = self.inner.shutdown.send_replace(Some(code)).is_none();
+        if first {
+            self.inner.adapter.close().await;
+        }
         for endpoint in self.connections() {
             endpoint.close(code, "");
         }
@@ -428,7 +497,7 @@ async fn handle_tcp<C: Codec>(inner: &Arc<ServerInner<C>>, stream: TcpStream) {
 
 /// The WebSocket upgrade (subprotocol echoed), then the connection. The
 /// socket runs over [`LeanIo`], so an idle connection holds no buffers.
-async fn upgrade_and_serve<C, S>(inner: &ServerInner<C>, stream: S)
+async fn upgrade_and_serve<C, S>(inner: &Arc<ServerInner<C>>, stream: S)
 where
     C: Codec,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -497,7 +566,7 @@ fn echo_subprotocol(request: &Request, mut response: Response) -> Result<Respons
 /// Serves one upgraded connection to its end. Returns the socket when it
 /// should be drained before it is dropped (this side closed it because the
 /// peer broke the protocol).
-async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws: T) -> Option<T> {
+async fn serve_connection<C: Codec, T: Transport>(inner: &Arc<ServerInner<C>>, mut ws: T) -> Option<T> {
     let mut shutdown = inner.shutdown.subscribe();
 
     // 1. The first data frame is the auth value.
@@ -533,8 +602,9 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &ServerInner<C>, mut ws
         Role::Server,
         Some(id.clone()),
     );
+    endpoint.set_server(Arc::downgrade(inner));
     let link = endpoint.attach()?;
-    inner.clients.insert(id.clone(), endpoint.clone());
+    inner.clients.insert(&id, endpoint.clone());
     let _registered = Registered {
         inner,
         id: &id,

@@ -147,7 +147,7 @@ async fn broadcast_reaches_every_client_encoded_once() {
         receivers.push(rx);
         clients.push(client);
     }
-    assert_eq!(server.broadcast("shouted", ("hi", 1)).await.unwrap(), 3);
+    assert_eq!(server.broadcast("shouted", ("hi", 1)).unwrap(), 3);
     for rx in &mut receivers {
         assert_eq!(recv(rx).await, vec![json!("hi"), json!(1)]);
     }
@@ -223,33 +223,25 @@ async fn send_hook_sees_and_may_refuse_outgoing_frames() {
 }
 
 #[tokio::test]
-async fn broadcasts_and_sends_to_one_go_through_the_fanout() {
+async fn broadcasts_and_sends_to_one_go_through_the_adapter() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use ws_messaging::fanout::{Fanout, FanoutFuture, LocalFanout, Registry};
-    use ws_messaging::EncodedMessage;
+    use ws_messaging::adapter::{Adapter, Target};
+    use ws_messaging::{AdapterError, EncodedMessage};
 
-    /// Records what passes, then delivers locally.
+    /// Records what would go to other nodes.
     #[derive(Clone, Default)]
-    struct Recording(Arc<(AtomicUsize, AtomicUsize)>);
+    struct Recording(Arc<(AtomicUsize, Mutex<Vec<Target>>)>);
 
-    impl Fanout<Json> for Recording {
-        fn broadcast<'a>(&'a self, local: &'a Registry<Json>, message: EncodedMessage) -> FanoutFuture<'a, usize> {
+    impl Adapter<Json> for Recording {
+        fn publish(&self, target: &Target, _: &EncodedMessage) -> Result<(), AdapterError> {
             self.0 .0.fetch_add(1, Ordering::SeqCst);
-            LocalFanout.broadcast(local, message)
-        }
-        fn send_to<'a>(
-            &'a self,
-            local: &'a Registry<Json>,
-            id: &'a str,
-            message: EncodedMessage,
-        ) -> FanoutFuture<'a, bool> {
-            self.0 .1.fetch_add(1, Ordering::SeqCst);
-            LocalFanout.send_to(local, id, message)
+            self.0 .1.lock().unwrap().push(target.clone());
+            Ok(())
         }
     }
 
     let recording = Recording::default();
-    let server = start(Server::<Json>::builder().fanout(recording.clone()).on_connection(
+    let server = start(Server::<Json>::builder().adapter(recording.clone()).on_connection(
         |endpoint, _: Value| async move {
             conformance(&endpoint)?;
             Ok(())
@@ -265,16 +257,25 @@ async fn broadcasts_and_sends_to_one_go_through_the_fanout() {
         let tx = tx.clone();
         client.on("news", move |(text,): (String,)| tx.send((who, text)).unwrap());
     }
-    assert_eq!(server.broadcast("news", ("all",)).await.unwrap(), 2);
+    assert_eq!(server.broadcast("news", ("all",)).unwrap(), 2);
     let mut got = vec![recv(&mut rx).await, recv(&mut rx).await];
     got.sort();
     assert_eq!(got, vec![("a", "all".to_string()), ("b", "all".to_string())]);
 
     let b_id: String = b.invoke("whoami", ()).await.unwrap();
-    assert!(server.send_to(&b_id, "news", ("just b",)).await.unwrap());
+    assert_eq!(server.send_to(&b_id, "news", ("just b",)).unwrap(), 1);
     assert_eq!(recv(&mut rx).await, ("b", "just b".to_string()));
-    assert!(!server.send_to("no-such-id", "news", ("x",)).await.unwrap());
+    assert_eq!(server.send_to("no-such-id", "news", ("x",)).unwrap(), 0);
+    // This node only: the adapter is not asked.
+    assert_eq!(server.local().emit("news", ("here",)).unwrap(), 2);
     assert_eq!(server.registry().len(), 2);
-    assert_eq!(recording.0 .0.load(Ordering::SeqCst), 1);
-    assert_eq!(recording.0 .1.load(Ordering::SeqCst), 2);
+    assert_eq!(recording.0 .0.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        *recording.0 .1.lock().unwrap(),
+        vec![
+            Target::all(),
+            Target::new([b_id.as_str()], None::<String>),
+            Target::new(["no-such-id"], None::<String>)
+        ]
+    );
 }

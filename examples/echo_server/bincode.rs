@@ -2,11 +2,10 @@
 //! typed: the auth value is `Auth { token }`, the reply `User { user }`,
 //! and echoed values and event arguments are strings.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use ws_messaging::{Endpoint, HandlerError, Server};
+use ws_messaging::{Endpoint, HandlerError};
 use ws_messaging_bincode::Bincode;
 
 use super::Settings;
@@ -27,13 +26,10 @@ pub(crate) struct User {
 
 /// Runs the conformance server with the bincode codec.
 pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
-    let this: Arc<OnceLock<Server<Bincode>>> = Arc::new(OnceLock::new());
-    let cell = this.clone();
     let counters = settings.counters;
     let server = settings
         .builder::<Bincode>()
         .on_connection(move |endpoint: Endpoint<Bincode>, auth: Auth| {
-            let server = cell.clone();
             async move {
                 let user = match auth.token.as_str() {
                     "secret" => "alice",
@@ -43,13 +39,12 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
                     }
                     _ => return Err(HandlerError::text("bad token")),
                 };
-                super::setup::<Bincode, String>(&endpoint, server, counters)?;
+                super::setup::<Bincode, String>(&endpoint, counters)?;
                 Ok(User { user: user.into() })
             }
         })
         .bind(("127.0.0.1", settings.port))
         .await
         .map_err(|e| e.to_string())?;
-    let _ = this.set(server.clone());
     super::serve_until_signal(server).await
 }

@@ -33,7 +33,6 @@ mod msgpack;
 mod protobuf;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -179,13 +178,10 @@ where
     C: Codec + Default,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    let this: Arc<OnceLock<Server<C>>> = Arc::new(OnceLock::new());
-    let server_cell = this.clone();
     let counters = settings.counters;
     let server = settings
         .builder::<C>()
         .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| {
-            let server = server_cell.clone();
             async move {
                 let user = match auth.get("token").and_then(|t| t.as_str()) {
                     Some("secret") => "alice",
@@ -195,14 +191,13 @@ where
                     }
                     _ => return Err(HandlerError::text("bad token")),
                 };
-                setup::<C, V>(&endpoint, server, counters)?;
+                setup::<C, V>(&endpoint, counters)?;
                 Ok(json!({ "user": user }))
             }
         })
         .bind(("127.0.0.1", settings.port))
         .await
         .map_err(|e| e.to_string())?;
-    let _ = this.set(server.clone());
     serve_until_signal(server).await
 }
 
@@ -232,7 +227,7 @@ fn reencode<C: Codec, V: Serialize + DeserializeOwned>(endpoint: &Endpoint<C>, r
 }
 
 /// Registers the conformance procedures and events on one connection.
-pub fn setup<C, V>(endpoint: &Endpoint<C>, server: Arc<OnceLock<Server<C>>>, counters: bool) -> Result<(), HandlerError>
+pub fn setup<C, V>(endpoint: &Endpoint<C>, counters: bool) -> Result<(), HandlerError>
 where
     C: Codec,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -274,11 +269,7 @@ where
             tokio::spawn(async move { endpoint.send("said", args).await });
         }
     });
-    endpoint.on("shout", move |args: Vec<V>| {
-        if let Some(server) = server.get().cloned() {
-            tokio::spawn(async move { server.broadcast("shouted", args).await });
-        }
-    });
+    rooms::<C, V>(endpoint)?;
     // Counted with its arguments left undecoded: what a load client
     // measures is the event path itself.
     if counters {
@@ -303,6 +294,71 @@ where
         });
     });
     Ok(())
+}
+
+/// `shout`, rooms, presence and `tell`: every send goes through the
+/// server (to every node when there is an adapter), straight from the
+/// listener, so that what one client sends keeps its order.
+pub fn rooms<C, V>(endpoint: &Endpoint<C>) -> Result<(), HandlerError>
+where
+    C: Codec,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let me = endpoint.downgrade();
+    endpoint.on("shout", move |args: Vec<V>| {
+        if let Some(server) = me.upgrade().and_then(|e| e.server()) {
+            let _ = server.broadcast("shouted", args);
+        }
+    });
+    let me = endpoint.downgrade();
+    endpoint.register("join", move |(room,): (String,)| {
+        let joined = me.upgrade().is_some_and(|e| e.join(&room));
+        async move { Ok(joined) }
+    })?;
+    let me = endpoint.downgrade();
+    endpoint.register("leave", move |(room,): (String,)| {
+        let left = me.upgrade().is_some_and(|e| e.leave(&room));
+        async move { Ok(left) }
+    })?;
+    let me = endpoint.downgrade();
+    endpoint.register("count", move |()| {
+        let server = me.upgrade().and_then(|e| e.server());
+        async move {
+            let server = server.ok_or_else(|| HandlerError::new("the server is closing"))?;
+            server.count().await.map_err(HandlerError::from)
+        }
+    })?;
+    // `to-room(room, ...args)` → `room(room, ...args)` to every member.
+    let me = endpoint.downgrade();
+    endpoint.on("to-room", move |args: Vec<V>| {
+        let Some(endpoint) = me.upgrade() else { return };
+        let Some(room) = room_name::<C, V>(&endpoint, args.first()) else {
+            return;
+        };
+        if let Some(server) = endpoint.server() {
+            let _ = server.to(room).emit("room", args);
+        }
+    });
+    // `tell(id, ...args)` → `told(...args)` to the connection `id`.
+    let me = endpoint.downgrade();
+    endpoint.on("tell", move |mut args: Vec<V>| {
+        let Some(endpoint) = me.upgrade() else { return };
+        let Some(id) = room_name::<C, V>(&endpoint, args.first()) else {
+            return;
+        };
+        args.remove(0);
+        if let Some(server) = endpoint.server() {
+            let _ = server.send_to(&id, "told", args);
+        }
+    });
+    Ok(())
+}
+
+/// The first argument as a string (a room name or a connection id).
+fn room_name<C: Codec, V: Serialize>(endpoint: &Endpoint<C>, first: Option<&V>) -> Option<String> {
+    let mut raw = Vec::new();
+    endpoint.codec().encode_value(first?, &mut raw).ok()?;
+    endpoint.decode::<String>(&raw).ok()
 }
 
 async fn shutdown_signal() {

@@ -2,10 +2,9 @@
 //! proto/conformance.proto (see that file for which message each procedure
 //! and event takes).
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ws_messaging::{Endpoint, HandlerError, InvokeError, RawArgs, Server};
+use ws_messaging::{Endpoint, HandlerError, InvokeError, RawArgs};
 use ws_messaging_protobuf::{Proto, Protobuf};
 
 use super::Settings;
@@ -23,14 +22,11 @@ use pb::{Auth, AuthReply, Delay, Number, Value};
 
 /// Runs the conformance server with the protobuf codec.
 pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
-    let this: Arc<OnceLock<Server<Protobuf>>> = Arc::new(OnceLock::new());
-    let server_cell = this.clone();
     let server = settings
         .builder::<Protobuf>()
         // The auth frame as raw bytes: one that is not an `Auth` message is
         // refused like a wrong token.
         .on_connection(move |endpoint: Endpoint<Protobuf>, auth: Vec<u8>| {
-            let server = server_cell.clone();
             async move {
                 let token = Proto::<Auth>::decode(&auth).map(|a| a.0.token).unwrap_or_default();
                 let user = match token.as_str() {
@@ -41,14 +37,13 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
                     }
                     _ => return Err(HandlerError::text("bad token")),
                 };
-                setup(&endpoint, server)?;
+                setup(&endpoint)?;
                 Ok(Proto(AuthReply { user: user.into() }))
             }
         })
         .bind(("127.0.0.1", settings.port))
         .await
         .map_err(|e| e.to_string())?;
-    let _ = this.set(server.clone());
     super::serve_until_signal(server).await
 }
 
@@ -63,7 +58,7 @@ impl<M: prost::Message + Default> DecodeProto for Proto<M> {
     }
 }
 
-fn setup(endpoint: &Endpoint<Protobuf>, server: Arc<OnceLock<Server<Protobuf>>>) -> Result<(), HandlerError> {
+fn setup(endpoint: &Endpoint<Protobuf>) -> Result<(), HandlerError> {
     endpoint.register("echo", |(x,): (Proto<Value>,)| async move { Ok(x) })?;
     endpoint.register("sum", |numbers: Vec<Proto<Number>>| async move {
         let value = numbers.iter().fold(0.0, |a, n| a + n.value);
@@ -88,9 +83,10 @@ fn setup(endpoint: &Endpoint<Protobuf>, server: Arc<OnceLock<Server<Protobuf>>>)
             tokio::spawn(async move { endpoint.send("said", args).await });
         }
     });
+    let me = endpoint.downgrade();
     endpoint.on("shout", move |args: Vec<Proto<Value>>| {
-        if let Some(server) = server.get().cloned() {
-            tokio::spawn(async move { server.broadcast("shouted", args).await });
+        if let Some(server) = me.upgrade().and_then(|e| e.server()) {
+            let _ = server.broadcast("shouted", args);
         }
     });
     let me = endpoint.downgrade();

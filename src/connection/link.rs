@@ -178,8 +178,22 @@ impl Link {
     /// whose backlog is already past its limits is closed as a slow
     /// consumer instead.
     pub(crate) fn push_now(&self, message: Message) -> Result<(), PushError> {
+        self.push_now_pending(message, None)
+    }
+
+    /// [`push_now`](Self::push_now), registering an invoke under `id` in
+    /// the same step (a broadcast invoke, whose id every recipient shares).
+    /// Refused as closed when an invoke already waits under `id`.
+    pub(crate) fn push_now_pending(
+        &self,
+        message: Message,
+        pending: Option<(u64, oneshot::Sender<Settle>)>,
+    ) -> Result<(), PushError> {
         let mut state = self.lock();
         if state.phase != Phase::Open {
+            return Err(PushError::Closed);
+        }
+        if pending.as_ref().is_some_and(|(id, _)| state.pending.contains_key(id)) {
             return Err(PushError::Closed);
         }
         if self.full(&state) {
@@ -188,6 +202,9 @@ impl Link {
             drop(state);
             self.after_close(pending);
             return Err(PushError::SlowConsumer { frames, bytes });
+        }
+        if let Some((id, settle)) = pending {
+            state.pending.insert(id, settle);
         }
         Self::enqueue(&mut state, message);
         Ok(())

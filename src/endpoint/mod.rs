@@ -30,6 +30,7 @@ use crate::config::EndpointOptions;
 use crate::connection::Link;
 use crate::error::CodecError;
 use crate::events::LocalEvent;
+use crate::server::{Server, ServerInner};
 
 pub(crate) use life::Life;
 use listeners::Listener;
@@ -90,6 +91,8 @@ struct Inner<C: Codec> {
     /// Created by the first `events()` call.
     events: OnceLock<broadcast::Sender<LocalEvent>>,
     data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
+    /// The server a server-side endpoint belongs to.
+    server: OnceLock<Weak<ServerInner<C>>>,
 }
 
 /// One end of a ws-messaging connection: events, RPC and local events.
@@ -172,6 +175,7 @@ impl<C: Codec> Endpoint<C> {
                 next_listener: AtomicU64::new(1),
                 events: OnceLock::new(),
                 data: Mutex::new(HashMap::new()),
+                server: OnceLock::new(),
                 options,
             }),
         }
@@ -226,6 +230,59 @@ impl<C: Codec> Endpoint<C> {
 
     pub(crate) fn next_id(&self) -> u64 {
         self.inner.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // ----- the server and rooms -----------------------------------------
+
+    pub(crate) fn set_server(&self, server: Weak<ServerInner<C>>) {
+        let _ = self.inner.server.set(server);
+    }
+
+    /// The server this connection belongs to (on a server; `None` on a
+    /// client, or once the server is gone): for broadcasts, rooms and
+    /// presence from inside a handler.
+    ///
+    /// ```
+    /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// endpoint.on("shout", move |args: Vec<serde_json::Value>| {
+    ///     // Never waits: fine inside a listener, and shouts keep their order.
+    ///     if let Some(server) = endpoint.server() {
+    ///         let _ = server.broadcast("shouted", args);
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn server(&self) -> Option<Server<C>> {
+        self.inner.server.get()?.upgrade().map(Server::from_inner)
+    }
+
+    /// Puts this connection in `room` (on a server): sends to the room
+    /// ([`Server::to`]) reach it from the moment this returns, on every
+    /// node. Joining twice is joining once. Membership ends with the
+    /// connection. False when this is not a live server-side connection.
+    pub fn join(&self, room: &str) -> bool {
+        match (self.server(), self.id()) {
+            (Some(server), Some(id)) => server.join(id, room),
+            _ => false,
+        }
+    }
+
+    /// Takes this connection out of `room`. Leaving a room never joined
+    /// does nothing (and is true); false when this is not a live
+    /// server-side connection.
+    pub fn leave(&self, room: &str) -> bool {
+        match (self.server(), self.id()) {
+            (Some(server), Some(id)) => server.leave(id, room),
+            _ => false,
+        }
+    }
+
+    /// The rooms this connection joined.
+    pub fn rooms(&self) -> Vec<String> {
+        match (self.server(), self.id()) {
+            (Some(server), Some(id)) => server.registry().rooms_of(id),
+            _ => Vec::new(),
+        }
     }
 
     // ----- per-connection user data ------------------------------------

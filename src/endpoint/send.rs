@@ -1,10 +1,14 @@
 //! Sending: events, pre-encoded frames and the heartbeat ping, through the
 //! send hook into the current connection's backlog.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::Endpoint;
+use crate::adapter::Answer;
 use crate::codec::{Codec, FrameKind};
 use crate::config::{Outgoing, OutgoingKind};
 use crate::connection::{Link, PushError};
@@ -20,9 +24,43 @@ use crate::protocol::{check_name, CLOSE_SLOW_CONSUMER};
 pub struct EncodedMessage(pub(crate) Message);
 
 impl EncodedMessage {
+    /// Encodes the event `name(args)` with `codec`, once: what a process
+    /// with no connections of its own (a worker publishing through an
+    /// adapter's bus) sends. Reserved names are refused.
+    ///
+    /// ```
+    /// use ws_messaging::EncodedMessage;
+    /// let message = EncodedMessage::encode(&ws_messaging_json::Json, "news", ("hi",)).unwrap();
+    /// assert_eq!(message.as_bytes(), br#"{"name":"news","args":["hi"]}"#);
+    /// ```
+    pub fn encode<C: Codec, A: Args>(codec: &C, name: &str, args: A) -> Result<Self, SendError> {
+        encode_event(codec, name, &args)
+    }
+
+    /// A frame of codec `C` received from elsewhere (an adapter's bus), as
+    /// it is: a text frame for a text codec (it must be UTF-8), a binary
+    /// frame otherwise. The bytes are not decoded.
+    pub fn from_bytes<C: Codec>(bytes: Bytes) -> Result<Self, SendError> {
+        match C::FRAME_KIND {
+            FrameKind::Binary => Ok(EncodedMessage(Message::Binary(bytes))),
+            FrameKind::Text => Utf8Bytes::try_from(bytes)
+                .map(|text| EncodedMessage(Message::Text(text)))
+                .map_err(|_| SendError::Encode(CodecError::encode("a text frame must be UTF-8"))),
+        }
+    }
+
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
         message_bytes(&self.0)
+    }
+
+    /// The encoded bytes, shared (no copy).
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.0 {
+            Message::Text(t) => Bytes::from(t.clone()),
+            Message::Binary(b) => b.clone(),
+            _ => Bytes::new(),
+        }
     }
 }
 
@@ -103,6 +141,19 @@ impl<C: Codec> Endpoint<C> {
             None => Err(PushError::Closed),
         };
         self.pushed(pushed)
+    }
+
+    /// Queues a broadcast invoke's frame (its id is `id`) without waiting,
+    /// as [`queue_encoded`](Self::queue_encoded) does, with a pending
+    /// invoke under `id`: the link it went on and where its answer comes.
+    /// `None` when it could not be queued.
+    pub(crate) fn push_invoke(&self, message: &EncodedMessage, id: u64) -> Option<(Arc<Link>, Answer)> {
+        self.run_send_hook(OutgoingKind::Encoded, message.as_bytes()).ok()?;
+        let link = self.life().link.clone()?;
+        let (settle, answer) = oneshot::channel();
+        let pushed = link.push_now_pending(message.0.clone(), Some((id, settle)));
+        self.pushed(pushed).ok()?;
+        Some((link, answer))
     }
 
     /// Queues on `link` without waiting (replies, broadcasts, reports).

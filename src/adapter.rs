@@ -1,0 +1,526 @@
+//! Rooms, presence and many nodes: the server's [`Registry`] of
+//! connections and the [`Adapter`] seam.
+//!
+//! A [`Server`](crate::Server) keeps its connections, and the rooms they
+//! joined, in a [`Registry`]. Every send to a [`Target`] (everyone, some
+//! rooms, minus some rooms) is encoded once and queued, without waiting, on
+//! each matching connection of this node; the server's [`Adapter`] then
+//! carries it to the other nodes. The default, [`LocalAdapter`], knows no
+//! other node. A multi-node adapter (the `ws-messaging-redis` crate)
+//! publishes the encoded frame on a bus, and each node hands what it
+//! receives to its own registry with [`Registry::deliver`]. Presence
+//! ([`Adapter::count`], [`Adapter::ids`]), remote disconnects and
+//! broadcasts with acks ([`Adapter::invoke`]) go the same way.
+//!
+//! A connection's id is a room too: a target naming an id reaches that
+//! connection (as in socket.io).
+//!
+//! ```
+//! use ws_messaging::adapter::{Adapter, Registry, Target};
+//! use ws_messaging::{AdapterError, Codec, EncodedMessage};
+//!
+//! /// Counts what would go to other nodes.
+//! #[derive(Default)]
+//! struct Counted(std::sync::atomic::AtomicUsize);
+//!
+//! impl<C: Codec> Adapter<C> for Counted {
+//!     fn publish(&self, _: &Target, _: &EncodedMessage) -> Result<(), AdapterError> {
+//!         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+//!         Ok(())
+//!     }
+//! }
+//! let server = ws_messaging::Server::<ws_messaging_json::Json>::builder().adapter(Counted::default());
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::Codec;
+use crate::endpoint::{EncodedMessage, Endpoint};
+use crate::error::AdapterError;
+
+/// What an [`Adapter`]'s asynchronous methods return.
+pub type AdapterFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Who a send goes to: every connection in any of `rooms` (everyone when
+/// there are none), minus every connection in any of `except`. A
+/// connection's id counts as a room that holds only that connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Target {
+    rooms: Vec<String>,
+    except: Vec<String>,
+}
+
+impl Target {
+    /// Everyone.
+    pub fn all() -> Self {
+        Target::default()
+    }
+
+    /// The members of any of `rooms` (everyone when empty), minus the
+    /// members of any of `except`.
+    pub fn new<R, E>(rooms: impl IntoIterator<Item = R>, except: impl IntoIterator<Item = E>) -> Self
+    where
+        R: Into<String>,
+        E: Into<String>,
+    {
+        let mut target = Target::default();
+        for room in rooms {
+            target.add_room(room.into());
+        }
+        for room in except {
+            target.add_except(room.into());
+        }
+        target
+    }
+
+    /// The rooms addressed (empty: everyone).
+    pub fn rooms(&self) -> &[String] {
+        &self.rooms
+    }
+
+    /// The rooms left out.
+    pub fn except(&self) -> &[String] {
+        &self.except
+    }
+
+    pub(crate) fn add_room(&mut self, room: String) {
+        if !self.rooms.contains(&room) {
+            self.rooms.push(room);
+        }
+    }
+
+    pub(crate) fn add_except(&mut self, room: String) {
+        if !self.except.contains(&room) {
+            self.except.push(room);
+        }
+    }
+}
+
+/// A broadcast invoke, as an [`Adapter`] carries it to other nodes: the
+/// invoke frame, encoded once with the invoke id `id` that every recipient
+/// answers with, and how long to wait for the answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AckRequest {
+    /// The invoke frame (`{name, args, id}`).
+    pub frame: EncodedMessage,
+    /// The invoke id inside `frame`.
+    pub id: u64,
+    /// How long each recipient has to answer.
+    pub timeout: Duration,
+}
+
+/// One recipient's answer to a broadcast invoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// The recipient's connection id.
+    pub connection: String,
+    /// What it answered.
+    pub outcome: AckOutcome,
+}
+
+/// What one recipient of a broadcast invoke answered, still encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AckOutcome {
+    /// The result, in the codec's format.
+    Result(Bytes),
+    /// The error value, in the codec's format.
+    Error(Bytes),
+    /// No answer within the timeout.
+    Timeout,
+    /// The connection closed before it answered (or could not be sent to).
+    Closed,
+}
+
+/// Where the answers of a broadcast invoke go.
+pub type AckSender = mpsc::UnboundedSender<Ack>;
+
+/// The connections of one node, by id, and the rooms they joined.
+pub struct Registry<C: Codec> {
+    state: Mutex<State<C>>,
+}
+
+struct State<C: Codec> {
+    connections: HashMap<Arc<str>, Member<C>>,
+    rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
+}
+
+struct Member<C: Codec> {
+    endpoint: Endpoint<C>,
+    rooms: Vec<Arc<str>>,
+}
+
+impl<C: Codec> std::fmt::Debug for Registry<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Registry")
+            .field("connections", &state.connections.len())
+            .field("rooms", &state.rooms.len())
+            .finish()
+    }
+}
+
+impl<C: Codec> Default for Registry<C> {
+    fn default() -> Self {
+        Registry {
+            state: Mutex::new(State {
+                connections: HashMap::new(),
+                rooms: HashMap::new(),
+            }),
+        }
+    }
+}
+
+impl<C: Codec> State<C> {
+    /// Calls `f` once on every connection `target` selects.
+    fn select(&self, target: &Target, mut f: impl FnMut(&Arc<str>, &Member<C>)) {
+        let excluded = |id: &str, member: &Member<C>| {
+            target
+                .except
+                .iter()
+                .any(|room| room.as_str() == id || member.rooms.iter().any(|r| **r == **room))
+        };
+        let mut visit = |id: &Arc<str>, member: &Member<C>| {
+            if !excluded(id, member) {
+                f(id, member);
+            }
+        };
+        match target.rooms.as_slice() {
+            [] => {
+                for (id, member) in &self.connections {
+                    visit(id, member);
+                }
+            }
+            [room] => self.room(room, |id, member| visit(id, member)),
+            rooms => {
+                let mut seen = HashSet::new();
+                for room in rooms {
+                    self.room(room, |id, member| {
+                        if seen.insert(id.clone()) {
+                            visit(id, member);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Calls `f` on every member of `room` (a joined room or an id).
+    fn room(&self, room: &str, mut f: impl FnMut(&Arc<str>, &Member<C>)) {
+        let mut by_id = None;
+        if let Some((id, member)) = self.connections.get_key_value(room) {
+            f(id, member);
+            by_id = Some(id);
+        }
+        for id in self.rooms.get(room).into_iter().flatten() {
+            if by_id == Some(id) {
+                continue;
+            }
+            if let Some(member) = self.connections.get(id) {
+                f(id, member);
+            }
+        }
+    }
+}
+
+impl<C: Codec> Registry<C> {
+    fn lock(&self) -> MutexGuard<'_, State<C>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection with this id.
+    pub fn get(&self, id: &str) -> Option<Endpoint<C>> {
+        self.lock().connections.get(id).map(|m| m.endpoint.clone())
+    }
+
+    /// Every connection (a snapshot), authenticated or not yet.
+    pub fn connections(&self) -> Vec<Endpoint<C>> {
+        self.lock().connections.values().map(|m| m.endpoint.clone()).collect()
+    }
+
+    /// How many connections there are, authenticated or not yet.
+    pub fn len(&self) -> usize {
+        self.lock().connections.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` on every connection, under the registry's lock: `f` must
+    /// not wait or touch the registry.
+    pub fn for_each(&self, mut f: impl FnMut(&Endpoint<C>)) {
+        for member in self.lock().connections.values() {
+            f(&member.endpoint);
+        }
+    }
+
+    pub(crate) fn insert(&self, id: &str, endpoint: Endpoint<C>) {
+        let member = Member {
+            endpoint,
+            rooms: Vec::new(),
+        };
+        self.lock().connections.insert(Arc::from(id), member);
+    }
+
+    /// Forgets a connection and its rooms.
+    pub(crate) fn remove(&self, id: &str) {
+        let mut state = self.lock();
+        let Some(member) = state.connections.remove(id) else {
+            return;
+        };
+        for room in member.rooms {
+            leave_room(&mut state.rooms, &room, id);
+        }
+        if state.connections.is_empty() && state.connections.capacity() > 1024 {
+            state.connections = HashMap::new();
+            state.rooms = HashMap::new();
+        }
+    }
+
+    /// Puts the connection `id` in `room`; false when there is no such
+    /// connection. Joining twice is joining once.
+    pub fn join(&self, id: &str, room: &str) -> bool {
+        let state = &mut *self.lock();
+        let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {
+            return false;
+        };
+        let Some(member) = state.connections.get_mut(&id) else {
+            return false;
+        };
+        if member.rooms.iter().any(|r| &**r == room) {
+            return true;
+        }
+        let room: Arc<str> = state
+            .rooms
+            .get_key_value(room)
+            .map_or_else(|| Arc::from(room), |(r, _)| r.clone());
+        member.rooms.push(room.clone());
+        state.rooms.entry(room).or_default().insert(id);
+        true
+    }
+
+    /// Takes the connection `id` out of `room`; false when there is no
+    /// such connection. Leaving a room never joined does nothing.
+    pub fn leave(&self, id: &str, room: &str) -> bool {
+        let state = &mut *self.lock();
+        let Some(member) = state.connections.get_mut(id) else {
+            return false;
+        };
+        let Some(at) = member.rooms.iter().position(|r| &**r == room) else {
+            return true;
+        };
+        member.rooms.swap_remove(at);
+        leave_room(&mut state.rooms, room, id);
+        true
+    }
+
+    /// The rooms the connection `id` joined (not its own id).
+    pub fn rooms_of(&self, id: &str) -> Vec<String> {
+        self.lock()
+            .connections
+            .get(id)
+            .map(|m| m.rooms.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The rooms with at least one member on this node.
+    pub fn rooms(&self) -> Vec<String> {
+        self.lock().rooms.keys().map(|r| r.to_string()).collect()
+    }
+
+    /// Queues `message` on every authenticated connection `target` selects,
+    /// without waiting (a connection whose backlog is past its limits is
+    /// closed as a slow consumer instead: see
+    /// [`Endpoint::queue_encoded`]). Returns how many it was queued for.
+    pub fn deliver(&self, target: &Target, message: &EncodedMessage) -> usize {
+        let mut sent = 0;
+        self.lock().select(target, |_, member| {
+            if member.endpoint.queue_encoded(message).is_ok() {
+                sent += 1;
+            }
+        });
+        sent
+    }
+
+    /// The authenticated connections `target` selects.
+    pub fn members(&self, target: &Target) -> Vec<Endpoint<C>> {
+        let mut out = Vec::new();
+        self.lock().select(target, |_, member| {
+            if member.endpoint.is_connected() {
+                out.push(member.endpoint.clone());
+            }
+        });
+        out
+    }
+
+    /// The ids of the authenticated connections `target` selects.
+    pub fn ids(&self, target: &Target) -> Vec<String> {
+        let mut out = Vec::new();
+        self.lock().select(target, |id, member| {
+            if member.endpoint.is_connected() {
+                out.push(id.to_string());
+            }
+        });
+        out
+    }
+
+    /// How many authenticated connections `target` selects.
+    pub fn count(&self, target: &Target) -> usize {
+        let mut n = 0;
+        self.lock().select(target, |_, member| {
+            if member.endpoint.is_connected() {
+                n += 1;
+            }
+        });
+        n
+    }
+
+    /// Closes every connection `target` selects with `code` and `reason`;
+    /// returns how many.
+    pub fn disconnect(&self, target: &Target, code: u16, reason: &str) -> usize {
+        let members = self.members(target);
+        for endpoint in &members {
+            endpoint.close(code, reason);
+        }
+        members.len()
+    }
+
+    /// Sends the invoke `request.frame` to every authenticated connection
+    /// `target` selects and reports each answer to `acks` as it comes
+    /// (a timeout or a closed connection included), then drops `acks`.
+    /// Returns how many connections it was sent to. Needs a tokio runtime.
+    pub fn invoke(&self, target: &Target, request: &AckRequest, acks: AckSender) -> usize {
+        let (invoke_id, timeout) = (request.id, request.timeout);
+        let waiting = FuturesUnordered::new();
+        for endpoint in self.members(target) {
+            let Some(id) = endpoint.id().map(str::to_string) else {
+                continue;
+            };
+            match endpoint.push_invoke(&request.frame, invoke_id) {
+                Some((link, answer)) => waiting.push(async move {
+                    let outcome = match tokio::time::timeout(timeout, answer).await {
+                        Ok(Ok(Ok(Ok(result)))) => AckOutcome::Result(result),
+                        Ok(Ok(Ok(Err(error)))) => AckOutcome::Error(error),
+                        Ok(_) => AckOutcome::Closed,
+                        Err(_) => AckOutcome::Timeout,
+                    };
+                    link.forget(invoke_id);
+                    Ack {
+                        connection: id,
+                        outcome,
+                    }
+                }),
+                None => {
+                    let _ = acks.send(Ack {
+                        connection: id,
+                        outcome: AckOutcome::Closed,
+                    });
+                }
+            }
+        }
+        let sent = waiting.len();
+        if sent > 0 {
+            tokio::spawn(async move {
+                let mut waiting = waiting;
+                while let Some(ack) = waiting.next().await {
+                    if acks.send(ack).is_err() {
+                        // Nobody listens any more: the pending entries are
+                        // forgotten as the futures drop.
+                        break;
+                    }
+                }
+            });
+        }
+        sent
+    }
+}
+
+fn leave_room(rooms: &mut HashMap<Arc<str>, HashSet<Arc<str>>>, room: &str, id: &str) {
+    if let Some(members) = rooms.get_mut(room) {
+        members.remove(id);
+        if members.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
+
+/// Carries a server's sends, presence queries and broadcast invokes to the
+/// other nodes of a cluster.
+///
+/// The server delivers to its own connections itself; an adapter only
+/// deals with the other nodes. Every method has a default that knows no
+/// other node, so [`LocalAdapter`] implements none. A method that sends
+/// ([`publish`](Self::publish), [`disconnect`](Self::disconnect),
+/// [`invoke`](Self::invoke)) must not wait: it queues, or refuses with an
+/// [`AdapterError`] (the server then sends nothing at all).
+///
+/// Per sender, order must hold: two `publish` calls from one thread reach
+/// every other node in the order they were made.
+pub trait Adapter<C: Codec>: Send + Sync + 'static {
+    /// Called once, when the server starts, with its registry: where the
+    /// adapter delivers what other nodes send ([`Registry::deliver`]) and
+    /// answers their queries.
+    fn start(&self, local: Arc<Registry<C>>) {
+        let _ = local;
+    }
+
+    /// Sends `message` to the connections `target` selects on the other
+    /// nodes.
+    fn publish(&self, target: &Target, message: &EncodedMessage) -> Result<(), AdapterError> {
+        let _ = (target, message);
+        Ok(())
+    }
+
+    /// Closes the connections `target` selects on the other nodes.
+    fn disconnect(&self, target: &Target, code: u16, reason: &str) -> Result<(), AdapterError> {
+        let _ = (target, code, reason);
+        Ok(())
+    }
+
+    /// How many authenticated connections `target` selects on the other
+    /// live nodes.
+    fn count<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<usize, AdapterError>> {
+        let _ = target;
+        Box::pin(std::future::ready(Ok(0)))
+    }
+
+    /// The ids of the authenticated connections `target` selects on the
+    /// other live nodes.
+    fn ids<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<Vec<String>, AdapterError>> {
+        let _ = target;
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Sends a broadcast invoke to the connections `target` selects on the
+    /// other live nodes; their answers go to `acks`, which the adapter
+    /// drops once every node has answered (or at the request's timeout,
+    /// with some margin).
+    fn invoke(&self, target: &Target, request: &AckRequest, acks: AckSender) -> Result<(), AdapterError> {
+        let _ = (target, request, acks);
+        Ok(())
+    }
+
+    /// Called when the server closes: leave the cluster.
+    fn close(&self) -> AdapterFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Knows no other node: the server's sends reach its own connections only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalAdapter;
+
+impl<C: Codec> Adapter<C> for LocalAdapter {}
+
+/// An answer to a pending invoke registered by [`Endpoint::push_invoke`].
+pub(crate) type Answer = oneshot::Receiver<crate::connection::Settle>;

@@ -1,0 +1,253 @@
+//! [`Broadcast`]: a send, a query or an invoke addressed to rooms of a
+//! [`Server`], on every node.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::adapter::{Ack, AckOutcome, AckRequest, Target};
+use crate::codec::Codec;
+use crate::endpoint::{encode_event, scratch, to_message, EncodedMessage};
+use crate::error::{AdapterError, InvokeError, SendError};
+use crate::payload::{Args, AsSeq};
+use crate::protocol::check_name;
+use crate::server::Server;
+
+/// Who a send goes to, built from [`Server::everyone`], [`Server::to`],
+/// [`Server::except`] or [`Server::local`]: every connection in any of the
+/// rooms named with [`to`](Self::to) (everyone when none is), minus those
+/// in any room named with [`except`](Self::except), on every node unless
+/// [`local`](Self::local).
+///
+/// ```no_run
+/// # async fn f(server: ws_messaging::Server<ws_messaging_json::Json>) -> Result<(), Box<dyn std::error::Error>> {
+/// // An event, encoded once, to two rooms but not to the muted.
+/// server.to("lobby").to("games").except("muted").emit("news", ("hello",))?;
+///
+/// // Presence, across nodes.
+/// let players = server.to("games").count().await?;
+///
+/// // Ask every member of a room, and take the answers as they come.
+/// let mut acks = server.to("games").invoke::<_, bool>("ready?", ())?;
+/// while let Some((connection, answer)) = acks.next().await {
+///     println!("{connection}: {answer:?}");
+/// }
+/// # Ok(()) }
+/// ```
+#[must_use = "a Broadcast does nothing until it emits, counts, invokes or disconnects"]
+pub struct Broadcast<C: Codec> {
+    server: Server<C>,
+    target: Target,
+    local: bool,
+    timeout: Option<Duration>,
+}
+
+impl<C: Codec> Clone for Broadcast<C> {
+    fn clone(&self) -> Self {
+        Broadcast {
+            server: self.server.clone(),
+            target: self.target.clone(),
+            local: self.local,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for Broadcast<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broadcast")
+            .field("target", &self.target)
+            .field("local", &self.local)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> Broadcast<C> {
+    pub(crate) fn new(server: Server<C>, target: Target) -> Self {
+        Broadcast {
+            server,
+            target,
+            local: false,
+            timeout: None,
+        }
+    }
+
+    /// Adds the members of `room` (a joined room or a connection id).
+    pub fn to(mut self, room: impl Into<String>) -> Self {
+        self.target.add_room(room.into());
+        self
+    }
+
+    /// Leaves out the members of `room`.
+    pub fn except(mut self, room: impl Into<String>) -> Self {
+        self.target.add_except(room.into());
+        self
+    }
+
+    /// This node only: the adapter is not used.
+    pub fn local(mut self) -> Self {
+        self.local = true;
+        self
+    }
+
+    /// How long [`invoke`](Self::invoke) waits for each answer (default:
+    /// the server's `ack_timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Who it goes to.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Sends the event `name(args)`, encoded once, without waiting on any
+    /// connection (one whose backlog is past its limits is closed as a slow
+    /// consumer instead). Returns how many connections of this node it was
+    /// queued for. Two emits made one after the other reach every
+    /// connection, on every node, in that order.
+    ///
+    /// When the adapter cannot carry it to the other nodes
+    /// ([`SendError::Adapter`]), it is sent nowhere.
+    pub fn emit<A: Args>(&self, name: &str, args: A) -> Result<usize, SendError> {
+        let message = encode_event(self.server.codec_ref(), name, &args)?;
+        self.emit_encoded(&message)
+    }
+
+    /// [`emit`](Self::emit) for a frame encoded already
+    /// ([`Server::encode_message`]).
+    pub fn emit_encoded(&self, message: &EncodedMessage) -> Result<usize, SendError> {
+        if !self.local {
+            self.server.adapter_ref().publish(&self.target, message)?;
+        }
+        Ok(self.server.registry().deliver(&self.target, message))
+    }
+
+    /// How many authenticated connections it selects, on every live node.
+    pub async fn count(&self) -> Result<usize, AdapterError> {
+        let here = self.server.registry().count(&self.target);
+        if self.local {
+            return Ok(here);
+        }
+        Ok(here + self.server.adapter_ref().count(&self.target).await?)
+    }
+
+    /// The ids of the authenticated connections it selects, on every live
+    /// node.
+    pub async fn ids(&self) -> Result<Vec<String>, AdapterError> {
+        let mut ids = self.server.registry().ids(&self.target);
+        if !self.local {
+            ids.extend(self.server.adapter_ref().ids(&self.target).await?);
+        }
+        Ok(ids)
+    }
+
+    /// Closes the connections it selects with `code` and `reason`, on every
+    /// node. Returns how many of this node's were closed.
+    pub fn disconnect(&self, code: u16, reason: &str) -> Result<usize, AdapterError> {
+        if !self.local {
+            self.server.adapter_ref().disconnect(&self.target, code, reason)?;
+        }
+        Ok(self.server.registry().disconnect(&self.target, code, reason))
+    }
+
+    /// Invokes the procedure `name(args)` on every connection it selects,
+    /// with one frame encoded once, and gives the answers as they come,
+    /// each with its connection id. Every answer ends: a result, the
+    /// remote error, a timeout ([`timeout`](Self::timeout)) or a
+    /// connection error; the [`Acks`] end once every connection has
+    /// answered.
+    pub fn invoke<A: Args, R: DeserializeOwned>(&self, name: &str, args: A) -> Result<Acks<C, R>, SendError> {
+        check_name(name).map_err(SendError::ReservedName)?;
+        // One id for every recipient, above the ids a connection's own
+        // counter hands out, and within JavaScript's safe integers.
+        let id = (1u64 << 52) | (rand::random::<u64>() & ((1u64 << 52) - 1));
+        let mut buf = scratch();
+        self.server
+            .codec_ref()
+            .encode_message(name, &AsSeq(&args), Some(id), &mut buf)
+            .map_err(SendError::Encode)?;
+        let request = AckRequest {
+            frame: EncodedMessage(to_message::<C>(buf)?),
+            id,
+            timeout: self
+                .timeout
+                .unwrap_or(self.server.endpoint_options().ack_timeout),
+        };
+        let (acks, answers) = mpsc::unbounded_channel();
+        if !self.local {
+            self.server.adapter_ref().invoke(&self.target, &request, acks.clone())?;
+        }
+        self.server.registry().invoke(&self.target, &request, acks);
+        Ok(Acks {
+            answers,
+            server: self.server.clone(),
+            id,
+            result: PhantomData,
+        })
+    }
+}
+
+/// The answers to a [`Broadcast::invoke`], as they come: a [`Stream`] of
+/// `(connection id, answer)`, or [`next`](Self::next) in a loop.
+pub struct Acks<C: Codec, R> {
+    answers: mpsc::UnboundedReceiver<Ack>,
+    server: Server<C>,
+    id: u64,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<C: Codec, R> std::fmt::Debug for Acks<C, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acks").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec, R: DeserializeOwned> Acks<C, R> {
+    /// The next answer; `None` once every connection has answered.
+    pub async fn next(&mut self) -> Option<(String, Result<R, InvokeError>)> {
+        std::future::poll_fn(|cx| self.poll_answer(cx)).await
+    }
+
+    /// Every answer, once all have come.
+    pub async fn collect(mut self) -> Vec<(String, Result<R, InvokeError>)> {
+        let mut all = Vec::new();
+        while let Some(answer) = self.next().await {
+            all.push(answer);
+        }
+        all
+    }
+
+    fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<(String, Result<R, InvokeError>)>> {
+        self.answers.poll_recv(cx).map(|ack| {
+            ack.map(|Ack { connection, outcome }| {
+                let codec = self.server.codec_ref();
+                let answer = match outcome {
+                    AckOutcome::Result(raw) => codec.decode_value(&raw).map_err(InvokeError::Decode),
+                    AckOutcome::Error(raw) => match codec.decode_error(&raw) {
+                        Ok(error) => Err(InvokeError::Remote(error)),
+                        Err(e) => Err(InvokeError::Decode(e)),
+                    },
+                    AckOutcome::Timeout => Err(InvokeError::Timeout { id: self.id }),
+                    AckOutcome::Closed => Err(InvokeError::Connection { id: Some(self.id) }),
+                };
+                (connection, answer)
+            })
+        })
+    }
+}
+
+impl<C: Codec, R: DeserializeOwned> Stream for Acks<C, R> {
+    type Item = (String, Result<R, InvokeError>);
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_answer(cx)
+    }
+}

@@ -1,0 +1,307 @@
+//! Rooms, presence and broadcast invokes on one server, over real sockets:
+//! who a send reaches, that membership ends with the connection, that
+//! broadcasts made from a listener keep their order, and that a broadcast
+//! invoke always ends.
+//!
+//! `cargo test --test rooms`
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use ws_messaging::adapter::{Adapter, Target};
+use ws_messaging::{AdapterError, Client, EncodedMessage, HandlerError, InvokeError, SendError, Server, ServerBuilder};
+use ws_messaging_json::Json;
+
+async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("open")
+}
+
+/// The test server, with `join(room)` / `leave(room)` procedures that go
+/// through the connection's endpoint, and `shout(n)` rebroadcast from the
+/// listener itself.
+fn rooms_builder() -> ServerBuilder<Json> {
+    Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
+        conformance(&endpoint)?;
+        let me = endpoint.downgrade();
+        endpoint.register("join", move |(room,): (String,)| {
+            let joined = me.upgrade().is_some_and(|e| e.join(&room));
+            async move { Ok(joined) }
+        })?;
+        let me = endpoint.downgrade();
+        endpoint.register("leave", move |(room,): (String,)| {
+            let left = me.upgrade().is_some_and(|e| e.leave(&room));
+            async move { Ok(left) }
+        })?;
+        let me = endpoint.downgrade();
+        endpoint.on("shout", move |args: Vec<Value>| {
+            let server = me.upgrade().and_then(|e| e.server()).expect("a server-side endpoint");
+            server.broadcast("shouted", args).unwrap();
+        });
+        Ok(())
+    })
+}
+
+/// A connected client recording every `news(tag)` it gets, and its id.
+struct Peer {
+    client: Client<Json>,
+    id: String,
+    news: mpsc::UnboundedReceiver<String>,
+}
+
+async fn peer(server: &Server<Json>) -> Peer {
+    let client = Client::<Json>::builder(url(server)).connect().await.unwrap();
+    let (tx, news) = mpsc::unbounded_channel();
+    client.on("news", move |(tag,): (String,)| {
+        let _ = tx.send(tag);
+    });
+    let id: String = client.invoke("whoami", ()).await.unwrap();
+    Peer { client, id, news }
+}
+
+/// Every `news` a peer got up to the marker `end` (sent to everyone after
+/// the sends under test: a connection gets its frames in order).
+async fn news_until_end(server: &Server<Json>, peers: &mut [Peer]) -> Vec<Vec<String>> {
+    server.broadcast("news", ("end",)).unwrap();
+    let mut all = Vec::new();
+    for peer in peers {
+        let mut got = Vec::new();
+        loop {
+            let tag = recv(&mut peer.news).await;
+            if tag == "end" {
+                break;
+            }
+            got.push(tag);
+        }
+        all.push(got);
+    }
+    all
+}
+
+#[tokio::test]
+async fn sends_reach_exactly_the_members_of_their_rooms() {
+    let server = start(rooms_builder()).await;
+    let mut peers = Vec::new();
+    for _ in 0..4 {
+        peers.push(peer(&server).await);
+    }
+    // a, b in red; b, c in blue; d in none. Joined through the endpoint
+    // (a procedure) and through the server.
+    assert!(peers[0].client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+    assert!(peers[1].client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+    assert!(server.join(&peers[1].id, "blue"));
+    assert!(server.join(&peers[2].id, "blue"));
+    assert!(!server.join("no-such-id", "blue"));
+
+    assert_eq!(server.to("red").emit("news", ("red",)).unwrap(), 2);
+    assert_eq!(server.to("red").to("blue").emit("news", ("red+blue",)).unwrap(), 3);
+    assert_eq!(server.to("red").except("blue").emit("news", ("red-blue",)).unwrap(), 1);
+    assert_eq!(server.except("red").emit("news", ("not red",)).unwrap(), 2);
+    let d = peers[3].id.clone();
+    assert_eq!(server.to(d.as_str()).emit("news", ("d",)).unwrap(), 1);
+    // An id and a room it is in: still once.
+    let a = peers[0].id.clone();
+    assert_eq!(server.to(a.as_str()).to("red").emit("news", ("a+red",)).unwrap(), 2);
+    assert_eq!(server.to("nobody").emit("news", ("none",)).unwrap(), 0);
+
+    let got = news_until_end(&server, &mut peers).await;
+    assert_eq!(got[0], ["red", "red+blue", "red-blue", "a+red"]);
+    assert_eq!(got[1], ["red", "red+blue", "a+red"]);
+    assert_eq!(got[2], ["red+blue", "not red"]);
+    assert_eq!(got[3], ["not red", "d"]);
+
+    let mut b_rooms = server.registry().rooms_of(&peers[1].id);
+    b_rooms.sort();
+    assert_eq!(b_rooms, ["blue", "red"]);
+}
+
+#[tokio::test]
+async fn joining_twice_is_once_and_leaving_stops_delivery() {
+    let server = start(rooms_builder()).await;
+    let mut peers = vec![peer(&server).await, peer(&server).await];
+    for _ in 0..2 {
+        assert!(peers[0].client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+    }
+    assert_eq!(server.to("red").emit("news", ("once",)).unwrap(), 1);
+    // Leaving a room never joined is fine.
+    assert!(peers[1].client.invoke::<_, bool>("leave", ("red",)).await.unwrap());
+    assert!(peers[0].client.invoke::<_, bool>("leave", ("red",)).await.unwrap());
+    assert_eq!(server.to("red").emit("news", ("after leave",)).unwrap(), 0);
+    let got = news_until_end(&server, &mut peers).await;
+    assert_eq!(got, [vec!["once".to_string()], vec![]]);
+    assert!(server.registry().rooms().is_empty());
+}
+
+#[tokio::test]
+async fn membership_ends_with_the_connection() {
+    let (gone_tx, mut gone) = mpsc::unbounded_channel();
+    let server = start(rooms_builder().on_disconnect(move |endpoint, _, _| {
+        let gone_tx = gone_tx.clone();
+        async move {
+            // Out of the registry and its rooms before the hook runs.
+            let _ = gone_tx.send(endpoint.id().unwrap().to_string());
+        }
+    }))
+    .await;
+    let a = peer(&server).await;
+    let b = peer(&server).await;
+    assert!(a.client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+    assert!(b.client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+    assert_eq!(server.to("red").count().await.unwrap(), 2);
+    a.client.close(1000, "bye");
+    assert_eq!(recv(&mut gone).await, a.id);
+    assert_eq!(server.to("red").count().await.unwrap(), 1);
+    assert_eq!(server.to("red").ids().await.unwrap(), [b.id.clone()]);
+    assert!(server.registry().rooms_of(&a.id).is_empty());
+    assert!(!server.join(&a.id, "red"));
+    b.client.close(1000, "bye");
+    assert_eq!(recv(&mut gone).await, b.id);
+    assert!(server.registry().rooms().is_empty());
+    assert_eq!(server.count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn presence_counts_authenticated_connections_by_room() {
+    let server = start(rooms_builder()).await;
+    let peers = [peer(&server).await, peer(&server).await, peer(&server).await];
+    assert!(server.join(&peers[0].id, "red"));
+    assert!(server.join(&peers[1].id, "red"));
+    assert_eq!(server.count().await.unwrap(), 3);
+    assert_eq!(server.to("red").count().await.unwrap(), 2);
+    assert_eq!(server.except("red").count().await.unwrap(), 1);
+    let mut ids = server.everyone().ids().await.unwrap();
+    ids.sort();
+    let mut expected: Vec<String> = peers.iter().map(|p| p.id.clone()).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test]
+async fn broadcasts_from_a_listener_keep_their_order() {
+    const SHOUTS: u64 = 2000;
+    let server = start(rooms_builder()).await;
+    let mut receivers = Vec::new();
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        client.on("shouted", move |(n,): (u64,)| {
+            let _ = tx.send(n);
+        });
+        receivers.push(rx);
+        clients.push(client);
+    }
+    for n in 0..SHOUTS {
+        clients[0].send("shout", (n,)).await.unwrap();
+    }
+    for rx in &mut receivers {
+        for n in 0..SHOUTS {
+            assert_eq!(recv(rx).await, n);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
+    let server = start(rooms_builder()).await;
+    let ok = peer(&server).await;
+    ok.client.register("vote", |(x,): (u32,)| async move { Ok(x + 1) }).unwrap();
+    let refuses = peer(&server).await;
+    refuses
+        .client
+        .register("vote", |_: (u32,)| async move { Err::<u32, _>(HandlerError::new("no")) })
+        .unwrap();
+    let silent = peer(&server).await;
+    silent
+        .client
+        .register("vote", |_: (u32,)| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(0u32)
+        })
+        .unwrap();
+    let outsider = peer(&server).await;
+    outsider.client.register("vote", |_: (u32,)| async move { Ok(99u32) }).unwrap();
+    for p in [&ok, &refuses, &silent] {
+        assert!(server.join(&p.id, "voters"));
+    }
+
+    let acks = server
+        .to("voters")
+        .timeout(Duration::from_millis(300))
+        .invoke::<_, u32>("vote", (41,))
+        .unwrap();
+    let answers = tokio::time::timeout(WAIT, acks.collect()).await.expect("every answer ends");
+    assert_eq!(answers.len(), 3);
+    for (connection, answer) in answers {
+        if connection == ok.id {
+            assert_eq!(answer, Ok(42));
+        } else if connection == refuses.id {
+            assert!(matches!(answer, Err(InvokeError::Remote(ref e)) if e == &json!("Error: no")), "{answer:?}");
+        } else if connection == silent.id {
+            assert!(matches!(answer, Err(InvokeError::Timeout { .. })), "{answer:?}");
+        } else {
+            panic!("{connection} is not a voter");
+        }
+    }
+
+    // A connection that closes before answering ends with a connection error.
+    let acks = server
+        .to(silent.id.as_str())
+        .invoke::<_, u32>("vote", (1,))
+        .unwrap();
+    silent.client.close(1000, "bye");
+    let answers = tokio::time::timeout(WAIT, acks.collect()).await.expect("ends");
+    assert!(
+        matches!(answers.as_slice(), [(id, Err(InvokeError::Connection { .. }))] if *id == silent.id),
+        "{answers:?}"
+    );
+
+    // No recipient: the stream ends at once.
+    let none = server.to("nobody").invoke::<_, u32>("vote", (1,)).unwrap();
+    assert!(tokio::time::timeout(WAIT, none.collect()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn disconnect_closes_the_members_of_a_room() {
+    let server = start(rooms_builder()).await;
+    let a = peer(&server).await;
+    let b = peer(&server).await;
+    let mut a_events = a.client.events();
+    assert!(server.join(&a.id, "kicked"));
+    assert_eq!(server.to("kicked").disconnect(4000, "bye").unwrap(), 1);
+    let closed = wait_event(&mut a_events, |e| matches!(e, ws_messaging::LocalEvent::Close { .. })).await;
+    assert!(
+        matches!(&closed, ws_messaging::LocalEvent::Close { code: 4000, reason } if reason == "bye"),
+        "{closed:?}"
+    );
+    assert!(b.client.invoke::<_, String>("whoami", ()).await.is_ok());
+}
+
+/// An adapter whose bus is down.
+struct Down;
+
+impl Adapter<Json> for Down {
+    fn publish(&self, _: &Target, _: &EncodedMessage) -> Result<(), AdapterError> {
+        Err(AdapterError::Unavailable("test bus down".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_send_the_adapter_refuses_goes_nowhere() {
+    let server = start(rooms_builder().adapter(Down)).await;
+    let mut peers = vec![peer(&server).await];
+    let refused = server.broadcast("news", ("lost",));
+    assert!(
+        matches!(refused, Err(SendError::Adapter(AdapterError::Unavailable(_)))),
+        "{refused:?}"
+    );
+    // What stays on this node still goes.
+    assert_eq!(server.local().emit("news", ("here",)).unwrap(), 1);
+    assert_eq!(recv(&mut peers[0].news).await, "here");
+}
