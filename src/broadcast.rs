@@ -177,9 +177,7 @@ impl<C: Codec> Broadcast<C> {
         let request = AckRequest {
             frame: EncodedMessage(to_message::<C>(buf)?),
             id,
-            timeout: self
-                .timeout
-                .unwrap_or(self.server.endpoint_options().ack_timeout),
+            timeout: self.timeout.unwrap_or(self.server.endpoint_options().ack_timeout),
         };
         let (acks, answers) = mpsc::unbounded_channel();
         if !self.local {

@@ -32,8 +32,8 @@ pub use connection::Transport;
 pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint};
 pub use envelope::Frame;
 pub use error::{
-    AdapterError, AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError, PreprocessError,
-    RegisterError, SendError, ServeError, SharedError,
+    AdapterError, AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError,
+    PreprocessError, RegisterError, SendError, ServeError, SharedError,
 };
 pub use events::LocalEvent;
 pub use payload::{Args, FromArgs, RawArgs, RawValue};

@@ -18,6 +18,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::adapter::{Adapter, LocalAdapter, Registry, Target};
+use crate::broadcast::Broadcast;
 use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind};
 use crate::connection::driver::drive;
@@ -26,8 +28,6 @@ use crate::connection::read::protocol_close;
 use crate::connection::Transport;
 use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
 use crate::error::{AdapterError, HandlerError, SendError, ServeError};
-use crate::adapter::{Adapter, LocalAdapter, Registry, Target};
-use crate::broadcast::Broadcast;
 use crate::payload::Args;
 use crate::protocol::{truncate_reason, CLOSE_FORBIDDEN, SUBPROTOCOL};
 

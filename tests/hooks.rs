@@ -88,18 +88,12 @@ async fn listeners_of_reserved_names_get_the_local_events() {
 async fn reserved_names_are_refused_in_broadcasts_and_encoded_messages() {
     let server = server().await;
     for name in ["connect", "close", "ping", ""] {
-        assert!(matches!(
-            server.broadcast(name, ()),
-            Err(SendError::ReservedName(_))
-        ));
+        assert!(matches!(server.broadcast(name, ()), Err(SendError::ReservedName(_))));
         assert!(matches!(
             server.encode_message(name, ()),
             Err(SendError::ReservedName(_))
         ));
-        assert!(matches!(
-            server.send_to("x", name, ()),
-            Err(SendError::ReservedName(_))
-        ));
+        assert!(matches!(server.send_to("x", name, ()), Err(SendError::ReservedName(_))));
     }
 }
 

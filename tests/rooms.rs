@@ -211,11 +211,16 @@ async fn broadcasts_from_a_listener_keep_their_order() {
 async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
     let server = start(rooms_builder()).await;
     let ok = peer(&server).await;
-    ok.client.register("vote", |(x,): (u32,)| async move { Ok(x + 1) }).unwrap();
+    ok.client
+        .register("vote", |(x,): (u32,)| async move { Ok(x + 1) })
+        .unwrap();
     let refuses = peer(&server).await;
     refuses
         .client
-        .register("vote", |_: (u32,)| async move { Err::<u32, _>(HandlerError::new("no")) })
+        .register(
+            "vote",
+            |_: (u32,)| async move { Err::<u32, _>(HandlerError::new("no")) },
+        )
         .unwrap();
     let silent = peer(&server).await;
     silent
@@ -226,7 +231,10 @@ async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
         })
         .unwrap();
     let outsider = peer(&server).await;
-    outsider.client.register("vote", |_: (u32,)| async move { Ok(99u32) }).unwrap();
+    outsider
+        .client
+        .register("vote", |_: (u32,)| async move { Ok(99u32) })
+        .unwrap();
     for p in [&ok, &refuses, &silent] {
         assert!(server.join(&p.id, "voters"));
     }
@@ -236,13 +244,18 @@ async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
         .timeout(Duration::from_millis(300))
         .invoke::<_, u32>("vote", (41,))
         .unwrap();
-    let answers = tokio::time::timeout(WAIT, acks.collect()).await.expect("every answer ends");
+    let answers = tokio::time::timeout(WAIT, acks.collect())
+        .await
+        .expect("every answer ends");
     assert_eq!(answers.len(), 3);
     for (connection, answer) in answers {
         if connection == ok.id {
             assert_eq!(answer, Ok(42));
         } else if connection == refuses.id {
-            assert!(matches!(answer, Err(InvokeError::Remote(ref e)) if e == &json!("Error: no")), "{answer:?}");
+            assert!(
+                matches!(answer, Err(InvokeError::Remote(ref e)) if e == &json!("Error: no")),
+                "{answer:?}"
+            );
         } else if connection == silent.id {
             assert!(matches!(answer, Err(InvokeError::Timeout { .. })), "{answer:?}");
         } else {
@@ -251,10 +264,7 @@ async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
     }
 
     // A connection that closes before answering ends with a connection error.
-    let acks = server
-        .to(silent.id.as_str())
-        .invoke::<_, u32>("vote", (1,))
-        .unwrap();
+    let acks = server.to(silent.id.as_str()).invoke::<_, u32>("vote", (1,)).unwrap();
     silent.client.close(1000, "bye");
     let answers = tokio::time::timeout(WAIT, acks.collect()).await.expect("ends");
     assert!(

@@ -29,19 +29,18 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     let counters = settings.counters;
     let server = settings
         .builder::<Bincode>()
-        .on_connection(move |endpoint: Endpoint<Bincode>, auth: Auth| {
-            async move {
-                let user = match auth.token.as_str() {
-                    "secret" => "alice",
-                    "slow" => {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        "slow"
-                    }
-                    _ => return Err(HandlerError::text("bad token")),
-                };
-                super::setup::<Bincode, String>(&endpoint, counters)?;
-                Ok(User { user: user.into() })
-            }
+        .await?
+        .on_connection(move |endpoint: Endpoint<Bincode>, auth: Auth| async move {
+            let user = match auth.token.as_str() {
+                "secret" => "alice",
+                "slow" => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    "slow"
+                }
+                _ => return Err(HandlerError::text("bad token")),
+            };
+            super::setup::<Bincode, String>(&endpoint, counters)?;
+            Ok(User { user: user.into() })
         })
         .bind(("127.0.0.1", settings.port))
         .await

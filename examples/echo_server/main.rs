@@ -6,7 +6,7 @@
 //!     [--ping-interval-ms N] [--ping-timeout-ms N] [--auth-timeout-ms N]
 //!     [--write-timeout-ms N] [--max-message-bytes N]
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
-//!     [--counters]
+//!     [--counters] [--redis URL]
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once ready; SIGINT/SIGTERM close
 //! every connection with 1001 and exit 0. The limits default to the
@@ -21,6 +21,20 @@
 //!   `shouted(...)` to everyone (encoded once), `call-me(proc, ...args)` →
 //!   invokes `proc` on the sender, then `called(result)` or
 //!   `call-failed(error)`;
+//! - rooms and presence (not with `--codec protobuf`): procedures
+//!   `join(room) -> true` (in effect before the reply is sent; joining
+//!   twice is joining once), `leave(room) -> true` (also for a room never
+//!   joined), `count()` → the number of authenticated connections on every
+//!   live node; events `to-room(room, ...args)` → `room(room, ...args)` once
+//!   to every member of `room` (the sender too if it is one), `tell(id,
+//!   ...args)` → `told(...args)` to the connection `id` (its `whoami()`);
+//!   an unknown id gets nothing;
+//! - `--redis URL` (`redis://127.0.0.1:PORT`): the node joins the cluster
+//!   of every node sharing that Redis (crate `ws-messaging-redis`): `shout`,
+//!   `to-room`, `tell` and `count` then span every node, each delivery
+//!   exactly once, and what one client sends keeps its order everywhere. A
+//!   node that dies is forgotten by `count` within the adapter's node
+//!   timeout (5 s). Without `--redis` all of this works within the node;
 //! - with `--counters` (for load clients; not with `--codec protobuf`):
 //!   event `tick(...)` is counted (its arguments are not decoded; nothing is
 //!   sent back) and procedure `ticks()` returns how many `tick` events the
@@ -40,6 +54,7 @@ use serde::Serialize;
 use serde_json::json;
 use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, InvokeError, RawArgs, RawValue, Server, ServerBuilder};
 use ws_messaging_json::Json;
+use ws_messaging_redis::RedisAdapter;
 
 /// The command line.
 #[derive(Debug)]
@@ -66,11 +81,14 @@ pub struct Settings {
     pub max_concurrent_calls: Option<usize>,
     /// `--counters`: the `tick` event and the `ticks` procedure.
     pub counters: bool,
+    /// `--redis URL`: the Redis server of the cluster.
+    pub redis: Option<String>,
 }
 
 impl Settings {
-    /// A server builder with the timeouts of the command line.
-    pub fn builder<C: Codec + Default>(&self) -> ServerBuilder<C> {
+    /// A server builder with the timeouts of the command line, in the
+    /// cluster of `--redis` when given.
+    pub async fn builder<C: Codec + Default>(&self) -> Result<ServerBuilder<C>, String> {
         let mut builder = Server::<C>::builder().configure(|o| {
             if let Some(d) = self.ping_interval {
                 o.ping_interval = d;
@@ -97,7 +115,13 @@ impl Settings {
         if let Some(d) = self.auth_timeout {
             builder = builder.auth_timeout(d);
         }
-        builder
+        if let Some(url) = &self.redis {
+            let adapter = RedisAdapter::<C>::connect(url)
+                .await
+                .map_err(|e| format!("--redis {url}: {e}"))?;
+            builder = builder.adapter(adapter);
+        }
+        Ok(builder)
     }
 }
 
@@ -114,6 +138,7 @@ fn parse_args() -> Result<Settings, String> {
         max_backlog_frames: None,
         max_concurrent_calls: None,
         counters: false,
+        redis: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -132,6 +157,7 @@ fn parse_args() -> Result<Settings, String> {
         match flag.as_str() {
             "--port" => settings.port = value.parse().map_err(|e| format!("--port: {e}"))?,
             "--codec" => settings.codec = value.clone(),
+            "--redis" => settings.redis = Some(value.clone()),
             "--ping-interval-ms" => settings.ping_interval = Some(ms()?),
             "--ping-timeout-ms" => settings.ping_timeout = Some(ms()?),
             "--auth-timeout-ms" => settings.auth_timeout = Some(ms()?),
@@ -181,19 +207,18 @@ where
     let counters = settings.counters;
     let server = settings
         .builder::<C>()
-        .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| {
-            async move {
-                let user = match auth.get("token").and_then(|t| t.as_str()) {
-                    Some("secret") => "alice",
-                    Some("slow") => {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        "slow"
-                    }
-                    _ => return Err(HandlerError::text("bad token")),
-                };
-                setup::<C, V>(&endpoint, counters)?;
-                Ok(json!({ "user": user }))
-            }
+        .await?
+        .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| async move {
+            let user = match auth.get("token").and_then(|t| t.as_str()) {
+                Some("secret") => "alice",
+                Some("slow") => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    "slow"
+                }
+                _ => return Err(HandlerError::text("bad token")),
+            };
+            setup::<C, V>(&endpoint, counters)?;
+            Ok(json!({ "user": user }))
         })
         .bind(("127.0.0.1", settings.port))
         .await

@@ -24,22 +24,21 @@ use pb::{Auth, AuthReply, Delay, Number, Value};
 pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     let server = settings
         .builder::<Protobuf>()
+        .await?
         // The auth frame as raw bytes: one that is not an `Auth` message is
         // refused like a wrong token.
-        .on_connection(move |endpoint: Endpoint<Protobuf>, auth: Vec<u8>| {
-            async move {
-                let token = Proto::<Auth>::decode(&auth).map(|a| a.0.token).unwrap_or_default();
-                let user = match token.as_str() {
-                    "secret" => "alice",
-                    "slow" => {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        "slow"
-                    }
-                    _ => return Err(HandlerError::text("bad token")),
-                };
-                setup(&endpoint)?;
-                Ok(Proto(AuthReply { user: user.into() }))
-            }
+        .on_connection(move |endpoint: Endpoint<Protobuf>, auth: Vec<u8>| async move {
+            let token = Proto::<Auth>::decode(&auth).map(|a| a.0.token).unwrap_or_default();
+            let user = match token.as_str() {
+                "secret" => "alice",
+                "slow" => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    "slow"
+                }
+                _ => return Err(HandlerError::text("bad token")),
+            };
+            setup(&endpoint)?;
+            Ok(Proto(AuthReply { user: user.into() }))
         })
         .bind(("127.0.0.1", settings.port))
         .await

@@ -1,0 +1,381 @@
+//! What nodes say to each other on the bus: one binary message per Redis
+//! PUBLISH. Every message starts with the format version, its kind and the
+//! sending node's id; frames travel as the codec encoded them, untouched.
+//!
+//! A message that does not parse (another program publishing on the
+//! channel, a newer format) is ignored.
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use ws_messaging::adapter::Target;
+
+/// The format version; a node ignores messages of another version.
+const VERSION: u8 = 1;
+
+/// One message on the bus.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Bus {
+    /// An event frame for the connections `target` selects.
+    Broadcast { target: Target, frame: Bytes },
+    /// The sender is alive.
+    Heartbeat,
+    /// The sender leaves the cluster.
+    Bye,
+    /// Close the connections `target` selects.
+    Disconnect { target: Target, code: u16, reason: String },
+    /// How many connections does `target` select on your node?
+    Count { request: u64, target: Target },
+    /// Which connections does `target` select on your node?
+    Ids { request: u64, target: Target },
+    /// Invoke `frame` (invoke id `id`) on the connections `target` selects.
+    Invoke {
+        request: u64,
+        target: Target,
+        id: u64,
+        timeout: Duration,
+        frame: Bytes,
+    },
+    /// The answer to `Count`.
+    Counted { request: u64, count: u64 },
+    /// The answer to `Ids`.
+    Listed { request: u64, ids: Vec<String> },
+    /// One connection's answer to `Invoke`.
+    Ack {
+        request: u64,
+        connection: String,
+        outcome: Outcome,
+    },
+    /// Every answer of this node to `Invoke` was sent.
+    AckDone { request: u64 },
+}
+
+/// [`ws_messaging::adapter::AckOutcome`] on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Result(Bytes),
+    Error(Bytes),
+    Timeout,
+    Closed,
+}
+
+/// A message with the node that sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Envelope {
+    pub(crate) sender: String,
+    pub(crate) message: Bus,
+}
+
+const BROADCAST: u8 = 1;
+const HEARTBEAT: u8 = 2;
+const BYE: u8 = 3;
+const DISCONNECT: u8 = 4;
+const COUNT: u8 = 5;
+const IDS: u8 = 6;
+const INVOKE: u8 = 7;
+const COUNTED: u8 = 8;
+const LISTED: u8 = 9;
+const ACK: u8 = 10;
+const ACK_DONE: u8 = 11;
+
+pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_u8(VERSION);
+    let kind = match message {
+        Bus::Broadcast { .. } => BROADCAST,
+        Bus::Heartbeat => HEARTBEAT,
+        Bus::Bye => BYE,
+        Bus::Disconnect { .. } => DISCONNECT,
+        Bus::Count { .. } => COUNT,
+        Bus::Ids { .. } => IDS,
+        Bus::Invoke { .. } => INVOKE,
+        Bus::Counted { .. } => COUNTED,
+        Bus::Listed { .. } => LISTED,
+        Bus::Ack { .. } => ACK,
+        Bus::AckDone { .. } => ACK_DONE,
+    };
+    out.put_u8(kind);
+    put_str(&mut out, sender);
+    match message {
+        Bus::Heartbeat | Bus::Bye => {}
+        Bus::Broadcast { target, frame } => {
+            put_target(&mut out, target);
+            out.put_slice(frame);
+        }
+        Bus::Disconnect { target, code, reason } => {
+            put_target(&mut out, target);
+            out.put_u16(*code);
+            put_str(&mut out, reason);
+        }
+        Bus::Count { request, target } | Bus::Ids { request, target } => {
+            out.put_u64(*request);
+            put_target(&mut out, target);
+        }
+        Bus::Invoke {
+            request,
+            target,
+            id,
+            timeout,
+            frame,
+        } => {
+            out.put_u64(*request);
+            put_target(&mut out, target);
+            out.put_u64(*id);
+            out.put_u64(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+            out.put_slice(frame);
+        }
+        Bus::Counted { request, count } => {
+            out.put_u64(*request);
+            out.put_u64(*count);
+        }
+        Bus::Listed { request, ids } => {
+            out.put_u64(*request);
+            out.put_u32(ids.len() as u32);
+            for id in ids {
+                put_str(&mut out, id);
+            }
+        }
+        Bus::Ack {
+            request,
+            connection,
+            outcome,
+        } => {
+            out.put_u64(*request);
+            put_str(&mut out, connection);
+            match outcome {
+                Outcome::Result(raw) => {
+                    out.put_u8(0);
+                    out.put_slice(raw);
+                }
+                Outcome::Error(raw) => {
+                    out.put_u8(1);
+                    out.put_slice(raw);
+                }
+                Outcome::Timeout => out.put_u8(2),
+                Outcome::Closed => out.put_u8(3),
+            }
+        }
+        Bus::AckDone { request } => out.put_u64(*request),
+    }
+    out.freeze()
+}
+
+/// Reads a bus message; `None` for anything malformed or of another
+/// version.
+pub(crate) fn decode(mut data: Bytes) -> Option<Envelope> {
+    let data = &mut data;
+    if get_u8(data)? != VERSION {
+        return None;
+    }
+    let kind = get_u8(data)?;
+    let sender = get_str(data)?;
+    let message = match kind {
+        BROADCAST => Bus::Broadcast {
+            target: get_target(data)?,
+            frame: std::mem::take(data),
+        },
+        HEARTBEAT => Bus::Heartbeat,
+        BYE => Bus::Bye,
+        DISCONNECT => Bus::Disconnect {
+            target: get_target(data)?,
+            code: get_u16(data)?,
+            reason: get_str(data)?,
+        },
+        COUNT => Bus::Count {
+            request: get_u64(data)?,
+            target: get_target(data)?,
+        },
+        IDS => Bus::Ids {
+            request: get_u64(data)?,
+            target: get_target(data)?,
+        },
+        INVOKE => Bus::Invoke {
+            request: get_u64(data)?,
+            target: get_target(data)?,
+            id: get_u64(data)?,
+            timeout: Duration::from_millis(get_u64(data)?),
+            frame: std::mem::take(data),
+        },
+        COUNTED => Bus::Counted {
+            request: get_u64(data)?,
+            count: get_u64(data)?,
+        },
+        LISTED => {
+            let request = get_u64(data)?;
+            let n = get_u32(data)? as usize;
+            // Each id takes at least its 4-byte length.
+            if n > data.remaining() / 4 {
+                return None;
+            }
+            let mut ids = Vec::with_capacity(n);
+            for _ in 0..n {
+                ids.push(get_str(data)?);
+            }
+            Bus::Listed { request, ids }
+        }
+        ACK => {
+            let request = get_u64(data)?;
+            let connection = get_str(data)?;
+            let outcome = match get_u8(data)? {
+                0 => Outcome::Result(std::mem::take(data)),
+                1 => Outcome::Error(std::mem::take(data)),
+                2 => Outcome::Timeout,
+                3 => Outcome::Closed,
+                _ => return None,
+            };
+            Bus::Ack {
+                request,
+                connection,
+                outcome,
+            }
+        }
+        ACK_DONE => Bus::AckDone {
+            request: get_u64(data)?,
+        },
+        _ => return None,
+    };
+    Some(Envelope { sender, message })
+}
+
+fn put_str(out: &mut BytesMut, s: &str) {
+    out.put_u32(s.len() as u32);
+    out.put_slice(s.as_bytes());
+}
+
+fn put_target(out: &mut BytesMut, target: &Target) {
+    for rooms in [target.rooms(), target.except()] {
+        out.put_u32(rooms.len() as u32);
+        for room in rooms {
+            put_str(out, room);
+        }
+    }
+}
+
+fn get_u8(data: &mut Bytes) -> Option<u8> {
+    (data.remaining() >= 1).then(|| data.get_u8())
+}
+
+fn get_u16(data: &mut Bytes) -> Option<u16> {
+    (data.remaining() >= 2).then(|| data.get_u16())
+}
+
+fn get_u32(data: &mut Bytes) -> Option<u32> {
+    (data.remaining() >= 4).then(|| data.get_u32())
+}
+
+fn get_u64(data: &mut Bytes) -> Option<u64> {
+    (data.remaining() >= 8).then(|| data.get_u64())
+}
+
+fn get_str(data: &mut Bytes) -> Option<String> {
+    let n = get_u32(data)? as usize;
+    if n > data.remaining() {
+        return None;
+    }
+    String::from_utf8(data.split_to(n).to_vec()).ok()
+}
+
+fn get_rooms(data: &mut Bytes) -> Option<Vec<String>> {
+    let n = get_u32(data)? as usize;
+    if n > data.remaining() / 4 {
+        return None;
+    }
+    (0..n).map(|_| get_str(data)).collect()
+}
+
+fn get_target(data: &mut Bytes) -> Option<Target> {
+    let rooms = get_rooms(data)?;
+    let except = get_rooms(data)?;
+    Some(Target::new(rooms, except))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Bus> {
+        let target = Target::new(["a", "b"], ["c"]);
+        vec![
+            Bus::Broadcast {
+                target: target.clone(),
+                frame: Bytes::from_static(br#"{"name":"x","args":[]}"#),
+            },
+            Bus::Heartbeat,
+            Bus::Bye,
+            Bus::Disconnect {
+                target: Target::all(),
+                code: 4000,
+                reason: "bye".into(),
+            },
+            Bus::Count {
+                request: 7,
+                target: target.clone(),
+            },
+            Bus::Ids { request: 8, target },
+            Bus::Invoke {
+                request: 9,
+                target: Target::new(["r"], None::<String>),
+                id: 1 << 52,
+                timeout: Duration::from_millis(1500),
+                frame: Bytes::from_static(b"\x01\x02"),
+            },
+            Bus::Counted { request: 7, count: 3 },
+            Bus::Listed {
+                request: 8,
+                ids: vec!["x".into(), "yy".into()],
+            },
+            Bus::Ack {
+                request: 9,
+                connection: "id".into(),
+                outcome: Outcome::Result(Bytes::from_static(b"42")),
+            },
+            Bus::Ack {
+                request: 9,
+                connection: "id".into(),
+                outcome: Outcome::Error(Bytes::from_static(b"\"no\"")),
+            },
+            Bus::Ack {
+                request: 9,
+                connection: "id".into(),
+                outcome: Outcome::Timeout,
+            },
+            Bus::Ack {
+                request: 9,
+                connection: "id".into(),
+                outcome: Outcome::Closed,
+            },
+            Bus::AckDone { request: 9 },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in samples() {
+            let bytes = encode("node-1", &message);
+            let back = decode(bytes).unwrap_or_else(|| panic!("{message:?} decodes"));
+            assert_eq!(back.sender, "node-1");
+            assert_eq!(back.message, message);
+        }
+    }
+
+    #[test]
+    fn truncated_or_foreign_messages_are_ignored() {
+        for message in samples() {
+            let bytes = encode("node-1", &message);
+            for cut in 0..bytes.len() {
+                // A prefix may parse only where the message ends in a
+                // frame or has nothing after the sender; never a panic.
+                let _ = decode(bytes.slice(..cut));
+            }
+        }
+        assert_eq!(decode(Bytes::from_static(b"hello")), None);
+        assert_eq!(decode(Bytes::from_static(b"\x01\x63\0\0\0\0")), None);
+        // A huge claimed count allocates nothing.
+        assert_eq!(
+            decode(Bytes::from_static(
+                b"\x01\x09\0\0\0\0\0\0\0\0\0\0\0\x01\xff\xff\xff\xff"
+            )),
+            None
+        );
+    }
+}

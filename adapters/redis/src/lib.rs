@@ -1,0 +1,903 @@
+//! A Redis (or Valkey) adapter for ws-messaging: one application on several
+//! server nodes, and every client still hears what it should.
+//!
+//! Plug a [`RedisAdapter`] into each node's server. Broadcasts, sends to
+//! rooms and to connection ids, disconnects, presence queries and
+//! broadcast invokes then reach the connections of every node sharing the
+//! Redis server (and the same [`RedisConfig::prefix`]):
+//!
+//! ```no_run
+//! use ws_messaging::Server;
+//! use ws_messaging_json::Json;
+//! use ws_messaging_redis::RedisAdapter;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let adapter = RedisAdapter::<Json>::connect("redis://127.0.0.1:6379").await?;
+//! let server = Server::<Json>::builder()
+//!     .adapter(adapter.clone())
+//!     .on_connection(|endpoint, _auth: serde_json::Value| async move {
+//!         endpoint.join("lobby");
+//!         Ok(())
+//!     })
+//!     .bind("127.0.0.1:8000")
+//!     .await?;
+//! // Every member of `lobby`, on every node, once.
+//! server.to("lobby").emit("news", ("hello",))?;
+//! // Connections on every live node.
+//! let online = server.count().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//! - Each node has a random id, publishes on the channel `PREFIX#all` and
+//!   subscribes to it and to its own `PREFIX#node#ID`.
+//! - A send is delivered to this node's connections at once and published
+//!   once, as the codec encoded it, with its target (rooms, except). The
+//!   other nodes deliver it to their own connections. Every publish of a
+//!   node goes through one queue and one Redis connection, and Redis keeps
+//!   the order of a connection's publishes: what one node sends reaches
+//!   every node in the order it was sent.
+//! - Presence (`count`, `ids`) and broadcast invokes are requests on
+//!   `PREFIX#all`; each live node answers on the requester's own channel.
+//!   Nodes that do not answer within [`RedisConfig::request_timeout`] are
+//!   left out of the answer.
+//! - Liveness: every node publishes a heartbeat each
+//!   [`RedisConfig::heartbeat_interval`]; a node not heard from for
+//!   [`RedisConfig::node_timeout`] is forgotten, with its connections. A
+//!   node that closes says so at once.
+//!
+//! # When Redis is down
+//! The adapter reconnects with backoff and reports each change as an
+//! [`AdapterEvent`] ([`RedisAdapter::events`]). While it is disconnected,
+//! every send that needs the other nodes is **refused** with
+//! [`AdapterError::Unavailable`](ws_messaging::AdapterError::Unavailable)
+//! and is sent nowhere (not even to this node's connections); sends to
+//! [`local()`](ws_messaging::Broadcast::local) still go. Nothing is queued
+//! without bound: publishes wait in a queue of at most
+//! [`RedisConfig::max_queue`] messages (a full queue refuses with
+//! [`AdapterError::Full`](ws_messaging::AdapterError::Full)). The failure
+//! is noticed when either connection breaks (at the latest by the next
+//! heartbeat): publishes accepted before that wait in the queue and are
+//! written once Redis is back, except a batch that was being written when
+//! the connection broke, which is lost. Clients stay connected to their
+//! node throughout; when Redis is back, each node resubscribes and carries
+//! on, with nothing to replay.
+//!
+//! A process with no WebSocket clients (a worker, a cron job) sends to the
+//! cluster's rooms and connections with a [`RedisEmitter`].
+
+mod bus;
+mod emitter;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubStream};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use ws_messaging::adapter::{Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Registry, Target};
+use ws_messaging::{AdapterError, Codec, EncodedMessage};
+
+use crate::bus::{Bus, Envelope, Outcome};
+pub use crate::emitter::{Emit, RedisEmitter};
+
+/// The settings of a [`RedisAdapter`] (and the prefix of a
+/// [`RedisEmitter`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The prefix of the channel names: nodes (and emitters) with the same
+    /// prefix on the same Redis form one cluster. Default `ws-messaging`.
+    pub prefix: String,
+    /// How often a node says it is alive. Default 1 s.
+    pub heartbeat_interval: Duration,
+    /// A node not heard from for this long is forgotten, with its
+    /// connections. Default 5 s.
+    pub node_timeout: Duration,
+    /// How long presence queries wait for the other nodes' answers (and the
+    /// margin a broadcast invoke adds to its own timeout). Default 1 s.
+    pub request_timeout: Duration,
+    /// How many publishes may wait for the Redis connection. Default 65,536.
+    pub max_queue: usize,
+    /// How long connecting to Redis may take. Default 5 s.
+    pub connect_timeout: Duration,
+    /// The first reconnect delay, doubled after each failed attempt up to
+    /// `max_backoff`. Default 50 ms.
+    pub min_backoff: Duration,
+    /// The longest reconnect delay. Default 2 s.
+    pub max_backoff: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            prefix: "ws-messaging".into(),
+            heartbeat_interval: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(1),
+            max_queue: 65_536,
+            connect_timeout: Duration::from_secs(5),
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RedisConfig {
+    /// The channel prefix.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The heartbeat interval and the time after which a silent node is
+    /// forgotten.
+    pub fn liveness(mut self, heartbeat_interval: Duration, node_timeout: Duration) -> Self {
+        self.heartbeat_interval = heartbeat_interval;
+        self.node_timeout = node_timeout;
+        self
+    }
+
+    /// How long presence queries wait for the other nodes.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// How many publishes may wait for the Redis connection.
+    pub fn max_queue(mut self, max: usize) -> Self {
+        self.max_queue = max.max(1);
+        self
+    }
+
+    fn all_channel(&self) -> String {
+        format!("{}#all", self.prefix)
+    }
+
+    fn node_channel(&self, node: &str) -> String {
+        format!("{}#node#{node}", self.prefix)
+    }
+}
+
+/// Why the adapter or an emitter could not start, or an emitter could not
+/// send.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Redis URL is not valid.
+    #[error("invalid Redis URL: {0}")]
+    Url(#[source] redis::RedisError),
+    /// Redis could not be reached or refused a command.
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer within the connect timeout.
+    #[error("Redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The event could not be encoded.
+    #[error(transparent)]
+    Send(#[from] ws_messaging::SendError),
+}
+
+/// What happens to the adapter's link with the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AdapterEvent {
+    /// Connected to Redis again after `Disconnected`: sends reach the other
+    /// nodes again.
+    Connected,
+    /// The Redis connection failed: sends that need the other nodes are
+    /// refused until `Connected`.
+    Disconnected {
+        /// What failed.
+        error: String,
+    },
+    /// A node was heard from for the first time (or again after it was
+    /// forgotten).
+    NodeUp(String),
+    /// A node left, or was not heard from for the node timeout.
+    NodeDown(String),
+}
+
+/// A publish waiting for the Redis connection.
+struct Outgoing {
+    channel: Arc<str>,
+    payload: Bytes,
+    /// Told once the batch holding this publish was written.
+    flushed: Option<oneshot::Sender<()>>,
+}
+
+struct Shared<C: Codec> {
+    node: String,
+    config: RedisConfig,
+    client: redis::Client,
+    all: Arc<str>,
+    queue: mpsc::Sender<Outgoing>,
+    publisher_up: AtomicBool,
+    /// Set when the subscription broke: the publishing connection must be
+    /// renewed before its next write.
+    publisher_stale: AtomicBool,
+    subscriber_up: AtomicBool,
+    registry: OnceLock<Weak<Registry<C>>>,
+    nodes: Mutex<HashMap<String, Instant>>,
+    /// Open requests: where their answers go, with the answering node.
+    requests: Mutex<HashMap<u64, mpsc::UnboundedSender<(String, Bus)>>>,
+    next_request: AtomicU64,
+    last_own_heartbeat: Mutex<Instant>,
+    events: broadcast::Sender<AdapterEvent>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The Redis adapter: give a clone to [`ServerBuilder::adapter`](ws_messaging::ServerBuilder::adapter)
+/// and keep one to watch [`events`](Self::events). Its background tasks
+/// stop when the server closes, or when the last clone is dropped.
+pub struct RedisAdapter<C: Codec> {
+    handle: Arc<Handle<C>>,
+}
+
+/// Stops the tasks when the last [`RedisAdapter`] goes.
+struct Handle<C: Codec> {
+    shared: Arc<Shared<C>>,
+}
+
+impl<C: Codec> Drop for Handle<C> {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+    }
+}
+
+impl<C: Codec> Clone for RedisAdapter<C> {
+    fn clone(&self) -> Self {
+        RedisAdapter {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<C: Codec> std::fmt::Debug for RedisAdapter<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("node", &self.shared().node)
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Codec> RedisAdapter<C> {
+    /// Connects to Redis at `url` (`redis://HOST:PORT[/DB]`) with the
+    /// default [`RedisConfig`].
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Self::with_config(url, RedisConfig::default()).await
+    }
+
+    /// Connects with `config`. Fails when Redis cannot be reached now;
+    /// later failures are retried in the background.
+    pub async fn with_config(url: &str, config: RedisConfig) -> Result<Self, Error> {
+        let client = redis::Client::open(url).map_err(Error::Url)?;
+        let node = node_id();
+        let connection = within(config.connect_timeout, client.get_multiplexed_async_connection()).await?;
+        let stream = within(config.connect_timeout, subscribe(&client, &config, &node)).await?;
+        let (queue, outgoing) = mpsc::channel(config.max_queue.max(1));
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            all: Arc::from(config.all_channel()),
+            node,
+            config,
+            client,
+            queue,
+            publisher_up: AtomicBool::new(true),
+            publisher_stale: AtomicBool::new(false),
+            subscriber_up: AtomicBool::new(true),
+            registry: OnceLock::new(),
+            nodes: Mutex::new(HashMap::new()),
+            requests: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+            last_own_heartbeat: Mutex::new(Instant::now()),
+            events: broadcast::channel(64).0,
+            shutdown,
+        });
+        tokio::spawn(publisher(shared.clone(), outgoing, connection));
+        tokio::spawn(subscriber(shared.clone(), stream));
+        tokio::spawn(heartbeat(shared.clone()));
+        Ok(RedisAdapter {
+            handle: Arc::new(Handle { shared }),
+        })
+    }
+
+    fn shared(&self) -> &Shared<C> {
+        &self.handle.shared
+    }
+
+    /// This node's id in the cluster (random, one per adapter).
+    pub fn node_id(&self) -> &str {
+        &self.shared().node
+    }
+
+    /// Whether both Redis connections (publishing, subscribed) are up.
+    pub fn is_connected(&self) -> bool {
+        self.shared().is_up()
+    }
+
+    /// The other nodes heard from within the node timeout.
+    pub fn nodes(&self) -> Vec<String> {
+        self.shared().live_nodes().into_iter().collect()
+    }
+
+    /// The adapter's events, from now on: Redis lost and regained, nodes
+    /// joining and leaving.
+    pub fn events(&self) -> broadcast::Receiver<AdapterEvent> {
+        self.shared().events.subscribe()
+    }
+}
+
+impl<C: Codec> Adapter<C> for RedisAdapter<C> {
+    fn start(&self, local: Arc<Registry<C>>) {
+        let _ = self.shared().registry.set(Arc::downgrade(&local));
+    }
+
+    fn publish(&self, target: &Target, message: &EncodedMessage) -> Result<(), AdapterError> {
+        let shared = self.shared();
+        shared.send(
+            &shared.all,
+            &Bus::Broadcast {
+                target: target.clone(),
+                frame: message.to_bytes(),
+            },
+            None,
+        )
+    }
+
+    fn disconnect(&self, target: &Target, code: u16, reason: &str) -> Result<(), AdapterError> {
+        let shared = self.shared();
+        shared.send(
+            &shared.all,
+            &Bus::Disconnect {
+                target: target.clone(),
+                code,
+                reason: reason.to_string(),
+            },
+            None,
+        )
+    }
+
+    fn count<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<usize, AdapterError>> {
+        Box::pin(async move {
+            let answers = self
+                .shared()
+                .query(|request| Bus::Count {
+                    request,
+                    target: target.clone(),
+                })
+                .await?;
+            Ok(answers
+                .into_iter()
+                .map(|answer| match answer {
+                    Bus::Counted { count, .. } => usize::try_from(count).unwrap_or(usize::MAX),
+                    _ => 0,
+                })
+                .sum())
+        })
+    }
+
+    fn ids<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<Vec<String>, AdapterError>> {
+        Box::pin(async move {
+            let answers = self
+                .shared()
+                .query(|request| Bus::Ids {
+                    request,
+                    target: target.clone(),
+                })
+                .await?;
+            Ok(answers
+                .into_iter()
+                .flat_map(|answer| match answer {
+                    Bus::Listed { ids, .. } => ids,
+                    _ => Vec::new(),
+                })
+                .collect())
+        })
+    }
+
+    fn invoke(&self, target: &Target, request: &AckRequest, acks: AckSender) -> Result<(), AdapterError> {
+        let shared = self.handle.shared.clone();
+        let mut waiting = shared.live_nodes();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let (id, answers) = shared.open_request();
+        let sent = shared.send(
+            &shared.all,
+            &Bus::Invoke {
+                request: id,
+                target: target.clone(),
+                id: request.id,
+                timeout: request.timeout,
+                frame: request.frame.to_bytes(),
+            },
+            None,
+        );
+        if let Err(error) = sent {
+            shared.close_request(id);
+            return Err(error);
+        }
+        let deadline = Instant::now() + request.timeout + shared.config.request_timeout;
+        tokio::spawn(async move {
+            let mut answers = answers;
+            while !waiting.is_empty() {
+                let Ok(Some((node, answer))) = tokio::time::timeout_at(deadline, answers.recv()).await else {
+                    break;
+                };
+                match answer {
+                    Bus::Ack {
+                        connection, outcome, ..
+                    } => {
+                        let outcome = match outcome {
+                            Outcome::Result(raw) => AckOutcome::Result(raw),
+                            Outcome::Error(raw) => AckOutcome::Error(raw),
+                            Outcome::Timeout => AckOutcome::Timeout,
+                            Outcome::Closed => AckOutcome::Closed,
+                        };
+                        let _ = acks.send(Ack { connection, outcome });
+                    }
+                    Bus::AckDone { .. } => {
+                        waiting.remove(&node);
+                    }
+                    _ => {}
+                }
+            }
+            shared.close_request(id);
+        });
+        Ok(())
+    }
+
+    fn close(&self) -> AdapterFuture<'_, ()> {
+        Box::pin(async move {
+            let shared = self.shared();
+            let (flushed, done) = oneshot::channel();
+            if shared.send(&shared.all, &Bus::Bye, Some(flushed)).is_ok() {
+                let _ = tokio::time::timeout(shared.config.request_timeout, done).await;
+            }
+            shared.shutdown.send_replace(true);
+        })
+    }
+}
+
+impl<C: Codec> Shared<C> {
+    fn is_up(&self) -> bool {
+        self.publisher_up.load(Ordering::Acquire) && self.subscriber_up.load(Ordering::Acquire)
+    }
+
+    /// Queues a publish; refused while either Redis connection is down or
+    /// the queue is full.
+    fn send(
+        &self,
+        channel: &Arc<str>,
+        message: &Bus,
+        flushed: Option<oneshot::Sender<()>>,
+    ) -> Result<(), AdapterError> {
+        if !self.is_up() {
+            return Err(AdapterError::Unavailable("the Redis connection is down".into()));
+        }
+        let outgoing = Outgoing {
+            channel: channel.clone(),
+            payload: bus::encode(&self.node, message),
+            flushed,
+        };
+        self.queue.try_send(outgoing).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => AdapterError::Full,
+            mpsc::error::TrySendError::Closed(_) => AdapterError::Unavailable("the adapter was closed".into()),
+        })
+    }
+
+    /// Sets a connection's state; reports the change of the whole.
+    fn set_up(&self, which: &AtomicBool, up: bool, error: Option<String>) {
+        let before = self.is_up();
+        which.store(up, Ordering::Release);
+        let after = self.is_up();
+        if before && !after {
+            let _ = self.events.send(AdapterEvent::Disconnected {
+                error: error.unwrap_or_else(|| "the Redis connection was lost".into()),
+            });
+        } else if !before && after {
+            let _ = self.events.send(AdapterEvent::Connected);
+        }
+    }
+
+    fn registry(&self) -> Option<Arc<Registry<C>>> {
+        self.registry.get()?.upgrade()
+    }
+
+    /// The other nodes heard from within the node timeout.
+    fn live_nodes(&self) -> HashSet<String> {
+        let now = Instant::now();
+        self.nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, seen)| now.duration_since(**seen) < self.config.node_timeout)
+            .map(|(node, _)| node.clone())
+            .collect()
+    }
+
+    /// Forgets the nodes not heard from within the node timeout.
+    fn expire_nodes(&self) {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        self.nodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|node, seen| {
+                let live = now.duration_since(*seen) < self.config.node_timeout;
+                if !live {
+                    gone.push(node.clone());
+                }
+                live
+            });
+        for node in gone {
+            let _ = self.events.send(AdapterEvent::NodeDown(node));
+        }
+    }
+
+    fn open_request(&self) -> (u64, mpsc::UnboundedReceiver<(String, Bus)>) {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+        (id, rx)
+    }
+
+    fn close_request(&self, id: u64) {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// Asks every live node and gathers the answers that come within the
+    /// request timeout.
+    async fn query(&self, make: impl FnOnce(u64) -> Bus) -> Result<Vec<Bus>, AdapterError> {
+        let mut waiting = self.live_nodes();
+        if waiting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (id, mut answers) = self.open_request();
+        struct Close<'a, C: Codec>(&'a Shared<C>, u64);
+        impl<C: Codec> Drop for Close<'_, C> {
+            fn drop(&mut self) {
+                self.0.close_request(self.1);
+            }
+        }
+        let _close = Close(self, id);
+        self.send(&self.all, &make(id), None)?;
+        let deadline = Instant::now() + self.config.request_timeout;
+        let mut out = Vec::new();
+        while !waiting.is_empty() {
+            match tokio::time::timeout_at(deadline, answers.recv()).await {
+                Ok(Some((node, answer))) => {
+                    if waiting.remove(&node) {
+                        out.push(answer);
+                    }
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Handles one message from the bus.
+    fn handle(self: &Arc<Self>, payload: Bytes) {
+        let Some(Envelope { sender, message }) = bus::decode(payload) else {
+            return;
+        };
+        if sender == self.node {
+            if message == Bus::Heartbeat {
+                *self.last_own_heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
+            return;
+        }
+        match message {
+            Bus::Heartbeat => {
+                let new = self
+                    .nodes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(sender.clone(), Instant::now())
+                    .is_none();
+                if new {
+                    let _ = self.events.send(AdapterEvent::NodeUp(sender));
+                }
+            }
+            Bus::Bye => {
+                let known = self
+                    .nodes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&sender)
+                    .is_some();
+                if known {
+                    let _ = self.events.send(AdapterEvent::NodeDown(sender));
+                }
+            }
+            Bus::Broadcast { target, frame } => {
+                if let (Some(registry), Ok(message)) = (self.registry(), EncodedMessage::from_bytes::<C>(frame)) {
+                    registry.deliver(&target, &message);
+                }
+            }
+            Bus::Disconnect { target, code, reason } => {
+                if let Some(registry) = self.registry() {
+                    registry.disconnect(&target, code, &reason);
+                }
+            }
+            Bus::Count { request, target } => {
+                let count = self.registry().map_or(0, |r| r.count(&target));
+                self.answer(
+                    &sender,
+                    Bus::Counted {
+                        request,
+                        count: count as u64,
+                    },
+                );
+            }
+            Bus::Ids { request, target } => {
+                let ids = self.registry().map(|r| r.ids(&target)).unwrap_or_default();
+                self.answer(&sender, Bus::Listed { request, ids });
+            }
+            Bus::Invoke {
+                request,
+                target,
+                id,
+                timeout,
+                frame,
+            } => self.invoke_here(sender, request, target, id, timeout, frame),
+            answer @ (Bus::Counted { .. } | Bus::Listed { .. } | Bus::Ack { .. } | Bus::AckDone { .. }) => {
+                let request = match &answer {
+                    Bus::Counted { request, .. }
+                    | Bus::Listed { request, .. }
+                    | Bus::Ack { request, .. }
+                    | Bus::AckDone { request } => *request,
+                    _ => return,
+                };
+                let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(tx) = requests.get(&request) {
+                    let _ = tx.send((sender, answer));
+                }
+            }
+        }
+    }
+
+    /// Sends an answer to the node that asked.
+    fn answer(&self, node: &str, message: Bus) {
+        let channel: Arc<str> = Arc::from(self.config.node_channel(node));
+        let _ = self.send(&channel, &message, None);
+    }
+
+    /// Runs another node's broadcast invoke on this node's connections and
+    /// sends each answer back, then `AckDone`.
+    fn invoke_here(
+        self: &Arc<Self>,
+        node: String,
+        request: u64,
+        target: Target,
+        id: u64,
+        timeout: Duration,
+        frame: Bytes,
+    ) {
+        let (acks, mut answers) = mpsc::unbounded_channel();
+        if let (Some(registry), Ok(frame)) = (self.registry(), EncodedMessage::from_bytes::<C>(frame)) {
+            registry.invoke(&target, &AckRequest { frame, id, timeout }, acks);
+        }
+        let shared = self.clone();
+        tokio::spawn(async move {
+            while let Some(Ack { connection, outcome }) = answers.recv().await {
+                let outcome = match outcome {
+                    AckOutcome::Result(raw) => Outcome::Result(raw),
+                    AckOutcome::Error(raw) => Outcome::Error(raw),
+                    AckOutcome::Timeout => Outcome::Timeout,
+                    _ => Outcome::Closed,
+                };
+                shared.answer(
+                    &node,
+                    Bus::Ack {
+                        request,
+                        connection,
+                        outcome,
+                    },
+                );
+            }
+            shared.answer(&node, Bus::AckDone { request });
+        });
+    }
+
+    /// Sleeps `delay` unless the adapter shuts down first (then false).
+    async fn pause(&self, delay: Duration) -> bool {
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => true,
+            _ = shutdown.wait_for(|stop| *stop) => false,
+        }
+    }
+
+    fn next_backoff(&self, delay: Duration) -> Duration {
+        (delay * 2).min(self.config.max_backoff)
+    }
+}
+
+/// 16 random hex digits.
+fn node_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+async fn within<T, E: Into<Error>>(
+    limit: Duration,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(Error::Timeout(limit)),
+    }
+}
+
+async fn subscribe(
+    client: &redis::Client,
+    config: &RedisConfig,
+    node: &str,
+) -> Result<PubSubStream, redis::RedisError> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(config.all_channel()).await?;
+    pubsub.subscribe(config.node_channel(node)).await?;
+    Ok(pubsub.into_on_message())
+}
+
+/// Writes the queued publishes in order, in batches (one pipeline each);
+/// reconnects with backoff when the connection fails.
+async fn publisher<C: Codec>(
+    shared: Arc<Shared<C>>,
+    mut queue: mpsc::Receiver<Outgoing>,
+    mut connection: MultiplexedConnection,
+) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut batch = Vec::new();
+    loop {
+        let first = tokio::select! {
+            next = queue.recv() => match next {
+                Some(first) => first,
+                None => return,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        batch.push(first);
+        while batch.len() < 512 {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        if shared.publisher_stale.swap(false, Ordering::AcqRel) {
+            // The subscription just broke: Redis went away, so this
+            // connection is dead too. Reconnect before writing, and this
+            // batch is not lost.
+            shared.set_up(
+                &shared.publisher_up,
+                false,
+                Some("the Redis connection was lost".into()),
+            );
+            let Some(fresh) = reconnect_publisher(&shared).await else {
+                return;
+            };
+            connection = fresh;
+            shared.set_up(&shared.publisher_up, true, None);
+        }
+        let mut pipe = redis::pipe();
+        for outgoing in &batch {
+            pipe.cmd("PUBLISH")
+                .arg(&*outgoing.channel)
+                .arg(&outgoing.payload[..])
+                .ignore();
+        }
+        let written =
+            tokio::time::timeout(shared.config.connect_timeout, pipe.query_async::<()>(&mut connection)).await;
+        let failure = match written {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(_) => Some(format!(
+                "no answer from Redis within {:?}",
+                shared.config.connect_timeout
+            )),
+        };
+        // Written or lost: either way this batch is done.
+        for outgoing in batch.drain(..) {
+            if let Some(flushed) = outgoing.flushed {
+                let _ = flushed.send(());
+            }
+        }
+        if let Some(error) = failure {
+            shared.set_up(&shared.publisher_up, false, Some(error));
+            let Some(fresh) = reconnect_publisher(&shared).await else {
+                return;
+            };
+            connection = fresh;
+            shared.publisher_stale.store(false, Ordering::Release);
+            shared.set_up(&shared.publisher_up, true, None);
+        }
+    }
+}
+
+/// A new publishing connection, retried with backoff; `None` when the
+/// adapter shuts down first.
+async fn reconnect_publisher<C: Codec>(shared: &Shared<C>) -> Option<MultiplexedConnection> {
+    let mut delay = shared.config.min_backoff;
+    loop {
+        if !shared.pause(delay).await {
+            return None;
+        }
+        match within(
+            shared.config.connect_timeout,
+            shared.client.get_multiplexed_async_connection(),
+        )
+        .await
+        {
+            Ok(connection) => return Some(connection),
+            Err(_) => delay = shared.next_backoff(delay),
+        }
+    }
+}
+
+/// Reads the subscribed channels; resubscribes with backoff when the
+/// connection ends, or when this node's own heartbeats stop coming back.
+async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut check = tokio::time::interval(shared.config.heartbeat_interval);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let lost = tokio::select! {
+            message = stream.next() => match message {
+                Some(message) => {
+                    shared.handle(Bytes::copy_from_slice(message.get_payload_bytes()));
+                    None
+                }
+                None => Some("the Redis subscription ended".to_string()),
+            },
+            _ = check.tick() => {
+                shared.expire_nodes();
+                let silent = shared.last_own_heartbeat.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+                let deaf = silent > shared.config.node_timeout && shared.publisher_up.load(Ordering::Acquire);
+                deaf.then(|| format!("this node's own heartbeats have not come back for {silent:?}"))
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let Some(error) = lost else { continue };
+        shared.publisher_stale.store(true, Ordering::Release);
+        shared.set_up(&shared.subscriber_up, false, Some(error));
+        let mut delay = shared.config.min_backoff;
+        stream = loop {
+            if !shared.pause(delay).await {
+                return;
+            }
+            match within(
+                shared.config.connect_timeout,
+                subscribe(&shared.client, &shared.config, &shared.node),
+            )
+            .await
+            {
+                Ok(stream) => break stream,
+                Err(_) => delay = shared.next_backoff(delay),
+            }
+        };
+        *shared.last_own_heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        shared.set_up(&shared.subscriber_up, true, None);
+    }
+}
+
+/// Says this node is alive, every heartbeat interval.
+async fn heartbeat<C: Codec>(shared: Arc<Shared<C>>) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut tick = tokio::time::interval(shared.config.heartbeat_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let _ = shared.send(&shared.all, &Bus::Heartbeat, None);
+            }
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
+}
