@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::result_large_err)]
 
 pub(crate) mod peers;
+pub(crate) mod redis;
 
 use std::time::Duration;
 

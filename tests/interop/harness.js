@@ -3,6 +3,9 @@
 // (js_client_test.js and protobuf/js_client_test.js): per-case resources
 // closed whatever the outcome, a timeout per case, one line per case, and
 // the closing `N passed, M failed` line the Rust side checks.
+//
+// `test(name, fn, { timeoutMs })` overrides the 5 s timeout of one case;
+// `createHarness({ ..., watchdogMs })` the 60 s limit of the whole run.
 
 const assert = require('node:assert/strict')
 const WebSocket = require('ws')
@@ -64,7 +67,7 @@ function oneLine (error) {
 
 // `url`: the server; `secret`: the default auth value; `clientOptions`: the
 // codec's ws-messaging options (encoder, decoder).
-function createHarness ({ url, secret, clientOptions }) {
+function createHarness ({ url, secret, clientOptions, watchdogMs = WATCHDOG_MS }) {
   // Per-case resources, all closed when the case ends, whatever its outcome.
   class Context {
     constructor () {
@@ -117,14 +120,14 @@ function createHarness ({ url, secret, clientOptions }) {
   }
 
   const cases = []
-  const test = (name, fn) => { cases.push({ name, fn }) }
+  const test = (name, fn, { timeoutMs = CASE_TIMEOUT_MS } = {}) => { cases.push({ name, fn, timeoutMs }) }
 
-  async function runCase ({ name, fn }) {
+  async function runCase ({ name, fn, timeoutMs }) {
     const t = new Context()
     let timer
     try {
       const timeout = new Promise((resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${CASE_TIMEOUT_MS} ms`)), CASE_TIMEOUT_MS)
+        timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)
       })
       await Promise.race([fn(t), timeout])
       console.log(`ok - ${name}`)
@@ -141,9 +144,9 @@ function createHarness ({ url, secret, clientOptions }) {
   // Runs every case in order (a failure does not stop the others).
   async function run () {
     const watchdog = setTimeout(() => {
-      console.log(`not ok - watchdog: still running after ${WATCHDOG_MS} ms`)
+      console.log(`not ok - watchdog: still running after ${watchdogMs} ms`)
       process.exit(1)
-    }, WATCHDOG_MS)
+    }, watchdogMs)
     watchdog.unref()
     // A case that failed or timed out may leave invokes to reject later, and
     // ws-messaging itself leaves some promises unhandled: report, don't crash.
