@@ -77,7 +77,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubStream};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use ws_messaging::adapter::{Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Registry, Target};
 use ws_messaging::{AdapterError, Codec, EncodedMessage};
@@ -217,9 +217,9 @@ struct Shared<C: Codec> {
     all: Arc<str>,
     queue: mpsc::Sender<Outgoing>,
     publisher_up: AtomicBool,
-    /// Set when the subscription broke: the publishing connection must be
-    /// renewed before its next write.
-    publisher_stale: AtomicBool,
+    /// Told when the subscription broke: the publishing connection must be
+    /// renewed.
+    publisher_stale: Notify,
     subscriber_up: AtomicBool,
     registry: OnceLock<Weak<Registry<C>>>,
     nodes: Mutex<HashMap<String, Instant>>,
@@ -289,7 +289,7 @@ impl<C: Codec> RedisAdapter<C> {
             client,
             queue,
             publisher_up: AtomicBool::new(true),
-            publisher_stale: AtomicBool::new(false),
+            publisher_stale: Notify::new(),
             subscriber_up: AtomicBool::new(true),
             registry: OnceLock::new(),
             nodes: Mutex::new(HashMap::new()),
@@ -712,13 +712,18 @@ impl<C: Codec> Shared<C> {
         let mut shutdown = self.shutdown.subscribe();
         tokio::select! {
             () = tokio::time::sleep(delay) => true,
-            _ = shutdown.wait_for(|stop| *stop) => false,
+            () = stopped(&mut shutdown) => false,
         }
     }
 
     fn next_backoff(&self, delay: Duration) -> Duration {
         (delay * 2).min(self.config.max_backoff)
     }
+}
+
+/// Resolves once the adapter shuts down.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// 16 random hex digits.
@@ -762,7 +767,18 @@ async fn publisher<C: Codec>(
                 Some(first) => first,
                 None => return,
             },
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            // The subscription broke: Redis went away, so this connection
+            // is dead too. Renew it now, before anything is written on it.
+            () = shared.publisher_stale.notified() => {
+                shared.set_up(&shared.publisher_up, false, Some("the Redis connection was lost".into()));
+                let Some(fresh) = reconnect_publisher(&shared).await else {
+                    return;
+                };
+                connection = fresh;
+                shared.set_up(&shared.publisher_up, true, None);
+                continue;
+            }
+            () = stopped(&mut shutdown) => return,
         };
         batch.push(first);
         while batch.len() < 512 {
@@ -770,21 +786,6 @@ async fn publisher<C: Codec>(
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
-        }
-        if shared.publisher_stale.swap(false, Ordering::AcqRel) {
-            // The subscription just broke: Redis went away, so this
-            // connection is dead too. Reconnect before writing, and this
-            // batch is not lost.
-            shared.set_up(
-                &shared.publisher_up,
-                false,
-                Some("the Redis connection was lost".into()),
-            );
-            let Some(fresh) = reconnect_publisher(&shared).await else {
-                return;
-            };
-            connection = fresh;
-            shared.set_up(&shared.publisher_up, true, None);
         }
         let mut pipe = redis::pipe();
         for outgoing in &batch {
@@ -815,7 +816,6 @@ async fn publisher<C: Codec>(
                 return;
             };
             connection = fresh;
-            shared.publisher_stale.store(false, Ordering::Release);
             shared.set_up(&shared.publisher_up, true, None);
         }
     }
@@ -862,10 +862,10 @@ async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) 
                 let deaf = silent > shared.config.node_timeout && shared.publisher_up.load(Ordering::Acquire);
                 deaf.then(|| format!("this node's own heartbeats have not come back for {silent:?}"))
             }
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = stopped(&mut shutdown) => return,
         };
         let Some(error) = lost else { continue };
-        shared.publisher_stale.store(true, Ordering::Release);
+        shared.publisher_stale.notify_one();
         shared.set_up(&shared.subscriber_up, false, Some(error));
         let mut delay = shared.config.min_backoff;
         stream = loop {
@@ -897,7 +897,7 @@ async fn heartbeat<C: Codec>(shared: Arc<Shared<C>>) {
             _ = tick.tick() => {
                 let _ = shared.send(&shared.all, &Bus::Heartbeat, None);
             }
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            () = stopped(&mut shutdown) => return,
         }
     }
 }

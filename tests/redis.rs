@@ -1,0 +1,350 @@
+//! The Redis adapter with a real `redis-server` (started by the test on a
+//! free loopback port): three server nodes in this process, clients spread
+//! over them. Sends, rooms, presence, remote disconnects, broadcast
+//! invokes, the emitter, a node leaving and a Redis outage.
+//!
+//! `cargo test --test redis` (needs `redis-server`: `apt-get install
+//! redis-server`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis::RedisServer;
+use common::*;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+use ws_messaging::{AdapterError, Client, InvokeError, LocalEvent, SendError, Server};
+use ws_messaging_json::Json;
+use ws_messaging_redis::{AdapterEvent, RedisAdapter, RedisConfig, RedisEmitter};
+
+/// Fast liveness, so that the nodes find each other quickly.
+fn config(prefix: &str) -> RedisConfig {
+    RedisConfig::default()
+        .prefix(prefix)
+        .liveness(Duration::from_millis(100), Duration::from_millis(1000))
+}
+
+struct Node {
+    server: Server<Json>,
+    adapter: RedisAdapter<Json>,
+}
+
+async fn node(redis: &RedisServer, prefix: &str) -> Node {
+    let adapter = RedisAdapter::<Json>::with_config(&redis.url(), config(prefix))
+        .await
+        .expect("connect to the test redis-server");
+    let server = start(Server::<Json>::builder().adapter(adapter.clone()).on_connection(
+        |endpoint, _: Value| async move {
+            conformance(&endpoint)?;
+            let me = endpoint.downgrade();
+            endpoint.register("join", move |(room,): (String,)| {
+                let joined = me.upgrade().is_some_and(|e| e.join(&room));
+                async move { Ok(joined) }
+            })?;
+            Ok(())
+        },
+    ))
+    .await;
+    Node { server, adapter }
+}
+
+/// Three nodes that know each other.
+async fn cluster(redis: &RedisServer, prefix: &str) -> Vec<Node> {
+    let nodes = vec![
+        node(redis, prefix).await,
+        node(redis, prefix).await,
+        node(redis, prefix).await,
+    ];
+    for node in &nodes {
+        until(|| node.adapter.nodes().len() == 2, "every node hears the two others").await;
+    }
+    nodes
+}
+
+/// Polls `done` until it holds (bounded).
+async fn until(mut done: impl FnMut() -> bool, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// A client recording every `news(tag)`.
+struct Peer {
+    client: Client<Json>,
+    id: String,
+    news: mpsc::UnboundedReceiver<String>,
+}
+
+async fn peer(server: &Server<Json>) -> Peer {
+    let client = Client::<Json>::builder(url(server)).connect().await.unwrap();
+    let (tx, news) = mpsc::unbounded_channel();
+    client.on("news", move |(tag,): (String,)| {
+        let _ = tx.send(tag);
+    });
+    let id: String = client.invoke("whoami", ()).await.unwrap();
+    Peer { client, id, news }
+}
+
+async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("in time")
+        .expect("open")
+}
+
+/// What each peer got before the marker `end`, sent to everyone from
+/// `from` (a node publishes in order, so it comes after what was sent
+/// before it).
+async fn news_until_end(from: &Server<Json>, peers: &mut [Peer]) -> Vec<Vec<String>> {
+    from.broadcast("news", ("end",)).unwrap();
+    let mut all = Vec::new();
+    for peer in peers {
+        let mut got = Vec::new();
+        loop {
+            match recv(&mut peer.news).await {
+                tag if tag == "end" => break,
+                tag => got.push(tag),
+            }
+        }
+        all.push(got);
+    }
+    all
+}
+
+async fn wait_adapter_event(events: &mut broadcast::Receiver<AdapterEvent>, wanted: impl Fn(&AdapterEvent) -> bool) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(event) if wanted(&event) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("adapter events ended: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("the adapter event in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_rooms_and_presence_span_every_node() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "spans").await;
+    // Two clients per node: peers[2n], peers[2n+1] are on node n.
+    let mut peers = Vec::new();
+    for node in &nodes {
+        peers.push(peer(&node.server).await);
+        peers.push(peer(&node.server).await);
+    }
+    // red: one member per node; blue: the second client of node 2.
+    for p in [0, 2, 4] {
+        assert!(peers[p].client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+    }
+    assert!(peers[5].client.invoke::<_, bool>("join", ("blue",)).await.unwrap());
+    // Joining twice is joining once.
+    assert!(peers[2].client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+
+    let a = &nodes[0].server;
+    assert_eq!(a.broadcast("news", ("all",)).unwrap(), 2);
+    assert_eq!(a.to("red").emit("news", ("red",)).unwrap(), 1);
+    assert_eq!(a.to("red").to("blue").emit("news", ("red+blue",)).unwrap(), 1);
+    assert_eq!(a.except("red").emit("news", ("not red",)).unwrap(), 1);
+    // To one connection of another node, by id.
+    assert_eq!(a.send_to(&peers[3].id, "news", ("just 3",)).unwrap(), 0);
+    assert_eq!(a.send_to("no-such-id", "news", ("nobody",)).unwrap(), 0);
+    // local(): this node only.
+    assert_eq!(a.local().emit("news", ("local",)).unwrap(), 2);
+
+    let got = news_until_end(a, &mut peers).await;
+    let expected: [&[&str]; 6] = [
+        &["all", "red", "red+blue", "local"],
+        &["all", "not red", "local"],
+        &["all", "red", "red+blue"],
+        &["all", "not red", "just 3"],
+        &["all", "red", "red+blue"],
+        &["all", "red+blue", "not red"],
+    ];
+    for (n, (got, expected)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(got, expected, "peer {n}");
+    }
+
+    // Presence, from any node.
+    for node in &nodes {
+        assert_eq!(node.server.count().await.unwrap(), 6);
+        assert_eq!(node.server.to("red").count().await.unwrap(), 3);
+        assert_eq!(node.server.local().count().await.unwrap(), 2);
+    }
+    let mut ids = nodes[1].server.to("red").to("blue").ids().await.unwrap();
+    ids.sort();
+    let mut expected: Vec<String> = [0, 2, 4, 5].iter().map(|&p| peers[p].id.clone()).collect();
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // A disconnect from node 0 closes a client of node 2.
+    let mut events = peers[5].client.events();
+    assert_eq!(a.to("blue").disconnect(4000, "moved").unwrap(), 0);
+    let closed = wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
+    assert!(
+        matches!(&closed, LocalEvent::Close { code: 4000, reason } if reason == "moved"),
+        "{closed:?}"
+    );
+    until(
+        || nodes[2].server.registry().len() == 1,
+        "node 2 forgets its closed client",
+    )
+    .await;
+    assert_eq!(a.count().await.unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_invoke_gathers_answers_from_every_node() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "acks").await;
+    let mut peers = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let p = peer(&node.server).await;
+        p.client
+            .register("vote", move |(x,): (u32,)| async move { Ok(x + n as u32) })
+            .unwrap();
+        assert!(p.client.invoke::<_, bool>("join", ("voters",)).await.unwrap());
+        peers.push(p);
+    }
+    // One member that never answers.
+    let silent = peer(&nodes[2].server).await;
+    silent
+        .client
+        .register("vote", |_: (u32,)| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(0u32)
+        })
+        .unwrap();
+    assert!(silent.client.invoke::<_, bool>("join", ("voters",)).await.unwrap());
+
+    let acks = nodes[0]
+        .server
+        .to("voters")
+        .timeout(Duration::from_millis(500))
+        .invoke::<_, u32>("vote", (10,))
+        .unwrap();
+    let mut answers = tokio::time::timeout(Duration::from_secs(10), acks.collect())
+        .await
+        .expect("the answers end");
+    answers.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    for (connection, answer) in answers {
+        match peers.iter().position(|p| p.id == connection) {
+            Some(n) => assert_eq!(answer, Ok(10 + n as u32)),
+            None => {
+                assert_eq!(connection, silent.id);
+                assert!(matches!(answer, Err(InvokeError::Timeout { .. })), "{answer:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_holds_from_one_node_to_every_other() {
+    const SENDS: usize = 3000;
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "order").await;
+    let mut peers = vec![peer(&nodes[1].server).await, peer(&nodes[2].server).await];
+    let a = &nodes[0].server;
+    for n in 0..SENDS {
+        a.broadcast("news", (n.to_string(),)).unwrap();
+    }
+    let got = news_until_end(a, &mut peers).await;
+    let expected: Vec<String> = (0..SENDS).map(|n| n.to_string()).collect();
+    assert_eq!(got[0], expected);
+    assert_eq!(got[1], expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emitter_sends_to_rooms_on_every_node() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "emitter").await;
+    let mut peers = Vec::new();
+    for node in &nodes {
+        peers.push(peer(&node.server).await);
+    }
+    assert!(peers[1].client.invoke::<_, bool>("join", ("red",)).await.unwrap());
+    let emitter = RedisEmitter::with_config(&redis.url(), Json, &config("emitter"))
+        .await
+        .unwrap();
+    emitter.to("red").emit("news", ("red",)).await.unwrap();
+    emitter
+        .everyone()
+        .except("red")
+        .emit("news", ("others",))
+        .await
+        .unwrap();
+    emitter.to(peers[2].id.as_str()).emit("news", ("you",)).await.unwrap();
+    let got = news_until_end(&nodes[0].server, &mut peers).await;
+    // The emitter is not a node: the markers from node 0 may overtake it
+    // only if Redis reordered publishes of two connections, which the
+    // emitter's awaited PUBLISHes rule out.
+    assert_eq!(got, [vec!["others"], vec!["red"], vec!["others", "you"]]);
+    // An emitter is never counted as a node.
+    assert_eq!(nodes[0].adapter.nodes().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_closes_is_forgotten_at_once() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "leave").await;
+    let _peers = [
+        peer(&nodes[0].server).await,
+        peer(&nodes[1].server).await,
+        peer(&nodes[2].server).await,
+    ];
+    assert_eq!(nodes[0].server.count().await.unwrap(), 3);
+    let mut events = nodes[0].adapter.events();
+    let leaving = nodes[2].adapter.node_id().to_string();
+    nodes[2].server.close(1001).await;
+    wait_adapter_event(&mut events, |e| *e == AdapterEvent::NodeDown(leaving.clone())).await;
+    assert_eq!(nodes[0].server.count().await.unwrap(), 2);
+    assert_eq!(nodes[1].adapter.nodes(), [nodes[0].adapter.node_id().to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_refuses_sends_and_the_cluster_recovers() {
+    let mut redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "outage").await;
+    let mut peers = vec![peer(&nodes[0].server).await, peer(&nodes[1].server).await];
+    let mut events = nodes[0].adapter.events();
+
+    redis.kill().await;
+    wait_adapter_event(&mut events, |e| matches!(e, AdapterEvent::Disconnected { .. })).await;
+    assert!(!nodes[0].adapter.is_connected());
+    let refused = nodes[0].server.broadcast("news", ("lost",));
+    assert!(
+        matches!(refused, Err(SendError::Adapter(AdapterError::Unavailable(_)))),
+        "{refused:?}"
+    );
+    // This node's own connections are still served.
+    assert_eq!(nodes[0].server.local().emit("news", ("local",)).unwrap(), 1);
+    assert_eq!(recv(&mut peers[0].news).await, "local");
+
+    redis.restart().await;
+    wait_adapter_event(&mut events, |e| *e == AdapterEvent::Connected).await;
+    until(
+        || nodes.iter().all(|n| n.adapter.is_connected()),
+        "every node reconnects",
+    )
+    .await;
+    // Every client stayed connected, and cross-node sends flow again.
+    for peer in &peers {
+        assert!(peer.client.is_connected());
+    }
+    let got = news_until_end(&nodes[0].server, &mut peers).await;
+    assert_eq!(got, [Vec::<String>::new(), vec![]]);
+    until(
+        || nodes[0].adapter.nodes().len() == 2,
+        "the nodes hear each other again",
+    )
+    .await;
+    assert_eq!(nodes[1].server.count().await.unwrap(), 2);
+}
