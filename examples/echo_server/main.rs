@@ -289,9 +289,12 @@ where
     })?;
 
     let me = endpoint.downgrade();
+    // Queued without waiting, so `said`s keep the order of their `say`s.
     endpoint.on("say", move |args: Vec<V>| {
         if let Some(endpoint) = me.upgrade() {
-            tokio::spawn(async move { endpoint.send("said", args).await });
+            if let Ok(said) = endpoint.encode_message("said", args) {
+                let _ = endpoint.queue_encoded(&said);
+            }
         }
     });
     rooms::<C, V>(endpoint)?;

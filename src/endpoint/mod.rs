@@ -244,9 +244,10 @@ impl<C: Codec> Endpoint<C> {
     ///
     /// ```
     /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// let me = endpoint.downgrade();
     /// endpoint.on("shout", move |args: Vec<serde_json::Value>| {
     ///     // Never waits: fine inside a listener, and shouts keep their order.
-    ///     if let Some(server) = endpoint.server() {
+    ///     if let Some(server) = me.upgrade().and_then(|e| e.server()) {
     ///         let _ = server.broadcast("shouted", args);
     ///     }
     /// });

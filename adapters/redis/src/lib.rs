@@ -50,12 +50,12 @@
 //! The adapter reconnects with backoff and reports each change as an
 //! [`AdapterEvent`] ([`RedisAdapter::events`]). While it is disconnected,
 //! every send that needs the other nodes is **refused** with
-//! [`AdapterError::Unavailable`](ws_messaging::AdapterError::Unavailable)
+//! [`AdapterError::Unavailable`]
 //! and is sent nowhere (not even to this node's connections); sends to
 //! [`local()`](ws_messaging::Broadcast::local) still go. Nothing is queued
 //! without bound: publishes wait in a queue of at most
 //! [`RedisConfig::max_queue`] messages (a full queue refuses with
-//! [`AdapterError::Full`](ws_messaging::AdapterError::Full)). The failure
+//! [`AdapterError::Full`]). The failure
 //! is noticed when either connection breaks (at the latest by the next
 //! heartbeat): publishes accepted before that wait in the queue and are
 //! written once Redis is back, except a batch that was being written when
