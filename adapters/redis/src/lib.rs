@@ -503,6 +503,9 @@ impl<C: Codec> Shared<C> {
             });
         } else if !before && after {
             let _ = self.events.send(AdapterEvent::Connected);
+            // Say so now rather than at the next tick: the others may have
+            // forgotten this node during the outage.
+            let _ = self.send(&self.all, &Bus::Heartbeat, None);
         }
     }
 
