@@ -29,10 +29,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .bind("127.0.0.1:0")
         .await?;
-    println!("server listening on {}", server.local_addr());
+    println!("server listening on {}", server.local_addr().expect("bound to a port"));
 
     // A client: auth, an RPC, and an event round trip.
-    let client = Client::<Json>::builder(format!("ws://{}", server.local_addr()))
+    let client = Client::<Json>::builder(format!("ws://{}", server.local_addr().expect("bound to a port")))
         .auth(&json!({ "token": "secret" }))
         .connect()
         .await?;

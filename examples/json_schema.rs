@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bind("127.0.0.1:0")
         .await?;
 
-    let client = Client::<Json>::builder(format!("ws://{}", server.local_addr()))
+    let client = Client::<Json>::builder(format!("ws://{}", server.local_addr().expect("bound to a port")))
         .configure(|o| o.ack_timeout = Duration::from_millis(300))
         .connect()
         .await?;

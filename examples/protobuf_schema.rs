@@ -151,7 +151,7 @@ async fn main() {
             std::process::exit(1)
         }
     };
-    println!("listening on {}", server.local_addr());
+    println!("listening on {}", server.local_addr().expect("bound to a port"));
     let _ = tokio::signal::ctrl_c().await;
     server.close(1001).await;
 }

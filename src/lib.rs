@@ -17,6 +17,7 @@ pub mod lenient;
 mod payload;
 pub mod protocol;
 pub mod reader;
+mod request;
 mod rpc;
 pub mod schema;
 mod server;
@@ -38,6 +39,9 @@ pub use error::{
 pub use events::LocalEvent;
 pub use payload::{Args, FromArgs, RawArgs, RawValue};
 pub use protocol::{CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL};
+pub use request::Request;
 pub use server::{Server, ServerBuilder};
 
 pub use bytes::Bytes;
+/// The `http` types of [`Request`] (`HeaderMap`, `Uri`, ...).
+pub use tokio_tungstenite::tungstenite::http;

@@ -4,6 +4,30 @@
 /// ([protocol § Transport](crate::protocol#transport)).
 pub const SUBPROTOCOL: &str = "ws-messaging";
 
+/// The subprotocol a server answers an upgrade with, given the values of
+/// its `Sec-WebSocket-Protocol` headers: `ws-messaging` when the client
+/// offers it (browsers fail the connection otherwise), else, like the
+/// JavaScript `ws` package, the first protocol offered; `None` when none is.
+///
+/// ```
+/// use ws_messaging::protocol::choose_subprotocol;
+/// assert_eq!(choose_subprotocol(["chat, ws-messaging"]), Some("ws-messaging"));
+/// assert_eq!(choose_subprotocol(["chat", "other"]), Some("chat"));
+/// assert_eq!(choose_subprotocol([]), None);
+/// ```
+pub fn choose_subprotocol<'a>(offered: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut first = None;
+    for protocol in offered.into_iter().flat_map(|v| v.split(',')).map(str::trim) {
+        if protocol == SUBPROTOCOL {
+            return Some(protocol);
+        }
+        if first.is_none() && !protocol.is_empty() {
+            first = Some(protocol);
+        }
+    }
+    first
+}
+
 /// Normal closure (a user's own `close`).
 pub const CLOSE_NORMAL: u16 = 1000;
 /// The server is going away (`Server::close(1001)`).

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{watch, Notify};
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as UpgradeRequest, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -29,7 +29,8 @@ use crate::connection::Transport;
 use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
 use crate::error::{AdapterError, HandlerError, SendError, ServeError};
 use crate::payload::Args;
-use crate::protocol::{truncate_reason, CLOSE_FORBIDDEN, SUBPROTOCOL};
+use crate::protocol::{choose_subprotocol, truncate_reason, CLOSE_FORBIDDEN};
+use crate::request::Request;
 
 type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
 type DisconnectHook<C> = Arc<dyn Fn(Endpoint<C>, u16, String) -> BoxFuture<()> + Send + Sync>;
@@ -166,6 +167,28 @@ impl<C: Codec> ServerBuilder<C> {
     /// Starts accepting on a bound listener.
     pub fn serve(self, listener: TcpListener) -> Result<Server<C>, ServeError> {
         let local_addr = listener.local_addr()?;
+        let server = self.start(Some(local_addr));
+        tokio::spawn(accept_loop(server.inner.clone(), listener));
+        Ok(server)
+    }
+
+    /// A server with no listener of its own: connections come from
+    /// elsewhere, through [`Server::serve_upgraded`] (a web framework's
+    /// route, such as the `ws-messaging-axum` crate's),
+    /// [`Server::serve_stream`] or [`Server::serve_websocket`]. Needs a
+    /// tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let server = ws_messaging::Server::<ws_messaging_json::Json>::builder().build();
+    /// assert_eq!(server.local_addr(), None);
+    /// # }
+    /// ```
+    pub fn build(self) -> Server<C> {
+        self.start(None)
+    }
+
+    fn start(self, local_addr: Option<SocketAddr>) -> Server<C> {
         let (shutdown, _) = watch::channel(None);
         let inner = Arc::new(ServerInner {
             codec: self.codec,
@@ -181,8 +204,7 @@ impl<C: Codec> ServerBuilder<C> {
             drained: Notify::new(),
         });
         inner.adapter.start(inner.clients.clone());
-        tokio::spawn(accept_loop(inner.clone(), listener));
-        Ok(Server { inner })
+        Server { inner }
     }
 }
 
@@ -203,7 +225,7 @@ pub(crate) struct ServerInner<C: Codec> {
     disconnect: Option<DisconnectHook<C>>,
     clients: Arc<Registry<C>>,
     adapter: Arc<dyn Adapter<C>>,
-    local_addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     /// The close code, once `close` was called.
     shutdown: watch::Sender<Option<u16>>,
     live: Mutex<usize>,
@@ -262,8 +284,9 @@ impl<C: Codec + Default> Server<C> {
 }
 
 impl<C: Codec> Server<C> {
-    /// The address the server listens on.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address the server listens on; `None` for a server built
+    /// without a listener ([`ServerBuilder::build`]).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.local_addr
     }
 
@@ -414,7 +437,42 @@ impl<C: Codec> Server<C> {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let _live = LiveGuard::new(&self.inner);
-        upgrade_and_serve(&self.inner, stream).await;
+        upgrade_and_serve(&self.inner, stream, None).await;
+    }
+
+    /// [`serve_stream`](Self::serve_stream) for a stream from `peer`: the
+    /// connection hook sees the address in
+    /// [`Request::peer_addr`](crate::Request::peer_addr).
+    pub async fn serve_stream_from<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let _live = LiveGuard::new(&self.inner);
+        upgrade_and_serve(&self.inner, stream, Some(peer)).await;
+    }
+
+    /// Serves a connection whose HTTP upgrade was answered elsewhere (a web
+    /// framework's route answered `101 Switching Protocols`, echoing the
+    /// `ws-messaging` subprotocol): `io` is the upgraded byte stream,
+    /// `request` what the upgrade request said (the connection hook reads
+    /// it). Runs the WebSocket protocol, the auth handshake and the
+    /// connection until it ends. This is what the `ws-messaging-axum`
+    /// crate calls.
+    pub async fn serve_upgraded<S>(&self, io: S, request: Request)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let _live = LiveGuard::new(&self.inner);
+        let config = server_config(self.inner.options.max_message_size);
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            LeanIo::new(io),
+            tokio_tungstenite::tungstenite::protocol::Role::Server,
+            Some(config),
+        )
+        .await;
+        if let Some(mut ws) = serve_connection(&self.inner, ws, Some(request)).await {
+            drain(ws.get_mut()).await;
+        }
     }
 
     /// Serves one WebSocket that was already upgraded elsewhere (a web
@@ -422,7 +480,7 @@ impl<C: Codec> Server<C> {
     /// it ends. The upgrade should have echoed the `ws-messaging` subprotocol.
     pub async fn serve_websocket<T: Transport>(&self, ws: T) {
         let _live = LiveGuard::new(&self.inner);
-        serve_connection(&self.inner, ws).await;
+        serve_connection(&self.inner, ws, None).await;
     }
 }
 
@@ -450,12 +508,13 @@ async fn accept_loop<C: Codec>(inner: Arc<ServerInner<C>>, listener: TcpListener
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
                     let inner = inner.clone();
                     let live = LiveCount::new(&inner);
                     tokio::spawn(async move {
                         let _live = live;
-                        handle_tcp(&inner, stream).await;
+                        let _ = stream.set_nodelay(true);
+                        upgrade_and_serve(&inner, stream, Some(peer)).await;
                     });
                 }
                 // Out of file descriptors and the like: back off briefly.
@@ -490,21 +549,21 @@ impl<C: Codec> Drop for LiveCount<C> {
     }
 }
 
-async fn handle_tcp<C: Codec>(inner: &Arc<ServerInner<C>>, stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
-    upgrade_and_serve(inner, stream).await;
-}
-
 /// The WebSocket upgrade (subprotocol echoed), then the connection. The
 /// socket runs over [`LeanIo`], so an idle connection holds no buffers.
-async fn upgrade_and_serve<C, S>(inner: &Arc<ServerInner<C>>, stream: S)
+async fn upgrade_and_serve<C, S>(inner: &Arc<ServerInner<C>>, stream: S, peer: Option<SocketAddr>)
 where
     C: Codec,
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let config = server_config(inner.options.max_message_size);
-    let handshake =
-        tokio_tungstenite::accept_hdr_async_with_config(LeanIo::new(stream), echo_subprotocol, Some(config));
+    let mut request = None;
+    #[allow(clippy::result_large_err)] // tungstenite's callback type
+    let seen = |upgrade: &UpgradeRequest, response: Response| {
+        request = Some(Request::new(upgrade.uri().clone(), upgrade.headers().clone(), peer));
+        echo_subprotocol(upgrade, response)
+    };
+    let handshake = tokio_tungstenite::accept_hdr_async_with_config(LeanIo::new(stream), seen, Some(config));
     let mut shutdown = inner.shutdown.subscribe();
     // A peer that never finishes the HTTP upgrade is dropped after the auth
     // timeout, or at once when the server closes.
@@ -515,7 +574,7 @@ where
         },
         () = stopped(&mut shutdown) => return,
     };
-    if let Some(mut ws) = serve_connection(inner, ws).await {
+    if let Some(mut ws) = serve_connection(inner, ws, request).await {
         drain(ws.get_mut()).await;
     }
 }
@@ -540,23 +599,11 @@ async fn drain<S: tokio::io::AsyncRead + Unpin>(io: &mut S) {
     let _ = tokio::time::timeout(Duration::from_secs(2), discard).await;
 }
 
-/// Echoes `ws-messaging` when the client offers it (browsers fail the
-/// connection otherwise); like the `ws` package, echoes the first protocol
-/// offered when it does not.
+/// Echoes the subprotocol [`choose_subprotocol`] picks.
 #[allow(clippy::result_large_err)]
-fn echo_subprotocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
-    let offered: Vec<String> = request
-        .headers()
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|p| p.trim().to_string()))
-        .filter(|p| !p.is_empty())
-        .collect();
-    let chosen = offered
-        .iter()
-        .find(|p| p.as_str() == SUBPROTOCOL)
-        .or_else(|| offered.first());
+fn echo_subprotocol(request: &UpgradeRequest, mut response: Response) -> Result<Response, ErrorResponse> {
+    let offered = request.headers().get_all("sec-websocket-protocol");
+    let chosen = choose_subprotocol(offered.iter().filter_map(|v| v.to_str().ok()));
     if let Some(protocol) = chosen.and_then(|p| HeaderValue::from_str(p).ok()) {
         response.headers_mut().insert("sec-websocket-protocol", protocol);
     }
@@ -566,7 +613,11 @@ fn echo_subprotocol(request: &Request, mut response: Response) -> Result<Respons
 /// Serves one upgraded connection to its end. Returns the socket when it
 /// should be drained before it is dropped (this side closed it because the
 /// peer broke the protocol).
-async fn serve_connection<C: Codec, T: Transport>(inner: &Arc<ServerInner<C>>, mut ws: T) -> Option<T> {
+async fn serve_connection<C: Codec, T: Transport>(
+    inner: &Arc<ServerInner<C>>,
+    mut ws: T,
+    request: Option<Request>,
+) -> Option<T> {
     let mut shutdown = inner.shutdown.subscribe();
 
     // 1. The first data frame is the auth value.
@@ -603,6 +654,7 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &Arc<ServerInner<C>>, m
         Some(id.clone()),
     );
     endpoint.set_server(Arc::downgrade(inner));
+    endpoint.set_request(request);
     let link = endpoint.attach()?;
     inner.clients.insert(&id, endpoint.clone());
     let _registered = Registered {
@@ -636,6 +688,8 @@ async fn serve_connection<C: Codec, T: Transport>(inner: &Arc<ServerInner<C>>, m
             }
         }
     };
+    // The request was for the hook only.
+    endpoint.set_request(None);
     let closing = *shutdown.borrow();
     if let Some(code) = closing {
         {

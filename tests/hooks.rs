@@ -162,7 +162,9 @@ async fn a_connection_hook_is_cancelled_when_its_socket_closes() {
 async fn server_close_does_not_wait_for_a_half_done_upgrade() {
     let server = start(builder().auth_timeout(Duration::from_secs(60))).await;
     // A TCP connection that never sends its upgrade request.
-    let _silent = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
+    let _silent = tokio::net::TcpStream::connect(server.local_addr().unwrap())
+        .await
+        .unwrap();
     // Let the server accept it: a good client connecting after it was
     // accepted proves the accept loop went past it.
     let _client = client(&server).await;

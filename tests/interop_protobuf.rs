@@ -452,7 +452,7 @@ mod schema {
     #[tokio::test]
     async fn refused_frames_never_reach_a_handler_and_the_connection_carries_on() {
         let server = protobuf_schema::start(0).await.unwrap();
-        let client = Client::<Protobuf>::builder(format!("ws://{}", server.local_addr()))
+        let client = Client::<Protobuf>::builder(format!("ws://{}", server.local_addr().unwrap()))
             .configure(|o| {
                 // A refused call is never answered: its invoke times out.
                 o.ack_timeout = Duration::from_millis(300);

@@ -118,7 +118,7 @@ async fn an_unanswered_ping_closes_the_client_with_4008_and_it_reconnects() {
 #[tokio::test]
 async fn reconnects_after_the_server_restarts() {
     let server = server().await;
-    let addr = server.local_addr();
+    let addr = server.local_addr().unwrap();
     let client = client_builder(&server).retry(fast_retry()).build().unwrap();
     let mut events = client.events();
     client.connect().await.unwrap();

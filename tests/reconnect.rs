@@ -127,7 +127,7 @@ impl Gate {
 #[tokio::test]
 async fn close_during_the_websocket_upgrade_is_not_lost() {
     let server = server().await;
-    let mut gate = Gate::new(server.local_addr()).await;
+    let mut gate = Gate::new(server.local_addr().unwrap()).await;
     let client = Client::<Json>::builder(gate.url.clone())
         .auth(&json!({ "token": "secret" }))
         .retry(fast_retry())

@@ -60,7 +60,7 @@ async fn refused_frames_never_reach_handlers() {
         .bind("127.0.0.1:0")
         .await
         .unwrap();
-    let mut ws = raw_connect(&format!("ws://{}", server.local_addr())).await;
+    let mut ws = raw_connect(&format!("ws://{}", server.local_addr().unwrap())).await;
     ws.send(Message::text("{}")).await.unwrap();
     assert_eq!(next_json(&mut ws).await["name"], "connect");
 

@@ -152,7 +152,7 @@ where
 }
 
 pub(crate) async fn client<C: Codec>(codec: C, server: &ws_messaging::Server<C>) -> Client<C> {
-    ws_messaging::ClientBuilder::new(format!("ws://{}", server.local_addr()), codec)
+    ws_messaging::ClientBuilder::new(format!("ws://{}", server.local_addr().unwrap()), codec)
         .auth(&())
         .connect()
         .await

@@ -229,7 +229,7 @@ where
 /// Prints the ready line, then closes every connection with 1001 on
 /// SIGINT/SIGTERM.
 pub async fn serve_until_signal<C: Codec>(server: Server<C>) -> Result<(), String> {
-    println!("listening on {}", server.local_addr());
+    println!("listening on {}", server.local_addr().expect("bound to a port"));
     shutdown_signal().await;
     server.close(1001).await;
     Ok(())

@@ -30,6 +30,7 @@ use crate::config::EndpointOptions;
 use crate::connection::Link;
 use crate::error::CodecError;
 use crate::events::LocalEvent;
+use crate::request::Request;
 use crate::server::{Server, ServerInner};
 
 pub(crate) use life::Life;
@@ -93,6 +94,8 @@ struct Inner<C: Codec> {
     data: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     /// The server a server-side endpoint belongs to.
     server: OnceLock<Weak<ServerInner<C>>>,
+    /// The upgrade request, while the connection hook runs.
+    request: Mutex<Option<Arc<Request>>>,
 }
 
 /// One end of a ws-messaging connection: events, RPC and local events.
@@ -176,6 +179,7 @@ impl<C: Codec> Endpoint<C> {
                 events: OnceLock::new(),
                 data: Mutex::new(HashMap::new()),
                 server: OnceLock::new(),
+                request: Mutex::new(None),
                 options,
             }),
         }
@@ -236,6 +240,17 @@ impl<C: Codec> Endpoint<C> {
 
     pub(crate) fn set_server(&self, server: Weak<ServerInner<C>>) {
         let _ = self.inner.server.set(server);
+    }
+
+    pub(crate) fn set_request(&self, request: Option<Request>) {
+        *self.inner.request.lock().unwrap_or_else(|e| e.into_inner()) = request.map(Arc::new);
+    }
+
+    /// The HTTP upgrade request this connection came with (path, query,
+    /// headers, cookies, peer address): on a server, while the connection
+    /// hook runs; `None` afterwards and on a client. See [`Request`].
+    pub fn request(&self) -> Option<Arc<Request>> {
+        self.inner.request.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The server this connection belongs to (on a server; `None` on a

@@ -76,7 +76,7 @@ pub(crate) async fn start(builder: ServerBuilder<Json>) -> Server<Json> {
 }
 
 pub(crate) fn url(server: &Server<Json>) -> String {
-    format!("ws://{}", server.local_addr())
+    format!("ws://{}", server.local_addr().unwrap())
 }
 
 pub(crate) fn client_builder(server: &Server<Json>) -> ClientBuilder<Json> {
