@@ -1,5 +1,6 @@
 //! [`Client`]: connects, authenticates, and reconnects with backoff.
 
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,16 +9,20 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind, RetryConfig};
 use crate::connection::driver::drive;
 use crate::connection::{Closed, Link};
-use crate::endpoint::{to_message, Endpoint, Life, Role, WeakEndpoint};
-use crate::error::{AttemptError, CodecError, ConnectError, SendError, SharedError};
+use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Life, Role, WeakEndpoint};
+use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
+
+/// Produces the auth value of each connection attempt (see
+/// [`ClientBuilder::auth_with`]).
+type AuthProvider<C> = Arc<dyn Fn(Endpoint<C>) -> BoxFuture<Result<Vec<u8>, SharedError>> + Send + Sync>;
 
 /// Configures a [`Client`].
 pub struct ClientBuilder<C: Codec> {
@@ -25,6 +30,12 @@ pub struct ClientBuilder<C: Codec> {
     codec: C,
     options: EndpointOptions,
     auth: Result<Option<Vec<u8>>, CodecError>,
+    auth_provider: Option<AuthProvider<C>>,
+    on_connect: Option<ConnectHook<C>>,
+    headers: Vec<(String, String)>,
+    subprotocols: Vec<String>,
+    connect_timeout: Option<Duration>,
+    fail_fast: bool,
     auto_reconnect: bool,
     retry: RetryConfig,
 }
@@ -36,6 +47,12 @@ impl<C: Codec> std::fmt::Debug for ClientBuilder<C> {
             .field("options", &self.options)
             .field("auto_reconnect", &self.auto_reconnect)
             .field("retry", &self.retry)
+            .field("headers", &self.headers.len())
+            .field("subprotocols", &self.subprotocols)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("fail_fast", &self.fail_fast)
+            .field("auth_with", &self.auth_provider.is_some())
+            .field("on_connect", &self.on_connect.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -48,9 +65,113 @@ impl<C: Codec> ClientBuilder<C> {
             codec,
             options: EndpointOptions::default(),
             auth: Ok(None),
+            auth_provider: None,
+            on_connect: None,
+            headers: Vec::new(),
+            subprotocols: Vec::new(),
+            connect_timeout: None,
+            fail_fast: false,
             auto_reconnect: true,
             retry: RetryConfig::default(),
         }
+    }
+
+    /// Computes the auth value anew for every connection attempt (a fresh
+    /// token after the last one expired): `provider` is called before each
+    /// attempt, and the value it returns is sent as the first frame. An
+    /// `Err` fails that attempt (retried with backoff like any other).
+    /// Replaces [`auth`](Self::auth).
+    ///
+    /// ```no_run
+    /// # use ws_messaging::{Client, HandlerError};
+    /// # use ws_messaging_json::Json;
+    /// # async fn fresh_token() -> Result<String, HandlerError> { Ok("t".into()) }
+    /// # async fn run() -> Result<(), ws_messaging::ConnectError> {
+    /// let client = Client::<Json>::builder("ws://127.0.0.1:8000")
+    ///     .auth_with(|| async { Ok(serde_json::json!({ "token": fresh_token().await? })) })
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn auth_with<T, F, Fut>(mut self, provider: F) -> Self
+    where
+        T: Serialize + Send + 'static,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, HandlerError>> + Send + 'static,
+    {
+        self.auth_provider = Some(Arc::new(move |endpoint: Endpoint<C>| {
+            let value = provider();
+            Box::pin(async move {
+                let value = value.await.map_err(SharedError::new)?;
+                let mut buf = Vec::new();
+                endpoint
+                    .codec()
+                    .encode_value(&value, &mut buf)
+                    .map_err(SharedError::new)?;
+                Ok(buf)
+            })
+        }));
+        self
+    }
+
+    /// Runs `hook` on every (re)connection, once the server accepted the
+    /// auth value and before the client counts as connected:
+    /// [`Client::connect`] resolves and [`LocalEvent::Connect`] fires only
+    /// after it returns `Ok`. The place to join rooms again, subscribe,
+    /// register: the connection is open while it runs, so the hook can
+    /// invoke and send. An `Err` closes that connection (1000) and the
+    /// client tries again with backoff.
+    ///
+    /// ```no_run
+    /// # use ws_messaging::Client;
+    /// # use ws_messaging_json::Json;
+    /// # async fn run() -> Result<(), ws_messaging::ConnectError> {
+    /// let client = Client::<Json>::builder("ws://127.0.0.1:8000")
+    ///     .on_connect(|endpoint| async move {
+    ///         let _joined: bool = endpoint.invoke("join", ("lobby",)).await?;
+    ///         Ok(())
+    ///     })
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_connect<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Endpoint<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        self.on_connect = Some(Arc::new(move |endpoint| Box::pin(hook(endpoint))));
+        self
+    }
+
+    /// Adds a header to the WebSocket upgrade request (a cookie, an
+    /// `Authorization` header, ...). Checked by [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Subprotocols to offer after `ws-messaging` (always offered first).
+    pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
+        self.subprotocols.extend(protocols.into_iter().map(Into::into));
+        self
+    }
+
+    /// How long opening the WebSocket (TCP, TLS, HTTP upgrade) may take in
+    /// each attempt. Default: the `ack_timeout`.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// When on, a first connection attempt that fails ends
+    /// [`Client::connect`] at once with [`ConnectError::GaveUp`] instead of
+    /// retrying (a server that is down is reported in one connect timeout,
+    /// not after every retry). Once a connection has been made, reconnects
+    /// follow the retry policy as usual. Default off.
+    pub fn fail_fast(mut self, on: bool) -> Self {
+        self.fail_fast = on;
+        self
     }
 
     /// The auth value sent as the first frame (default `{}`).
@@ -97,18 +218,55 @@ impl<C: Codec> ClientBuilder<C> {
                 buf
             }
         };
-        // Reject a bad URL now rather than on every reconnect attempt.
+        // Reject a bad URL or header now rather than on every attempt.
         self.url.as_str().into_client_request().map_err(|e| ConnectError::Url {
             url: self.url.clone(),
             source: SharedError::new(e),
         })?;
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            let parsed = HeaderName::from_bytes(name.as_bytes())
+                .map_err(SharedError::new)
+                .and_then(|n| Ok((n, HeaderValue::from_str(value).map_err(SharedError::new)?)));
+            match parsed {
+                Ok(header) => headers.push(header),
+                Err(source) => {
+                    return Err(ConnectError::Header {
+                        name: name.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        let offered = std::iter::once(SUBPROTOCOL)
+            .chain(
+                self.subprotocols
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| *p != SUBPROTOCOL),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
+        let subprotocols = HeaderValue::from_str(&offered).map_err(|e| ConnectError::Header {
+            name: "sec-websocket-protocol".into(),
+            source: SharedError::new(e),
+        })?;
+        let connect_timeout = self.connect_timeout.unwrap_or(self.options.ack_timeout);
         let endpoint = Endpoint::new(Arc::new(self.codec), Arc::new(self.options), Role::Client, None);
+        if let Some(hook) = self.on_connect {
+            endpoint.set_connect_hook(hook);
+        }
         Ok(Client {
             alive: Arc::new(Alive(endpoint.downgrade())),
             endpoint,
             shared: Arc::new(Shared {
                 url: self.url,
                 auth: auth.into(),
+                auth_provider: self.auth_provider,
+                headers,
+                subprotocols,
+                connect_timeout,
+                fail_fast: self.fail_fast,
                 auto_reconnect: self.auto_reconnect,
                 retry: self.retry,
             }),
@@ -123,9 +281,14 @@ impl<C: Codec> ClientBuilder<C> {
     }
 }
 
-struct Shared {
+struct Shared<C: Codec> {
     url: String,
     auth: Bytes,
+    auth_provider: Option<AuthProvider<C>>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    subprotocols: HeaderValue,
+    connect_timeout: Duration,
+    fail_fast: bool,
     auto_reconnect: bool,
     retry: RetryConfig,
 }
@@ -153,7 +316,7 @@ struct Shared {
 /// no runtime.
 pub struct Client<C: Codec> {
     endpoint: Endpoint<C>,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<C>>,
     alive: Arc<Alive<C>>,
 }
 
@@ -209,16 +372,18 @@ impl<C: Codec> Client<C> {
     }
 
     /// Starts connecting (if not already running) and waits until the server
-    /// accepts the auth value, or the client stops for good: refused (4003),
-    /// closed by the user, or out of reconnect attempts.
+    /// accepts the auth value (and the [`on_connect`](ClientBuilder::on_connect)
+    /// hook returned), or the client stops for good: refused (4003), closed
+    /// by the user, out of reconnect attempts, or a first attempt failed
+    /// with [`fail_fast`](ClientBuilder::fail_fast) on.
     pub async fn connect(&self) -> Result<(), ConnectError> {
-        if self.endpoint.is_connected() {
+        if self.endpoint.is_ready() {
             return Ok(());
         }
         self.reconnect();
         self.endpoint
             .wait_life(|life| {
-                if life.link.as_ref().is_some_and(|link| link.is_open()) {
+                if life.ready && life.link.as_ref().is_some_and(|link| link.is_open()) {
                     Some(Ok(()))
                 } else if !life.running {
                     Some(Err(stop_reason(life)))
@@ -322,10 +487,12 @@ impl<C: Codec> Drop for RunGuard<C> {
 
 /// Connects, runs the connection, and reconnects with backoff until
 /// closed, refused or out of retries.
-async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
+async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
     let weak = guard.endpoint.clone();
     let mut attempt: u32 = 0;
     let mut epoch = None;
+    // Whether a connection was made since the loop (re)started.
+    let mut connected_once = false;
     loop {
         let Some(endpoint) = weak.upgrade() else { return };
         let go = endpoint.update_life(|life| {
@@ -336,6 +503,7 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
             if epoch != Some(life.epoch) {
                 epoch = Some(life.epoch);
                 attempt = 0;
+                connected_once = false;
             }
             true
         });
@@ -351,6 +519,7 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
             .unwrap_or((Closed::new(1000, ""), false));
         if was_open {
             attempt = 0;
+            connected_once = true;
         }
         let delay = endpoint.update_life(|life| {
             if epoch != Some(life.epoch) {
@@ -359,7 +528,8 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
             if closed.code == CLOSE_FORBIDDEN {
                 life.terminated = true;
             }
-            if life.terminated || !shared.auto_reconnect || attempt >= shared.retry.retries {
+            let given_up = shared.fail_fast && !connected_once;
+            if life.terminated || !shared.auto_reconnect || attempt >= shared.retry.retries || given_up {
                 life.running = false;
                 return None;
             }
@@ -382,7 +552,7 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared>) {
 /// One connection attempt, start to end. Returns how it ended and whether
 /// it was authenticated; `None` when the client was closed before a
 /// connection was set up.
-async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Option<(Closed, bool)> {
+async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> Option<(Closed, bool)> {
     let failed = |error: AttemptError| {
         let reason = error.to_string();
         endpoint.emit(LocalEvent::Error(reason.clone()));
@@ -393,21 +563,42 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Opti
         });
         Some((Closed::new(1006, reason), false))
     };
+    // The auth value of this attempt, before any socket is opened.
+    let auth = match &shared.auth_provider {
+        None => shared.auth.clone(),
+        Some(provider) => {
+            let closed_meanwhile = endpoint.wait_life(|life| life.terminated.then_some(()));
+            tokio::select! {
+                auth = tokio::time::timeout(shared.connect_timeout, provider(endpoint.clone())) => match auth {
+                    Ok(Ok(auth)) => Bytes::from(auth),
+                    Ok(Err(e)) => return failed(AttemptError::Auth(e)),
+                    Err(_) => return failed(AttemptError::Auth(SharedError::new(format!(
+                        "the auth provider did not answer within {:?}",
+                        shared.connect_timeout
+                    )))),
+                },
+                () = closed_meanwhile => return None,
+            }
+        }
+    };
     let mut request = match shared.url.as_str().into_client_request() {
         Ok(request) => request,
         Err(e) => return failed(AttemptError::Open(SharedError::new(e))),
     };
+    for (name, value) in &shared.headers {
+        request.headers_mut().append(name.clone(), value.clone());
+    }
     request
         .headers_mut()
-        .insert("sec-websocket-protocol", HeaderValue::from_static(SUBPROTOCOL));
+        .insert("sec-websocket-protocol", shared.subprotocols.clone());
     let options = endpoint.options();
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(options.websocket_config()), true);
     let closed_meanwhile = endpoint.wait_life(|life| life.terminated.then_some(()));
     let ws = tokio::select! {
-        connected = tokio::time::timeout(options.ack_timeout, connecting) => match connected {
+        connected = tokio::time::timeout(shared.connect_timeout, connecting) => match connected {
             Ok(Ok((ws, _))) => ws,
             Ok(Err(e)) => return failed(AttemptError::Open(SharedError::new(e))),
-            Err(_) => return failed(AttemptError::OpenTimeout(options.ack_timeout)),
+            Err(_) => return failed(AttemptError::OpenTimeout(shared.connect_timeout)),
         },
         () = closed_meanwhile => return None,
     };
@@ -418,7 +609,7 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Opti
         let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(&mut ws)).await;
         return None;
     };
-    if let Err(e) = send_auth(endpoint, shared, &link) {
+    if let Err(e) = send_auth(endpoint, &auth, &link) {
         endpoint.emit(LocalEvent::Error(e.to_string()));
         link.close(1000, "", false);
     }
@@ -427,15 +618,15 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared) -> Opti
     Some((closed, link.was_open()))
 }
 
-fn send_auth<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared, link: &Link) -> Result<(), SendError> {
+fn send_auth<C: Codec>(endpoint: &Endpoint<C>, auth: &Bytes, link: &Link) -> Result<(), SendError> {
     if let Some(hook) = &endpoint.options().send_hook {
         hook(&crate::config::Outgoing {
             kind: OutgoingKind::Auth,
-            frame: &shared.auth,
+            frame: auth,
         })
         .map_err(SendError::Refused)?;
     }
-    let message = to_message::<C>(shared.auth.to_vec())?;
+    let message = to_message::<C>(auth.to_vec())?;
     link.push_first(message);
     Ok(())
 }

@@ -337,6 +337,16 @@ pub enum ConnectError {
     /// The auth value does not encode with the client's codec.
     #[error("the auth value does not encode: {0}")]
     Auth(#[source] CodecError),
+    /// A header given to [`ClientBuilder::header`](crate::ClientBuilder::header)
+    /// (or a subprotocol) is not a valid HTTP header.
+    #[error("invalid header `{name}`: {source}")]
+    Header {
+        /// The header name.
+        name: String,
+        /// What is wrong with it.
+        #[source]
+        source: SharedError,
+    },
 }
 
 /// How one connection attempt of a [`Client`](crate::Client) ended.
@@ -347,9 +357,15 @@ pub enum AttemptError {
     /// failed HTTP upgrade. Holds the WebSocket library's error.
     #[error("could not open the WebSocket: {0}")]
     Open(#[source] SharedError),
-    /// The WebSocket did not open within the timeout (the `ack_timeout`).
+    /// The WebSocket did not open within the connect timeout
+    /// ([`ClientBuilder::connect_timeout`](crate::ClientBuilder::connect_timeout),
+    /// default the `ack_timeout`).
     #[error("the WebSocket did not open within {0:?}")]
     OpenTimeout(Duration),
+    /// The auth provider ([`ClientBuilder::auth_with`](crate::ClientBuilder::auth_with))
+    /// failed, or its value did not encode.
+    #[error("no auth value for this attempt: {0}")]
+    Auth(#[source] SharedError),
     /// The connection closed with this code and reason (1006: it broke
     /// without a close frame).
     #[error("closed with {code} {reason}")]

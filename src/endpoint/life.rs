@@ -28,6 +28,9 @@ pub(crate) struct Life {
     pub(crate) running: bool,
     /// Bumped by `Client::reconnect`, so a running loop starts afresh.
     pub(crate) epoch: u64,
+    /// The current connection is authenticated and past the client's
+    /// `on_connect` hook (`Client::connect` waits for this).
+    pub(crate) ready: bool,
 }
 impl<C: Codec> Endpoint<C> {
     // ----- the connection state machine ----------------------------------
@@ -64,18 +67,49 @@ impl<C: Codec> Endpoint<C> {
             }
             let link = Arc::new(Link::new(&self.inner.options));
             life.link = Some(link.clone());
+            life.ready = false;
             Some(link)
         })
     }
 
-    /// Marks `link` authenticated with the peer's auth `reply`.
+    /// Marks `link` authenticated with the peer's auth `reply`. A client's
+    /// `on_connect` hook then runs (in a task: the connection goes on
+    /// meanwhile, so the hook can invoke) before the connection counts as
+    /// ready and `connect` is emitted.
     pub(crate) fn set_connected(&self, link: &Arc<Link>, reply: Bytes) -> bool {
         if !link.open() {
             return false;
         }
         self.update_life(|life| life.reply = reply.clone());
-        self.emit(LocalEvent::Connect(reply));
+        match self.connect_hook() {
+            None => self.set_ready(link, reply),
+            Some(hook) => {
+                let endpoint = self.clone();
+                let link = link.clone();
+                tokio::spawn(async move {
+                    match hook(endpoint.clone()).await {
+                        Ok(()) => endpoint.set_ready(&link, reply),
+                        Err(error) => {
+                            endpoint.emit(LocalEvent::Error(format!("the on_connect hook failed: {error}")));
+                            link.close(1000, "on_connect hook failed", false);
+                        }
+                    }
+                });
+            }
+        }
         true
+    }
+
+    /// The connection `link` counts as connected: `connect` is emitted.
+    fn set_ready(&self, link: &Arc<Link>, reply: Bytes) {
+        let current = self.update_life(|life| {
+            let current = life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) && link.is_open();
+            life.ready = current;
+            current
+        });
+        if current {
+            self.emit(LocalEvent::Connect(reply));
+        }
     }
 
     /// Tears `link` down after its socket ended: emits `close`.

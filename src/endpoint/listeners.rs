@@ -107,6 +107,40 @@ impl<C: Codec> Endpoint<C> {
         self.add_listener(name, listener, false)
     }
 
+    /// An asynchronous listener: each event's arguments are decoded on the
+    /// connection's task, then `listener`'s future runs in a task of its
+    /// own, so it may wait (send, invoke, query a database) without holding
+    /// up the connection. Futures of successive events run concurrently:
+    /// use [`on`](Self::on) with your own queue where order matters.
+    ///
+    /// ```
+    /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// let me = endpoint.downgrade();
+    /// endpoint.on_async("say", move |(text,): (String,)| {
+    ///     let me = me.clone();
+    ///     async move {
+    ///         if let Some(endpoint) = me.upgrade() {
+    ///             let _ = endpoint.send("said", (text,)).await;
+    ///         }
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn on_async<A, F, Fut>(&self, name: &str, listener: F) -> ListenerId
+    where
+        A: FromArgs,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.add_listener(
+            name,
+            move |args: A| {
+                tokio::spawn(listener(args));
+            },
+            false,
+        )
+    }
+
     /// Like [`on`](Self::on), but the listener is removed after its first call.
     pub fn once<A, F>(&self, name: &str, listener: F) -> ListenerId
     where

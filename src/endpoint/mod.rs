@@ -41,6 +41,11 @@ pub(crate) use send::{encode_event, message_bytes, scratch, to_message};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
+/// A client's hook run on every (re)connection before it counts as
+/// connected.
+pub(crate) type ConnectHook<C> =
+    Arc<dyn Fn(Endpoint<C>) -> BoxFuture<Result<(), crate::error::HandlerError>> + Send + Sync>;
+
 pub(crate) type Procedure<C> = Arc<dyn Fn(Endpoint<C>, Arc<Link>, u64, Vec<Bytes>) -> BoxFuture<()> + Send + Sync>;
 
 /// Handlers and listeners by event or procedure name. Every frame looks its
@@ -96,6 +101,8 @@ struct Inner<C: Codec> {
     server: OnceLock<Weak<ServerInner<C>>>,
     /// The upgrade request, while the connection hook runs.
     request: Mutex<Option<Arc<Request>>>,
+    /// A client's `on_connect` hook.
+    connect_hook: OnceLock<ConnectHook<C>>,
 }
 
 /// One end of a ws-messaging connection: events, RPC and local events.
@@ -180,6 +187,7 @@ impl<C: Codec> Endpoint<C> {
                 data: Mutex::new(HashMap::new()),
                 server: OnceLock::new(),
                 request: Mutex::new(None),
+                connect_hook: OnceLock::new(),
                 options,
             }),
         }
@@ -191,9 +199,17 @@ impl<C: Codec> Endpoint<C> {
         self.inner.id.as_deref()
     }
 
-    /// Whether the connection is open and authenticated.
+    /// Whether the connection is open and authenticated. (On a client
+    /// with an [`on_connect`](crate::ClientBuilder::on_connect) hook, it is
+    /// open while the hook runs, before the client counts as connected.)
     pub fn is_connected(&self) -> bool {
         self.life().link.as_ref().is_some_and(|link| link.is_open())
+    }
+
+    /// Open, authenticated, and past the client's `on_connect` hook.
+    pub(crate) fn is_ready(&self) -> bool {
+        let life = self.life();
+        life.ready && life.link.as_ref().is_some_and(|link| link.is_open())
     }
 
     /// The codec.
@@ -240,6 +256,14 @@ impl<C: Codec> Endpoint<C> {
 
     pub(crate) fn set_server(&self, server: Weak<ServerInner<C>>) {
         let _ = self.inner.server.set(server);
+    }
+
+    pub(crate) fn set_connect_hook(&self, hook: ConnectHook<C>) {
+        let _ = self.inner.connect_hook.set(hook);
+    }
+
+    pub(crate) fn connect_hook(&self) -> Option<ConnectHook<C>> {
+        self.inner.connect_hook.get().cloned()
     }
 
     pub(crate) fn set_request(&self, request: Option<Request>) {
