@@ -19,6 +19,7 @@ use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Life, Role, 
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
+use crate::trace::{self, Instrument};
 
 /// Produces the auth value of each connection attempt (see
 /// [`ClientBuilder::auth_with`]).
@@ -530,6 +531,9 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
             }
             let given_up = shared.fail_fast && !connected_once;
             if life.terminated || !shared.auto_reconnect || attempt >= shared.retry.retries || given_up {
+                if !life.terminated {
+                    trace::info!(url = %shared.url, attempts = attempt + 1, "gave up connecting");
+                }
                 life.running = false;
                 return None;
             }
@@ -613,7 +617,10 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
         endpoint.emit(LocalEvent::Error(e.to_string()));
         link.close(1000, "", false);
     }
-    let (closed, _) = drive(endpoint, &link, ws, Some(options.ack_timeout)).await;
+    let span = trace::debug_span!("ws_messaging.connection", url = %shared.url);
+    let (closed, _) = drive(endpoint, &link, ws, Some(options.ack_timeout))
+        .instrument(span)
+        .await;
     endpoint.detach(&link, &closed);
     Some((closed, link.was_open()))
 }

@@ -17,6 +17,7 @@ use crate::envelope::{validate, Frame};
 use crate::error::{HandlerError, PreprocessError};
 use crate::events::LocalEvent;
 use crate::protocol::LOCAL_ONLY;
+use crate::trace::{self, Instrument};
 
 impl<C: Codec> Endpoint<C> {
     /// Handles one incoming data frame of connection `link`.
@@ -48,6 +49,7 @@ impl<C: Codec> Endpoint<C> {
     }
 
     fn report_preprocessing_error(&self, link: &Link, error: &HandlerError) {
+        trace::warn!(%error, "frame refused before dispatch (preprocessingError)");
         let value = (self.options().error_formatter)(error);
         let name = "preprocessingError";
         let Ok(message) = encode_event(self.codec(), name, &(value,)) else {
@@ -116,16 +118,24 @@ impl<C: Codec> Endpoint<C> {
             return;
         }
         let slot = CallSlot(link.clone());
+        let span = trace::debug_span!("ws_messaging.call", name = %name, id);
         let mut call = procedure(self.clone(), link.clone(), id, args);
         // A handler that finishes at once (no await point pending) is
         // answered right here, saving a task; any other continues in a task
         // of its own, which polls it again with its own waker.
         let mut cx = Context::from_waker(Waker::noop());
-        if call.as_mut().poll(&mut cx).is_pending() {
-            tokio::spawn(async move {
-                call.await;
-                drop(slot);
-            });
+        let pending = {
+            let _entered = span.enter();
+            call.as_mut().poll(&mut cx).is_pending()
+        };
+        if pending {
+            tokio::spawn(
+                async move {
+                    call.await;
+                    drop(slot);
+                }
+                .instrument(span),
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ mod request;
 mod rpc;
 pub mod schema;
 mod server;
+mod trace;
 
 pub use broadcast::{Acks, Broadcast};
 pub use client::{Client, ClientBuilder};

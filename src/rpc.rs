@@ -19,6 +19,7 @@ use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendErr
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq, FromArgs, RawValue};
 use crate::protocol::check_name;
+use crate::trace;
 
 impl<C: Codec> Endpoint<C> {
     /// Registers the procedure `name` (one handler per name). The handler
@@ -68,6 +69,8 @@ impl<C: Codec> Endpoint<C> {
         let procedure: Procedure<C> = Arc::new(move |endpoint: Endpoint<C>, link: Arc<Link>, id, args| {
             let handler = handler.clone();
             Box::pin(async move {
+                #[cfg(feature = "tracing")]
+                let started = std::time::Instant::now();
                 let outcome = match A::from_args(endpoint.codec(), args) {
                     Ok(args) => {
                         // A panicking handler still answers, with an error.
@@ -86,6 +89,11 @@ impl<C: Codec> Endpoint<C> {
                     },
                     Err(error) => endpoint.encode_error_reply(id, error),
                 };
+                #[cfg(feature = "tracing")]
+                match &outcome {
+                    Ok(_) => trace::debug!(elapsed = ?started.elapsed(), "call answered"),
+                    Err(error) => trace::debug!(%error, elapsed = ?started.elapsed(), "call failed"),
+                }
                 endpoint.send_reply(&link, id, reply);
             })
         });
@@ -155,7 +163,10 @@ impl<C: Codec> Endpoint<C> {
         });
         match sent {
             Ok(()) | Err(SendError::Connection | SendError::SlowConsumer) => {}
-            Err(e) => self.emit(LocalEvent::Error(format!("reply to invoke #{id} not sent: {e}"))),
+            Err(e) => {
+                trace::warn!(id, error = %e, "reply not sent");
+                self.emit(LocalEvent::Error(format!("reply to invoke #{id} not sent: {e}")));
+            }
         }
     }
 
@@ -210,14 +221,22 @@ impl<C: Codec> Endpoint<C> {
                 _ => Err(InvokeError::Connection { id: Some(id) }),
             }
         };
-        match tokio::time::timeout(timeout, wait).await {
+        #[cfg(feature = "tracing")]
+        let started = std::time::Instant::now();
+        let outcome = match tokio::time::timeout(timeout, wait).await {
             Err(_) => Err(InvokeError::Timeout { id }),
             Ok(Err(e)) => Err(e),
             Ok(Ok(Ok(result))) => Ok(result),
             Ok(Ok(Err(error))) => Err(InvokeError::Remote(
                 self.codec().decode_error(&error).map_err(InvokeError::Decode)?,
             )),
+        };
+        #[cfg(feature = "tracing")]
+        match &outcome {
+            Ok(_) => trace::debug!(name, id, elapsed = ?started.elapsed(), "invoke answered"),
+            Err(error) => trace::debug!(name, id, %error, elapsed = ?started.elapsed(), "invoke failed"),
         }
+        outcome
     }
 }
 

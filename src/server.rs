@@ -31,6 +31,7 @@ use crate::error::{AdapterError, HandlerError, SendError, ServeError};
 use crate::payload::Args;
 use crate::protocol::{choose_subprotocol, truncate_reason, CLOSE_FORBIDDEN};
 use crate::request::Request;
+use crate::trace::{self, Instrument};
 
 type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
 type DisconnectHook<C> = Arc<dyn Fn(Endpoint<C>, u16, String) -> BoxFuture<()> + Send + Sync>;
@@ -647,6 +648,11 @@ async fn serve_connection<C: Codec, T: Transport>(
         Ok(First::Data(auth)) => auth,
     };
     let id = connection_id();
+    let span = trace::debug_span!(
+        "ws_messaging.connection",
+        id = %id,
+        peer = ?request.as_ref().and_then(Request::peer_addr)
+    );
     let endpoint = Endpoint::new(
         inner.codec.clone(),
         inner.options.clone(),
@@ -667,7 +673,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     let accepted = match &inner.hook {
         None => connect_event(&endpoint, &()),
         Some(hook) => {
-            let mut hook = hook(endpoint.clone(), auth);
+            let mut hook = hook(endpoint.clone(), auth).instrument(span.clone());
             loop {
                 tokio::select! {
                     accepted = &mut hook => break accepted,
@@ -706,6 +712,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     let connect = match accepted {
         Ok(connect) => connect,
         Err(error) => {
+            trace::debug!(parent: &span, %error, "client refused (4003)");
             refuse(&mut ws, CLOSE_FORBIDDEN, &error.to_string()).await;
             return None;
         }
@@ -729,7 +736,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     if let Some(code) = closing {
         endpoint.close(code, "");
     }
-    let (closed, ws) = drive(&endpoint, &link, ws, None).await;
+    let (closed, ws) = drive(&endpoint, &link, ws, None).instrument(span.clone()).await;
 
     // 4. Out of the registry, `close` emitted, then the disconnect hook.
     inner.clients.remove(&id);

@@ -10,6 +10,7 @@ use crate::codec::Codec;
 use crate::connection::{Closed, Link, Phase};
 use crate::error::{AttemptError, SendError};
 use crate::events::LocalEvent;
+use crate::trace;
 
 /// The endpoint's side of the connection state machine: which connection
 /// is current, and (on a client) whether the connect loop should run.
@@ -90,6 +91,7 @@ impl<C: Codec> Endpoint<C> {
                     match hook(endpoint.clone()).await {
                         Ok(()) => endpoint.set_ready(&link, reply),
                         Err(error) => {
+                            trace::warn!(%error, "the on_connect hook failed: closing, to try again");
                             endpoint.emit(LocalEvent::Error(format!("the on_connect hook failed: {error}")));
                             link.close(1000, "on_connect hook failed", false);
                         }
@@ -108,12 +110,14 @@ impl<C: Codec> Endpoint<C> {
             current
         });
         if current {
+            trace::debug!("connected");
             self.emit(LocalEvent::Connect(reply));
         }
     }
 
     /// Tears `link` down after its socket ended: emits `close`.
     pub(crate) fn detach(&self, link: &Arc<Link>, closed: &Closed) {
+        trace::debug!(code = closed.code, reason = %closed.reason, "connection closed");
         link.finish();
         self.update_life(|life| {
             if life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {

@@ -13,6 +13,7 @@ use crate::codec::Codec;
 use crate::error::CodecError;
 use crate::events::LocalEvent;
 use crate::payload::FromArgs;
+use crate::trace;
 
 type ListenerFn<C> = Arc<dyn Fn(&C, Vec<Bytes>) -> Result<(), CodecError> + Send + Sync>;
 
@@ -219,6 +220,7 @@ impl<C: Codec> Endpoint<C> {
                 Ok(Err(e)) => format!("listener of `{name}`: {e}"),
                 Err(_) => format!("listener of `{name}` panicked"),
             };
+            trace::warn!(event = name, "{failure}");
             if name == "error" {
                 // Do not report an `error` listener's failure to itself.
                 if let Some(events) = self.inner.events.get() {

@@ -16,6 +16,7 @@ use crate::error::{CodecError, SendError};
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq};
 use crate::protocol::{check_name, CLOSE_SLOW_CONSUMER};
+use crate::trace;
 
 /// A message encoded once by [`Endpoint::encode_message`] (or the server's
 /// broadcast), to be sent to many peers with [`Endpoint::send_encoded`].
@@ -167,6 +168,7 @@ impl<C: Codec> Endpoint<C> {
             Ok(()) => Ok(()),
             Err(PushError::Closed) => Err(SendError::Connection),
             Err(PushError::SlowConsumer { frames, bytes }) => {
+                trace::warn!(id = self.id(), frames, bytes, "slow consumer closed (4009)");
                 self.emit(LocalEvent::SlowConsumer { frames, bytes });
                 Err(SendError::SlowConsumer)
             }

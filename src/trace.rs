@@ -1,0 +1,54 @@
+//! Logging through [`tracing`](https://docs.rs/tracing) (the crate feature
+//! `tracing`, on by default). Without the feature every macro here expands
+//! to nothing.
+//!
+//! What is logged, and at which level:
+//! - a span `ws_messaging.connection` per connection (`id`, `peer` on a
+//!   server; `url` on a client) around everything the connection does;
+//! - `debug`: connections opened and closed (code, reason), each handled
+//!   call (span `ws_messaging.call` with `name` and `id`; its outcome and
+//!   duration when it ends), each invoke (name, id, outcome, duration);
+//! - `warn`: frames refused before dispatch (`preprocessingError`),
+//!   listeners whose arguments do not decode or that panic, slow
+//!   consumers closed, replies that could not be sent;
+//! - `info`: a client giving up, a server refusing a client;
+//! - nothing per frame at `info` or above.
+
+#[cfg(feature = "tracing")]
+pub(crate) use tracing::{debug, debug_span, info, warn, Instrument};
+
+#[cfg(not(feature = "tracing"))]
+mod off {
+    macro_rules! nothing {
+        ($($t:tt)*) => {{}};
+    }
+    macro_rules! no_span {
+        ($($t:tt)*) => {
+            $crate::trace::Span
+        };
+    }
+    pub(crate) use no_span as debug_span;
+    pub(crate) use nothing as debug;
+    pub(crate) use nothing as info;
+    pub(crate) use nothing as warn;
+
+    /// Stands in for `tracing::Span`.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Span;
+
+    impl Span {
+        pub(crate) fn enter(&self) {}
+    }
+
+    /// Stands in for `tracing::Instrument`.
+    pub(crate) trait Instrument: Sized {
+        fn instrument(self, _: Span) -> Self {
+            self
+        }
+    }
+
+    impl<T> Instrument for T {}
+}
+
+#[cfg(not(feature = "tracing"))]
+pub(crate) use off::{debug, debug_span, info, warn, Instrument, Span};
