@@ -39,6 +39,8 @@ pub struct ClientBuilder<C: Codec> {
     fail_fast: bool,
     auto_reconnect: bool,
     retry: RetryConfig,
+    #[cfg(feature = "rustls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl<C: Codec> std::fmt::Debug for ClientBuilder<C> {
@@ -74,7 +76,27 @@ impl<C: Codec> ClientBuilder<C> {
             fail_fast: false,
             auto_reconnect: true,
             retry: RetryConfig::default(),
+            #[cfg(feature = "rustls")]
+            tls: None,
         }
+    }
+
+    /// The rustls configuration for `wss://` URLs (feature `rustls`): its
+    /// root certificates, client certificate and crypto provider are used
+    /// for every connection attempt.
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # fn f(roots: rustls::RootCertStore) {
+    /// let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    /// let builder = ws_messaging::Client::<ws_messaging_json::Json>::builder("wss://example.test/ws")
+    ///     .tls_config(Arc::new(tls));
+    /// # }
+    /// ```
+    #[cfg(feature = "rustls")]
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
     }
 
     /// Computes the auth value anew for every connection attempt (a fresh
@@ -267,6 +289,8 @@ impl<C: Codec> ClientBuilder<C> {
                 headers,
                 subprotocols,
                 connect_timeout,
+                #[cfg(feature = "rustls")]
+                tls: self.tls,
                 fail_fast: self.fail_fast,
                 auto_reconnect: self.auto_reconnect,
                 retry: self.retry,
@@ -289,6 +313,8 @@ struct Shared<C: Codec> {
     headers: Vec<(HeaderName, HeaderValue)>,
     subprotocols: HeaderValue,
     connect_timeout: Duration,
+    #[cfg(feature = "rustls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
     fail_fast: bool,
     auto_reconnect: bool,
     retry: RetryConfig,
@@ -596,6 +622,14 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
         .headers_mut()
         .insert("sec-websocket-protocol", shared.subprotocols.clone());
     let options = endpoint.options();
+    #[cfg(feature = "rustls")]
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(options.websocket_config()),
+        true,
+        shared.tls.clone().map(tokio_tungstenite::Connector::Rustls),
+    );
+    #[cfg(not(feature = "rustls"))]
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(options.websocket_config()), true);
     let closed_meanwhile = endpoint.wait_life(|life| life.terminated.then_some(()));
     let ws = tokio::select! {

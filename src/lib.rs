@@ -44,5 +44,8 @@ pub use request::Request;
 pub use server::{Server, ServerBuilder};
 
 pub use bytes::Bytes;
+/// The rustls crate [`ClientBuilder::tls_config`] takes (feature `rustls`).
+#[cfg(feature = "rustls")]
+pub use rustls;
 /// The `http` types of [`Request`] (`HeaderMap`, `Uri`, ...).
 pub use tokio_tungstenite::tungstenite::http;

@@ -250,7 +250,7 @@ pub(crate) struct ServerInner<C: Codec> {
 ///     })
 ///     .bind("127.0.0.1:8000")
 ///     .await?;
-/// println!("listening on {}", server.local_addr());
+/// println!("listening on {:?}", server.local_addr());
 /// # Ok(()) }
 /// ```
 ///
