@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use ws_messaging::{Endpoint, HandlerError};
 use ws_messaging_bincode::Bincode;
 
-use super::Settings;
+use super::{Settings, Start};
 
 /// The auth value.
 #[derive(Debug, Deserialize, Serialize)]
@@ -27,7 +27,7 @@ pub(crate) struct User {
 /// Runs the conformance server with the bincode codec.
 pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     let counters = settings.counters;
-    let server = settings
+    settings
         .builder::<Bincode>()
         .await?
         .on_connection(move |endpoint: Endpoint<Bincode>, auth: Auth| async move {
@@ -42,8 +42,6 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
             super::setup::<Bincode, String>(&endpoint, counters)?;
             Ok(User { user: user.into() })
         })
-        .bind(("127.0.0.1", settings.port))
+        .start(settings)
         .await
-        .map_err(|e| e.to_string())?;
-    super::serve_until_signal(server).await
 }

@@ -6,7 +6,7 @@
 //!     [--ping-interval-ms N] [--ping-timeout-ms N] [--auth-timeout-ms N]
 //!     [--write-timeout-ms N] [--max-message-bytes N]
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
-//!     [--counters] [--redis URL]
+//!     [--counters] [--redis URL] [--http]
 //! ```
 //! Prints `listening on 127.0.0.1:PORT` once ready; SIGINT/SIGTERM close
 //! every connection with 1001 and exit 0. The limits default to the
@@ -39,10 +39,18 @@
 //!   event `tick(...)` is counted (its arguments are not decoded; nothing is
 //!   sent back) and procedure `ticks()` returns how many `tick` events the
 //!   server has received, from every connection. Off by default, so that an
-//!   idle connection holds only the handlers above.
+//!   idle connection holds only the handlers above;
+//! - with `--http` (no value): an HTTP server on the port instead (axum,
+//!   through the crate `ws-messaging-axum`), with the same ws-messaging
+//!   surface, every other option included, at path `/ws`
+//!   (`ws://127.0.0.1:PORT/ws`) and `GET /health` answering 200 `ok`; a
+//!   request to `/ws` that is not a WebSocket upgrade gets a 4xx answer.
+//!   SIGINT/SIGTERM close every ws-messaging connection with 1001, stop the
+//!   HTTP server and exit 0.
 
 mod bincode;
 mod cbor;
+mod http;
 mod msgpack;
 mod protobuf;
 
@@ -83,6 +91,8 @@ pub struct Settings {
     pub counters: bool,
     /// `--redis URL`: the Redis server of the cluster.
     pub redis: Option<String>,
+    /// `--http`: served through axum at `/ws`, beside `GET /health`.
+    pub http: bool,
 }
 
 impl Settings {
@@ -125,6 +135,30 @@ impl Settings {
     }
 }
 
+/// Starts a configured server the way the command line says.
+pub(crate) trait Start {
+    /// Starts it (on its own listener, or with `--http` at `/ws` of an HTTP
+    /// server), prints the ready line, and serves until SIGINT/SIGTERM,
+    /// which close every connection with 1001.
+    async fn start(self, settings: &Settings) -> Result<(), String>;
+}
+
+impl<C: Codec> Start for ServerBuilder<C> {
+    async fn start(self, settings: &Settings) -> Result<(), String> {
+        if settings.http {
+            return http::serve(self, settings.port).await;
+        }
+        let server = self
+            .bind(("127.0.0.1", settings.port))
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("listening on {}", server.local_addr().expect("bound to a port"));
+        shutdown_signal().await;
+        server.close(1001).await;
+        Ok(())
+    }
+}
+
 fn parse_args() -> Result<Settings, String> {
     let mut settings = Settings {
         port: 0,
@@ -139,11 +173,16 @@ fn parse_args() -> Result<Settings, String> {
         max_concurrent_calls: None,
         counters: false,
         redis: None,
+        http: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--counters" {
             settings.counters = true;
+            continue;
+        }
+        if flag == "--http" {
+            settings.http = true;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -205,7 +244,7 @@ where
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let counters = settings.counters;
-    let server = settings
+    settings
         .builder::<C>()
         .await?
         .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| async move {
@@ -220,19 +259,8 @@ where
             setup::<C, V>(&endpoint, counters)?;
             Ok(json!({ "user": user }))
         })
-        .bind(("127.0.0.1", settings.port))
+        .start(settings)
         .await
-        .map_err(|e| e.to_string())?;
-    serve_until_signal(server).await
-}
-
-/// Prints the ready line, then closes every connection with 1001 on
-/// SIGINT/SIGTERM.
-pub async fn serve_until_signal<C: Codec>(server: Server<C>) -> Result<(), String> {
-    println!("listening on {}", server.local_addr().expect("bound to a port"));
-    shutdown_signal().await;
-    server.close(1001).await;
-    Ok(())
 }
 
 /// The `tick` events received, from every connection.
@@ -389,6 +417,7 @@ fn room_name<C: Codec, V: Serialize>(endpoint: &Endpoint<C>, first: Option<&V>) 
     endpoint.decode::<String>(&raw).ok()
 }
 
+/// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ws_messaging::{Endpoint, HandlerError, InvokeError, RawArgs};
 use ws_messaging_protobuf::{Proto, Protobuf};
 
-use super::Settings;
+use super::{Settings, Start};
 
 /// The generated conformance messages.
 #[allow(dead_code, unreachable_pub)] // generated code
@@ -22,7 +22,7 @@ use pb::{Auth, AuthReply, Delay, Number, Value};
 
 /// Runs the conformance server with the protobuf codec.
 pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
-    let server = settings
+    settings
         .builder::<Protobuf>()
         .await?
         // The auth frame as raw bytes: one that is not an `Auth` message is
@@ -40,10 +40,8 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
             setup(&endpoint)?;
             Ok(Proto(AuthReply { user: user.into() }))
         })
-        .bind(("127.0.0.1", settings.port))
+        .start(settings)
         .await
-        .map_err(|e| e.to_string())?;
-    super::serve_until_signal(server).await
 }
 
 /// Decodes a message from bytes.

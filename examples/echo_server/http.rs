@@ -1,0 +1,39 @@
+//! `--http`: the conformance server inside an HTTP server (axum, through
+//! the crate `ws-messaging-axum`): ws-messaging at `/ws`, `GET /health` →
+//! 200 `ok`, on one port.
+//!
+//! `cargo run --example echo_server -- --port 0 --http`, then connect to
+//! `ws://127.0.0.1:PORT/ws`.
+
+use std::net::SocketAddr;
+
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use axum::Router;
+use ws_messaging::{Codec, ServerBuilder};
+
+/// Serves the server `builder` makes at `/ws` of an HTTP server on
+/// `127.0.0.1:port`; prints the ready line; on SIGINT/SIGTERM closes every
+/// ws-messaging connection with 1001, then stops the HTTP server.
+pub(crate) async fn serve<C: Codec>(builder: ServerBuilder<C>, port: u16) -> Result<(), String> {
+    let server = builder.build();
+    let app = Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/ws", ws_messaging_axum::route(server.clone()));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("bind 127.0.0.1:{port}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Small frames go out at once, as on the server's own listener.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    println!("listening on {addr}");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            super::shutdown_signal().await;
+            server.close(1001).await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
