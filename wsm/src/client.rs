@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value as Json};
 use tokio::sync::{broadcast, Notify};
-use ws_messaging::{Client, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig, RESERVED_NAMES};
+use ws_messaging::{
+    AttemptError, Client, EncodedMessage, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig, CLOSE_FORBIDDEN,
+    RESERVED_NAMES,
+};
 
 use crate::model::{self, Model};
 use crate::output::{out, Failure, Kind};
@@ -102,11 +105,6 @@ pub(crate) async fn close<M: Model>(client: &Client<M>, within: Duration) {
     let _ = tokio::time::timeout(within, closed).await;
 }
 
-/// The auth reply of the current connection, as JSON.
-fn auth_reply<M: Model>(client: &Client<M>) -> Json {
-    client.auth_reply::<M::Value>().map_or(Json::Null, M::to_json)
-}
-
 /// `wsm call`: connect, invoke, print the result.
 pub(crate) async fn call<M: Model>(c: &Connect, procedure: &str, args: &[String]) -> Result<(), Failure> {
     let args = model::args::<M>(args).map_err(Failure::usage)?;
@@ -188,12 +186,14 @@ pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Res
                 .map(M::from_json)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| Failure::usage(format!("--send {name}: {e}")))?;
-            Ok((name.clone(), args))
+            client
+                .encode_message(name, args)
+                .map_err(|e| Failure::usage(format!("--send {name}: {e}")))
         })
         .collect::<Result<Vec<_>, Failure>>()?;
+    report_changes(&client, &c.url, sends);
 
-    let events = client.events();
-    let mut watcher = tokio::spawn(watch_connection(client.clone(), c.url.clone(), events, sends, retries));
+    let mut watcher = tokio::spawn(watch_connection(client.events(), c.url.clone(), retries));
     let outcome = match connect(&client, c).await {
         Err(failure) => Err(failure),
         Ok(()) if options.count == Some(0) => Ok(()),
@@ -205,8 +205,9 @@ pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Res
             },
         },
     };
-    // Done: our own close is not news.
     watcher.abort();
+    // Our own close is not news.
+    client.off_all("close");
     close(&client, Duration::from_secs(1)).await;
     outcome
 }
@@ -225,17 +226,58 @@ fn register_fixed<M: Model>(client: &Client<M>, name: &str, result: &Json) -> Re
         .map_err(|e| Failure::usage(format!("--register {name}: {e}")))
 }
 
-/// Reports the connection's changes (connected, closed, retrying), sends
-/// the `--send` events after each connection, and returns why the client
-/// stopped for good: refused (4003), or out of reconnect attempts. It
-/// mirrors the client's own rule: after a close, a client that had been
-/// connected starts counting attempts afresh, and it stops once the
-/// attempts in a row reach `retries`.
-pub(crate) async fn watch_connection<M: Model>(
-    client: Client<M>,
-    url: String,
+/// Reports the connection's changes (connected, closed, retrying, local
+/// errors) as they happen, and queues `sends` after each connection. The
+/// listeners run on the connection's own task, as the receive hook does,
+/// so a `connect` line always comes before the events of that connection,
+/// and the `sends` go out before anything else can.
+pub(crate) fn report_changes<M: Model>(client: &Client<M>, url: &str, sends: Vec<EncodedMessage>) {
+    let (me, at) = (client.downgrade(), url.to_string());
+    client.on("connect", move |RawArgs(raw)| {
+        let Some(endpoint) = me.upgrade() else { return };
+        let reply = raw
+            .first()
+            .and_then(|r| endpoint.decode::<M::Value>(r).ok())
+            .map_or(Json::Null, M::to_json);
+        out().status(
+            "connect",
+            &[("url", json!(at)), ("reply", reply.clone())],
+            &format!("connected to {at} (auth reply {reply})"),
+        );
+        for message in &sends {
+            if let Err(e) = endpoint.queue_encoded(message) {
+                out().note(&format!("wsm: --send not sent: {e}"));
+            }
+        }
+    });
+    let at = url.to_string();
+    client.on("close", move |(code, reason): (u16, String)| {
+        out().status(
+            "close",
+            &[("code", json!(code)), ("reason", json!(reason))],
+            &format!("disconnected from {at} ({})", close_text(code, &reason)),
+        );
+    });
+    let at = url.to_string();
+    client.on("retry", move |(attempt,): (u32,)| {
+        out().status(
+            "retry",
+            &[("attempt", json!(attempt))],
+            &format!("reconnecting to {at} (attempt {attempt})"),
+        );
+    });
+    client.on("error", move |(message,): (String,)| {
+        out().status("error", &[("message", json!(message))], &format!("wsm: {message}"));
+    });
+}
+
+/// Returns why the client stopped for good: refused (4003), or out of
+/// reconnect attempts. It mirrors the client's own rule: after a close, a
+/// client that had been connected starts counting attempts afresh, and it
+/// stops once the attempts in a row reach `retries`.
+pub(crate) async fn watch_connection(
     mut events: broadcast::Receiver<LocalEvent>,
-    sends: Vec<(String, Vec<M::Value>)>,
+    url: String,
     retries: u32,
 ) -> Failure {
     let (mut attempt, mut opened) = (0u32, false);
@@ -248,46 +290,19 @@ pub(crate) async fn watch_connection<M: Model>(
             }
         };
         match event {
-            LocalEvent::Connect(_) => {
-                (attempt, opened) = (0, true);
-                for (name, args) in &sends {
-                    if let Err(e) = client.send(name, args).await {
-                        out().note(&format!("wsm: --send {name}: {e}"));
-                    }
-                }
-                let reply = auth_reply(&client);
-                out().status(
-                    "connect",
-                    &[("url", json!(url)), ("reply", reply.clone())],
-                    &format!("connected to {url} (auth reply {reply})"),
-                );
-            }
+            LocalEvent::Connect(_) => (attempt, opened) = (0, true),
+            LocalEvent::Retry(n) => attempt = n,
             LocalEvent::Close { code, reason } => {
-                out().status(
-                    "close",
-                    &[("code", json!(code)), ("reason", json!(reason))],
-                    &format!("disconnected from {url} ({})", close_text(code, &reason)),
-                );
                 let in_a_row = if std::mem::take(&mut opened) { 0 } else { attempt };
-                if code == ws_messaging::CLOSE_FORBIDDEN {
-                    return Failure::attempt(&url, &ws_messaging::AttemptError::Closed { code, reason });
+                let last = AttemptError::Closed { code, reason };
+                if code == CLOSE_FORBIDDEN {
+                    return Failure::attempt(&url, &last);
                 }
                 if in_a_row >= retries {
-                    let mut failure = Failure::attempt(&url, &ws_messaging::AttemptError::Closed { code, reason });
+                    let mut failure = Failure::attempt(&url, &last);
                     failure.message = format!("gave up reconnecting: {}", failure.message);
                     return failure;
                 }
-            }
-            LocalEvent::Retry(n) => {
-                attempt = n;
-                out().status(
-                    "retry",
-                    &[("attempt", json!(n))],
-                    &format!("reconnecting to {url} (attempt {n})"),
-                );
-            }
-            LocalEvent::Error(message) => {
-                out().status("error", &[("message", json!(message))], &format!("wsm: {message}"));
             }
             _ => {}
         }

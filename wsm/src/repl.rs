@@ -14,10 +14,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{broadcast, Notify};
-use ws_messaging::LocalEvent;
+use tokio::sync::Notify;
 
 use crate::client::{self, EventSink};
 use crate::model::{self, Model};
@@ -87,12 +86,12 @@ pub(crate) async fn run<M: Model>(c: &Connect) -> Result<(), Failure> {
     // No reconnect loop: a session that lost its connection connects
     // again when the next command needs it, and says so if it cannot.
     let client = client::build::<M>(c, None, Some(sink))?;
-    let reporter = tokio::spawn(report_changes(client.events(), c.url.clone()));
+    client::report_changes(&client, &c.url, Vec::new());
     client::connect(&client, c).await?;
 
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        out().note(&format!("connected to {}; `help` lists the commands", c.url));
+        out().note("`help` lists the commands");
     }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut history: Vec<String> = Vec::new();
@@ -197,30 +196,9 @@ pub(crate) async fn run<M: Model>(c: &Connect) -> Result<(), Failure> {
             other => out().failure(&Failure::usage(format!("unknown command `{other}`; try `help`"))),
         }
     };
-    reporter.abort();
+    client.off_all("close");
     client::close(&client, Duration::from_secs(1)).await;
     outcome
-}
-
-/// Reports the connection closing and connecting again.
-async fn report_changes(mut events: broadcast::Receiver<LocalEvent>, url: String) {
-    loop {
-        match events.recv().await {
-            Ok(LocalEvent::Close { code, reason }) => out().status(
-                "close",
-                &[("code", json!(code)), ("reason", json!(reason))],
-                &format!(
-                    "disconnected from {url} ({}); the next command connects again",
-                    client::close_text(code, &reason)
-                ),
-            ),
-            Ok(LocalEvent::Connect(_)) => {
-                out().status("connect", &[("url", json!(url))], &format!("connected to {url}"));
-            }
-            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
 }
 
 /// History expansion: `!!` is the last line, `!N` line N. `None` for an

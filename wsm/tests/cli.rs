@@ -183,15 +183,21 @@ impl Listener {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
     }
 
-    /// Skips status lines up to the next `{"local":"connect"}`.
-    async fn connected(&mut self) -> Value {
+    /// Skips status lines up to the next `{"local":WHAT}`; there must be
+    /// no other line on the way.
+    async fn local(&mut self, what: &str) -> Value {
         loop {
             let line = self.next().await;
-            if line["local"] == "connect" {
+            if line["local"] == what {
                 return line;
             }
-            assert!(line.get("local").is_some(), "no event before connecting: {line}");
+            assert!(line.get("local").is_some(), "waiting for {what}, got {line}");
         }
+    }
+
+    /// Skips status lines up to the next `{"local":"connect"}`.
+    async fn connected(&mut self) -> Value {
+        self.local("connect").await
     }
 }
 
@@ -527,8 +533,7 @@ async fn listen_reconnects() {
     assert_eq!(listener.next().await, json!({"event": "said", "args": ["again"]}));
     server.child.start_kill().unwrap();
     tokio::time::timeout(WAIT, server.child.wait()).await.unwrap().unwrap();
-    let closed = listener.next().await;
-    assert_eq!(closed["local"], "close", "{closed}");
+    listener.local("close").await;
 
     let server = rust_server("json", port).await;
     listener.connected().await;
@@ -621,7 +626,7 @@ async fn repl_reconnects_for_the_next_command() {
     assert_eq!(number(&repl.next().await["result"]), 3.0);
     server.child.start_kill().unwrap();
     tokio::time::timeout(WAIT, server.child.wait()).await.unwrap().unwrap();
-    assert_eq!(repl.next().await["local"], "close");
+    repl.local("close").await;
 
     let _server = rust_server("msgpack", port).await;
     repl.type_line("call sum 2 2").await;
