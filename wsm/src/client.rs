@@ -1,0 +1,319 @@
+//! The client commands `call`, `send` and `listen`, and what they share
+//! with `repl` and `bench`: building and connecting a [`Client`] from the
+//! command line, printing every event it receives, closing it politely.
+//!
+//! Run e.g. `wsm call ws://127.0.0.1:8000 sum 1 2 3.5`; tested by
+//! `wsm/tests/cli.rs` (`cargo test -p wsm`).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value as Json};
+use tokio::sync::{broadcast, Notify};
+use ws_messaging::{
+    AttemptError, Client, EncodedMessage, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig, CLOSE_FORBIDDEN,
+    RESERVED_NAMES,
+};
+
+use crate::model::{self, Model};
+use crate::output::{out, Failure, Kind};
+use crate::Connect;
+
+/// Called with every event received (name, arguments as JSON).
+pub(crate) type EventSink = Arc<dyn Fn(&str, Vec<Json>) + Send + Sync>;
+
+/// A client of `c.url`, not connected yet. `retries`: reconnect attempts in
+/// a row (`None`: no reconnection). Every event received goes to `sink`.
+pub(crate) fn build<M: Model>(
+    c: &Connect,
+    retries: Option<u32>,
+    sink: Option<EventSink>,
+) -> Result<Client<M>, Failure> {
+    let hook = sink.map(receive_hook::<M>);
+    let timeout = c.timeout;
+    let mut builder = Client::<M>::builder(c.url.clone()).configure(|o| {
+        o.ack_timeout = timeout;
+        o.receive_hook = hook;
+    });
+    builder = match retries {
+        None => builder.auto_reconnect(false),
+        Some(retries) => builder.retry(
+            RetryConfig::default()
+                .min_timeout(Duration::from_millis(500))
+                .max_timeout(Duration::from_secs(5))
+                .retries(retries),
+        ),
+    };
+    if let Some(auth) = &c.auth {
+        let auth = M::from_json(auth.clone()).map_err(|e| Failure::usage(format!("--auth: {e}")))?;
+        builder = builder.auth(&auth);
+    }
+    builder.build().map_err(|e| Failure::connect(&c.url, e))
+}
+
+/// A receive hook that hands every event (a message without an id, the
+/// runtime's `connect` reply aside) to `sink`, its arguments decoded with
+/// the codec and turned into JSON. It sees every frame before dispatch, so
+/// it needs no listener per name.
+fn receive_hook<M: Model>(sink: EventSink) -> ReceiveHook {
+    let codec = M::default();
+    Arc::new(move |frame: &Frame| {
+        if let Frame::Message { name, args, id: None } = frame {
+            if !RESERVED_NAMES.contains(&name.as_str()) {
+                sink(name, decode_args::<M>(&codec, args));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Raw arguments as JSON (one that does not decode becomes
+/// `{"$undecodable": "<why>"}`).
+pub(crate) fn decode_args<M: Model>(codec: &M, args: &[ws_messaging::Bytes]) -> Vec<Json> {
+    args.iter()
+        .map(|raw| match codec.decode_value::<M::Value>(raw) {
+            Ok(value) => M::to_json(value),
+            Err(e) => json!({ "$undecodable": e.to_string() }),
+        })
+        .collect()
+}
+
+/// Connects a client built with [`build`].
+pub(crate) async fn connect<M: Model>(client: &Client<M>, c: &Connect) -> Result<(), Failure> {
+    client.connect().await.map_err(|e| Failure::connect(&c.url, e))
+}
+
+/// Closes the client with 1000 and waits (at most `within`) for the close
+/// handshake, so that everything queued before it has been written.
+pub(crate) async fn close<M: Model>(client: &Client<M>, within: Duration) {
+    let mut events = client.events();
+    let connected = client.is_connected();
+    client.close(1000, "");
+    if !connected {
+        return;
+    }
+    let closed = async {
+        loop {
+            match events.recv().await {
+                Ok(LocalEvent::Close { .. }) | Err(broadcast::error::RecvError::Closed) => return,
+                _ => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(within, closed).await;
+}
+
+/// `wsm call`: connect, invoke, print the result.
+pub(crate) async fn call<M: Model>(c: &Connect, procedure: &str, args: &[String]) -> Result<(), Failure> {
+    let args = model::args::<M>(args).map_err(Failure::usage)?;
+    let client = build::<M>(c, None, None)?;
+    connect(&client, c).await?;
+    let outcome = client
+        .invoke_with_timeout::<_, M::Value>(procedure, args, c.timeout)
+        .await;
+    close(&client, Duration::from_secs(1)).await;
+    let result = outcome.map_err(|e| Failure::invoke(procedure, e))?;
+    out().result(&M::to_json(result));
+    Ok(())
+}
+
+/// `wsm send`: connect, send, and close once the frame is out.
+pub(crate) async fn send<M: Model>(c: &Connect, event: &str, args: &[String]) -> Result<(), Failure> {
+    let args = model::args::<M>(args).map_err(Failure::usage)?;
+    let client = build::<M>(c, None, None)?;
+    connect(&client, c).await?;
+    let sent = client.send(event, args).await;
+    // The close frame goes out after the event: once the handshake is
+    // over, the event has been written.
+    close(&client, c.timeout).await;
+    sent.map_err(|e| Failure::send(event, e))
+}
+
+/// What `wsm listen` does besides printing.
+#[derive(Debug, Default)]
+pub(crate) struct ListenOptions {
+    /// Print only these events (all when empty).
+    pub(crate) events: Vec<String>,
+    /// Procedures answered with a fixed result.
+    pub(crate) register: Vec<(String, Json)>,
+    /// Events sent after every (re)connection: a JSON array is the
+    /// argument list, any other value the one argument.
+    pub(crate) send: Vec<(String, Json)>,
+    /// Exit after this many events.
+    pub(crate) count: Option<u64>,
+    /// Reconnect attempts in a row before giving up (`None`: never).
+    pub(crate) retries: Option<u32>,
+}
+
+/// `wsm listen`: print events until told to stop, reconnecting.
+pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Result<(), Failure> {
+    let retries = options.retries.unwrap_or(u32::MAX);
+    let wanted: HashSet<String> = options.events.iter().cloned().collect();
+    let printed = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Notify::new());
+    let sink: EventSink = {
+        let (printed, done, count) = (printed.clone(), done.clone(), options.count);
+        Arc::new(move |name: &str, args: Vec<Json>| {
+            if !wanted.is_empty() && !wanted.contains(name) {
+                return;
+            }
+            if count.is_some_and(|n| printed.load(Ordering::Acquire) >= n) {
+                return; // the last one is printed already; exiting
+            }
+            out().event(name, args);
+            let n = printed.fetch_add(1, Ordering::AcqRel) + 1;
+            if count == Some(n) {
+                done.notify_one();
+            }
+        })
+    };
+    let client = build::<M>(c, Some(retries), Some(sink))?;
+    for (name, result) in &options.register {
+        register_fixed(&client, name, result)?;
+    }
+    let sends = options
+        .send
+        .iter()
+        .map(|(name, args)| {
+            let args = match args {
+                Json::Array(items) => items.clone(),
+                other => vec![other.clone()],
+            };
+            let args = args
+                .into_iter()
+                .map(M::from_json)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::usage(format!("--send {name}: {e}")))?;
+            client
+                .encode_message(name, args)
+                .map_err(|e| Failure::usage(format!("--send {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    report_changes(&client, &c.url, sends);
+
+    let mut watcher = tokio::spawn(watch_connection(client.events(), c.url.clone(), retries));
+    let outcome = match connect(&client, c).await {
+        Err(failure) => Err(failure),
+        Ok(()) if options.count == Some(0) => Ok(()),
+        Ok(()) => tokio::select! {
+            () = done.notified() => Ok(()),
+            stopped = &mut watcher => match stopped {
+                Ok(failure) => Err(failure),
+                Err(e) => Err(Failure::new(Kind::Other, format!("the connection watcher failed: {e}"))),
+            },
+        },
+    };
+    watcher.abort();
+    // Our own close is not news.
+    client.off_all("close");
+    close(&client, Duration::from_secs(1)).await;
+    outcome
+}
+
+/// Registers `name` answering every invoke with `result` (printing each
+/// invoke as `{"invoked":..}`).
+fn register_fixed<M: Model>(client: &Client<M>, name: &str, result: &Json) -> Result<(), Failure> {
+    let value = M::from_json(result.clone()).map_err(|e| Failure::usage(format!("--register {name}: {e}")))?;
+    let (shown, codec, label) = (result.clone(), M::default(), name.to_string());
+    client
+        .register(name, move |RawArgs(raw)| {
+            out().invoked(&label, decode_args::<M>(&codec, &raw), &shown);
+            let value = value.clone();
+            async move { Ok(value) }
+        })
+        .map_err(|e| Failure::usage(format!("--register {name}: {e}")))
+}
+
+/// Reports the connection's changes (connected, closed, retrying, local
+/// errors) as they happen, and queues `sends` after each connection. The
+/// listeners run on the connection's own task, as the receive hook does,
+/// so a `connect` line always comes before the events of that connection,
+/// and the `sends` go out before anything else can.
+pub(crate) fn report_changes<M: Model>(client: &Client<M>, url: &str, sends: Vec<EncodedMessage>) {
+    let (me, at) = (client.downgrade(), url.to_string());
+    client.on("connect", move |RawArgs(raw)| {
+        let Some(endpoint) = me.upgrade() else { return };
+        let reply = raw
+            .first()
+            .and_then(|r| endpoint.decode::<M::Value>(r).ok())
+            .map_or(Json::Null, M::to_json);
+        out().status(
+            "connect",
+            &[("url", json!(at)), ("reply", reply.clone())],
+            &format!("connected to {at} (auth reply {reply})"),
+        );
+        for message in &sends {
+            if let Err(e) = endpoint.queue_encoded(message) {
+                out().note(&format!("wsm: --send not sent: {e}"));
+            }
+        }
+    });
+    let at = url.to_string();
+    client.on("close", move |(code, reason): (u16, String)| {
+        out().status(
+            "close",
+            &[("code", json!(code)), ("reason", json!(reason))],
+            &format!("disconnected from {at} ({})", close_text(code, &reason)),
+        );
+    });
+    let at = url.to_string();
+    client.on("retry", move |(attempt,): (u32,)| {
+        out().status(
+            "retry",
+            &[("attempt", json!(attempt))],
+            &format!("reconnecting to {at} (attempt {attempt})"),
+        );
+    });
+    client.on("error", move |(message,): (String,)| {
+        out().status("error", &[("message", json!(message))], &format!("wsm: {message}"));
+    });
+}
+
+/// Returns why the client stopped for good: refused (4003), or out of
+/// reconnect attempts. It mirrors the client's own rule: after a close, a
+/// client that had been connected starts counting attempts afresh, and it
+/// stops once the attempts in a row reach `retries`.
+pub(crate) async fn watch_connection(
+    mut events: broadcast::Receiver<LocalEvent>,
+    url: String,
+    retries: u32,
+) -> Failure {
+    let (mut attempt, mut opened) = (0u32, false);
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => {
+                return Failure::new(Kind::Connection, format!("{url}: the client stopped"));
+            }
+        };
+        match event {
+            LocalEvent::Connect(_) => (attempt, opened) = (0, true),
+            LocalEvent::Retry(n) => attempt = n,
+            LocalEvent::Close { code, reason } => {
+                let in_a_row = if std::mem::take(&mut opened) { 0 } else { attempt };
+                let last = AttemptError::Closed { code, reason };
+                if code == CLOSE_FORBIDDEN {
+                    return Failure::attempt(&url, &last);
+                }
+                if in_a_row >= retries {
+                    let mut failure = Failure::attempt(&url, &last);
+                    failure.message = format!("gave up reconnecting: {}", failure.message);
+                    return failure;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `1000`, or `4003 bad token`.
+pub(crate) fn close_text(code: u16, reason: &str) -> String {
+    if reason.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code} {reason}")
+    }
+}
