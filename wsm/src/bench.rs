@@ -41,7 +41,7 @@ pub(crate) async fn run<M: Model>(c: &Connect, self_server: bool, options: Optio
     };
     let c = match &server {
         Some(server) => Connect {
-            url: format!("ws://{}", server.local_addr()),
+            url: format!("ws://{}", server.local_addr().expect("a bound server")),
             ..c.clone()
         },
         None => c.clone(),

@@ -64,7 +64,8 @@ pub(crate) async fn start<M: Model>(
 pub(crate) async fn run<M: Model>(host: &str, port: u16, token: Option<String>) -> Result<(), Failure> {
     let token_hint = token.clone();
     let server = start::<M>(host, port, token, true).await?;
-    out().line(&format!("listening on {}", server.local_addr()));
+    let addr = server.local_addr().expect("a bound server");
+    out().line(&format!("listening on {addr}"));
     let codec = match M::NAME {
         "json" => String::new(),
         name => format!(" --codec {name}"),
@@ -73,10 +74,7 @@ pub(crate) async fn run<M: Model>(host: &str, port: u16, token: Option<String>) 
         Some(token) => format!(" --auth '{}'", json!({ "token": token })),
         None => String::new(),
     };
-    out().note(&format!(
-        "try: wsm call{codec}{auth} ws://{} sum 1 2 3.5",
-        server.local_addr()
-    ));
+    out().note(&format!("try: wsm call{codec}{auth} ws://{addr} sum 1 2 3.5"));
     shutdown_signal().await;
     server.close(1001).await;
     Ok(())
