@@ -91,7 +91,7 @@
 //!     .bind("127.0.0.1:0")
 //!     .await?;
 //!
-//! let client = Client::<Protobuf>::builder(format!("ws://{}", server.local_addr()))
+//! let client = Client::<Protobuf>::builder(format!("ws://{}", server.local_addr().unwrap()))
 //!     .auth(&Proto(Auth { token: "secret".into() }))
 //!     .connect()
 //!     .await?;
