@@ -29,13 +29,15 @@
 //!   deliveries; with a full window this is mostly the time a shout waits
 //!   behind the ones before it;
 //! - the CPU each part used while the shouts ran (from /proc: the nodes,
-//!   Redis, and this process, which runs the clients), in cores.
+//!   Redis, and this process, which runs the clients), in cores, and the
+//!   CPU time of the nodes and Redis per delivery (which other load on the
+//!   machine skews less than the rates).
 //!
 //! The rounds interleave the setups (one node, three nodes, three nodes,
 //! one node, ...: the order alternates so that neither always goes first);
 //! the tables give the medians over the rounds, and the throughput ratio
-//! three nodes ÷ one node is the median of the per-round ratios. The tables
-//! are markdown.
+//! three nodes ÷ one node (and that of the CPU per delivery) is the median
+//! of the per-round ratios. The tables are markdown.
 //!
 //! ```text
 //! cargo bench --bench cluster
@@ -46,7 +48,11 @@
 //! redis-server`) and Linux (/proc). Every process of a setup shares the
 //! machine's cores with the others, so on a small machine three nodes do
 //! not get more CPU than one: the comparison then shows what the Redis path
-//! costs, not how far the cluster scales. Without `--bench` (`cargo test
+//! costs, not how far the cluster scales. Other load on the machine skews
+//! the comparison (the scheduler shares the cores among threads, so three
+//! nodes win a larger share against it than one): run it on an otherwise
+//! idle machine; the load average before and after is printed. The process
+//! ids are printed too, for a profiler. Without `--bench` (`cargo test
 //! --benches`) it only says how to run it.
 
 mod support;
@@ -397,6 +403,13 @@ struct Sample {
     cpu: [f64; 3],
 }
 
+impl Sample {
+    /// The CPU time of the nodes and Redis per delivery, µs.
+    fn server_us_per_delivery(&self) -> f64 {
+        (self.cpu[0] + self.cpu[1]) / self.rate * 1e6
+    }
+}
+
 /// How much to measure.
 #[derive(Clone, Copy, Debug)]
 struct Load {
@@ -594,16 +607,27 @@ fn print_tables(load: Load, setups: &[&Setup], samples: &[Vec<Sample>]) {
         );
     }
     println!("\nCPU while the shouts ran (cores; the machine has {}):\n", cores());
-    println!("| setup | nodes | Redis | bench clients |");
-    println!("|---|---:|---:|---:|");
-    for (setup, rows) in setups.iter().zip(samples) {
+    println!("| setup | nodes | Redis | bench clients | server CPU per delivery | ÷ one node |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let per_delivery: Vec<Vec<f64>> = samples
+        .iter()
+        .map(|s| s.iter().map(Sample::server_us_per_delivery).collect())
+        .collect();
+    for (k, (setup, rows)) in setups.iter().zip(samples).enumerate() {
         let cpu = |j: usize| median(&mut rows.iter().map(|x| x.cpu[j]).collect::<Vec<_>>());
         let redis = if setup.nodes.len() > 1 {
             format!("{:.2}", cpu(1))
         } else {
             "—".into()
         };
-        println!("| {} | {:.2} | {redis} | {:.2} |", setup.name, cpu(0), cpu(2));
+        println!(
+            "| {} | {:.2} | {redis} | {:.2} | {:.2} µs | {:.2} |",
+            setup.name,
+            cpu(0),
+            cpu(2),
+            median(&mut per_delivery[k].clone()),
+            paired_ratio(&per_delivery[k], &per_delivery[0]),
+        );
     }
 }
 
