@@ -28,10 +28,11 @@
 //! - p50, p99 and max delivery latency (arrival − send) over all N × K
 //!   deliveries; with a full window this is mostly the time a shout waits
 //!   behind the ones before it;
-//! - the CPU each part used while the shouts ran (from /proc: the nodes,
-//!   Redis, and this process, which runs the clients), in cores, and the
-//!   CPU time of the nodes and Redis per delivery (which other load on the
-//!   machine skews less than the rates).
+//! - the CPU each part used while the shouts ran, in cores: the nodes,
+//!   Redis and this process (which runs the clients), from
+//!   /proc/PID/task/*/schedstat, and every other process of the machine
+//!   (/proc/stat); and the CPU time of the nodes and Redis per delivery,
+//!   which other load on the machine skews less than the rates.
 //!
 //! The rounds interleave the setups (one node, three nodes, three nodes,
 //! one node, ...: the order alternates so that neither always goes first);
@@ -246,6 +247,29 @@ struct Cpu {
     nodes: u64,
     redis: u64,
     clients: u64,
+    /// The busy time of the whole machine (/proc/stat), in its clock ticks.
+    machine: u64,
+}
+
+/// The clock ticks per second of /proc/stat (USER_HZ).
+const USER_HZ: f64 = 100.0;
+
+/// The time every core of the machine has spent busy so far, in USER_HZ
+/// ticks: the first line of /proc/stat, less idle and iowait.
+fn machine_busy() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0;
+    };
+    let Some(line) = stat.lines().next() else { return 0 };
+    // cpu user nice system idle iowait irq softirq steal (guest time is
+    // also counted in user).
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    ticks.iter().sum::<u64>() - ticks.get(3).unwrap_or(&0) - ticks.get(4).unwrap_or(&0)
 }
 
 impl Cpu {
@@ -254,17 +278,22 @@ impl Cpu {
             nodes: node_pids.iter().map(|&p| cpu_ns(p)).sum(),
             redis: cpu_ns(redis_pid),
             clients: cpu_ns(0),
+            machine: machine_busy(),
         }
     }
 
-    /// Cores used from `self` to `later` over `wall`: nodes, Redis, clients.
-    fn cores(self, later: Cpu, wall: Duration) -> [f64; 3] {
+    /// Cores used from `self` to `later` over `wall`: nodes, Redis,
+    /// clients, and every other process of the machine.
+    fn cores(self, later: Cpu, wall: Duration) -> [f64; 4] {
         let cores = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e9 / wall.as_secs_f64();
-        [
+        let ours = [
             cores(self.nodes, later.nodes),
             cores(self.redis, later.redis),
             cores(self.clients, later.clients),
-        ]
+        ];
+        let machine = later.machine.saturating_sub(self.machine) as f64 / USER_HZ / wall.as_secs_f64();
+        let others = (machine - ours.iter().sum::<f64>()).max(0.0);
+        [ours[0], ours[1], ours[2], others]
     }
 }
 
@@ -399,8 +428,9 @@ struct Sample {
     /// p50 and p99 latency, ms, of the clients on the sender's node, and of
     /// those on the other nodes (NaN with one node).
     split: [[f64; 2]; 2],
-    /// Cores used while the shouts ran: nodes, Redis, clients.
-    cpu: [f64; 3],
+    /// Cores used while the shouts ran: nodes, Redis, clients, the other
+    /// processes of the machine.
+    cpu: [f64; 4],
 }
 
 impl Sample {
@@ -607,8 +637,8 @@ fn print_tables(load: Load, setups: &[&Setup], samples: &[Vec<Sample>]) {
         );
     }
     println!("\nCPU while the shouts ran (cores; the machine has {}):\n", cores());
-    println!("| setup | nodes | Redis | bench clients | server CPU per delivery | ÷ one node |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| setup | nodes | Redis | bench clients | other processes | server CPU per delivery | ÷ one node |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let per_delivery: Vec<Vec<f64>> = samples
         .iter()
         .map(|s| s.iter().map(Sample::server_us_per_delivery).collect())
@@ -621,10 +651,11 @@ fn print_tables(load: Load, setups: &[&Setup], samples: &[Vec<Sample>]) {
             "—".into()
         };
         println!(
-            "| {} | {:.2} | {redis} | {:.2} | {:.2} µs | {:.2} |",
+            "| {} | {:.2} | {redis} | {:.2} | {:.2} | {:.2} µs | {:.2} |",
             setup.name,
             cpu(0),
             cpu(2),
+            cpu(3),
             median(&mut per_delivery[k].clone()),
             paired_ratio(&per_delivery[k], &per_delivery[0]),
         );
@@ -693,7 +724,8 @@ fn main() {
                     .unwrap_or_else(|e| panic!("round {}, {}: {e}", r + 1, setup.name));
                 println!(
                     "round {}, {}: {} deliveries, {}; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (p50 on the \
-                     sender's node {:.2} ms, on the others {:.2} ms); cores: nodes {:.2}, Redis {:.2}, clients {:.2}",
+                     sender's node {:.2} ms, on the others {:.2} ms); cores: nodes {:.2}, Redis {:.2}, clients {:.2}, other \
+                     processes {:.2}",
                     r + 1,
                     setup.name,
                     load.clients * load.shouts,
@@ -706,6 +738,7 @@ fn main() {
                     sample.cpu[0],
                     sample.cpu[1],
                     sample.cpu[2],
+                    sample.cpu[3],
                 );
                 samples[k].push(sample);
                 one.check_alive().unwrap_or_else(|e| panic!("{e}"));
