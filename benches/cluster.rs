@@ -14,8 +14,8 @@
 //! events, which the echo_server broadcasts as `shouted(...)` to every
 //! client of every node. `sent_ns` is the time of sending, in nanoseconds
 //! since the bench started; `small` is the benchmarks' small object (about
-//! 100 bytes), so that a frame is the size of the broadcast rows of
-//! `benches/remote.rs`.
+//! 100 bytes), so that a frame is about the size of those of the broadcast
+//! rows of `benches/remote.rs`.
 //!
 //! The sender keeps at most `WINDOW` shouts in flight (sent but not yet
 //! delivered to every client), sending them in bursts of `WINDOW / 2`: the
@@ -25,9 +25,10 @@
 //! otherwise). Per setup and round:
 //! - deliveries per second: N × K over the time from the first shout sent to
 //!   the last delivery;
-//! - p50, p99 and max delivery latency (arrival − send) over all N × K
-//!   deliveries; with a full window this is mostly the time a shout waits
-//!   behind the ones before it;
+//! - p50, p99 and max delivery latency (arrival − send, the arrival being
+//!   when the client's task reads the frame) over all N × K deliveries;
+//!   with a full window this is mostly the time a shout waits behind the
+//!   ones before it;
 //! - the CPU each part used while the shouts ran, in cores: the nodes,
 //!   Redis and this process (which runs the clients), from
 //!   /proc/PID/task/*/schedstat, and every other process of the machine
