@@ -821,7 +821,8 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    fn add(&self) {
+    /// Counts one.
+    pub(crate) fn add(&self) {
         let n = self.count.fetch_add(1, Ordering::AcqRel) + 1;
         if n == self.target.load(Ordering::Acquire) {
             self.reached.notify_one();
