@@ -15,6 +15,8 @@
 
 const SECRET = { token: 'secret' }
 const CHECK_TIMEOUT_MS = 5000
+// An awaited event; shorter than a check, so that its name is the reason.
+const EVENT_TIMEOUT_MS = 3000
 
 // The npm files the client needs, as the page's server serves them.
 const CLIENT_JS = '/node_modules/ws-messaging/src/Client.js'
@@ -76,7 +78,7 @@ function withTimeout (promise, ms, what) {
 }
 
 // The arguments of the next `event` of `client`.
-function nextEvent (client, event, ms = CHECK_TIMEOUT_MS) {
+function nextEvent (client, event, ms = EVENT_TIMEOUT_MS) {
   return withTimeout(new Promise(resolve => client.once(event, (...args) => resolve(args))), ms, `event ${event}`)
 }
 
