@@ -75,6 +75,12 @@ async function main () {
     process.stdout.write(`# ${await page.evaluate(() => navigator.userAgent)}\n`)
     await page.waitForFunction(() => window.done === true, null, { timeout: RESULTS_TIMEOUT_MS })
     const results = await page.evaluate(() => window.results)
+    // The page's list says the same as window.results, line for line.
+    const listed = await page.$$eval('#results li', items => items.map(item => item.textContent))
+    const expected = results.map(r => r.ok ? `ok - ${r.name}` : `not ok - ${r.name}: ${r.reason}`)
+    if (JSON.stringify(listed) !== JSON.stringify(expected)) {
+      results.push({ name: 'the page lists every result', ok: false, reason: `listed ${JSON.stringify(listed)}` })
+    }
     for (const error of pageErrors) {
       results.push({ name: 'no uncaught error in the page', ok: false, reason: error })
     }
