@@ -11,10 +11,11 @@ mod common;
 use std::time::Duration;
 
 use common::redis::RedisServer;
+use common::rooms::*;
 use common::*;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
-use ws_messaging::{AdapterError, Client, InvokeError, LocalEvent, SendError, Server};
+use tokio::sync::broadcast;
+use ws_messaging::{AdapterError, InvokeError, LocalEvent, SendError, Server};
 use ws_messaging_json::Json;
 use ws_messaging_redis::{AdapterEvent, RedisAdapter, RedisConfig, RedisEmitter};
 
@@ -71,49 +72,6 @@ async fn until(mut done: impl FnMut() -> bool, what: &str) {
     })
     .await
     .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
-}
-
-/// A client recording every `news(tag)`.
-struct Peer {
-    client: Client<Json>,
-    id: String,
-    news: mpsc::UnboundedReceiver<String>,
-}
-
-async fn peer(server: &Server<Json>) -> Peer {
-    let client = Client::<Json>::builder(url(server)).connect().await.unwrap();
-    let (tx, news) = mpsc::unbounded_channel();
-    client.on("news", move |(tag,): (String,)| {
-        let _ = tx.send(tag);
-    });
-    let id: String = client.invoke("whoami", ()).await.unwrap();
-    Peer { client, id, news }
-}
-
-async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("in time")
-        .expect("open")
-}
-
-/// What each peer got before the marker `end`, sent to everyone from
-/// `from` (a node publishes in order, so it comes after what was sent
-/// before it).
-async fn news_until_end(from: &Server<Json>, peers: &mut [Peer]) -> Vec<Vec<String>> {
-    from.broadcast("news", ("end",)).unwrap();
-    let mut all = Vec::new();
-    for peer in peers {
-        let mut got = Vec::new();
-        loop {
-            match recv(&mut peer.news).await {
-                tag if tag == "end" => break,
-                tag => got.push(tag),
-            }
-        }
-        all.push(got);
-    }
-    all
 }
 
 async fn wait_adapter_event(events: &mut broadcast::Receiver<AdapterEvent>, wanted: impl Fn(&AdapterEvent) -> bool) {

@@ -9,6 +9,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::rooms::*;
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -16,29 +17,13 @@ use ws_messaging::adapter::{Adapter, Target};
 use ws_messaging::{AdapterError, Client, EncodedMessage, HandlerError, InvokeError, SendError, Server, ServerBuilder};
 use ws_messaging_json::Json;
 
-async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("in time")
-        .expect("open")
-}
-
 /// The test server, with `join(room)` / `leave(room)` procedures that go
 /// through the connection's endpoint, and `shout(n)` rebroadcast from the
 /// listener itself.
 fn rooms_builder() -> ServerBuilder<Json> {
     Server::<Json>::builder().on_connection(|endpoint, _: Value| async move {
         conformance(&endpoint)?;
-        let me = endpoint.downgrade();
-        endpoint.register("join", move |(room,): (String,)| {
-            let joined = me.upgrade().is_some_and(|e| e.join(&room));
-            async move { Ok(joined) }
-        })?;
-        let me = endpoint.downgrade();
-        endpoint.register("leave", move |(room,): (String,)| {
-            let left = me.upgrade().is_some_and(|e| e.leave(&room));
-            async move { Ok(left) }
-        })?;
+        register_rooms(&endpoint)?;
         let me = endpoint.downgrade();
         endpoint.on("shout", move |args: Vec<Value>| {
             let server = me.upgrade().and_then(|e| e.server()).expect("a server-side endpoint");
@@ -46,42 +31,6 @@ fn rooms_builder() -> ServerBuilder<Json> {
         });
         Ok(())
     })
-}
-
-/// A connected client recording every `news(tag)` it gets, and its id.
-struct Peer {
-    client: Client<Json>,
-    id: String,
-    news: mpsc::UnboundedReceiver<String>,
-}
-
-async fn peer(server: &Server<Json>) -> Peer {
-    let client = Client::<Json>::builder(url(server)).connect().await.unwrap();
-    let (tx, news) = mpsc::unbounded_channel();
-    client.on("news", move |(tag,): (String,)| {
-        let _ = tx.send(tag);
-    });
-    let id: String = client.invoke("whoami", ()).await.unwrap();
-    Peer { client, id, news }
-}
-
-/// Every `news` a peer got up to the marker `end` (sent to everyone after
-/// the sends under test: a connection gets its frames in order).
-async fn news_until_end(server: &Server<Json>, peers: &mut [Peer]) -> Vec<Vec<String>> {
-    server.broadcast("news", ("end",)).unwrap();
-    let mut all = Vec::new();
-    for peer in peers {
-        let mut got = Vec::new();
-        loop {
-            let tag = recv(&mut peer.news).await;
-            if tag == "end" {
-                break;
-            }
-            got.push(tag);
-        }
-        all.push(got);
-    }
-    all
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 pub(crate) mod peers;
 pub(crate) mod redis;
+pub(crate) mod rooms;
 
 use std::time::Duration;
 
