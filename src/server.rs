@@ -471,7 +471,7 @@ impl<C: Codec> Server<C> {
             Some(config),
         )
         .await;
-        if let Some(mut ws) = serve_connection(&self.inner, ws, Some(request)).await {
+        if let Some(mut ws) = serve_connection(&self.inner, ws, Some(Box::new(request))).await {
             drain(ws.get_mut()).await;
         }
     }
@@ -561,7 +561,7 @@ where
     let mut request = None;
     #[allow(clippy::result_large_err)] // tungstenite's callback type
     let seen = |upgrade: &UpgradeRequest, response: Response| {
-        request = Some(Request::new(upgrade.uri().clone(), upgrade.headers().clone(), peer));
+        request = Some(Box::new(Request::new(upgrade.uri().clone(), upgrade.headers().clone(), peer)));
         echo_subprotocol(upgrade, response)
     };
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(LeanIo::new(stream), seen, Some(config));
@@ -617,7 +617,8 @@ fn echo_subprotocol(request: &UpgradeRequest, mut response: Response) -> Result<
 async fn serve_connection<C: Codec, T: Transport>(
     inner: &Arc<ServerInner<C>>,
     mut ws: T,
-    request: Option<Request>,
+    // Boxed: the connection's task keeps this slot for its whole life.
+    request: Option<Box<Request>>,
 ) -> Option<T> {
     let mut shutdown = inner.shutdown.subscribe();
 
@@ -651,7 +652,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     let span = trace::debug_span!(
         "ws_messaging.connection",
         id = %id,
-        peer = ?request.as_ref().and_then(Request::peer_addr)
+        peer = ?request.as_ref().and_then(|r| r.peer_addr())
     );
     let endpoint = Endpoint::new(
         inner.codec.clone(),

@@ -266,8 +266,8 @@ impl<C: Codec> Endpoint<C> {
         self.inner.connect_hook.get().cloned()
     }
 
-    pub(crate) fn set_request(&self, request: Option<Request>) {
-        *self.inner.request.lock().unwrap_or_else(|e| e.into_inner()) = request.map(Arc::new);
+    pub(crate) fn set_request(&self, request: Option<Box<Request>>) {
+        *self.inner.request.lock().unwrap_or_else(|e| e.into_inner()) = request.map(Arc::from);
     }
 
     /// The HTTP upgrade request this connection came with (path, query,
