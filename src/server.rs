@@ -561,7 +561,11 @@ where
     let mut request = None;
     #[allow(clippy::result_large_err)] // tungstenite's callback type
     let seen = |upgrade: &UpgradeRequest, response: Response| {
-        request = Some(Box::new(Request::new(upgrade.uri().clone(), upgrade.headers().clone(), peer)));
+        request = Some(Box::new(Request::new(
+            upgrade.uri().clone(),
+            upgrade.headers().clone(),
+            peer,
+        )));
         echo_subprotocol(upgrade, response)
     };
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(LeanIo::new(stream), seen, Some(config));
