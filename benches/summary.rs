@@ -141,6 +141,9 @@ struct WireRow {
     events: Duration,
     raw_events: Duration,
     allocations: f64,
+    /// Of `allocations`, those of decoding the payload into its Rust type,
+    /// which the echo handler and the caller each do once.
+    payload_allocations: u64,
 }
 
 fn wire_row<C, P>(rt: &tokio::runtime::Runtime, make: fn() -> C, shape: &'static str, payload: P) -> WireRow
@@ -175,6 +178,12 @@ where
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     rt.block_on(support::invoke_serial(&client, &*payload, 1_000));
     let allocations = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1_000.0;
+    let codec = make();
+    let mut bare = Vec::new();
+    codec.encode_value(&*payload, &mut bare).unwrap();
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    black_box(codec.decode_value::<P>(&bare).unwrap());
+    let payload_allocations = 2 * (ALLOCATIONS.load(Ordering::Relaxed) - before);
     rt.block_on(server.close(1000));
     WireRow {
         shape,
@@ -185,6 +194,7 @@ where
         events,
         raw_events,
         allocations,
+        payload_allocations,
     }
 }
 
@@ -222,11 +232,11 @@ fn codec_table(name: &str, rows: &[CodecRow]) {
 /// The loopback numbers of one codec.
 fn wire_table(wire: &[WireRow]) {
     println!();
-    println!("| payload | invoke RTT µs (raw) | RTT ratio | 64 in flight (raw) | throughput ratio | events (raw) | events ratio | allocs / round trip |");
+    println!("| payload | invoke RTT µs (raw) | RTT ratio | 64 in flight (raw) | throughput ratio | events (raw) | events ratio | allocs / round trip (decoding the payload) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for w in wire {
         println!(
-            "| {} | {} ({}) | {:.2}× | {} ({}) | {:.2} | {} ({}) | {:.2} | {:.1} |",
+            "| {} | {} ({}) | {:.2}× | {} ({}) | {:.2} | {} ({}) | {:.2} | {:.1} ({}) |",
             w.shape,
             us(w.rtt),
             us(w.raw_rtt),
@@ -238,6 +248,7 @@ fn wire_table(wire: &[WireRow]) {
             rate(w.raw_events),
             w.raw_events.as_secs_f64() / w.events.as_secs_f64(),
             w.allocations,
+            w.payload_allocations,
         );
     }
 }

@@ -6,10 +6,300 @@
 //! what the frame held; [`validate`] applies the rules of the JavaScript
 //! package (`validate()` in its `Client.js`) and yields a [`Frame`].
 
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::error::PreprocessError;
+
+/// An event or procedure name as received: UTF-8 text that is usually a
+/// slice of the frame it came in, so reading a name neither copies nor
+/// allocates. It reads as a `&str` (`Deref`, [`as_str`](Name::as_str)) and
+/// compares with strings.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ws_messaging::envelope::Name;
+///
+/// let frame = Bytes::from_static(br#"{"name":"echo","args":[]}"#);
+/// let name = Name::from_utf8(frame.slice(9..13)).unwrap();
+/// assert_eq!(name, "echo");
+/// assert_eq!(name.len(), 4);
+/// assert_eq!(String::from(name), "echo");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(Utf8Bytes);
+
+impl Name {
+    /// A name from a string constant (no allocation).
+    pub const fn from_static(name: &'static str) -> Self {
+        Name(Utf8Bytes::from_static(name))
+    }
+
+    /// A name from bytes that must be UTF-8 (they are kept, not copied).
+    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        Utf8Bytes::try_from(bytes).map(Name)
+    }
+
+    /// A name from bytes, invalid UTF-8 sequences replaced with U+FFFD
+    /// (what the JavaScript package's binary decoders do). Valid bytes are
+    /// kept, not copied.
+    pub fn from_utf8_lossy(bytes: Bytes) -> Self {
+        match std::str::from_utf8(&bytes) {
+            Ok(_) => Name::from_utf8(bytes).unwrap_or_default(),
+            Err(_) => Name::from(String::from_utf8_lossy(&bytes).into_owned()),
+        }
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<String> for Name {
+    fn from(name: String) -> Self {
+        Name(name.into())
+    }
+}
+
+impl From<&str> for Name {
+    fn from(name: &str) -> Self {
+        Name(name.into())
+    }
+}
+
+impl From<Name> for String {
+    fn from(name: Name) -> Self {
+        name.as_str().to_owned()
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<Name> for str {
+    fn eq(&self, other: &Name) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Name> for &str {
+    fn eq(&self, other: &Name) -> bool {
+        *self == other.as_str()
+    }
+}
+
+/// A message's arguments, each still encoded in the codec's format (a raw
+/// slice of the frame, as a rule). It reads as a slice of [`Bytes`]
+/// (`Deref`), iterates by value, and holds one argument, the usual case,
+/// without allocating.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ws_messaging::envelope::ArgList;
+///
+/// let mut args = ArgList::new();
+/// args.push(Bytes::from_static(b"1"));
+/// assert_eq!(args.len(), 1);
+/// assert_eq!(&args[0][..], b"1");
+/// args.push(Bytes::from_static(b"[2]"));
+/// let all: Vec<Bytes> = args.into_iter().collect();
+/// assert_eq!(all.len(), 2);
+/// ```
+#[derive(Clone, Default)]
+pub struct ArgList(Args);
+
+#[derive(Clone, Default)]
+enum Args {
+    #[default]
+    None,
+    One(Bytes),
+    Many(Vec<Bytes>),
+}
+
+impl ArgList {
+    /// No arguments.
+    pub const fn new() -> Self {
+        ArgList(Args::None)
+    }
+
+    /// Adds an argument at the end.
+    pub fn push(&mut self, arg: Bytes) {
+        self.0 = match std::mem::take(&mut self.0) {
+            Args::None => Args::One(arg),
+            Args::One(first) => Args::Many(vec![first, arg]),
+            Args::Many(mut all) => {
+                all.push(arg);
+                Args::Many(all)
+            }
+        };
+    }
+
+    /// The arguments as a `Vec`.
+    pub fn into_vec(self) -> Vec<Bytes> {
+        match self.0 {
+            Args::None => Vec::new(),
+            Args::One(arg) => vec![arg],
+            Args::Many(all) => all,
+        }
+    }
+}
+
+impl Deref for ArgList {
+    type Target = [Bytes];
+
+    fn deref(&self) -> &[Bytes] {
+        match &self.0 {
+            Args::None => &[],
+            Args::One(arg) => std::slice::from_ref(arg),
+            Args::Many(all) => all,
+        }
+    }
+}
+
+impl PartialEq for ArgList {
+    fn eq(&self, other: &ArgList) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl Eq for ArgList {}
+
+impl fmt::Debug for ArgList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<Bytes>> for ArgList {
+    fn from(all: Vec<Bytes>) -> Self {
+        match all.len() {
+            0 => ArgList(Args::None),
+            1 => all.into_iter().collect(),
+            _ => ArgList(Args::Many(all)),
+        }
+    }
+}
+
+impl From<ArgList> for Vec<Bytes> {
+    fn from(args: ArgList) -> Self {
+        args.into_vec()
+    }
+}
+
+impl FromIterator<Bytes> for ArgList {
+    fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Self {
+        let mut args = ArgList::new();
+        for arg in iter {
+            args.push(arg);
+        }
+        args
+    }
+}
+
+impl<'a> IntoIterator for &'a ArgList {
+    type Item = &'a Bytes;
+    type IntoIter = std::slice::Iter<'a, Bytes>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl IntoIterator for ArgList {
+    type Item = Bytes;
+    type IntoIter = ArgIter;
+
+    fn into_iter(self) -> ArgIter {
+        ArgIter(match self.0 {
+            Args::None => Iter::One(None),
+            Args::One(arg) => Iter::One(Some(arg)),
+            Args::Many(all) => Iter::Many(all.into_iter()),
+        })
+    }
+}
+
+/// The arguments of an [`ArgList`], by value.
+#[derive(Debug)]
+pub struct ArgIter(Iter);
+
+#[derive(Debug)]
+enum Iter {
+    One(Option<Bytes>),
+    Many(std::vec::IntoIter<Bytes>),
+}
+
+impl Iterator for ArgIter {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        match &mut self.0 {
+            Iter::One(arg) => arg.take(),
+            Iter::Many(all) => all.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            Iter::One(arg) => (usize::from(arg.is_some()), Some(usize::from(arg.is_some()))),
+            Iter::Many(all) => all.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for ArgIter {}
 
 /// The `name` field as found in a frame, classified the way JavaScript's
 /// truthiness sees it.
@@ -21,7 +311,7 @@ pub enum NameField {
     /// A falsy value: `null`, `false`, `0`, `""` (the frame is then an ack).
     Falsy,
     /// A non-empty string.
-    Str(String),
+    Str(Name),
     /// Any other truthy value (a number, an array...): an invalid message.
     Other,
 }
@@ -75,7 +365,7 @@ pub enum ArgsField {
     #[default]
     Absent,
     /// An array: each element as a raw slice in the codec's format.
-    List(Vec<Bytes>),
+    List(ArgList),
     /// Present but not an array.
     Invalid,
 }
@@ -169,9 +459,9 @@ pub enum Frame {
     /// An event (`id` is `None`) or an invoke call.
     Message {
         /// The event or procedure name.
-        name: String,
+        name: Name,
         /// The positional arguments, each still encoded.
-        args: Vec<Bytes>,
+        args: ArgList,
         /// The invoke id.
         id: Option<u64>,
     },
@@ -208,7 +498,7 @@ pub fn validate(raw: RawEnvelope, strict: bool) -> Result<Frame, PreprocessError
         NameField::Str(name) => {
             let args = match raw.args {
                 ArgsField::List(args) => args,
-                ArgsField::Absent if !strict => Vec::new(),
+                ArgsField::Absent if !strict => ArgList::new(),
                 _ => return Err(PreprocessError::Validation),
             };
             let id = match (raw.keys, raw.id) {
@@ -250,8 +540,8 @@ pub struct MessageOut<'a, A: ?Sized> {
     pub id: Option<u64>,
 }
 
-impl<A: ?Sized> std::fmt::Debug for MessageOut<'_, A> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<A: ?Sized> fmt::Debug for MessageOut<'_, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageOut")
             .field("name", &self.name)
             .field("id", &self.id)
@@ -280,8 +570,8 @@ pub struct ReplyOut<'a, T: ?Sized> {
     pub reply: Result<&'a T, &'a serde_json::Value>,
 }
 
-impl<T: ?Sized> std::fmt::Debug for ReplyOut<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<T: ?Sized> fmt::Debug for ReplyOut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReplyOut").field("id", &self.id).finish_non_exhaustive()
     }
 }
@@ -316,25 +606,40 @@ mod tests {
 
     #[test]
     fn message_rules() {
-        let ok = msg(2, NameField::Str("a".into()), ArgsField::List(vec![]), IdField::Absent);
+        let ok = msg(
+            2,
+            NameField::Str("a".into()),
+            ArgsField::List(ArgList::new()),
+            IdField::Absent,
+        );
         assert!(matches!(validate(ok, true), Ok(Frame::Message { id: None, .. })));
         let call = msg(
             3,
             NameField::Str("a".into()),
-            ArgsField::List(vec![]),
+            ArgsField::List(ArgList::new()),
             IdField::Valid(7),
         );
         assert!(matches!(validate(call, true), Ok(Frame::Message { id: Some(7), .. })));
         for bad in [
-            msg(3, NameField::Str("a".into()), ArgsField::List(vec![]), IdField::Invalid),
-            msg(3, NameField::Str("a".into()), ArgsField::List(vec![]), IdField::Absent),
+            msg(
+                3,
+                NameField::Str("a".into()),
+                ArgsField::List(ArgList::new()),
+                IdField::Invalid,
+            ),
+            msg(
+                3,
+                NameField::Str("a".into()),
+                ArgsField::List(ArgList::new()),
+                IdField::Absent,
+            ),
             msg(2, NameField::Str("a".into()), ArgsField::Invalid, IdField::Absent),
             msg(1, NameField::Str("a".into()), ArgsField::Absent, IdField::Absent),
-            msg(2, NameField::Other, ArgsField::List(vec![]), IdField::Absent),
+            msg(2, NameField::Other, ArgsField::List(ArgList::new()), IdField::Absent),
             msg(
                 4,
                 NameField::Str("a".into()),
-                ArgsField::List(vec![]),
+                ArgsField::List(ArgList::new()),
                 IdField::Valid(1),
             ),
         ] {

@@ -32,7 +32,7 @@ pub use config::{
 };
 pub use connection::Transport;
 pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint};
-pub use envelope::Frame;
+pub use envelope::{ArgList, Frame, Name};
 pub use error::{
     AdapterError, AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError,
     PreprocessError, RegisterError, SendError, ServeError, SharedError,

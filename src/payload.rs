@@ -2,6 +2,8 @@
 //! and decode, one argument at a time, straight into a handler's types.
 
 use bytes::Bytes;
+
+use crate::envelope::ArgList;
 use serde::de::value::UnitDeserializer;
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeTuple;
@@ -70,7 +72,7 @@ impl Args for () {
 /// stays `()`, and any other type is an error.
 pub trait FromArgs: Sized + Send + 'static {
     /// Decodes `args` with `codec`.
-    fn from_args<C: Codec>(codec: &C, args: Vec<Bytes>) -> Result<Self, CodecError>;
+    fn from_args<C: Codec>(codec: &C, args: ArgList) -> Result<Self, CodecError>;
 }
 
 /// Decodes argument `index`, or the absent value when there is none.
@@ -97,7 +99,7 @@ enum ArgumentError {
 /// format: the escape hatch for handlers that decode (or forward) them
 /// themselves with [`Endpoint::decode`](crate::Endpoint::decode).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawArgs(pub Vec<Bytes>);
+pub struct RawArgs(pub ArgList);
 
 /// A value already encoded in the endpoint's codec, sent exactly as it is:
 /// a procedure that returns one answers with these bytes, never decoding
@@ -132,19 +134,19 @@ impl Serialize for RawValue {
 }
 
 impl FromArgs for RawArgs {
-    fn from_args<C: Codec>(_: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {
+    fn from_args<C: Codec>(_: &C, args: ArgList) -> Result<Self, CodecError> {
         Ok(RawArgs(args))
     }
 }
 
 impl<T: DeserializeOwned + Send + 'static> FromArgs for Vec<T> {
-    fn from_args<C: Codec>(codec: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {
+    fn from_args<C: Codec>(codec: &C, args: ArgList) -> Result<Self, CodecError> {
         (0..args.len()).map(|i| arg(codec, &args, i)).collect()
     }
 }
 
 impl FromArgs for () {
-    fn from_args<C: Codec>(_: &C, _: Vec<Bytes>) -> Result<Self, CodecError> {
+    fn from_args<C: Codec>(_: &C, _: ArgList) -> Result<Self, CodecError> {
         Ok(())
     }
 }
@@ -158,7 +160,7 @@ macro_rules! tuple_args {
         }
 
         impl<$($t: DeserializeOwned + Send + 'static),+> FromArgs for ($($t,)+) {
-            fn from_args<C: Codec>(codec: &C, args: Vec<Bytes>) -> Result<Self, CodecError> {
+            fn from_args<C: Codec>(codec: &C, args: ArgList) -> Result<Self, CodecError> {
                 Ok(($(arg::<C, $t>(codec, &args, $i)?,)+))
             }
         }

@@ -20,7 +20,7 @@ use std::marker::PhantomData;
 
 use bytes::Bytes;
 
-use crate::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
+use crate::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
 use crate::CodecError;
 
 /// The deepest nesting of collections (and wrappers such as CBOR tags)
@@ -81,8 +81,10 @@ pub trait Format: Sized {
     /// The envelope key a map key names.
     fn key(head: &Self::Head<'_>) -> Key;
 
-    /// Classifies `name` by JavaScript truthiness.
-    fn name(head: &Self::Head<'_>) -> NameField;
+    /// Classifies `name` by JavaScript truthiness. A string name is best
+    /// kept as a slice of `frame`, which the head borrows from
+    /// ([`Bytes::slice_ref`]), so that reading it does not allocate.
+    fn name(head: &Self::Head<'_>, frame: &Bytes) -> NameField;
 
     /// Classifies `id` the way JavaScript's `validateId` does.
     fn id(head: &Self::Head<'_>) -> IdField;
@@ -274,13 +276,13 @@ fn fields<F: Format>(reader: &mut Reader<'_, F>, frame: &Bytes, len: Option<u64>
             Key::Name => {
                 let head = F::value_head(reader)?;
                 reader.skip_rest(head, 2)?;
-                env.name = F::name(&head);
+                env.name = F::name(&head, frame);
             }
             Key::Args => {
                 let head = F::value_head(reader)?;
                 env.args = match F::shape(&head) {
                     Shape::Array(count) => {
-                        let mut args = Vec::new();
+                        let mut args = ArgList::new();
                         reader.for_each(count, |reader| {
                             let start = reader.pos();
                             reader.skip(3)?;

@@ -79,7 +79,9 @@ impl<C: Codec> Validated<C> {
     /// The arguments of `name` must decode as `A` (a tuple, a `Vec`, ...).
     pub fn typed<A: FromArgs>(self, name: &str) -> Self {
         self.rule(name, |codec, args| {
-            A::from_args(codec, args.to_vec()).map(drop).map_err(Into::into)
+            A::from_args(codec, args.iter().cloned().collect())
+                .map(drop)
+                .map_err(Into::into)
         })
     }
 
@@ -149,11 +151,11 @@ impl<C: Codec> Codec for Validated<C> {
         };
         match self.rules.get(name.as_str()) {
             Some(rule) => rule(&self.inner, args).map_err(|e| CheckError::Arguments {
-                name: name.clone(),
+                name: name.to_string(),
                 source: SharedError::new(e),
             }),
             None if self.refuse_unknown && !RUNTIME_NAMES.contains(&name.as_str()) => {
-                Err(CheckError::UnknownName(name.clone()))
+                Err(CheckError::UnknownName(name.to_string()))
             }
             None => Ok(()),
         }

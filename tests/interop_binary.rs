@@ -112,7 +112,7 @@ async fn rpc_and_events<C: Codec + Default>(format: &str) {
     let (tx, mut events) = mpsc::unbounded_channel();
     for name in ["said", "shouted", "called", "call-failed"] {
         let tx = tx.clone();
-        client.on(name, move |RawArgs(args)| tx.send((name, args)).unwrap());
+        client.on(name, move |RawArgs(args)| tx.send((name, args.into_vec())).unwrap());
     }
     client.connect().await.unwrap();
 

@@ -172,7 +172,7 @@ async fn rust_client_rpc_and_events_against_the_javascript_server() {
     let (tx, mut events) = mpsc::unbounded_channel();
     for name in ["said", "shouted", "called", "call-failed"] {
         let tx = tx.clone();
-        client.on(name, move |RawArgs(args)| tx.send((name, args)).unwrap());
+        client.on(name, move |RawArgs(args)| tx.send((name, args.into_vec())).unwrap());
     }
     client.connect().await.unwrap();
 

@@ -5,6 +5,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::envelope::ArgList;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -15,7 +17,7 @@ use crate::events::LocalEvent;
 use crate::payload::FromArgs;
 use crate::trace;
 
-type ListenerFn<C> = Arc<dyn Fn(&C, Vec<Bytes>) -> Result<(), CodecError> + Send + Sync>;
+type ListenerFn<C> = Arc<dyn Fn(&C, ArgList) -> Result<(), CodecError> + Send + Sync>;
 
 pub(super) struct Listener<C> {
     id: u64,
@@ -78,7 +80,7 @@ impl<C: Codec> Endpoint<C> {
             LocalEvent::Retry(attempt) => vec![encode_arg(codec, attempt)],
             _ => Vec::new(),
         };
-        self.call_listeners(name, args);
+        self.call_listeners(name, args.into());
     }
 
     // ----- events ------------------------------------------------------
@@ -198,7 +200,7 @@ impl<C: Codec> Endpoint<C> {
     }
 
     /// Calls the listeners of `name`.
-    pub(crate) fn call_listeners(&self, name: &str, args: Vec<Bytes>) {
+    pub(crate) fn call_listeners(&self, name: &str, args: ArgList) {
         let list = match self.inner.listeners.read().unwrap().get(name) {
             Some(list) => list.clone(),
             None => return,

@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
-use bytes::Bytes;
+use crate::envelope::ArgList;
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, Notify};
 
@@ -46,7 +46,7 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 pub(crate) type ConnectHook<C> =
     Arc<dyn Fn(Endpoint<C>) -> BoxFuture<Result<(), crate::error::HandlerError>> + Send + Sync>;
 
-pub(crate) type Procedure<C> = Arc<dyn Fn(Endpoint<C>, Arc<Link>, u64, Vec<Bytes>) -> BoxFuture<()> + Send + Sync>;
+pub(crate) type Procedure<C> = Arc<dyn Fn(Endpoint<C>, Arc<Link>, u64, ArgList) -> BoxFuture<()> + Send + Sync>;
 
 /// Handlers and listeners by event or procedure name. Every frame looks its
 /// name up here, so the hash is FNV-1a rather than SipHash: names are

@@ -51,7 +51,7 @@ use bincode::config::{self, Config};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use ws_messaging::envelope::{ArgsField, IdField, NameField, RawEnvelope};
+use ws_messaging::envelope::{ArgList, ArgsField, IdField, Name, NameField, RawEnvelope};
 use ws_messaging::{Codec, CodecError, FrameKind};
 
 /// The bincode codec. Zero-sized.
@@ -173,18 +173,18 @@ impl Codec for Bincode {
                     env.id = IdField::from_u64(r.u64()?);
                 }
                 let name = r.chunk()?;
-                let name = std::str::from_utf8(&name).map_err(|_| CodecError::decode("the name is not UTF-8"))?;
+                let name = Name::from_utf8(name).map_err(|_| CodecError::decode("the name is not UTF-8"))?;
                 env.name = if name.is_empty() {
                     NameField::Falsy
                 } else {
-                    NameField::Str(name.to_string())
+                    NameField::Str(name)
                 };
                 let count = r.u32()? as usize;
                 // Each argument takes at least its 4-byte length.
                 if count > r.remaining() / 4 {
                     return Err(CodecError::decode("more arguments claimed than the frame holds"));
                 }
-                let mut args = Vec::with_capacity(count);
+                let mut args = ArgList::new();
                 for _ in 0..count {
                     args.push(r.chunk()?);
                 }

@@ -12,7 +12,8 @@
 
 use std::borrow::Cow;
 
-use ws_messaging::envelope::{IdField, Key, NameField};
+use bytes::Bytes;
+use ws_messaging::envelope::{IdField, Key, Name, NameField};
 use ws_messaging::reader::{self, Format, Shape};
 use ws_messaging::CodecError;
 
@@ -200,14 +201,15 @@ impl Format for CborFormat {
 
     /// As cbor-x decodes it: a tag other than self-describe makes an
     /// object.
-    fn name(head: &Head<'_>) -> NameField {
+    fn name(head: &Head<'_>, frame: &Bytes) -> NameField {
         match *head {
             Head::Null | Head::Undefined | Head::Bool(false) | Head::Uint(0) => NameField::Falsy,
             Head::Float(v) if v == 0.0 || v.is_nan() => NameField::Falsy,
             Head::Text { data, chunked } => match text(data, chunked) {
                 bytes if bytes.is_empty() => NameField::Falsy,
                 // Checked UTF-8 while reading.
-                bytes => NameField::Str(String::from_utf8_lossy(&bytes).into_owned()),
+                Cow::Borrowed(bytes) => NameField::Str(Name::from_utf8_lossy(frame.slice_ref(bytes))),
+                Cow::Owned(bytes) => NameField::Str(Name::from_utf8_lossy(bytes.into())),
             },
             _ => NameField::Other,
         }

@@ -196,7 +196,7 @@ impl<'de> Visitor<'de> for NameSeed {
         Ok(if v.is_empty() {
             NameField::Falsy
         } else {
-            NameField::Str(v.to_string())
+            NameField::Str(v.into())
         })
     }
     fn visit_unit<E: de::Error>(self) -> Result<NameField, E> {
@@ -291,7 +291,7 @@ impl<'de> Visitor<'de> for ArgsSeed<'_> {
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             args.push(slice_of(self.frame, raw.get()));
         }
-        Ok(ArgsField::List(args))
+        Ok(ArgsField::List(args.into()))
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<ArgsField, M::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}

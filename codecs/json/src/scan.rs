@@ -15,7 +15,7 @@
 //! same check for the frames the serde-based reader reads.
 
 use bytes::Bytes;
-use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
+use ws_messaging::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, Name, NameField, RawEnvelope};
 use ws_messaging::reader::MAX_DEPTH;
 
 /// Why the scan stopped short of an envelope.
@@ -51,7 +51,7 @@ pub(crate) fn envelope(frame: &Bytes) -> Scan<RawEnvelope> {
             s.eat(b':')?;
             s.ws();
             match key {
-                Key::Name => env.name = s.name()?,
+                Key::Name => env.name = s.name(frame)?,
                 Key::Args => env.args = s.args(frame)?,
                 Key::Id => env.id = s.id()?,
                 Key::Result => env.result = Some(s.raw(frame, 1)?),
@@ -178,13 +178,13 @@ impl Scanner<'_> {
         Ok(&self.b[start..start + len])
     }
 
-    fn name(&mut self) -> Scan<NameField> {
+    fn name(&mut self, frame: &Bytes) -> Scan<NameField> {
         let name = self.plain_string()?;
         Ok(if name.is_empty() {
             NameField::Falsy
         } else {
             // The frame is UTF-8, and so is every string in it.
-            NameField::Str(std::str::from_utf8(name).map_err(|_| Stop::Bail)?.to_owned())
+            NameField::Str(Name::from_utf8(frame.slice_ref(name)).map_err(|_| Stop::Bail)?)
         })
     }
 
@@ -208,7 +208,7 @@ impl Scanner<'_> {
     /// elements as raw slices of `frame`.
     fn args(&mut self, frame: &Bytes) -> Scan<ArgsField> {
         self.eat(b'[')?;
-        let mut args = Vec::new();
+        let mut args = ArgList::new();
         self.ws();
         if self.peek()? == b']' {
             self.pos += 1;

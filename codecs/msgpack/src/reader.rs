@@ -7,8 +7,9 @@
 //! used, and collections are walked one element at a time. Nesting is
 //! limited to [`MAX_DEPTH`] levels.
 
+use bytes::Bytes;
 use rmp::Marker;
-use ws_messaging::envelope::{IdField, Key, NameField};
+use ws_messaging::envelope::{IdField, Key, Name, NameField};
 use ws_messaging::reader::{self, Format, Shape};
 use ws_messaging::CodecError;
 
@@ -121,13 +122,13 @@ impl Format for MsgPackFormat {
         }
     }
 
-    fn name(head: &Head<'_>) -> NameField {
+    fn name(head: &Head<'_>, frame: &Bytes) -> NameField {
         match *head {
             Head::Nil | Head::Bool(false) | Head::Uint(0) | Head::Int(0) => NameField::Falsy,
             Head::Float(v) if v == 0.0 || v.is_nan() => NameField::Falsy,
             Head::Str([]) => NameField::Falsy,
             // msgpack-lite decodes invalid UTF-8 with replacement characters.
-            Head::Str(bytes) => NameField::Str(String::from_utf8_lossy(bytes).into_owned()),
+            Head::Str(bytes) => NameField::Str(Name::from_utf8_lossy(frame.slice_ref(bytes))),
             _ => NameField::Other,
         }
     }

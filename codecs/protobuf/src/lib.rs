@@ -249,9 +249,9 @@ impl Codec for Protobuf {
                 raw.name = if message.name.is_empty() {
                     NameField::Falsy
                 } else {
-                    NameField::Str(message.name)
+                    NameField::Str(message.name.into())
                 };
-                raw.args = ArgsField::List(message.args);
+                raw.args = ArgsField::List(message.args.into());
                 raw.id = id_field(message.id);
             }
             Some(Kind::Ack(ack)) => {

@@ -218,7 +218,7 @@ fn valid_envelopes() {
         got,
         Frame::Message {
             name: "ev".into(),
-            args,
+            args: args.into(),
             id: None
         }
     );
@@ -227,7 +227,7 @@ fn valid_envelopes() {
         got,
         Frame::Message {
             name: "call".into(),
-            args: vec![],
+            args: vec![].into(),
             id: Some(u64::MAX)
         }
     );
@@ -258,7 +258,7 @@ fn raw_envelope_reports_what_the_frame_held() {
             is_map: true,
             keys: 3,
             name: NameField::Str("x".into()),
-            args: ArgsField::List(vec![Bytes::from_static(b"1")]),
+            args: ArgsField::List(vec![Bytes::from_static(b"1")].into()),
             id: IdField::Invalid,
             result: None,
             error: None,
@@ -292,7 +292,7 @@ fn unknown_fields_are_skipped() {
         kit().frame(&bytes),
         Frame::Message {
             name: "ev".into(),
-            args,
+            args: args.into(),
             id: None
         }
     );

@@ -31,7 +31,7 @@ fn message_args<A: Serialize + ?Sized>(args: &A) -> Vec<Bytes> {
     let mut out = Vec::new();
     Protobuf.encode_message("m", args, None, &mut out).unwrap();
     match validate(Protobuf.decode_envelope(&out.into()).unwrap(), true).unwrap() {
-        Frame::Message { args, .. } => args,
+        Frame::Message { args, .. } => args.into_vec(),
         other => panic!("{other:?}"),
     }
 }

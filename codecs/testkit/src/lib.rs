@@ -54,7 +54,7 @@ use bytes::Bytes;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging::envelope::{validate, NameField, RawEnvelope};
+use ws_messaging::envelope::{validate, ArgList, NameField, RawEnvelope};
 use ws_messaging::{Codec, CodecError, Frame, PreprocessError};
 
 mod hex;
@@ -110,7 +110,7 @@ pub fn raws_read_as<C: Codec + Default, V: DeserializeOwned + Debug>(_bytes: &By
 /// The raw slices of a frame: the arguments, or the result or error.
 pub fn raws(frame: &Frame) -> Vec<Bytes> {
     match frame {
-        Frame::Message { args, .. } => args.clone(),
+        Frame::Message { args, .. } => args.to_vec(),
         Frame::Reply {
             outcome: Ok(raw) | Err(raw),
             ..
@@ -225,7 +225,7 @@ impl<C: Codec> Kit<C> {
             .check(file, &self.encoded(|c, out| c.encode_message(name, args, id, out)));
         let expected = Frame::Message {
             name: name.into(),
-            args: expected_args,
+            args: expected_args.into(),
             id,
         };
         assert_eq!(self.frame(&golden), expected, "{file}");
@@ -416,7 +416,7 @@ impl<C: Codec> Kit<C> {
                 Expect::Message { id } => {
                     let expected = Frame::Message {
                         name: "x".into(),
-                        args: vec![],
+                        args: ArgList::new(),
                         id,
                     };
                     assert_eq!(self.frame(&bytes), expected, "{what}");
