@@ -122,7 +122,20 @@ pub use proto::Proto;
 
 use crate::de::ValueDeserializer;
 use crate::error::ValueError;
-use crate::ser::{ArgsSerializer, ValueSerializer};
+use crate::ser::{varint, varint_u64, ArgsSerializer, ValueSerializer};
+
+/// `Envelope.message`: field 1, length-delimited.
+const MESSAGE_TAG: u8 = 1 << 3 | 2;
+/// `Message.name`: field 1, length-delimited.
+const NAME_TAG: u8 = 1 << 3 | 2;
+/// `Message.id`: field 3, varint.
+const ID_TAG: u8 = 3 << 3;
+/// `Envelope.ack`: field 2, length-delimited.
+const ACK_TAG: u8 = 2 << 3 | 2;
+/// `Ack.id`: field 1, varint.
+const ACK_ID_TAG: u8 = 1 << 3;
+/// `Ack.result`: field 2, length-delimited.
+const RESULT_TAG: u8 = 2 << 3 | 2;
 
 /// The envelope's prost types, generated from `proto/envelope.proto` (checked
 /// in; `tests/generated.rs` keeps them current).
@@ -138,15 +151,6 @@ use pb::{ack::Outcome, envelope::Kind};
 /// conventions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Protobuf;
-
-/// Encodes one value into a buffer of its own.
-fn value_bytes<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, CodecError> {
-    let mut buf = Vec::new();
-    value
-        .serialize(ValueSerializer { out: &mut buf })
-        .map_err(ValueError::into_encode)?;
-    Ok(buf.into())
-}
 
 /// An error value as UTF-8 text: a string as it is, anything else as JSON.
 fn error_text(error: &serde_json::Value) -> Bytes {
@@ -191,13 +195,30 @@ impl Codec for Protobuf {
         id: Option<u64>,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let args = args.serialize(ArgsSerializer).map_err(ValueError::into_encode)?;
-        let message = pb::Message {
-            name: name.to_owned(),
-            args,
-            id,
-        };
-        encode_envelope(Kind::Message(message), out)
+        // Written by hand, byte for byte what prost writes for the
+        // `Envelope` holding this `Message` (fields in number order, an empty
+        // name left out), so that no argument needs a buffer of its own:
+        // the message goes first, its length in front of it last.
+        let start = out.len();
+        if !name.is_empty() {
+            let mut head = [NAME_TAG; 11];
+            let len = 1 + varint(name.len(), &mut head[1..]);
+            out.extend_from_slice(&head[..len]);
+            out.extend_from_slice(name.as_bytes());
+        }
+        if let Err(e) = args.serialize(ArgsSerializer { out }) {
+            out.truncate(start);
+            return Err(e.into_encode());
+        }
+        if let Some(id) = id {
+            let mut field = [ID_TAG; 11];
+            let len = 1 + varint_u64(id, &mut field[1..]);
+            out.extend_from_slice(&field[..len]);
+        }
+        let mut head = [MESSAGE_TAG; 11];
+        let len = 1 + varint(out.len() - start, &mut head[1..]);
+        out.splice(start..start, head[..len].iter().copied());
+        Ok(())
     }
 
     fn encode_reply<T: Serialize + ?Sized>(
@@ -206,24 +227,49 @@ impl Codec for Protobuf {
         reply: Result<&T, &serde_json::Value>,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        let outcome = match reply {
-            Ok(result) => Outcome::Result(value_bytes(result)?),
-            Err(error) => Outcome::Error(error_text(error)),
+        let result = match reply {
+            Ok(result) => result,
+            Err(error) => {
+                let ack = pb::Ack {
+                    id: Some(id),
+                    outcome: Some(Outcome::Error(error_text(error))),
+                };
+                return encode_envelope(Kind::Ack(ack), out);
+            }
         };
-        let ack = pb::Ack {
-            id: Some(id),
-            outcome: Some(outcome),
-        };
-        encode_envelope(Kind::Ack(ack), out)
+        // By hand, as prost writes it (see `encode_message`).
+        let start = out.len();
+        let mut field = [ACK_ID_TAG; 11];
+        let len = 1 + varint_u64(id, &mut field[1..]);
+        out.extend_from_slice(&field[..len]);
+        let value = out.len();
+        if let Err(e) = result.serialize(ValueSerializer { out }) {
+            out.truncate(start);
+            return Err(e.into_encode());
+        }
+        let mut head = [RESULT_TAG; 11];
+        let len = 1 + varint(out.len() - value, &mut head[1..]);
+        out.splice(value..value, head[..len].iter().copied());
+        let mut head = [ACK_TAG; 11];
+        let len = 1 + varint(out.len() - start, &mut head[1..]);
+        out.splice(start..start, head[..len].iter().copied());
+        Ok(())
     }
 
     /// A protobuf value is its bytes: `raw` is the ack's result as it is.
     fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let ack = pb::Ack {
-            id: Some(id),
-            outcome: Some(Outcome::Result(Bytes::copy_from_slice(raw))),
-        };
-        encode_envelope(Kind::Ack(ack), out)
+        let mut id_field = [ACK_ID_TAG; 11];
+        let id_len = 1 + varint_u64(id, &mut id_field[1..]);
+        let mut result_head = [RESULT_TAG; 11];
+        let result_len = 1 + varint(raw.len(), &mut result_head[1..]);
+        let mut head = [ACK_TAG; 11];
+        let len = 1 + varint(id_len + result_len + raw.len(), &mut head[1..]);
+        out.reserve(len + id_len + result_len + raw.len());
+        out.extend_from_slice(&head[..len]);
+        out.extend_from_slice(&id_field[..id_len]);
+        out.extend_from_slice(&result_head[..result_len]);
+        out.extend_from_slice(raw);
+        Ok(())
     }
 
     /// Errors are UTF-8 text: they decode as a `serde_json::Value::String`.

@@ -7,9 +7,10 @@
 //! protobuf has no self-describing values, so those belong in a message.
 //!
 //! [`ArgsSerializer`] writes an argument list (a sequence) as one `bytes`
-//! value per element: the envelope's `repeated bytes args`.
+//! value per element: the envelope's `repeated bytes args`, each element
+//! framed as field 2 of `Message` (tag, length, bytes) straight into the
+//! output.
 
-use bytes::Bytes;
 use serde::ser::{self, Impossible, Serialize};
 
 use crate::error::{ValueError, SHAPES};
@@ -352,8 +353,11 @@ impl ser::Serializer for ByteElement {
     }
 }
 
-/// Writes an argument list: each element of a sequence becomes one value.
-pub(crate) struct ArgsSerializer;
+/// Writes an argument list into `out`: each element of a sequence becomes
+/// one `args` field of `Message`.
+pub(crate) struct ArgsSerializer<'a> {
+    pub(crate) out: &'a mut Vec<u8>,
+}
 
 fn not_a_list(what: &str) -> ValueError {
     ValueError(format!(
@@ -364,23 +368,23 @@ fn not_a_list(what: &str) -> ValueError {
 macro_rules! reject_args_scalars {
     ($($method:ident($ty:ty) => $what:expr;)*) => {
         $(
-            fn $method(self, _: $ty) -> Result<Vec<Bytes>, ValueError> {
+            fn $method(self, _: $ty) -> Result<(), ValueError> {
                 Err(not_a_list($what))
             }
         )*
     };
 }
 
-impl ser::Serializer for ArgsSerializer {
-    type Ok = Vec<Bytes>;
+impl<'a> ser::Serializer for ArgsSerializer<'a> {
+    type Ok = ();
     type Error = ValueError;
-    type SerializeSeq = ArgList;
-    type SerializeTuple = ArgList;
-    type SerializeTupleStruct = ArgList;
-    type SerializeTupleVariant = Impossible<Vec<Bytes>, ValueError>;
-    type SerializeMap = Impossible<Vec<Bytes>, ValueError>;
-    type SerializeStruct = Impossible<Vec<Bytes>, ValueError>;
-    type SerializeStructVariant = Impossible<Vec<Bytes>, ValueError>;
+    type SerializeSeq = ArgList<'a>;
+    type SerializeTuple = ArgList<'a>;
+    type SerializeTupleStruct = ArgList<'a>;
+    type SerializeTupleVariant = Impossible<(), ValueError>;
+    type SerializeMap = Impossible<(), ValueError>;
+    type SerializeStruct = Impossible<(), ValueError>;
+    type SerializeStructVariant = Impossible<(), ValueError>;
 
     fn is_human_readable(&self) -> bool {
         false
@@ -406,24 +410,20 @@ impl ser::Serializer for ArgsSerializer {
         serialize_unit_struct(&'static str) => "a unit struct";
     }
 
-    fn serialize_none(self) -> Result<Vec<Bytes>, ValueError> {
+    fn serialize_none(self) -> Result<(), ValueError> {
         Err(not_a_list("an option"))
     }
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<Vec<Bytes>, ValueError> {
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), ValueError> {
         Err(not_a_list("an option"))
     }
     /// `()` is no arguments, however it reaches the codec.
-    fn serialize_unit(self) -> Result<Vec<Bytes>, ValueError> {
-        Ok(Vec::new())
+    fn serialize_unit(self) -> Result<(), ValueError> {
+        Ok(())
     }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<Vec<Bytes>, ValueError> {
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), ValueError> {
         Err(not_a_list("an enum"))
     }
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<Vec<Bytes>, ValueError> {
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, value: &T) -> Result<(), ValueError> {
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: ?Sized + Serialize>(
@@ -432,17 +432,26 @@ impl ser::Serializer for ArgsSerializer {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<Vec<Bytes>, ValueError> {
+    ) -> Result<(), ValueError> {
         Err(not_a_list("an enum"))
     }
-    fn serialize_seq(self, len: Option<usize>) -> Result<ArgList, ValueError> {
-        Ok(ArgList(Vec::with_capacity(len.unwrap_or(0))))
+    fn serialize_seq(self, _: Option<usize>) -> Result<ArgList<'a>, ValueError> {
+        Ok(ArgList {
+            out: self.out,
+            count: 0,
+        })
     }
-    fn serialize_tuple(self, len: usize) -> Result<ArgList, ValueError> {
-        Ok(ArgList(Vec::with_capacity(len)))
+    fn serialize_tuple(self, _: usize) -> Result<ArgList<'a>, ValueError> {
+        Ok(ArgList {
+            out: self.out,
+            count: 0,
+        })
     }
-    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<ArgList, ValueError> {
-        Ok(ArgList(Vec::with_capacity(len)))
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<ArgList<'a>, ValueError> {
+        Ok(ArgList {
+            out: self.out,
+            count: 0,
+        })
     }
     fn serialize_tuple_variant(
         self,
@@ -470,49 +479,77 @@ impl ser::Serializer for ArgsSerializer {
     }
 }
 
-/// The arguments collected so far.
-pub(crate) struct ArgList(Vec<Bytes>);
+/// Writes the arguments one after the other.
+pub(crate) struct ArgList<'a> {
+    out: &'a mut Vec<u8>,
+    count: usize,
+}
 
-impl ArgList {
+/// The tag of `Message.args`: field 2, length-delimited.
+const ARGS_TAG: u8 = 2 << 3 | 2;
+
+impl ArgList<'_> {
+    /// Writes the value, then puts its tag and length in front of it.
     fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
-        let mut buf = Vec::new();
+        let start = self.out.len();
         value
-            .serialize(ValueSerializer { out: &mut buf })
-            .map_err(|e| ValueError(format!("argument {}: {e}", self.0.len())))?;
-        self.0.push(Bytes::from(buf));
+            .serialize(ValueSerializer { out: self.out })
+            .map_err(|e| ValueError(format!("argument {}: {e}", self.count)))?;
+        let mut head = [ARGS_TAG; 11];
+        let len = 1 + varint(self.out.len() - start, &mut head[1..]);
+        self.out.splice(start..start, head[..len].iter().copied());
+        self.count += 1;
         Ok(())
     }
 }
 
-impl ser::SerializeSeq for ArgList {
-    type Ok = Vec<Bytes>;
+/// Writes a length as a protobuf varint into `out`; the bytes written.
+pub(crate) fn varint(value: usize, out: &mut [u8]) -> usize {
+    varint_u64(value as u64, out)
+}
+
+/// Writes `value` as a protobuf varint into `out` (at least 10 bytes); the
+/// bytes written.
+pub(crate) fn varint_u64(mut value: u64, out: &mut [u8]) -> usize {
+    let mut i = 0;
+    while value >= 0x80 {
+        out[i] = (value as u8) | 0x80;
+        value >>= 7;
+        i += 1;
+    }
+    out[i] = value as u8;
+    i + 1
+}
+
+impl ser::SerializeSeq for ArgList<'_> {
+    type Ok = ();
     type Error = ValueError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
         self.push(value)
     }
-    fn end(self) -> Result<Vec<Bytes>, ValueError> {
-        Ok(self.0)
+    fn end(self) -> Result<(), ValueError> {
+        Ok(())
     }
 }
 
-impl ser::SerializeTuple for ArgList {
-    type Ok = Vec<Bytes>;
+impl ser::SerializeTuple for ArgList<'_> {
+    type Ok = ();
     type Error = ValueError;
     fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
         self.push(value)
     }
-    fn end(self) -> Result<Vec<Bytes>, ValueError> {
-        Ok(self.0)
+    fn end(self) -> Result<(), ValueError> {
+        Ok(())
     }
 }
 
-impl ser::SerializeTupleStruct for ArgList {
-    type Ok = Vec<Bytes>;
+impl ser::SerializeTupleStruct for ArgList<'_> {
+    type Ok = ();
     type Error = ValueError;
     fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
         self.push(value)
     }
-    fn end(self) -> Result<Vec<Bytes>, ValueError> {
-        Ok(self.0)
+    fn end(self) -> Result<(), ValueError> {
+        Ok(())
     }
 }

@@ -400,3 +400,72 @@ fn random_and_mutated_frames_never_panic() {
         ..Mutations::new(seeds)
     });
 }
+
+#[test]
+fn messages_are_written_as_prost_writes_them() {
+    let long_name = "n".repeat(200);
+    let big = vec![7u8; 300];
+    let huge = vec![1u8; 20_000];
+    for name in ["", "a", "echo", long_name.as_str()] {
+        for id in [None, Some(0), Some(1), Some(127), Some(128), Some(u64::MAX)] {
+            let cases: [(&[&[u8]], Vec<u8>); 5] = [
+                (&[], {
+                    let mut out = Vec::new();
+                    Protobuf.encode_message(name, &(), id, &mut out).unwrap();
+                    out
+                }),
+                (&[b""], {
+                    let mut out = Vec::new();
+                    Protobuf.encode_message(name, &("",), id, &mut out).unwrap();
+                    out
+                }),
+                (&[b"x", &big], {
+                    let mut out = Vec::new();
+                    let args = ("x", big.as_slice());
+                    Protobuf.encode_message(name, &args, id, &mut out).unwrap();
+                    out
+                }),
+                (&[&huge, b"", b"yz"], {
+                    let mut out = Vec::new();
+                    let args = (huge.as_slice(), "", "yz");
+                    Protobuf.encode_message(name, &args, id, &mut out).unwrap();
+                    out
+                }),
+                (&[b"after", b"prefix"], {
+                    // Written after what the buffer already held.
+                    let mut out = b"prefix".to_vec();
+                    Protobuf
+                        .encode_message(name, &("after", "prefix"), id, &mut out)
+                        .unwrap();
+                    out.split_off(6)
+                }),
+            ];
+            for (args, written) in cases {
+                assert_eq!(written, message(name, args, id), "{name:?} {id:?} {} args", args.len());
+            }
+        }
+    }
+    // A refused argument leaves the buffer as it was.
+    let mut out = b"kept".to_vec();
+    assert!(Protobuf.encode_message("a", &("x", 1.5), Some(1), &mut out).is_err());
+    assert_eq!(out, b"kept");
+}
+
+#[test]
+fn acks_are_written_as_prost_writes_them() {
+    let big = vec![9u8; 300];
+    for id in [0, 1, 127, 128, 1 << 40, u64::MAX] {
+        for result in [&b""[..], b"r", &big] {
+            let expected = ack(Some(id), Some(Outcome::Result(Bytes::copy_from_slice(result))));
+            let mut out = b"prefix".to_vec();
+            Protobuf.encode_reply(id, Ok(result), &mut out).unwrap();
+            assert_eq!(out.split_off(6), expected, "{id} {}", result.len());
+            let mut out = b"prefix".to_vec();
+            Protobuf.encode_raw_reply(id, result, &mut out).unwrap();
+            assert_eq!(out.split_off(6), expected, "raw {id} {}", result.len());
+        }
+    }
+    let mut out = b"kept".to_vec();
+    assert!(Protobuf.encode_reply(1, Ok(&1.5), &mut out).is_err());
+    assert_eq!(out, b"kept");
+}
