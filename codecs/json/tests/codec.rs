@@ -97,3 +97,39 @@ fn random_and_mutated_frames_never_panic() {
         ..Mutations::new(seeds)
     });
 }
+
+proptest! {
+    /// The envelopes written by hand are the bytes serde_json writes for
+    /// the envelope maps.
+    #[test]
+    fn envelopes_are_written_as_serde_writes_them(
+        name in "\\PC{0,12}|[\"\\\\\u{1}-\u{1f}\u{7f}é✓]{1,6}",
+        args in prop::collection::vec(value(), 0..4),
+        id in prop::option::of(any::<u64>()),
+        error in value(),
+    ) {
+        use ws_messaging::envelope::{MessageOut, ReplyOut};
+        let mut out = b"kept".to_vec();
+        Json.encode_message(&name, &args, id, &mut out).unwrap();
+        let expected = serde_json::to_vec(&MessageOut { name: &name, args: &args, id }).unwrap();
+        prop_assert_eq!(&out[4..], &expected[..]);
+        let id = id.unwrap_or(1);
+        for reply in [Ok(&args), Err(&error)] {
+            let mut out = b"kept".to_vec();
+            Json.encode_reply(id, reply, &mut out).unwrap();
+            let expected = serde_json::to_vec(&ReplyOut { id, reply }).unwrap();
+            prop_assert_eq!(&out[4..], &expected[..]);
+        }
+    }
+}
+
+#[test]
+fn an_envelope_that_does_not_encode_leaves_the_buffer_as_it_was() {
+    use std::collections::BTreeMap;
+    // serde_json refuses maps whose keys are not strings.
+    let bad: BTreeMap<Vec<u8>, u8> = [(vec![1], 1)].into();
+    let mut out = b"kept".to_vec();
+    assert!(Json.encode_message("a", &(&bad,), Some(1), &mut out).is_err());
+    assert!(Json.encode_reply(1, Ok(&bad), &mut out).is_err());
+    assert_eq!(out, b"kept");
+}
