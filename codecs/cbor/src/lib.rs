@@ -134,6 +134,27 @@ fn decode_error(e: ciborium::de::Error<std::io::Error>) -> CodecError {
     }
 }
 
+/// A data item's head: `major` (the major type in the top three bits) and
+/// its argument in the shortest form.
+fn write_head(out: &mut Vec<u8>, major: u8, value: u64) {
+    match value {
+        0..=23 => out.push(major | value as u8),
+        24..=0xff => out.extend_from_slice(&[major | 24, value as u8]),
+        0x100..=0xffff => {
+            out.push(major | 25);
+            out.extend_from_slice(&(value as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(major | 26);
+            out.extend_from_slice(&(value as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+    }
+}
+
 impl Codec for Cbor {
     const FRAME_KIND: FrameKind = FrameKind::Binary;
 
@@ -148,6 +169,53 @@ impl Codec for Cbor {
         ciborium::from_reader::<LenientValue<T>, _>(data)
             .map(|value| value.0)
             .map_err(decode_error)
+    }
+
+    /// The envelope map written by hand around the values: the same bytes
+    /// as serializing it with ciborium (shortest heads), with less work.
+    fn encode_message<A: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+        id: Option<u64>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let start = out.len();
+        out.push(if id.is_some() { 0xa3 } else { 0xa2 });
+        out.extend_from_slice(b"\x64name");
+        write_head(out, 0x60, name.len() as u64);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\x64args");
+        let written = encode(args, out).and_then(|()| match id {
+            Some(id) => {
+                out.extend_from_slice(b"\x62id");
+                encode(&id, out)
+            }
+            None => Ok(()),
+        });
+        written.inspect_err(|_| out.truncate(start))
+    }
+
+    /// The ack map written by hand, as [`encode_message`](Codec::encode_message) is.
+    fn encode_reply<T: Serialize + ?Sized>(
+        &self,
+        id: u64,
+        reply: Result<&T, &serde_json::Value>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let start = out.len();
+        out.extend_from_slice(b"\xa2\x62id");
+        let written = encode(&id, out).and_then(|()| match reply {
+            Ok(result) => {
+                out.extend_from_slice(b"\x66result");
+                encode(result, out)
+            }
+            Err(error) => {
+                out.extend_from_slice(b"\x65error");
+                encode(error, out)
+            }
+        });
+        written.inspect_err(|_| out.truncate(start))
     }
 
     fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
