@@ -126,26 +126,41 @@ impl Codec for Json {
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        if std::str::from_utf8(frame).is_err() {
-            // serde_json says where the bad bytes are.
-            return serde_envelope(frame);
-        }
-        self.decode_text_envelope(frame)
+        // The scan checks that the frame is UTF-8 as it reads it: it accepts
+        // no frame that is not.
+        scan::envelope::<true>(frame).or_else(|stop| {
+            if let Err(e) = std::str::from_utf8(frame) {
+                return not_utf8(frame, e);
+            }
+            after_scan(frame, stop)
+        })
     }
 
     fn decode_text_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        match scan::envelope(frame) {
-            Ok(envelope) => Ok(envelope),
-            Err(scan::Stop::TooDeep) => Err(too_deep()),
-            Err(scan::Stop::Bail) => {
-                let envelope = serde_envelope(frame)?;
-                if scan::too_deep(frame) {
-                    return Err(too_deep());
-                }
-                Ok(envelope)
+        scan::envelope::<false>(frame).or_else(|stop| after_scan(frame, stop))
+    }
+}
+
+/// The envelope of a UTF-8 `frame` that the scan stopped short of.
+fn after_scan(frame: &Bytes, stop: scan::Stop) -> Result<RawEnvelope, CodecError> {
+    match stop {
+        scan::Stop::TooDeep => Err(too_deep()),
+        scan::Stop::Bail => {
+            let envelope = serde_envelope(frame)?;
+            if scan::too_deep(frame) {
+                return Err(too_deep());
             }
+            Ok(envelope)
         }
     }
+}
+
+/// The error for a `frame` that is not UTF-8: serde_json's, which says
+/// where the bad bytes are, or, where serde_json does not look (in the
+/// values of unknown keys), `error`.
+fn not_utf8(frame: &Bytes, error: std::str::Utf8Error) -> Result<RawEnvelope, CodecError> {
+    serde_envelope(frame)?;
+    Err(CodecError::decode_in("frame is not UTF-8", error))
 }
 
 fn too_deep() -> CodecError {
