@@ -63,7 +63,13 @@ pub(crate) fn envelope<const UTF8: bool>(frame: &Bytes) -> Scan<RawEnvelope> {
             if c != b'"' {
                 return Err(Stop::Bail);
             }
-            let key = Key::from_bytes(s.plain_string()?);
+            let key = match known_key(frame, s.pos) {
+                Some((key, len)) => {
+                    s.pos += len;
+                    key
+                }
+                None => Key::from_bytes(s.plain_string()?),
+            };
             keys.add(key);
             if s.ws() != b':' {
                 return Err(Stop::Bail);
@@ -103,6 +109,48 @@ pub(crate) fn envelope<const UTF8: bool>(frame: &Bytes) -> Scan<RawEnvelope> {
         id,
         result,
         error,
+    })
+}
+
+/// `key` (six bytes at most), quotes included, in the low bytes of a
+/// little-endian word.
+const fn quoted(key: &[u8]) -> u64 {
+    let mut bytes = [0; 8];
+    bytes[0] = b'"';
+    let mut i = 0;
+    while i < key.len() {
+        bytes[i + 1] = key[i];
+        i += 1;
+    }
+    bytes[key.len() + 1] = b'"';
+    u64::from_le_bytes(bytes)
+}
+
+/// The known key, quotes included, at `i` (where a quote is), and its
+/// length: the usual keys read in a few compares of one word.
+#[inline(always)]
+fn known_key(b: &[u8], i: usize) -> Option<(Key, usize)> {
+    const MASK4: u64 = u64::MAX >> 32;
+    const MASK6: u64 = u64::MAX >> 16;
+    const MASK7: u64 = u64::MAX >> 8;
+    const NAME: u64 = quoted(b"name");
+    const ARGS: u64 = quoted(b"args");
+    const ID: u64 = quoted(b"id");
+    const RESULT: u64 = quoted(b"result");
+    const ERROR: u64 = quoted(b"error");
+    let w = word(b, i)?;
+    Some(if w & MASK6 == NAME {
+        (Key::Name, 6)
+    } else if w & MASK6 == ARGS {
+        (Key::Args, 6)
+    } else if w & MASK4 == ID {
+        (Key::Id, 4)
+    } else if w == RESULT {
+        (Key::Result, 8)
+    } else if w & MASK7 == ERROR {
+        (Key::Error, 7)
+    } else {
+        return None;
     })
 }
 
@@ -693,6 +741,21 @@ mod tests {
             assert!(error.to_string().contains("nested deeper than 128"), "{error}");
         }
         assert!(crate::Json.decode_envelope(&deepest).is_ok());
+        // Objects and arrays in turn, each closed by its own bracket.
+        let mixed = |levels: usize, close: [&str; 2]| {
+            let open: String = (0..levels).map(|l| ["{\"k\":", "["][l % 2]).collect();
+            let shut: String = (0..levels).rev().map(|l| close[l % 2]).collect();
+            Bytes::from(format!(r#"{{"name":"a","args":[{open}1{shut}]}}"#))
+        };
+        for levels in [1, 2, 3, MAX_DEPTH - 3, MAX_DEPTH - 2] {
+            assert!(agree(&mixed(levels, ["}", "]"])), "{levels}");
+            assert_eq!(
+                envelope::<true>(&mixed(levels, ["]", "}"])),
+                Err(Stop::Bail),
+                "{levels}"
+            );
+        }
+        assert_eq!(envelope::<true>(&mixed(MAX_DEPTH - 1, ["}", "]"])), Err(Stop::TooDeep));
     }
 
     #[test]
@@ -848,6 +911,27 @@ mod tests {
             }
         }
         assert_eq!(checked, SEQUENCES.len() * 7 * 18 * 7 * 2);
+    }
+
+    #[test]
+    fn known_keys_are_read_as_plain_strings_are() {
+        for key in [
+            "name", "args", "id", "result", "error", "nam", "namex", "i", "idx", "resul", "results", "erro", "errors",
+            "Name", "", "x",
+        ] {
+            for after in [":1}", ":", ""] {
+                let text = format!("\"{key}\"{after}");
+                let mut s = Scanner::<true> {
+                    b: text.as_bytes(),
+                    pos: 0,
+                };
+                let plain = Key::from_bytes(s.plain_string().unwrap());
+                match known_key(text.as_bytes(), 0) {
+                    Some((known, len)) => assert_eq!((known, len), (plain, s.pos), "{text}"),
+                    None => assert!(plain == Key::Other || text.len() < 8, "{text}"),
+                }
+            }
+        }
     }
 
     #[test]
