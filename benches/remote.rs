@@ -29,6 +29,7 @@
 //! WSM_REMOTE_CODECS=json,msgpack cargo bench --bench remote  # json, msgpack, cbor
 //! WSM_REMOTE_SCENARIOS=pipelined,broadcast                   # latency, pipelined, events, broadcast
 //! WSM_REMOTE_ROUNDS=5  WSM_REMOTE_PIPELINED=100000  WSM_REMOTE_CLIENTS=1000,10000
+//! WSM_REMOTE_SERVER=/path/to/an/earlier/echo_server  # measure another build
 //! ```
 //! The process ids of the servers are printed, for a profiler (`perf record
 //! -g -p PID`); `WSM_REMOTE_PAUSE_S=5` waits that long after printing them,

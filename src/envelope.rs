@@ -331,6 +331,7 @@ pub enum IdField {
 
 impl IdField {
     /// Classifies a float id the way JavaScript's `validateId` does.
+    #[inline]
     pub fn from_f64(v: f64) -> Self {
         if v.is_finite() && v.fract() == 0.0 && v > 0.0 && v <= u64::MAX as f64 {
             IdField::Valid(v as u64)
@@ -340,6 +341,7 @@ impl IdField {
     }
 
     /// Classifies a signed integer id.
+    #[inline]
     pub fn from_i64(v: i64) -> Self {
         if v > 0 {
             IdField::Valid(v as u64)
@@ -349,6 +351,7 @@ impl IdField {
     }
 
     /// Classifies an unsigned integer id.
+    #[inline]
     pub fn from_u64(v: u64) -> Self {
         if v > 0 {
             IdField::Valid(v)
@@ -389,6 +392,7 @@ pub enum Key {
 
 impl Key {
     /// Classifies a key given as UTF-8 bytes.
+    #[inline]
     pub fn from_bytes(key: &[u8]) -> Key {
         match key {
             b"name" => Key::Name,
@@ -413,6 +417,7 @@ pub struct KeyCount {
 
 impl KeyCount {
     /// Notes one key.
+    #[inline]
     pub fn add(&mut self, key: Key) {
         match key {
             Key::Other => self.unknown += 1,
@@ -421,6 +426,7 @@ impl KeyCount {
     }
 
     /// The number of distinct keys.
+    #[inline]
     pub fn total(&self) -> usize {
         self.unknown + self.seen.iter().filter(|s| **s).count()
     }
@@ -490,6 +496,7 @@ impl Frame {
 /// With `strict == false` (the "skip validation" switch) the key counts and
 /// id checks are not enforced; a frame that cannot be routed at all (no
 /// string name and no usable id) is still refused.
+#[inline]
 pub fn validate(raw: RawEnvelope, strict: bool) -> Result<Frame, PreprocessError> {
     if !raw.is_map {
         return Err(PreprocessError::Validation);

@@ -451,8 +451,15 @@ impl Process {
 }
 
 /// Builds the echo_server example in this binary's profile (release under
-/// `cargo bench`) and target directory; returns its path.
+/// `cargo bench`) and target directory; returns its path. With
+/// `WSM_REMOTE_SERVER=PATH`, that echo_server binary is measured instead (an
+/// earlier build, to compare before and after a change).
 pub(crate) fn build_echo_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("WSM_REMOTE_SERVER") {
+        let path = PathBuf::from(path);
+        assert!(path.exists(), "WSM_REMOTE_SERVER={}: no such file", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().expect("this binary's path");
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/PROFILE/deps/this");
     let target_dir = profile_dir.parent().expect("target/PROFILE");
