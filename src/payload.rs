@@ -2,14 +2,13 @@
 //! and decode, one argument at a time, straight into a handler's types.
 
 use bytes::Bytes;
-
-use crate::envelope::ArgList;
 use serde::de::value::UnitDeserializer;
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeTuple;
 use serde::{Serialize, Serializer};
 
 use crate::codec::Codec;
+use crate::envelope::ArgList;
 use crate::error::{CodecError, SharedError};
 
 /// A list of positional arguments: a tuple (`()`, `(a,)`, `(a, b)`, ... up to

@@ -5,13 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-
-use crate::envelope::ArgList;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::Endpoint;
 use crate::codec::Codec;
+use crate::envelope::ArgList;
 use crate::error::CodecError;
 use crate::events::LocalEvent;
 use crate::payload::FromArgs;

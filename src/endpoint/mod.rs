@@ -21,13 +21,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 
-use crate::envelope::ArgList;
 use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, Notify};
 
 use crate::codec::Codec;
 use crate::config::EndpointOptions;
 use crate::connection::Link;
+use crate::envelope::ArgList;
 use crate::error::CodecError;
 use crate::events::LocalEvent;
 use crate::request::Request;
