@@ -70,7 +70,7 @@ impl<C: Codec> Endpoint<C> {
             let handler = handler.clone();
             Box::pin(async move {
                 #[cfg(feature = "tracing")]
-                let started = std::time::Instant::now();
+                let started = trace::debug_clock();
                 let outcome = match A::from_args(endpoint.codec(), args) {
                     Ok(args) => {
                         // A panicking handler still answers, with an error.
@@ -91,8 +91,8 @@ impl<C: Codec> Endpoint<C> {
                 };
                 #[cfg(feature = "tracing")]
                 match &outcome {
-                    Ok(_) => trace::debug!(elapsed = ?started.elapsed(), "call answered"),
-                    Err(error) => trace::debug!(%error, elapsed = ?started.elapsed(), "call failed"),
+                    Ok(_) => trace::debug!(elapsed = ?trace::since(started), "call answered"),
+                    Err(error) => trace::debug!(%error, elapsed = ?trace::since(started), "call failed"),
                 }
                 endpoint.send_reply(&link, id, reply);
             })
@@ -222,7 +222,7 @@ impl<C: Codec> Endpoint<C> {
             }
         };
         #[cfg(feature = "tracing")]
-        let started = std::time::Instant::now();
+        let started = trace::debug_clock();
         let outcome = match tokio::time::timeout(timeout, wait).await {
             Err(_) => Err(InvokeError::Timeout { id }),
             Ok(Err(e)) => Err(e),
@@ -233,8 +233,8 @@ impl<C: Codec> Endpoint<C> {
         };
         #[cfg(feature = "tracing")]
         match &outcome {
-            Ok(_) => trace::debug!(name, id, elapsed = ?started.elapsed(), "invoke answered"),
-            Err(error) => trace::debug!(name, id, %error, elapsed = ?started.elapsed(), "invoke failed"),
+            Ok(_) => trace::debug!(name, id, elapsed = ?trace::since(started), "invoke answered"),
+            Err(error) => trace::debug!(name, id, %error, elapsed = ?trace::since(started), "invoke failed"),
         }
         outcome
     }

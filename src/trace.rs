@@ -17,6 +17,19 @@
 #[cfg(feature = "tracing")]
 pub(crate) use tracing::{debug, debug_span, info, warn, Instrument};
 
+/// The time now if `debug` events are logged, to report a duration with
+/// [`since`]; otherwise `None`, and no clock is read.
+#[cfg(feature = "tracing")]
+pub(crate) fn debug_clock() -> Option<std::time::Instant> {
+    tracing::enabled!(tracing::Level::DEBUG).then(std::time::Instant::now)
+}
+
+/// The time since `started` (zero when the clock was not read).
+#[cfg(feature = "tracing")]
+pub(crate) fn since(started: Option<std::time::Instant>) -> std::time::Duration {
+    started.map_or(std::time::Duration::ZERO, |at| at.elapsed())
+}
+
 #[cfg(not(feature = "tracing"))]
 mod off {
     macro_rules! nothing {
@@ -37,8 +50,14 @@ mod off {
     pub(crate) struct Span;
 
     impl Span {
-        pub(crate) fn enter(&self) {}
+        pub(crate) fn enter(&self) -> Entered {
+            Entered
+        }
     }
+
+    /// Stands in for `tracing::span::Entered`.
+    #[derive(Debug)]
+    pub(crate) struct Entered;
 
     /// Stands in for `tracing::Instrument`.
     pub(crate) trait Instrument: Sized {

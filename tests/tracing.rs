@@ -155,6 +155,11 @@ async fn failures_that_would_be_silent_are_logged_in_the_connection_span() {
         .unwrap();
     let answered = logged(&mut rx, |e| e.text.contains("call answered")).await;
     assert_eq!(answered.level, Level::DEBUG);
+    // Timed, since debug events are recorded.
+    assert!(
+        answered.text.contains("elapsed=") && !answered.text.contains("elapsed=0ns"),
+        "{answered:?}"
+    );
     assert!(
         answered
             .spans
