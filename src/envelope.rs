@@ -49,10 +49,7 @@ impl Name {
     /// (what the JavaScript package's binary decoders do). Valid bytes are
     /// kept, not copied.
     pub fn from_utf8_lossy(bytes: Bytes) -> Self {
-        match std::str::from_utf8(&bytes) {
-            Ok(_) => Name::from_utf8(bytes).unwrap_or_default(),
-            Err(_) => Name::from(String::from_utf8_lossy(&bytes).into_owned()),
-        }
+        Name::from_utf8(bytes.clone()).unwrap_or_else(|_| Name::from(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// The name as a string slice.

@@ -134,27 +134,6 @@ fn decode_error(e: ciborium::de::Error<std::io::Error>) -> CodecError {
     }
 }
 
-/// A data item's head: `major` (the major type in the top three bits) and
-/// its argument in the shortest form.
-fn write_head(out: &mut Vec<u8>, major: u8, value: u64) {
-    match value {
-        0..=23 => out.push(major | value as u8),
-        24..=0xff => out.extend_from_slice(&[major | 24, value as u8]),
-        0x100..=0xffff => {
-            out.push(major | 25);
-            out.extend_from_slice(&(value as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(major | 26);
-            out.extend_from_slice(&(value as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(major | 27);
-            out.extend_from_slice(&value.to_be_bytes());
-        }
-    }
-}
-
 impl Codec for Cbor {
     const FRAME_KIND: FrameKind = FrameKind::Binary;
 
@@ -183,10 +162,11 @@ impl Codec for Cbor {
         let start = out.len();
         out.push(if id.is_some() { 0xa3 } else { 0xa2 });
         out.extend_from_slice(b"\x64name");
-        write_head(out, 0x60, name.len() as u64);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\x64args");
-        let written = encode(args, out).and_then(|()| match id {
+        let written = encode(name, out).and_then(|()| {
+            out.extend_from_slice(b"\x64args");
+            encode(args, out)
+        });
+        let written = written.and_then(|()| match id {
             Some(id) => {
                 out.extend_from_slice(b"\x62id");
                 encode(&id, out)

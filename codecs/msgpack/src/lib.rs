@@ -101,42 +101,15 @@ fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
     })
 }
 
-/// A string, with the shortest header for its length.
+/// A string with the shortest header for its length, as rmp-serde writes
+/// it (writing into a `Vec` cannot fail).
 fn write_str(out: &mut Vec<u8>, text: &str) {
-    let len = text.len();
-    match len {
-        0..=31 => out.push(0xa0 | len as u8),
-        32..=0xff => out.extend_from_slice(&[0xd9, len as u8]),
-        0x100..=0xffff => {
-            out.push(0xda);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(0xdb);
-            out.extend_from_slice(&(len as u32).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(text.as_bytes());
+    let _ = rmp::encode::write_str(out, text);
 }
 
-/// An unsigned integer in its shortest form.
+/// An unsigned integer in its shortest form, as rmp-serde writes it.
 fn write_uint(out: &mut Vec<u8>, value: u64) {
-    match value {
-        0..=0x7f => out.push(value as u8),
-        0x80..=0xff => out.extend_from_slice(&[0xcc, value as u8]),
-        0x100..=0xffff => {
-            out.push(0xcd);
-            out.extend_from_slice(&(value as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(0xce);
-            out.extend_from_slice(&(value as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(0xcf);
-            out.extend_from_slice(&value.to_be_bytes());
-        }
-    }
+    let _ = rmp::encode::write_uint(out, value);
 }
 
 impl Codec for MsgPack {

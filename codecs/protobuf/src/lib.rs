@@ -122,7 +122,7 @@ pub use proto::Proto;
 
 use crate::de::ValueDeserializer;
 use crate::error::ValueError;
-use crate::ser::{varint, varint_u64, ArgsSerializer, ValueSerializer};
+use crate::ser::{ArgsSerializer, Head, ValueSerializer};
 
 /// `Envelope.message`: field 1, length-delimited.
 const MESSAGE_TAG: u8 = 1 << 3 | 2;
@@ -201,9 +201,7 @@ impl Codec for Protobuf {
         // the message goes first, its length in front of it last.
         let start = out.len();
         if !name.is_empty() {
-            let mut head = [NAME_TAG; 11];
-            let len = 1 + varint(name.len(), &mut head[1..]);
-            out.extend_from_slice(&head[..len]);
+            out.extend_from_slice(Head::new(NAME_TAG, name.len() as u64).bytes());
             out.extend_from_slice(name.as_bytes());
         }
         if let Err(e) = args.serialize(ArgsSerializer { out }) {
@@ -211,13 +209,10 @@ impl Codec for Protobuf {
             return Err(e.into_encode());
         }
         if let Some(id) = id {
-            let mut field = [ID_TAG; 11];
-            let len = 1 + varint_u64(id, &mut field[1..]);
-            out.extend_from_slice(&field[..len]);
+            out.extend_from_slice(Head::new(ID_TAG, id).bytes());
         }
-        let mut head = [MESSAGE_TAG; 11];
-        let len = 1 + varint(out.len() - start, &mut head[1..]);
-        out.splice(start..start, head[..len].iter().copied());
+        let head = Head::new(MESSAGE_TAG, (out.len() - start) as u64);
+        out.splice(start..start, head.bytes().iter().copied());
         Ok(())
     }
 
@@ -239,35 +234,29 @@ impl Codec for Protobuf {
         };
         // By hand, as prost writes it (see `encode_message`).
         let start = out.len();
-        let mut field = [ACK_ID_TAG; 11];
-        let len = 1 + varint_u64(id, &mut field[1..]);
-        out.extend_from_slice(&field[..len]);
+        out.extend_from_slice(Head::new(ACK_ID_TAG, id).bytes());
         let value = out.len();
         if let Err(e) = result.serialize(ValueSerializer { out }) {
             out.truncate(start);
             return Err(e.into_encode());
         }
-        let mut head = [RESULT_TAG; 11];
-        let len = 1 + varint(out.len() - value, &mut head[1..]);
-        out.splice(value..value, head[..len].iter().copied());
-        let mut head = [ACK_TAG; 11];
-        let len = 1 + varint(out.len() - start, &mut head[1..]);
-        out.splice(start..start, head[..len].iter().copied());
+        let head = Head::new(RESULT_TAG, (out.len() - value) as u64);
+        out.splice(value..value, head.bytes().iter().copied());
+        let head = Head::new(ACK_TAG, (out.len() - start) as u64);
+        out.splice(start..start, head.bytes().iter().copied());
         Ok(())
     }
 
     /// A protobuf value is its bytes: `raw` is the ack's result as it is.
     fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let mut id_field = [ACK_ID_TAG; 11];
-        let id_len = 1 + varint_u64(id, &mut id_field[1..]);
-        let mut result_head = [RESULT_TAG; 11];
-        let result_len = 1 + varint(raw.len(), &mut result_head[1..]);
-        let mut head = [ACK_TAG; 11];
-        let len = 1 + varint(id_len + result_len + raw.len(), &mut head[1..]);
-        out.reserve(len + id_len + result_len + raw.len());
-        out.extend_from_slice(&head[..len]);
-        out.extend_from_slice(&id_field[..id_len]);
-        out.extend_from_slice(&result_head[..result_len]);
+        let id = Head::new(ACK_ID_TAG, id);
+        let result = Head::new(RESULT_TAG, raw.len() as u64);
+        let ack_len = id.bytes().len() + result.bytes().len() + raw.len();
+        let head = Head::new(ACK_TAG, ack_len as u64);
+        out.reserve(head.bytes().len() + ack_len);
+        out.extend_from_slice(head.bytes());
+        out.extend_from_slice(id.bytes());
+        out.extend_from_slice(result.bytes());
         out.extend_from_slice(raw);
         Ok(())
     }

@@ -495,30 +495,32 @@ impl ArgList<'_> {
         value
             .serialize(ValueSerializer { out: self.out })
             .map_err(|e| ValueError(format!("argument {}: {e}", self.count)))?;
-        let mut head = [ARGS_TAG; 11];
-        let len = 1 + varint(self.out.len() - start, &mut head[1..]);
-        self.out.splice(start..start, head[..len].iter().copied());
+        let head = Head::new(ARGS_TAG, (self.out.len() - start) as u64);
+        self.out.splice(start..start, head.bytes().iter().copied());
         self.count += 1;
         Ok(())
     }
 }
 
-/// Writes a length as a protobuf varint into `out`; the bytes written.
-pub(crate) fn varint(value: usize, out: &mut [u8]) -> usize {
-    varint_u64(value as u64, out)
+/// A field's key byte and a varint after it (a length or a value): the
+/// bytes prost writes in front of a field's content.
+pub(crate) struct Head {
+    bytes: [u8; 11],
+    len: usize,
 }
 
-/// Writes `value` as a protobuf varint into `out` (at least 10 bytes); the
-/// bytes written.
-pub(crate) fn varint_u64(mut value: u64, out: &mut [u8]) -> usize {
-    let mut i = 0;
-    while value >= 0x80 {
-        out[i] = (value as u8) | 0x80;
-        value >>= 7;
-        i += 1;
+impl Head {
+    pub(crate) fn new(tag: u8, value: u64) -> Self {
+        let mut bytes = [tag; 11];
+        let mut rest = &mut bytes[1..];
+        prost::encoding::encode_varint(value, &mut rest);
+        let len = 11 - rest.len();
+        Head { bytes, len }
     }
-    out[i] = value as u8;
-    i + 1
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 impl ser::SerializeSeq for ArgList<'_> {
