@@ -13,11 +13,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::hint::black_box;
 use ws_messaging::envelope::validate;
-use ws_messaging::{Codec, Frame};
+use ws_messaging::{Codec, Frame, FromArgs};
 
 fn shape<C: Codec, P>(c: &mut Criterion, codec_name: &str, codec: &C, shape: &str, payload: &P)
 where
-    P: Serialize + DeserializeOwned,
+    P: Serialize + DeserializeOwned + Send + 'static,
 {
     let mut group = c.benchmark_group(format!("codec/{codec_name}/{shape}"));
     let mut message = Vec::new();
@@ -48,7 +48,7 @@ where
             let Ok(Frame::Message { args, .. }) = validate(raw, true) else {
                 panic!()
             };
-            black_box(codec.decode_value::<P>(&args[0]).unwrap())
+            black_box(<(P,)>::from_args(codec, args).unwrap().0)
         });
     });
     group.bench_function(BenchmarkId::new("ack", "encode"), |b| {
@@ -66,7 +66,7 @@ where
             else {
                 panic!()
             };
-            black_box(codec.decode_value::<P>(&result).unwrap())
+            black_box(codec.decode_enveloped::<P>(&result).unwrap())
         });
     });
     group.bench_function(BenchmarkId::new("bare", "encode"), |b| {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use std::hint::black_box;
 use support::{Counter, RawPeer};
 use ws_messaging::envelope::validate;
-use ws_messaging::{Codec, Frame};
+use ws_messaging::{Codec, Frame, FromArgs};
 
 /// Counts every allocation, to show allocations per round trip.
 struct Counting;
@@ -94,7 +94,11 @@ struct CodecRow {
     bare_decode: Duration,
 }
 
-fn codec_row<C: Codec, P: Serialize + DeserializeOwned>(codec: &C, shape: &'static str, payload: &P) -> CodecRow {
+fn codec_row<C: Codec, P: Serialize + DeserializeOwned + Send + 'static>(
+    codec: &C,
+    shape: &'static str,
+    payload: &P,
+) -> CodecRow {
     let mut out = Vec::new();
     codec.encode_message("echo", &(payload,), Some(1), &mut out).unwrap();
     let message = Bytes::from(out.clone());
@@ -112,7 +116,7 @@ fn codec_row<C: Codec, P: Serialize + DeserializeOwned>(codec: &C, shape: &'stat
         let Ok(Frame::Message { args, .. }) = validate(raw, true) else {
             panic!()
         };
-        black_box(codec.decode_value::<P>(&args[0]).unwrap());
+        black_box(<(P,)>::from_args(codec, args).unwrap().0);
     });
     let bare_encode = time_per_iter(|| {
         out.clear();

@@ -53,6 +53,23 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes a bare value, or a raw slice taken from an envelope.
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError>;
 
+    /// Decodes a value that this codec's
+    /// [`decode_envelope`](Codec::decode_envelope) took out of a frame: an
+    /// argument (through [`FromArgs`](crate::FromArgs)) or an invoke's
+    /// result. The envelope reader has already checked such a slice, so a
+    /// codec whose `decode_value` begins by checking its input (MessagePack
+    /// and CBOR check well-formedness, claimed lengths and nesting) skips
+    /// that here and walks the value once instead of twice. The default is
+    /// [`decode_value`](Codec::decode_value), right for every codec whose
+    /// envelope reader does not check values.
+    ///
+    /// The runtime calls it only with slices of this codec's own
+    /// `decode_envelope`; on any other input it must still fail with an
+    /// error, never panic or allocate in proportion to a claimed length.
+    fn decode_enveloped<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
+        self.decode_value(data)
+    }
+
     /// Encodes a message envelope `{name, args, id?}` into `out`. The
     /// default encodes a [`MessageOut`] with
     /// [`encode_value`](Codec::encode_value): right for any self-describing

@@ -156,7 +156,12 @@ impl PartialEq<Name> for &str {
 /// assert_eq!(all.len(), 2);
 /// ```
 #[derive(Clone, Default)]
-pub struct ArgList(Args);
+pub struct ArgList {
+    args: Args,
+    /// Every argument is a slice that the codec's own envelope reader
+    /// checked (see [`Codec::decode_enveloped`](crate::Codec::decode_enveloped)).
+    enveloped: bool,
+}
 
 #[derive(Clone, Default)]
 enum Args {
@@ -169,12 +174,17 @@ enum Args {
 impl ArgList {
     /// No arguments.
     pub const fn new() -> Self {
-        ArgList(Args::None)
+        ArgList {
+            args: Args::None,
+            enveloped: false,
+        }
     }
 
     /// Adds an argument at the end.
     pub fn push(&mut self, arg: Bytes) {
-        self.0 = match std::mem::take(&mut self.0) {
+        // An argument from elsewhere was not checked by an envelope reader.
+        self.enveloped = false;
+        self.args = match std::mem::take(&mut self.args) {
             Args::None => Args::One(arg),
             Args::One(first) => Args::Many(vec![first, arg]),
             Args::Many(mut all) => {
@@ -186,11 +196,24 @@ impl ArgList {
 
     /// The arguments as a `Vec`.
     pub fn into_vec(self) -> Vec<Bytes> {
-        match self.0 {
+        match self.args {
             Args::None => Vec::new(),
             Args::One(arg) => vec![arg],
             Args::Many(all) => all,
         }
+    }
+
+    /// Marks every argument as checked by the codec's envelope reader, so
+    /// that [`FromArgs`](crate::FromArgs) decodes them with
+    /// [`Codec::decode_enveloped`](crate::Codec::decode_enveloped).
+    pub(crate) fn into_enveloped(mut self) -> Self {
+        self.enveloped = true;
+        self
+    }
+
+    /// Whether every argument was checked by the codec's envelope reader.
+    pub(crate) fn is_enveloped(&self) -> bool {
+        self.enveloped
     }
 }
 
@@ -198,7 +221,7 @@ impl Deref for ArgList {
     type Target = [Bytes];
 
     fn deref(&self) -> &[Bytes] {
-        match &self.0 {
+        match &self.args {
             Args::None => &[],
             Args::One(arg) => std::slice::from_ref(arg),
             Args::Many(all) => all,
@@ -223,9 +246,12 @@ impl fmt::Debug for ArgList {
 impl From<Vec<Bytes>> for ArgList {
     fn from(all: Vec<Bytes>) -> Self {
         match all.len() {
-            0 => ArgList(Args::None),
+            0 => ArgList::new(),
             1 => all.into_iter().collect(),
-            _ => ArgList(Args::Many(all)),
+            _ => ArgList {
+                args: Args::Many(all),
+                enveloped: false,
+            },
         }
     }
 }
@@ -260,7 +286,7 @@ impl IntoIterator for ArgList {
     type IntoIter = ArgIter;
 
     fn into_iter(self) -> ArgIter {
-        ArgIter(match self.0 {
+        ArgIter(match self.args {
             Args::None => Iter::One(None),
             Args::One(arg) => Iter::One(Some(arg)),
             Args::Many(all) => Iter::Many(all.into_iter()),

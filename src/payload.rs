@@ -75,11 +75,14 @@ pub trait FromArgs: Sized + Send + 'static {
 }
 
 /// Decodes argument `index`, or the absent value when there is none.
-fn arg<C: Codec, T: DeserializeOwned>(codec: &C, args: &[Bytes], index: usize) -> Result<T, CodecError> {
+fn arg<C: Codec, T: DeserializeOwned>(codec: &C, args: &ArgList, index: usize) -> Result<T, CodecError> {
     match args.get(index) {
-        Some(raw) => codec
-            .decode_value(raw)
-            .map_err(|e| CodecError::decode(ArgumentError::Invalid(index, e.cause().clone()))),
+        Some(raw) => if args.is_enveloped() {
+            codec.decode_enveloped(raw)
+        } else {
+            codec.decode_value(raw)
+        }
+        .map_err(|e| CodecError::decode(ArgumentError::Invalid(index, e.cause().clone()))),
         None => T::deserialize(UnitDeserializer::<serde::de::value::Error>::new())
             .map_err(|e| CodecError::decode(ArgumentError::Missing(index, e))),
     }

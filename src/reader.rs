@@ -127,6 +127,7 @@ impl<'a, F: Format> Reader<'a, F> {
     }
 
     /// A decode error saying the frame is malformed in format `F`.
+    #[cold]
     pub fn malformed(what: impl fmt::Display) -> CodecError {
         CodecError::decode(format!("malformed {}: {what}", F::NAME))
     }
@@ -149,50 +150,145 @@ impl<'a, F: Format> Reader<'a, F> {
     pub fn take(&mut self, len: u64) -> Result<&'a [u8], CodecError> {
         let left = self.buf.len() - self.pos;
         if len > left as u64 {
-            return Err(Self::malformed(format_args!(
-                "{} at byte {} claims {len} bytes but only {left} remain",
-                F::A_VALUE,
-                self.pos
-            )));
+            return Err(self.claims_too_much(len));
         }
         let start = self.pos;
         self.pos += len as usize;
         Ok(&self.buf[start..self.pos])
     }
 
+    #[cold]
+    fn claims_too_much(&self, len: u64) -> CodecError {
+        Self::malformed(format_args!(
+            "{} at byte {} claims {len} bytes but only {} remain",
+            F::A_VALUE,
+            self.pos,
+            self.buf.len() - self.pos
+        ))
+    }
+
     /// A big-endian unsigned integer of `width` bytes (at most 8).
+    #[inline]
     pub fn uint(&mut self, width: u64) -> Result<u64, CodecError> {
-        Ok(self.take(width)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(match *self.take(width)? {
+            [a] => a.into(),
+            [a, b] => u16::from_be_bytes([a, b]).into(),
+            [a, b, c, d] => u32::from_be_bytes([a, b, c, d]).into(),
+            [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            ref other => other.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+        })
     }
 
     /// Skips what follows a head just read at nesting level `depth`: a
     /// collection's elements, a wrapper's value (scalars have nothing).
+    ///
+    /// One loop with a small stack of the items left in each open
+    /// collection (the common, shallow case); a value nested deeper than
+    /// that stack goes on recursively ([`skip_nested`](Self::skip_nested)).
+    /// Both read the same heads in the same order, so they accept the same
+    /// values and fail at the same byte with the same error.
     pub fn skip_rest(&mut self, head: F::Head<'a>, depth: usize) -> Result<(), CodecError> {
+        /// Items left in an open collection: a count, or one of these.
+        const INDEFINITE: u64 = u64::MAX;
+        /// An indefinite map expecting a key or its break.
+        const MAP_KEY: u64 = u64::MAX - 1;
+        /// An indefinite map expecting the value of the key just read.
+        const MAP_VALUE: u64 = u64::MAX - 2;
+        /// Any count past this runs out of frame first (every item takes a
+        /// byte), so counts are cut here, clear of the markers above.
+        const MAX_COUNT: u64 = u64::MAX - 3;
+        const STACK: usize = 16;
+        let mut left = [0u64; STACK];
+        let mut open = 0usize;
+        let mut head = head;
+        loop {
+            let items = match F::shape(&head) {
+                Shape::Scalar => 0,
+                Shape::Break => return Err(self.unexpected_break()),
+                shape => {
+                    let at = depth + open;
+                    if at > MAX_DEPTH {
+                        return Err(self.too_deep());
+                    }
+                    if open == STACK {
+                        self.skip_nested(head, at)?;
+                        0
+                    } else {
+                        match shape {
+                            Shape::Array(Some(len)) => len.min(MAX_COUNT),
+                            Shape::Map(Some(len)) => len.saturating_mul(2).min(MAX_COUNT),
+                            Shape::Array(None) => INDEFINITE,
+                            Shape::Map(None) => MAP_KEY,
+                            _ => 1,
+                        }
+                    }
+                }
+            };
+            if items > 0 {
+                left[open] = items;
+                open += 1;
+            }
+            // On to the next item, closing the collections that are done.
+            loop {
+                let Some(top) = open.checked_sub(1).map(|i| &mut left[i]) else {
+                    return Ok(());
+                };
+                match *top {
+                    0 => open -= 1,
+                    INDEFINITE | MAP_KEY if F::at_break(self)? => open -= 1,
+                    INDEFINITE => break,
+                    MAP_KEY => {
+                        *top = MAP_VALUE;
+                        break;
+                    }
+                    MAP_VALUE => {
+                        *top = MAP_KEY;
+                        break;
+                    }
+                    _ => {
+                        *top -= 1;
+                        break;
+                    }
+                }
+            }
+            head = F::head(self)?;
+        }
+    }
+
+    /// [`skip_rest`](Self::skip_rest) one recursive call per level, for
+    /// values nested deeper than its stack.
+    fn skip_nested(&mut self, head: F::Head<'a>, depth: usize) -> Result<(), CodecError> {
         let (len, per_item) = match F::shape(&head) {
             Shape::Array(len) => (len, 1),
             Shape::Map(len) => (len, 2),
             Shape::Wrapper => (Some(1), 1),
-            Shape::Break => {
-                return Err(Self::malformed(format_args!(
-                    "unexpected break at byte {}",
-                    self.pos - 1
-                )));
-            }
+            Shape::Break => return Err(self.unexpected_break()),
             Shape::Scalar => return Ok(()),
         };
         if depth > MAX_DEPTH {
-            return Err(CodecError::decode(format!(
-                "{} nested deeper than {MAX_DEPTH} levels at byte {}",
-                F::NAME,
-                self.pos
-            )));
+            return Err(self.too_deep());
         }
         self.for_each(len, |reader| {
             for _ in 0..per_item {
-                reader.skip(depth + 1)?;
+                let head = F::head(reader)?;
+                reader.skip_nested(head, depth + 1)?;
             }
             Ok(())
         })
+    }
+
+    #[cold]
+    fn unexpected_break(&self) -> CodecError {
+        Self::malformed(format_args!("unexpected break at byte {}", self.pos - 1))
+    }
+
+    #[cold]
+    fn too_deep(&self) -> CodecError {
+        CodecError::decode(format!(
+            "{} nested deeper than {MAX_DEPTH} levels at byte {}",
+            F::NAME,
+            self.pos
+        ))
     }
 
     /// Skips one whole value at nesting level `depth`.
@@ -289,7 +385,7 @@ fn fields<F: Format>(reader: &mut Reader<'_, F>, frame: &Bytes, len: Option<u64>
                             args.push(frame.slice(start..reader.pos()));
                             Ok(())
                         })?;
-                        ArgsField::List(args)
+                        ArgsField::List(args.into_enveloped())
                     }
                     _ => {
                         reader.skip_rest(head, 2)?;
@@ -316,4 +412,124 @@ fn fields<F: Format>(reader: &mut Reader<'_, F>, frame: &Bytes, len: Option<u64>
     })?;
     env.keys = keys.total();
     Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy format with every shape the walk knows: scalars (with and
+    /// without content), definite and indefinite arrays and maps, wrappers
+    /// and breaks.
+    struct Toy;
+
+    impl Format for Toy {
+        type Head<'a> = Shape;
+        const NAME: &'static str = "toy";
+        const VALUE: &'static str = "value";
+        const A_VALUE: &'static str = "a value";
+
+        fn head<'a>(reader: &mut Reader<'a, Self>) -> Result<Shape, CodecError> {
+            Ok(match reader.byte()? {
+                b @ 0x40..=0x4f => Shape::Array(Some(u64::from(b & 0xf))),
+                b @ 0x50..=0x5f => Shape::Map(Some(u64::from(b & 0xf))),
+                0x60 => Shape::Array(None),
+                0x61 => Shape::Map(None),
+                0x62 => Shape::Wrapper,
+                0x63 => Shape::Break,
+                0x64 => Shape::Array(Some(u64::MAX)),
+                0x65 => Shape::Map(Some(u64::MAX / 2 + 1)),
+                0x66..=0x6f => {
+                    let len = reader.uint(1)?;
+                    reader.take(len)?;
+                    Shape::Scalar
+                }
+                _ => Shape::Scalar,
+            })
+        }
+
+        fn shape(head: &Shape) -> Shape {
+            *head
+        }
+
+        fn at_break(reader: &mut Reader<'_, Self>) -> Result<bool, CodecError> {
+            let at_break = reader.peek() == Some(0x63);
+            if at_break {
+                reader.byte()?;
+            }
+            Ok(at_break)
+        }
+
+        fn key(_: &Shape) -> Key {
+            Key::Other
+        }
+
+        fn name(_: &Shape, _: &Bytes) -> NameField {
+            NameField::Other
+        }
+
+        fn id(_: &Shape) -> IdField {
+            IdField::Invalid
+        }
+    }
+
+    /// The loop and the recursive walk on the same bytes: same outcome,
+    /// same error, same end.
+    fn both(data: &[u8]) -> Result<usize, String> {
+        let walk = |nested: bool| {
+            let mut reader = Reader::<Toy>::new(data);
+            let outcome = Toy::head(&mut reader).and_then(|head| {
+                if nested {
+                    reader.skip_nested(head, 1)
+                } else {
+                    reader.skip_rest(head, 1)
+                }
+            });
+            outcome.map(|()| reader.pos()).map_err(|e| e.to_string())
+        };
+        let (looped, nested) = (walk(false), walk(true));
+        assert_eq!(looped, nested, "{data:02x?}");
+        looped
+    }
+
+    #[test]
+    fn the_loop_walks_as_the_recursion_does() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut ok, mut deep) = (0, 0);
+        for _ in 0..50_000 {
+            let len = rng.random_range(0..200);
+            // Mostly collection heads, so that values nest deep and often
+            // past the loop's own stack.
+            let data: Vec<u8> = (0..len)
+                .map(|_| match rng.random_range(0..10) {
+                    0..=3 => 0x40 + rng.random_range(0..3),
+                    4 => 0x50 + rng.random_range(0..3),
+                    5 => 0x60 + rng.random_range(0..4),
+                    6 => 0x66,
+                    7 => rng.random_range(0..4),
+                    _ => rng.random(),
+                })
+                .collect();
+            if let Ok(end) = both(&data) {
+                ok += 1;
+                deep += usize::from(end > 20);
+            }
+        }
+        assert!(ok > 500 && deep > 50, "{ok} values walked, {deep} long ones");
+        // Nesting at the limit, past it, and much deeper than the stack.
+        for levels in [15, 16, 17, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 10_000] {
+            for open in [0x41, 0x60, 0x62] {
+                let mut data = vec![open; levels];
+                data.push(0);
+                data.extend(std::iter::repeat_n(0x63, if open == 0x60 { levels } else { 0 }));
+                let outcome = both(&data);
+                assert_eq!(
+                    outcome.is_ok(),
+                    levels <= MAX_DEPTH,
+                    "{levels} levels of {open:02x}: {outcome:?}"
+                );
+            }
+        }
+    }
 }

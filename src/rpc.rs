@@ -191,7 +191,9 @@ impl<C: Codec> Endpoint<C> {
     ) -> Result<R, InvokeError> {
         check_name(name).map_err(|name| InvokeError::Send(SendError::ReservedName(name)))?;
         let raw = self.invoke_raw(name, &args, timeout).await?;
-        self.decode(&raw).map_err(InvokeError::Decode)
+        // The result is a slice of the reply's frame, checked by the
+        // codec's envelope reader.
+        self.codec().decode_enveloped(&raw).map_err(InvokeError::Decode)
     }
 
     /// Invokes and returns the result still encoded (or the remote error).

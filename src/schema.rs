@@ -109,6 +109,10 @@ impl<C: Codec> Codec for Validated<C> {
         self.inner.decode_value(data)
     }
 
+    fn decode_enveloped<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
+        self.inner.decode_enveloped(data)
+    }
+
     fn encode_message<A: Serialize + ?Sized>(
         &self,
         name: &str,

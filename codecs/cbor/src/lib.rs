@@ -145,7 +145,15 @@ impl Codec for Cbor {
         // Well-formed, one item, within the nesting limit: after this check
         // no length in `data` can claim more than `data` holds.
         ws_messaging::reader::check_value::<reader::CborFormat>(data)?;
-        ciborium::from_reader::<LenientValue<T>, _>(data)
+        self.decode_enveloped(data)
+    }
+
+    /// The envelope reader checked `data` as [`decode_value`](Codec::decode_value)
+    /// does: it is decoded without that second walk. (On other input
+    /// ciborium still fails cleanly: it reads claimed lengths in bounded
+    /// chunks, and nesting is limited to [`MAX_DEPTH`] here too.)
+    fn decode_enveloped<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
+        ciborium::de::from_reader_with_recursion_limit::<LenientValue<T>, _>(data, MAX_DEPTH)
             .map(|value| value.0)
             .map_err(decode_error)
     }

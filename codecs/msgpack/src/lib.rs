@@ -123,7 +123,17 @@ impl Codec for MsgPack {
         // Well-formed, one value, within the nesting limit: after this check
         // no length in `data` can claim more than `data` holds.
         ws_messaging::reader::check_value::<reader::MsgPackFormat>(data)?;
+        self.decode_enveloped(data)
+    }
+
+    /// The envelope reader checked `data` as [`decode_value`](Codec::decode_value)
+    /// does: it is decoded without that second walk. (On other input
+    /// rmp-serde still fails cleanly: it checks lengths against the bytes
+    /// there, and nesting is limited to [`MAX_DEPTH`] here too.)
+    fn decode_enveloped<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(data);
+        // rmp-serde refuses a value at its limit: one more lets MAX_DEPTH in.
+        deserializer.set_max_depth(MAX_DEPTH + 1);
         T::deserialize(ws_messaging::lenient::Lenient(&mut deserializer)).map_err(CodecError::decode)
     }
 
