@@ -64,6 +64,15 @@ pub trait Format: Sized {
     /// What follows `head`.
     fn shape(head: &Self::Head<'_>) -> Shape;
 
+    /// Reads one value's head where only its shape matters (a value being
+    /// skipped). The default reads the whole [`head`](Format::head); a
+    /// format may do less, but must read exactly the same bytes and fail
+    /// exactly as `head` does.
+    #[inline]
+    fn skip_head(reader: &mut Reader<'_, Self>) -> Result<Shape, CodecError> {
+        Self::head(reader).map(|head| Self::shape(&head))
+    }
+
     /// Reads the head of an envelope or of its `name`, `args` or `id`
     /// value (a format may read through markers with no meaning here).
     fn value_head<'a>(reader: &mut Reader<'a, Self>) -> Result<Self::Head<'a>, CodecError> {
@@ -188,6 +197,12 @@ impl<'a, F: Format> Reader<'a, F> {
     /// Both read the same heads in the same order, so they accept the same
     /// values and fail at the same byte with the same error.
     pub fn skip_rest(&mut self, head: F::Head<'a>, depth: usize) -> Result<(), CodecError> {
+        self.skip_shape(F::shape(&head), depth)
+    }
+
+    /// [`skip_rest`](Self::skip_rest) for a head of which only the shape
+    /// was read.
+    fn skip_shape(&mut self, shape: Shape, depth: usize) -> Result<(), CodecError> {
         /// Items left in an open collection: a count, or one of these.
         const INDEFINITE: u64 = u64::MAX;
         /// An indefinite map expecting a key or its break.
@@ -198,11 +213,14 @@ impl<'a, F: Format> Reader<'a, F> {
         /// byte), so counts are cut here, clear of the markers above.
         const MAX_COUNT: u64 = u64::MAX - 3;
         const STACK: usize = 16;
+        if shape == Shape::Scalar {
+            return Ok(());
+        }
         let mut left = [0u64; STACK];
         let mut open = 0usize;
-        let mut head = head;
+        let mut shape = shape;
         loop {
-            let items = match F::shape(&head) {
+            let items = match shape {
                 Shape::Scalar => 0,
                 Shape::Break => return Err(self.unexpected_break()),
                 shape => {
@@ -211,7 +229,7 @@ impl<'a, F: Format> Reader<'a, F> {
                         return Err(self.too_deep());
                     }
                     if open == STACK {
-                        self.skip_nested(head, at)?;
+                        self.skip_nested(shape, at)?;
                         0
                     } else {
                         match shape {
@@ -251,14 +269,14 @@ impl<'a, F: Format> Reader<'a, F> {
                     }
                 }
             }
-            head = F::head(self)?;
+            shape = F::skip_head(self)?;
         }
     }
 
     /// [`skip_rest`](Self::skip_rest) one recursive call per level, for
     /// values nested deeper than its stack.
-    fn skip_nested(&mut self, head: F::Head<'a>, depth: usize) -> Result<(), CodecError> {
-        let (len, per_item) = match F::shape(&head) {
+    fn skip_nested(&mut self, shape: Shape, depth: usize) -> Result<(), CodecError> {
+        let (len, per_item) = match shape {
             Shape::Array(len) => (len, 1),
             Shape::Map(len) => (len, 2),
             Shape::Wrapper => (Some(1), 1),
@@ -270,8 +288,8 @@ impl<'a, F: Format> Reader<'a, F> {
         }
         self.for_each(len, |reader| {
             for _ in 0..per_item {
-                let head = F::head(reader)?;
-                reader.skip_nested(head, depth + 1)?;
+                let shape = F::skip_head(reader)?;
+                reader.skip_nested(shape, depth + 1)?;
             }
             Ok(())
         })
@@ -293,8 +311,8 @@ impl<'a, F: Format> Reader<'a, F> {
 
     /// Skips one whole value at nesting level `depth`.
     pub fn skip(&mut self, depth: usize) -> Result<(), CodecError> {
-        let head = F::head(self)?;
-        self.skip_rest(head, depth)
+        let shape = F::skip_head(self)?;
+        self.skip_shape(shape, depth)
     }
 
     /// Calls `each` for every element of a collection of `len` elements
@@ -478,11 +496,11 @@ mod tests {
     fn both(data: &[u8]) -> Result<usize, String> {
         let walk = |nested: bool| {
             let mut reader = Reader::<Toy>::new(data);
-            let outcome = Toy::head(&mut reader).and_then(|head| {
+            let outcome = Toy::skip_head(&mut reader).and_then(|shape| {
                 if nested {
-                    reader.skip_nested(head, 1)
+                    reader.skip_nested(shape, 1)
                 } else {
-                    reader.skip_rest(head, 1)
+                    reader.skip_shape(shape, 1)
                 }
             });
             outcome.map(|()| reader.pos()).map_err(|e| e.to_string())

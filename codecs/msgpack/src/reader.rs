@@ -106,6 +106,45 @@ impl Format for MsgPackFormat {
         })
     }
 
+    /// [`head`](Format::head) without building the head: the bytes a
+    /// marker has after it, read or skipped, and the shape.
+    #[inline(always)]
+    fn skip_head(reader: &mut Reader<'_>) -> Result<Shape, CodecError> {
+        let at = reader.pos();
+        let byte = reader.byte()?;
+        let skip: u64 = match byte {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => return Ok(Shape::Scalar),
+            0x80..=0x8f => return Ok(Shape::Map(Some((byte & 0x0f).into()))),
+            0x90..=0x9f => return Ok(Shape::Array(Some((byte & 0x0f).into()))),
+            0xa0..=0xbf => (byte & 0x1f).into(),
+            0xc1 => return Err(Reader::malformed(format_args!("the reserved marker 0xc1 at byte {at}"))),
+            // bin, str: a length of 1, 2 or 4 bytes, then the data.
+            0xc4 | 0xd9 => reader.uint(1)?,
+            0xc5 | 0xda => reader.uint(2)?,
+            0xc6 | 0xdb => reader.uint(4)?,
+            // ext: a length, then a type byte and the data.
+            0xc7 => 1 + reader.uint(1)?,
+            0xc8 => 1 + reader.uint(2)?,
+            0xc9 => 1 + reader.uint(4)?,
+            // Numbers of 1, 2, 4 or 8 bytes.
+            0xcc | 0xd0 => 1,
+            0xcd | 0xd1 => 2,
+            0xca | 0xce | 0xd2 => 4,
+            0xcb | 0xcf | 0xd3 => 8,
+            // fixext: a type byte and 1, 2, 4, 8 or 16 bytes.
+            0xd4 => 2,
+            0xd5 => 3,
+            0xd6 => 5,
+            0xd7 => 9,
+            0xd8 => 17,
+            0xdc => return Ok(Shape::Array(Some(reader.uint(2)?))),
+            0xdd => return Ok(Shape::Array(Some(reader.uint(4)?))),
+            0xde => return Ok(Shape::Map(Some(reader.uint(2)?))),
+            0xdf => return Ok(Shape::Map(Some(reader.uint(4)?))),
+        };
+        reader.take(skip).map(|_| Shape::Scalar)
+    }
+
     fn shape(head: &Head<'_>) -> Shape {
         match *head {
             Head::Array(len) => Shape::Array(Some(len.into())),
@@ -168,6 +207,38 @@ mod tests {
                 err.to_string().starts_with("decode error: malformed MessagePack"),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn skip_head_reads_what_head_reads() {
+        // Every marker, followed by every kind of rest: nothing, short,
+        // enough, and lengths that claim more than there is.
+        let rests: [&[u8]; 6] = [
+            &[],
+            &[0x01],
+            &[0x00, 0x02, 0xaa, 0xbb],
+            &[
+                0x00, 0x00, 0x00, 0x03, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+            ],
+            &[0xff, 0xff, 0xff, 0xff, 0xff],
+            &[0x05; 40],
+        ];
+        for marker in 0..=255u8 {
+            for rest in rests {
+                let mut data = vec![marker];
+                data.extend_from_slice(rest);
+                let mut by_head = Reader::new(&data);
+                let mut by_skip = Reader::new(&data);
+                let head = MsgPackFormat::head(&mut by_head).map(|h| MsgPackFormat::shape(&h));
+                let skip = MsgPackFormat::skip_head(&mut by_skip);
+                assert_eq!(
+                    head.map_err(|e| e.to_string()),
+                    skip.map_err(|e| e.to_string()),
+                    "{data:02x?}"
+                );
+                assert_eq!(by_head.pos(), by_skip.pos(), "{data:02x?}");
+            }
         }
     }
 
