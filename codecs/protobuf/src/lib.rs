@@ -108,6 +108,7 @@
 mod de;
 mod error;
 mod proto;
+mod read;
 mod ser;
 
 use bytes::Bytes;
@@ -212,7 +213,7 @@ impl Codec for Protobuf {
             out.extend_from_slice(Head::new(ID_TAG, id).bytes());
         }
         let head = Head::new(MESSAGE_TAG, (out.len() - start) as u64);
-        out.splice(start..start, head.bytes().iter().copied());
+        head.insert(out, start);
         Ok(())
     }
 
@@ -241,9 +242,9 @@ impl Codec for Protobuf {
             return Err(e.into_encode());
         }
         let head = Head::new(RESULT_TAG, (out.len() - value) as u64);
-        out.splice(value..value, head.bytes().iter().copied());
+        head.insert(out, value);
         let head = Head::new(ACK_TAG, (out.len() - start) as u64);
-        out.splice(start..start, head.bytes().iter().copied());
+        head.insert(out, start);
         Ok(())
     }
 
@@ -269,36 +270,45 @@ impl Codec for Protobuf {
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        // Decoding from a `Bytes` buffer makes every `bytes` field a slice of
-        // the frame; prost checks each length against what is left.
-        let envelope = pb::Envelope::decode(frame.clone())
-            .map_err(|e| CodecError::decode_in("not a protobuf ws_messaging.Envelope", e))?;
-        let mut raw = RawEnvelope {
-            is_map: true,
-            ..RawEnvelope::default()
-        };
-        match envelope.kind {
-            None => {}
-            Some(Kind::Message(message)) => {
-                raw.keys = 2 + usize::from(message.id.is_some());
-                raw.name = if message.name.is_empty() {
-                    NameField::Falsy
-                } else {
-                    NameField::Str(message.name.into())
-                };
-                raw.args = ArgsField::List(message.args.into());
-                raw.id = id_field(message.id);
-            }
-            Some(Kind::Ack(ack)) => {
-                raw.keys = usize::from(ack.id.is_some()) + usize::from(ack.outcome.is_some());
-                raw.id = id_field(ack.id);
-                match ack.outcome {
-                    None => {}
-                    Some(Outcome::Result(result)) => raw.result = Some(result),
-                    Some(Outcome::Error(error)) => raw.error = Some(error),
-                }
+        // The usual frames are read by hand, the others by prost.
+        match read::envelope(frame) {
+            Some(raw) => Ok(raw),
+            None => decode_with_prost(frame),
+        }
+    }
+}
+
+/// The envelope as prost decodes it.
+fn decode_with_prost(frame: &Bytes) -> Result<RawEnvelope, CodecError> {
+    // Decoding from a `Bytes` buffer makes every `bytes` field a slice of
+    // the frame; prost checks each length against what is left.
+    let envelope = pb::Envelope::decode(frame.clone())
+        .map_err(|e| CodecError::decode_in("not a protobuf ws_messaging.Envelope", e))?;
+    let mut raw = RawEnvelope {
+        is_map: true,
+        ..RawEnvelope::default()
+    };
+    match envelope.kind {
+        None => {}
+        Some(Kind::Message(message)) => {
+            raw.keys = 2 + usize::from(message.id.is_some());
+            raw.name = if message.name.is_empty() {
+                NameField::Falsy
+            } else {
+                NameField::Str(message.name.into())
+            };
+            raw.args = ArgsField::List(message.args.into());
+            raw.id = id_field(message.id);
+        }
+        Some(Kind::Ack(ack)) => {
+            raw.keys = usize::from(ack.id.is_some()) + usize::from(ack.outcome.is_some());
+            raw.id = id_field(ack.id);
+            match ack.outcome {
+                None => {}
+                Some(Outcome::Result(result)) => raw.result = Some(result),
+                Some(Outcome::Error(error)) => raw.error = Some(error),
             }
         }
-        Ok(raw)
     }
+    Ok(raw)
 }

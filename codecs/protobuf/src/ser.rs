@@ -495,8 +495,7 @@ impl ArgList<'_> {
         value
             .serialize(ValueSerializer { out: self.out })
             .map_err(|e| ValueError(format!("argument {}: {e}", self.count)))?;
-        let head = Head::new(ARGS_TAG, (self.out.len() - start) as u64);
-        self.out.splice(start..start, head.bytes().iter().copied());
+        Head::new(ARGS_TAG, (self.out.len() - start) as u64).insert(self.out, start);
         self.count += 1;
         Ok(())
     }
@@ -510,16 +509,33 @@ pub(crate) struct Head {
 }
 
 impl Head {
+    #[inline]
     pub(crate) fn new(tag: u8, value: u64) -> Self {
+        // The varint as prost's `encode_varint` writes it (seven bits a
+        // byte, low first), without its `BufMut` steps per byte.
         let mut bytes = [tag; 11];
-        let mut rest = &mut bytes[1..];
-        prost::encoding::encode_varint(value, &mut rest);
-        let len = 11 - rest.len();
-        Head { bytes, len }
+        let (mut value, mut len) = (value, 1);
+        while value >= 0x80 {
+            bytes[len] = value as u8 | 0x80;
+            value >>= 7;
+            len += 1;
+        }
+        bytes[len] = value as u8;
+        Head { bytes, len: len + 1 }
     }
 
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
+    }
+
+    /// Puts the head into `out` at `at`, moving what follows along.
+    #[inline]
+    pub(crate) fn insert(&self, out: &mut Vec<u8>, at: usize) {
+        let end = out.len();
+        out.resize(end + self.len, 0);
+        out.copy_within(at..end, at + self.len);
+        out[at..at + self.len].copy_from_slice(self.bytes());
     }
 }
 
