@@ -221,32 +221,42 @@ impl Reader<'_> {
         self.frame.len() - self.pos
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&[u8], CodecError> {
         if n > self.remaining() {
-            return Err(CodecError::decode(format!(
-                "truncated frame: {n} bytes needed at offset {}, {} left",
-                self.pos,
-                self.remaining()
-            )));
+            return Err(self.truncated(n));
         }
         let slice = &self.frame[self.pos..self.pos + n];
         self.pos += n;
         Ok(slice)
     }
 
+    #[cold]
+    fn truncated(&self, n: usize) -> CodecError {
+        CodecError::decode(format!(
+            "truncated frame: {n} bytes needed at offset {}, {} left",
+            self.pos,
+            self.remaining()
+        ))
+    }
+
+    #[inline]
     fn u8(&mut self) -> Result<u8, CodecError> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline]
     fn u32(&mut self) -> Result<u32, CodecError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
     }
 
+    #[inline]
     fn u64(&mut self) -> Result<u64, CodecError> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or_default()))
     }
 
     /// A `u32`-length-prefixed chunk, as a zero-copy slice of the frame.
+    #[inline]
     fn chunk(&mut self) -> Result<Bytes, CodecError> {
         let len = self.u32()? as usize;
         self.take(len)?;
