@@ -203,16 +203,31 @@ impl ArgList {
         }
     }
 
-    /// Marks every argument as checked by the codec's envelope reader, so
-    /// that [`FromArgs`](crate::FromArgs) decodes them with
-    /// [`Codec::decode_enveloped`](crate::Codec::decode_enveloped).
-    pub(crate) fn into_enveloped(mut self) -> Self {
+    /// Marks the arguments as slices that a codec's
+    /// [`decode_envelope`](crate::Codec::decode_envelope) took out of a
+    /// frame and checked, so that [`FromArgs`](crate::FromArgs) decodes
+    /// them with [`Codec::decode_enveloped`](crate::Codec::decode_enveloped).
+    /// For codecs: call it on the list an envelope reader built, when that
+    /// reader checks arguments as `decode_value` would. Adding an argument
+    /// afterwards ([`push`](Self::push)) removes the mark.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use ws_messaging::envelope::ArgList;
+    ///
+    /// let mut args = ArgList::from(vec![Bytes::from_static(b"1")]).into_enveloped();
+    /// assert!(args.is_enveloped());
+    /// args.push(Bytes::from_static(b"2"));
+    /// assert!(!args.is_enveloped());
+    /// ```
+    pub fn into_enveloped(mut self) -> Self {
         self.enveloped = true;
         self
     }
 
-    /// Whether every argument was checked by the codec's envelope reader.
-    pub(crate) fn is_enveloped(&self) -> bool {
+    /// Whether the arguments are marked as checked by a codec's envelope
+    /// reader ([`into_enveloped`](Self::into_enveloped)).
+    pub fn is_enveloped(&self) -> bool {
         self.enveloped
     }
 }

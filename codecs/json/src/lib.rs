@@ -34,7 +34,7 @@ use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use ws_messaging::envelope::{ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
+use ws_messaging::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
 use ws_messaging::{Codec, CodecError, FrameKind};
 
 /// The JSON codec (serde_json). Zero-sized; `Json::default()` or `Json`.
@@ -57,7 +57,13 @@ impl Codec for Json {
     }
 
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
-        serde_json::from_slice(data).map_err(decode_err)
+        // UTF-8 checked in one pass over the whole value, then read as text:
+        // cheaper than serde_json checking string by string. Bytes that are
+        // not UTF-8 go to serde_json as they are, for its error.
+        match std::str::from_utf8(data) {
+            Ok(text) => serde_json::from_str(text).map_err(decode_err),
+            Err(_) => serde_json::from_slice(data).map_err(decode_err),
+        }
     }
 
     /// `{"name":…,"args":[…],"id":…}`, the fixed parts written as they
@@ -362,7 +368,7 @@ impl<'de> Visitor<'de> for ArgsSeed<'_> {
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             args.push(slice_of(self.frame, raw.get()));
         }
-        Ok(ArgsField::List(args.into()))
+        Ok(ArgsField::List(ArgList::from(args).into_enveloped()))
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<ArgsField, M::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}

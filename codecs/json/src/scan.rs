@@ -78,7 +78,7 @@ pub(crate) fn envelope<const UTF8: bool>(frame: &Bytes) -> Scan<RawEnvelope> {
             let first = s.ws();
             match key {
                 Key::Name => name = s.name(first, frame)?,
-                Key::Args => args = ArgsField::List(s.args(first, frame)?),
+                Key::Args => args = ArgsField::List(s.args(first, frame)?.into_enveloped()),
                 Key::Id => id = s.id()?,
                 Key::Result => result = Some(s.raw(first, frame, 1)?),
                 Key::Error => error = Some(s.raw(first, frame, 1)?),
