@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::codec::Codec;
@@ -212,15 +211,23 @@ impl<C: Codec> Endpoint<C> {
             .map_err(|e| InvokeError::from_send(e, Some(id)))?;
         let message = self.frame(buf).map_err(|e| InvokeError::from_send(e, Some(id)))?;
         let link = self.open_link().map_err(|e| InvokeError::from_send(e, Some(id)))?;
-        let (settle_tx, settle_rx) = oneshot::channel();
-        let _guard = PendingGuard { link: &link, id };
+        // The reply is waited for in the link's pending map (no channel per
+        // invoke); the guard removes the entry however this ends, unless
+        // taking the outcome removed it already.
+        let mut guard = PendingGuard {
+            link: &link,
+            id,
+            armed: true,
+        };
         let wait = async {
-            link.push_wait(message, Some((id, settle_tx)))
+            link.push_wait(message, Some(id))
                 .await
                 .map_err(|_| InvokeError::Connection { id: Some(id) })?;
-            match settle_rx.await {
-                Ok(Ok(outcome)) => Ok(outcome),
-                _ => Err(InvokeError::Connection { id: Some(id) }),
+            let settled = std::future::poll_fn(|cx| link.poll_settled(id, cx)).await;
+            guard.armed = false;
+            match settled {
+                Ok(outcome) => Ok(outcome),
+                Err(()) => Err(InvokeError::Connection { id: Some(id) }),
             }
         };
         #[cfg(feature = "tracing")]
@@ -242,14 +249,19 @@ impl<C: Codec> Endpoint<C> {
     }
 }
 
-/// Removes a pending invoke when its future ends or is dropped.
+/// Removes a pending invoke when its future ends or is dropped (a
+/// timeout, a caller that gave up), whatever the entry's state; disarmed
+/// once the outcome was taken, which removed the entry.
 struct PendingGuard<'a> {
     link: &'a Link,
     id: u64,
+    armed: bool,
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.link.forget(self.id);
+        if self.armed {
+            self.link.forget(self.id);
+        }
     }
 }

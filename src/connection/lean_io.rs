@@ -3,10 +3,13 @@
 //! tungstenite keeps a read buffer and a write buffer per connection for the
 //! connection's whole life. Server connections run it with tiny buffers
 //! (see [`server_config`]) over [`LeanIo`], which reads and writes in large
-//! chunks through buffers it allocates when data comes and frees as soon as
-//! they are drained: an idle connection holds none, a busy one still makes
-//! one system call per 64 KiB.
+//! chunks through buffers it takes when data comes and gives back as soon
+//! as they are drained: an idle connection holds none, a busy one still
+//! makes one system call per 64 KiB. A buffer given back is kept as its
+//! thread's spare (one of each kind per thread, not per connection), so the
+//! next connection to need one on that thread does not allocate it again.
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -22,6 +25,61 @@ const WRITE_CHUNK: usize = 64 * 1024;
 const FIRST_GATHER: usize = 512;
 /// Writes this large skip the gathering buffer when it is empty.
 const DIRECT_WRITE: usize = 16 * 1024;
+/// The largest gathering buffer kept as a thread's spare.
+const KEEP_GATHER: usize = WRITE_CHUNK + DIRECT_WRITE;
+
+thread_local! {
+    /// This thread's spare gathering buffer (empty, at most `KEEP_GATHER`
+    /// bytes of capacity), or none.
+    static SPARE_OUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// This thread's spare read buffer (`READ_CHUNK` bytes long; what it
+    /// holds is stale and only ever overwritten), or none.
+    static SPARE_SPILL: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// A gathering buffer for at least `want` bytes: the thread's spare when it
+/// has one (its capacity grows as needed), else a new one.
+fn take_out(want: usize) -> Vec<u8> {
+    let mut out = SPARE_OUT.try_with(Cell::take).unwrap_or_default();
+    out.reserve(want.max(FIRST_GATHER));
+    out
+}
+
+/// Keeps a gathering buffer as the thread's spare if the thread has none
+/// and it is not too large; frees it otherwise.
+fn give_out(mut out: Vec<u8>) {
+    if out.capacity() == 0 || out.capacity() > KEEP_GATHER {
+        return;
+    }
+    out.clear();
+    let _ = SPARE_OUT.try_with(|spare| {
+        let kept = spare.take();
+        spare.set(if kept.capacity() == 0 { out } else { kept });
+    });
+}
+
+/// A read buffer of `READ_CHUNK` bytes: the thread's spare when it has one,
+/// else a new, zeroed one.
+fn take_spill() -> Vec<u8> {
+    let spill = SPARE_SPILL.try_with(Cell::take).unwrap_or_default();
+    if spill.len() == READ_CHUNK {
+        spill
+    } else {
+        vec![0; READ_CHUNK]
+    }
+}
+
+/// Keeps a read buffer as the thread's spare if the thread has none; its
+/// length stays `READ_CHUNK`, so it needs no zeroing again.
+fn give_spill(spill: Vec<u8>) {
+    if spill.len() != READ_CHUNK {
+        return;
+    }
+    let _ = SPARE_SPILL.try_with(|spare| {
+        let kept = spare.take();
+        spare.set(if kept.len() == READ_CHUNK { kept } else { spill });
+    });
+}
 
 /// tungstenite settings for a connection over [`LeanIo`]: a small read
 /// buffer (LeanIo does the large reads) and no write buffering (LeanIo
@@ -63,9 +121,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
-    /// Frees the read buffer.
+    /// Gives the read buffer back.
     fn drop_spill(&mut self) {
-        self.spill = Vec::new();
+        give_spill(std::mem::take(&mut self.spill));
         self.spill_pos = 0;
         self.spill_end = 0;
     }
@@ -87,7 +145,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LeanIo<S> {
             }
         }
         // Drained: give the buffer back.
-        self.out = Vec::new();
+        give_out(std::mem::take(&mut self.out));
         Poll::Ready(Ok(()))
     }
 }
@@ -116,9 +174,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LeanIo<S> {
         }
         // Data keeps coming: read a large chunk, hand it out piece by piece.
         // The buffer is zeroed once, when it is allocated, and reused while
-        // the data keeps coming.
+        // the data keeps coming (and by the thread's next connection).
         if this.spill.is_empty() {
-            this.spill = vec![0; READ_CHUNK];
+            this.spill = take_spill();
         }
         let mut chunk = ReadBuf::new(&mut this.spill);
         match Pin::new(&mut this.inner).poll_read(cx, &mut chunk) {
@@ -159,8 +217,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LeanIo<S> {
             }
         }
         if this.out.capacity() == 0 {
-            // One allocation for the frames gathered until the flush.
-            this.out.reserve(data.len().max(FIRST_GATHER));
+            // One buffer for the frames gathered until the flush.
+            this.out = take_out(data.len());
         }
         this.out.extend_from_slice(data);
         Poll::Ready(Ok(data.len()))
@@ -184,11 +242,130 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Drop for LeanIo<S> {
     /// say) and drops the socket without a flush: hand what was gathered to
     /// the socket now, as far as it takes it without waiting.
     fn drop(&mut self) {
+        self.drop_spill();
         if self.out.is_empty() {
+            give_out(std::mem::take(&mut self.out));
             return;
         }
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let _ = self.poll_drain(&mut cx);
         let _ = Pin::new(&mut self.inner).poll_flush(&mut cx);
+        give_out(std::mem::take(&mut self.out));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The buffers over a loopback socket: held only while data moves, and
+    //! handed on through the thread's spares.
+    //! `cargo test -p ws-messaging --lib lean_io`.
+
+    use std::future::poll_fn;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    async fn pair() -> (LeanIo<TcpStream>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = TcpStream::connect(listener.local_addr().unwrap());
+        let (accepted, peer) = tokio::time::timeout(WAIT, async { tokio::join!(listener.accept(), peer) })
+            .await
+            .expect("loopback connect");
+        (LeanIo::new(accepted.unwrap().0), peer.unwrap())
+    }
+
+    fn spare_out() -> (usize, *const u8) {
+        let out = SPARE_OUT.with(Cell::take);
+        let seen = (out.capacity(), out.as_ptr());
+        SPARE_OUT.with(|spare| spare.set(out));
+        seen
+    }
+
+    fn spare_spill() -> (usize, *const u8) {
+        let spill = SPARE_SPILL.with(Cell::take);
+        let seen = (spill.len(), spill.as_ptr());
+        SPARE_SPILL.with(|spare| spare.set(spill));
+        seen
+    }
+
+    // One thread (the default current-thread runtime): the spares seen
+    // are the ones the socket uses.
+    #[tokio::test]
+    async fn the_write_buffer_is_the_threads_spare_between_flushes() {
+        SPARE_OUT.with(Cell::take);
+        let (mut io, mut peer) = pair().await;
+        io.write_all(b"first").await.unwrap();
+        assert!(io.out.capacity() >= FIRST_GATHER);
+        let first = io.out.as_ptr();
+        io.flush().await.unwrap();
+        // Drained: the connection holds nothing, the thread keeps it.
+        assert_eq!(io.out.capacity(), 0);
+        let (capacity, spare) = spare_out();
+        assert!(capacity >= FIRST_GATHER);
+        assert_eq!(spare, first);
+        io.write_all(b"second").await.unwrap();
+        assert_eq!(io.out.as_ptr(), first);
+        assert_eq!(spare_out().0, 0);
+        io.flush().await.unwrap();
+        assert_eq!(spare_out().1, first);
+        let mut got = [0; 11];
+        tokio::time::timeout(WAIT, peer.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"firstsecond");
+        // A buffer grown past the limit is not kept.
+        SPARE_OUT.with(Cell::take);
+        io.out = Vec::with_capacity(KEEP_GATHER + 1);
+        io.write_all(b"x").await.unwrap();
+        io.flush().await.unwrap();
+        assert_eq!(spare_out().0, 0);
+    }
+
+    #[tokio::test]
+    async fn the_read_buffer_is_the_threads_spare_between_bursts() {
+        SPARE_SPILL.with(Cell::take);
+        let (mut io, mut peer) = pair().await;
+        let data: Vec<u8> = (0..3 * READ_CHUNK).map(|i| (i % 251) as u8).collect();
+        let mut first_spill = None;
+        for burst in 0..2 {
+            let writer = tokio::spawn({
+                let data = data.clone();
+                async move {
+                    peer.write_all(&data).await.unwrap();
+                    peer
+                }
+            });
+            let mut got = Vec::new();
+            let mut buf = [0; 512];
+            while got.len() < data.len() {
+                let n = tokio::time::timeout(WAIT, io.read(&mut buf)).await.unwrap().unwrap();
+                assert!(n > 0, "the peer closed early");
+                got.extend_from_slice(&buf[..n]);
+                if let (Some(first), false) = (first_spill, io.spill.is_empty()) {
+                    // The second burst reads into the buffer the first gave back.
+                    assert_eq!(io.spill.as_ptr(), first, "burst {burst}");
+                }
+            }
+            assert_eq!(got, data);
+            peer = tokio::time::timeout(WAIT, writer).await.unwrap().unwrap();
+            // Nothing more waiting: the buffer goes back to the thread.
+            let waiting = poll_fn(|cx| {
+                let mut buf = [0; 512];
+                let mut buf = ReadBuf::new(&mut buf);
+                Poll::Ready(Pin::new(&mut io).poll_read(cx, &mut buf).is_pending())
+            })
+            .await;
+            assert!(waiting);
+            assert_eq!(io.spill.capacity(), 0);
+            let (len, spare) = spare_spill();
+            assert_eq!(len, READ_CHUNK, "a burst this large is read in chunks");
+            assert_eq!(*first_spill.get_or_insert(spare), spare);
+        }
     }
 }

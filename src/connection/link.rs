@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Mutex;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
@@ -18,6 +18,29 @@ use crate::protocol::{truncate_reason, CLOSE_SLOW_CONSUMER};
 /// The outcome a pending invoke is settled with: the raw reply, or `Err`
 /// when the connection went away.
 pub(crate) type Settle = Result<Result<Bytes, Bytes>, ()>;
+
+/// A pending invoke's entry in the link's map.
+enum Pending {
+    /// Answered through a channel (the heartbeat's ping, a broadcast
+    /// invoke's answer).
+    Channel(oneshot::Sender<Settle>),
+    /// An invoke's future waits on the link itself (see
+    /// [`Link::poll_settled`]): the waker of its last poll.
+    Waiting(Option<Waker>),
+    /// The outcome, kept until the invoke's future takes it.
+    Settled(Settle),
+}
+
+/// An empty pending map keeps at most this many bytes of entries for the
+/// next invokes (beyond it, it is freed).
+const KEEP_PENDING_BYTES: usize = 1024;
+
+/// What a close takes from the pending map, to be failed once the lock is
+/// released.
+struct Failed {
+    channels: Vec<oneshot::Sender<Settle>>,
+    wakers: Vec<Waker>,
+}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +76,7 @@ struct LinkState {
     writer: Option<Waker>,
     /// The close this side asked for, once it did.
     close: Option<(u16, String)>,
-    pending: HashMap<u64, oneshot::Sender<Settle>>,
+    pending: HashMap<u64, Pending>,
     /// Procedure handlers running now.
     calls: usize,
 }
@@ -198,25 +221,22 @@ impl Link {
         }
         if self.full(&state) {
             let (frames, bytes) = (state.queue.len(), state.bytes);
-            let pending = self.start_close(&mut state, CLOSE_SLOW_CONSUMER, "Slow consumer", true);
+            let failed = self.start_close(&mut state, CLOSE_SLOW_CONSUMER, "Slow consumer", true);
             drop(state);
-            self.after_close(pending);
+            self.after_close(failed);
             return Err(PushError::SlowConsumer { frames, bytes });
         }
         if let Some((id, settle)) = pending {
-            state.pending.insert(id, settle);
+            state.pending.insert(id, Pending::Channel(settle));
         }
         Self::enqueue(&mut state, message);
         Ok(())
     }
 
     /// Queues a frame, waiting while the backlog is full (backpressure).
-    /// With `pending`, registers an invoke under `id` in the same step.
-    pub(crate) async fn push_wait(
-        &self,
-        message: Message,
-        pending: Option<(u64, oneshot::Sender<Settle>)>,
-    ) -> Result<(), PushError> {
+    /// With `pending`, registers an invoke under that id in the same step;
+    /// its outcome is then waited for with [`poll_settled`](Self::poll_settled).
+    pub(crate) async fn push_wait(&self, message: Message, pending: Option<u64>) -> Result<(), PushError> {
         let mut message = Some(message);
         let mut pending = pending;
         loop {
@@ -229,8 +249,8 @@ impl Link {
                     return Err(PushError::Closed);
                 }
                 if !self.full(&state) {
-                    if let Some((id, settle)) = pending.take() {
-                        state.pending.insert(id, settle);
+                    if let Some(id) = pending.take() {
+                        state.pending.insert(id, Pending::Waiting(None));
                     }
                     Self::enqueue(&mut state, message.take().expect("queued once"));
                     return Ok(());
@@ -241,15 +261,57 @@ impl Link {
     }
 
     /// Settles the pending invoke `id` with the peer's reply; false when no
-    /// invoke waits under that id (unknown ids are ignored).
+    /// invoke waits under that id (unknown ids, and replies to an invoke
+    /// already settled, are ignored).
     pub(crate) fn settle(&self, id: u64, outcome: Result<Bytes, Bytes>) -> bool {
-        let pending = self.lock().pending.remove(&id);
-        match pending {
-            Some(tx) => {
+        let mut state = self.lock();
+        let Some(entry) = state.pending.get_mut(&id) else {
+            return false;
+        };
+        match entry {
+            Pending::Settled(_) => false,
+            Pending::Waiting(waker) => {
+                let waker = waker.take();
+                *entry = Pending::Settled(Ok(outcome));
+                drop(state);
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                true
+            }
+            Pending::Channel(_) => {
+                let Some(Pending::Channel(tx)) = state.pending.remove(&id) else {
+                    unreachable!("the entry is a channel");
+                };
+                drop(state);
                 let _ = tx.send(Ok(outcome));
                 true
             }
-            None => false,
+        }
+    }
+
+    /// The outcome of the invoke registered under `id` by
+    /// [`push_wait`](Self::push_wait), once it is settled (the entry is then
+    /// removed); until then, has the settling wake `cx`'s task. `Err` when
+    /// the connection went away, or no such invoke waits.
+    pub(crate) fn poll_settled(&self, id: u64, cx: &mut Context<'_>) -> Poll<Settle> {
+        let mut state = self.lock();
+        match state.pending.get_mut(&id) {
+            Some(Pending::Waiting(waker)) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    slot => *slot = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Some(Pending::Settled(_)) => {
+                let Some(Pending::Settled(outcome)) = state.pending.remove(&id) else {
+                    unreachable!("the entry is settled");
+                };
+                Self::shrink_pending(&mut state);
+                Poll::Ready(outcome)
+            }
+            Some(Pending::Channel(_)) | None => Poll::Ready(Err(())),
         }
     }
 
@@ -260,15 +322,21 @@ impl Link {
         if state.phase != Phase::Open {
             return false;
         }
-        state.pending.insert(id, settle);
+        state.pending.insert(id, Pending::Channel(settle));
         true
     }
 
-    /// Forgets a pending invoke (its caller gave up).
+    /// Forgets a pending invoke, whatever its state (its caller gave up).
     pub(crate) fn forget(&self, id: u64) {
         let mut state = self.lock();
         state.pending.remove(&id);
-        if state.pending.is_empty() && state.pending.capacity() > 64 {
+        Self::shrink_pending(&mut state);
+    }
+
+    /// Frees the pending map once it is empty, unless it is small: an idle
+    /// connection keeps at most `KEEP_PENDING_BYTES` of it.
+    fn shrink_pending(state: &mut LinkState) {
+        if state.pending.is_empty() && state.pending.capacity() * size_of::<(u64, Pending)>() > KEEP_PENDING_BYTES {
             state.pending = HashMap::new();
         }
     }
@@ -297,19 +365,13 @@ impl Link {
         if matches!(state.phase, Phase::Closing | Phase::Closed) {
             return false;
         }
-        let pending = self.start_close(&mut state, code, reason, discard);
+        let failed = self.start_close(&mut state, code, reason, discard);
         drop(state);
-        self.after_close(pending);
+        self.after_close(failed);
         true
     }
 
-    fn start_close(
-        &self,
-        state: &mut LinkState,
-        code: u16,
-        reason: &str,
-        discard: bool,
-    ) -> HashMap<u64, oneshot::Sender<Settle>> {
+    fn start_close(&self, state: &mut LinkState, code: u16, reason: &str, discard: bool) -> Failed {
         self.set_phase(state, Phase::Closing);
         state.close = Some((code, truncate_reason(reason).to_string()));
         if discard {
@@ -317,27 +379,56 @@ impl Link {
             state.bytes = 0;
         }
         Self::enqueue(state, close_message(code, reason));
-        std::mem::take(&mut state.pending)
+        Self::fail_pending(state)
     }
 
-    fn after_close(&self, pending: HashMap<u64, oneshot::Sender<Settle>>) {
-        for (_, settle) in pending {
-            let _ = settle.send(Err(()));
+    /// Fails every invoke still waiting: an invoke's own entry is settled
+    /// with `Err` (its future takes it), a channel's entry is removed (its
+    /// sender is failed once the lock is released). Outcomes already
+    /// settled stay.
+    fn fail_pending(state: &mut LinkState) -> Failed {
+        let mut failed = Failed {
+            channels: Vec::new(),
+            wakers: Vec::new(),
+        };
+        state.pending.retain(|_, entry| match entry {
+            Pending::Settled(_) => true,
+            Pending::Waiting(waker) => {
+                failed.wakers.extend(waker.take());
+                *entry = Pending::Settled(Err(()));
+                true
+            }
+            Pending::Channel(_) => {
+                if let Pending::Channel(tx) = std::mem::replace(entry, Pending::Settled(Err(()))) {
+                    failed.channels.push(tx);
+                }
+                false
+            }
+        });
+        failed
+    }
+
+    fn after_close(&self, failed: Failed) {
+        for tx in failed.channels {
+            let _ = tx.send(Err(()));
+        }
+        for waker in failed.wakers {
+            waker.wake();
         }
         self.room.notify_waiters();
     }
 
     /// The socket ended: nothing more is queued, every pending invoke fails.
     pub(crate) fn finish(&self) {
-        let pending = {
+        let failed = {
             let mut state = self.lock();
             self.set_phase(&mut state, Phase::Closed);
             state.queue = VecDeque::new();
             state.bytes = 0;
             state.writer = None;
-            std::mem::take(&mut state.pending)
+            Self::fail_pending(&mut state)
         };
-        self.after_close(pending);
+        self.after_close(failed);
     }
 
     /// The next frame to write; when there is none, parks the driver's
@@ -392,5 +483,159 @@ impl Link {
     pub(crate) fn backlog(&self) -> (usize, usize) {
         let state = self.lock();
         (state.queue.len(), state.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pending map's entries: how an invoke's slot is settled, woken,
+    //! failed on close and forgotten. `cargo test -p ws-messaging --lib link`.
+
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    use super::*;
+
+    /// A waker that counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Count {
+        fn woken(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    fn open_link() -> Link {
+        let link = Link::new(&EndpointOptions::default());
+        assert!(link.open());
+        link
+    }
+
+    fn frame() -> Message {
+        Message::Text("{}".into())
+    }
+
+    fn poll(link: &Link, id: u64, waker: &Arc<Count>) -> Poll<Settle> {
+        link.poll_settled(id, &mut Context::from_waker(&Waker::from(waker.clone())))
+    }
+
+    fn pending_len(link: &Link) -> usize {
+        link.lock().pending.len()
+    }
+
+    #[tokio::test]
+    async fn a_reply_wakes_the_last_waker_and_is_taken_once() {
+        let link = open_link();
+        link.push_wait(frame(), Some(7)).await.unwrap();
+        let (first, second) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        assert!(poll(&link, 7, &first).is_pending());
+        // Polled again from elsewhere: the new waker replaces the old one.
+        assert!(poll(&link, 7, &second).is_pending());
+        assert!(link.settle(7, Ok(Bytes::from_static(b"1"))));
+        assert_eq!((first.woken(), second.woken()), (0, 1));
+        // A second reply under the same id changes nothing.
+        assert!(!link.settle(7, Ok(Bytes::from_static(b"2"))));
+        assert_eq!(poll(&link, 7, &second), Poll::Ready(Ok(Ok(Bytes::from_static(b"1")))));
+        assert_eq!(pending_len(&link), 0);
+        // Taken: the id is unknown now.
+        assert_eq!(poll(&link, 7, &second), Poll::Ready(Err(())));
+    }
+
+    #[tokio::test]
+    async fn a_reply_before_the_first_poll_is_kept() {
+        let link = open_link();
+        link.push_wait(frame(), Some(1)).await.unwrap();
+        assert!(link.settle(1, Err(Bytes::from_static(b"\"no\""))));
+        let waker = Arc::new(Count::default());
+        assert_eq!(
+            poll(&link, 1, &waker),
+            Poll::Ready(Ok(Err(Bytes::from_static(b"\"no\""))))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_close_fails_every_waiting_invoke_and_keeps_settled_outcomes() {
+        let link = open_link();
+        for id in 1..=3 {
+            link.push_wait(frame(), Some(id)).await.unwrap();
+        }
+        let (tx, mut rx) = oneshot::channel();
+        link.push_now_pending(frame(), Some((4, tx))).unwrap();
+        let waker = Arc::new(Count::default());
+        assert!(poll(&link, 1, &waker).is_pending());
+        assert!(poll(&link, 2, &waker).is_pending());
+        assert!(link.settle(3, Ok(Bytes::from_static(b"3"))));
+        assert!(link.close(1000, "", false));
+        // Both waiting invokes were woken, the channel failed at once.
+        assert_eq!(waker.woken(), 2);
+        assert_eq!(rx.try_recv(), Ok(Err(())));
+        assert_eq!(poll(&link, 1, &waker), Poll::Ready(Err(())));
+        assert_eq!(poll(&link, 2, &waker), Poll::Ready(Err(())));
+        // The reply that came before the close is still delivered.
+        assert_eq!(poll(&link, 3, &waker), Poll::Ready(Ok(Ok(Bytes::from_static(b"3")))));
+        assert_eq!(pending_len(&link), 0);
+        // Nothing more is registered once closing.
+        assert_eq!(link.push_wait(frame(), Some(5)).await, Err(PushError::Closed));
+        link.finish();
+        assert_eq!(pending_len(&link), 0);
+    }
+
+    #[tokio::test]
+    async fn an_invoke_still_waiting_when_the_socket_ends_fails() {
+        let link = open_link();
+        link.push_wait(frame(), Some(1)).await.unwrap();
+        let waker = Arc::new(Count::default());
+        assert!(poll(&link, 1, &waker).is_pending());
+        link.finish();
+        assert_eq!(waker.woken(), 1);
+        assert_eq!(poll(&link, 1, &waker), Poll::Ready(Err(())));
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_invoke_leaves_nothing_and_its_late_reply_is_ignored() {
+        let link = open_link();
+        // Waiting, settled but not taken, and never polled: each is removed.
+        for id in 1..=3 {
+            link.push_wait(frame(), Some(id)).await.unwrap();
+        }
+        let waker = Arc::new(Count::default());
+        assert!(poll(&link, 1, &waker).is_pending());
+        assert!(link.settle(2, Ok(Bytes::new())));
+        for id in 1..=3 {
+            link.forget(id);
+        }
+        assert_eq!(pending_len(&link), 0);
+        assert!(!link.settle(1, Ok(Bytes::new())));
+        assert_eq!(pending_len(&link), 0);
+        assert_eq!(waker.woken(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_empty_map_keeps_little_memory() {
+        let link = open_link();
+        for id in 0..200 {
+            link.push_wait(frame(), Some(id)).await.unwrap();
+        }
+        for id in 0..200 {
+            link.forget(id);
+        }
+        let kept = link.lock().pending.capacity() * size_of::<(u64, Pending)>();
+        assert!(kept <= KEEP_PENDING_BYTES, "{kept} bytes kept");
+        // A few at a time: the map stays for the next invokes.
+        for id in 0..3 {
+            link.push_wait(frame(), Some(id)).await.unwrap();
+        }
+        for id in 0..3 {
+            link.forget(id);
+        }
+        assert!(link.lock().pending.capacity() > 0);
     }
 }
