@@ -158,7 +158,7 @@ impl<C: Codec> Endpoint<C> {
     pub(crate) fn send_reply(&self, link: &Link, id: u64, reply: Result<Message, SendError>) {
         let sent = reply.and_then(|message| {
             self.run_send_hook(OutgoingKind::Reply { id }, message_bytes(&message))?;
-            self.push_now(link, message)
+            self.push_cut_now(link, message)
         });
         match sent {
             Ok(()) | Err(SendError::Connection | SendError::SlowConsumer) => {}
@@ -220,7 +220,7 @@ impl<C: Codec> Endpoint<C> {
             armed: true,
         };
         let wait = async {
-            link.push_wait(message, Some(id))
+            link.push_wait(message, Some(id), true)
                 .await
                 .map_err(|_| InvokeError::Connection { id: Some(id) })?;
             let settled = std::future::poll_fn(|cx| link.poll_settled(id, cx)).await;

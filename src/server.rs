@@ -215,7 +215,7 @@ fn connect_event<C: Codec, R: Serialize>(endpoint: &Endpoint<C>, reply: &R) -> R
         .codec()
         .encode_message("connect", &(reply,), None, &mut buf)
         .map_err(|e| HandlerError::new(format!("could not encode the auth reply: {e}")))?;
-    endpoint.frame(buf).map_err(HandlerError::from)
+    crate::endpoint::to_message::<C>(buf).map_err(HandlerError::from)
 }
 
 pub(crate) struct ServerInner<C: Codec> {

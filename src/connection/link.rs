@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::EndpointOptions;
 use crate::protocol::{truncate_reason, CLOSE_SLOW_CONSUMER};
@@ -103,6 +103,20 @@ fn payload_len(message: &Message) -> usize {
     }
 }
 
+/// A cut frame queued behind this many others is copied out of its chunk:
+/// a connection that is behind holds at most this many chunks through the
+/// frames it has yet to write, whoever else's frames those chunks hold.
+const DETACH_AFTER: usize = 16;
+
+/// The frame with bytes of its own, no longer a slice of a shared chunk.
+fn detach(message: Message) -> Message {
+    match message {
+        Message::Text(text) => Message::Text(Utf8Bytes::from(text.as_str().to_owned())),
+        Message::Binary(bytes) => Message::Binary(Bytes::copy_from_slice(&bytes)),
+        other => other,
+    }
+}
+
 fn close_message(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
@@ -178,7 +192,15 @@ impl Link {
         state.queue.len() >= self.max_frames || state.bytes >= self.max_bytes
     }
 
-    fn enqueue(state: &mut LinkState, message: Message) {
+    /// Queues `message`; `cut` when its bytes are a slice of a thread's
+    /// shared chunk ([`cut_frame`](crate::endpoint::cut_frame)), which a
+    /// frame that is going to wait gives up for a copy of its own.
+    fn enqueue(state: &mut LinkState, message: Message, cut: bool) {
+        let message = if cut && state.queue.len() >= DETACH_AFTER {
+            detach(message)
+        } else {
+            message
+        };
         state.bytes += payload_len(&message);
         state.queue.push_back(message);
         if let Some(waker) = state.writer.take() {
@@ -193,7 +215,7 @@ impl Link {
         if matches!(state.phase, Phase::Closing | Phase::Closed) {
             return false;
         }
-        Self::enqueue(&mut state, message);
+        Self::enqueue(&mut state, message, false);
         true
     }
 
@@ -201,7 +223,13 @@ impl Link {
     /// whose backlog is already past its limits is closed as a slow
     /// consumer instead.
     pub(crate) fn push_now(&self, message: Message) -> Result<(), PushError> {
-        self.push_now_pending(message, None)
+        self.push_now_with(message, None, false)
+    }
+
+    /// [`push_now`](Self::push_now) for a frame cut from a shared chunk (a
+    /// reply).
+    pub(crate) fn push_cut_now(&self, message: Message) -> Result<(), PushError> {
+        self.push_now_with(message, None, true)
     }
 
     /// [`push_now`](Self::push_now), registering an invoke under `id` in
@@ -211,6 +239,15 @@ impl Link {
         &self,
         message: Message,
         pending: Option<(u64, oneshot::Sender<Settle>)>,
+    ) -> Result<(), PushError> {
+        self.push_now_with(message, pending, false)
+    }
+
+    fn push_now_with(
+        &self,
+        message: Message,
+        pending: Option<(u64, oneshot::Sender<Settle>)>,
+        cut: bool,
     ) -> Result<(), PushError> {
         let mut state = self.lock();
         if state.phase != Phase::Open {
@@ -229,16 +266,19 @@ impl Link {
         if let Some((id, settle)) = pending {
             state.pending.insert(id, Pending::Channel(settle));
         }
-        Self::enqueue(&mut state, message);
+        Self::enqueue(&mut state, message, cut);
         Ok(())
     }
 
     /// Queues a frame, waiting while the backlog is full (backpressure).
     /// With `pending`, registers an invoke under that id in the same step;
     /// its outcome is then waited for with [`poll_settled`](Self::poll_settled).
-    pub(crate) async fn push_wait(&self, message: Message, pending: Option<u64>) -> Result<(), PushError> {
+    /// `cut` as for [`enqueue`](Self::enqueue): a cut frame that has to
+    /// wait for room is copied out of its chunk first.
+    pub(crate) async fn push_wait(&self, message: Message, pending: Option<u64>, cut: bool) -> Result<(), PushError> {
         let mut message = Some(message);
         let mut pending = pending;
+        let mut cut = cut;
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
@@ -252,9 +292,13 @@ impl Link {
                     if let Some(id) = pending.take() {
                         state.pending.insert(id, Pending::Waiting(None));
                     }
-                    Self::enqueue(&mut state, message.take().expect("queued once"));
+                    Self::enqueue(&mut state, message.take().expect("queued once"), cut);
                     return Ok(());
                 }
+            }
+            if cut {
+                message = message.map(detach);
+                cut = false;
             }
             room.await;
         }
@@ -378,7 +422,7 @@ impl Link {
             state.queue = VecDeque::new();
             state.bytes = 0;
         }
-        Self::enqueue(state, close_message(code, reason));
+        Self::enqueue(state, close_message(code, reason), false);
         Self::fail_pending(state)
     }
 
@@ -534,7 +578,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_wakes_the_last_waker_and_is_taken_once() {
         let link = open_link();
-        link.push_wait(frame(), Some(7)).await.unwrap();
+        link.push_wait(frame(), Some(7), false).await.unwrap();
         let (first, second) = (Arc::new(Count::default()), Arc::new(Count::default()));
         assert!(poll(&link, 7, &first).is_pending());
         // Polled again from elsewhere: the new waker replaces the old one.
@@ -552,7 +596,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_before_the_first_poll_is_kept() {
         let link = open_link();
-        link.push_wait(frame(), Some(1)).await.unwrap();
+        link.push_wait(frame(), Some(1), false).await.unwrap();
         assert!(link.settle(1, Err(Bytes::from_static(b"\"no\""))));
         let waker = Arc::new(Count::default());
         assert_eq!(
@@ -565,7 +609,7 @@ mod tests {
     async fn a_close_fails_every_waiting_invoke_and_keeps_settled_outcomes() {
         let link = open_link();
         for id in 1..=3 {
-            link.push_wait(frame(), Some(id)).await.unwrap();
+            link.push_wait(frame(), Some(id), false).await.unwrap();
         }
         let (tx, mut rx) = oneshot::channel();
         link.push_now_pending(frame(), Some((4, tx))).unwrap();
@@ -583,7 +627,7 @@ mod tests {
         assert_eq!(poll(&link, 3, &waker), Poll::Ready(Ok(Ok(Bytes::from_static(b"3")))));
         assert_eq!(pending_len(&link), 0);
         // Nothing more is registered once closing.
-        assert_eq!(link.push_wait(frame(), Some(5)).await, Err(PushError::Closed));
+        assert_eq!(link.push_wait(frame(), Some(5), false).await, Err(PushError::Closed));
         link.finish();
         assert_eq!(pending_len(&link), 0);
     }
@@ -591,7 +635,7 @@ mod tests {
     #[tokio::test]
     async fn an_invoke_still_waiting_when_the_socket_ends_fails() {
         let link = open_link();
-        link.push_wait(frame(), Some(1)).await.unwrap();
+        link.push_wait(frame(), Some(1), false).await.unwrap();
         let waker = Arc::new(Count::default());
         assert!(poll(&link, 1, &waker).is_pending());
         link.finish();
@@ -604,7 +648,7 @@ mod tests {
         let link = open_link();
         // Waiting, settled but not taken, and never polled: each is removed.
         for id in 1..=3 {
-            link.push_wait(frame(), Some(id)).await.unwrap();
+            link.push_wait(frame(), Some(id), false).await.unwrap();
         }
         let waker = Arc::new(Count::default());
         assert!(poll(&link, 1, &waker).is_pending());
@@ -622,7 +666,7 @@ mod tests {
     async fn an_empty_map_keeps_little_memory() {
         let link = open_link();
         for id in 0..200 {
-            link.push_wait(frame(), Some(id)).await.unwrap();
+            link.push_wait(frame(), Some(id), false).await.unwrap();
         }
         for id in 0..200 {
             link.forget(id);
@@ -631,11 +675,47 @@ mod tests {
         assert!(kept <= KEEP_PENDING_BYTES, "{kept} bytes kept");
         // A few at a time: the map stays for the next invokes.
         for id in 0..3 {
-            link.push_wait(frame(), Some(id)).await.unwrap();
+            link.push_wait(frame(), Some(id), false).await.unwrap();
         }
         for id in 0..3 {
             link.forget(id);
         }
         assert!(link.lock().pending.capacity() > 0);
+    }
+
+    #[test]
+    fn cut_frames_that_wait_behind_others_get_bytes_of_their_own() {
+        let link = open_link();
+        let chunk = crate::endpoint::cut_frame(b"x");
+        let in_chunk = |message: &Message| {
+            let at = message_ptr(message);
+            at >= chunk.as_ptr() as usize && at < chunk.as_ptr() as usize + 4096
+        };
+        for i in 0..DETACH_AFTER + 4 {
+            let text = format!("{{\"n\":{i:03}}}");
+            let cut = Utf8Bytes::try_from(crate::endpoint::cut_frame(text.as_bytes())).unwrap();
+            link.push_cut_now(Message::Text(cut)).unwrap();
+        }
+        // A frame that is not cut is queued as it is, wherever it goes.
+        let shared = Message::Binary(crate::endpoint::cut_frame(b"shared"));
+        link.push_now(shared.clone()).unwrap();
+        let mut popped = Vec::new();
+        while let Some(message) = link.pop(Waker::noop()) {
+            popped.push(message);
+        }
+        assert_eq!(popped.len(), DETACH_AFTER + 5);
+        for (i, message) in popped[..DETACH_AFTER + 4].iter().enumerate() {
+            assert_eq!(message.to_text().unwrap(), format!("{{\"n\":{i:03}}}"));
+            assert_eq!(in_chunk(message), i < DETACH_AFTER, "frame {i}");
+        }
+        assert_eq!(message_ptr(&popped[DETACH_AFTER + 4]), message_ptr(&shared));
+    }
+
+    fn message_ptr(message: &Message) -> usize {
+        match message {
+            Message::Text(text) => text.as_str().as_ptr() as usize,
+            Message::Binary(bytes) => bytes.as_ptr() as usize,
+            _ => 0,
+        }
     }
 }

@@ -37,6 +37,8 @@ pub(crate) use life::Life;
 use listeners::Listener;
 pub use listeners::ListenerId;
 pub use send::EncodedMessage;
+#[cfg(test)]
+pub(crate) use send::cut_frame;
 pub(crate) use send::{encode_event, message_bytes, scratch, to_message};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

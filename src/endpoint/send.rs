@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -83,7 +83,7 @@ impl<C: Codec> Endpoint<C> {
             &buf,
         )
         .ok()?;
-        Some((id, self.frame(buf).ok()?))
+        Some((id, to_message::<C>(buf).ok()?))
     }
 
     /// Sends the event `name` with `args` (a tuple, a `Vec`, ...). Resolves
@@ -102,7 +102,7 @@ impl<C: Codec> Endpoint<C> {
 
     /// Queues `message` on `link`, waiting for room at most `write_timeout`.
     async fn push_wait(&self, link: &Link, message: Message) -> Result<(), SendError> {
-        match tokio::time::timeout(self.inner.options.write_timeout, link.push_wait(message, None)).await {
+        match tokio::time::timeout(self.inner.options.write_timeout, link.push_wait(message, None, false)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(SendError::Connection),
             Err(_) => {
@@ -162,6 +162,12 @@ impl<C: Codec> Endpoint<C> {
         self.pushed(link.push_now(message))
     }
 
+    /// [`push_now`](Self::push_now) for a frame made by
+    /// [`frame`](Self::frame) (a reply).
+    pub(crate) fn push_cut_now(&self, link: &Link, message: Message) -> Result<(), SendError> {
+        self.pushed(link.push_cut_now(message))
+    }
+
     /// What a push without waiting comes to (a slow consumer is reported).
     fn pushed(&self, pushed: Result<(), PushError>) -> Result<(), SendError> {
         match pushed {
@@ -184,8 +190,16 @@ impl<C: Codec> Endpoint<C> {
         }
     }
 
+    /// The frame of an invoke, a reply or a ping: bound for one connection
+    /// and dropped once written, so a small one is cut from this thread's
+    /// frame chunk (see [`cut_frame`]).
     pub(crate) fn frame(&self, buf: Vec<u8>) -> Result<Message, SendError> {
-        to_message::<C>(buf)
+        if buf.len() > CUT_LIMIT {
+            return to_message::<C>(buf);
+        }
+        let bytes = cut_frame(&buf);
+        recycle(buf);
+        bytes_to_message::<C>(bytes)
     }
 }
 
@@ -219,6 +233,33 @@ fn recycle(mut buf: Vec<u8>) {
     });
 }
 
+/// Frames up to this size may be cut from a shared chunk.
+const CUT_LIMIT: usize = 512;
+/// The size of a chunk frames are cut from.
+const CHUNK: usize = 4096;
+
+thread_local! {
+    /// This thread's chunk of frame bytes (see [`cut_frame`]).
+    static CHUNKS: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
+}
+
+/// A copy of a small frame cut from this thread's chunk: no allocation of
+/// its own. Once every frame cut from the chunk is dropped (written), the
+/// chunk is reused; while one is still held, the next frames go to a new
+/// chunk. A frame that has to wait behind others in a backlog is copied
+/// out of the chunk (the link does it), so a connection that is behind
+/// holds few chunks.
+pub(crate) fn cut_frame(frame: &[u8]) -> Bytes {
+    CHUNKS.with(|chunk| {
+        let mut chunk = chunk.borrow_mut();
+        if chunk.capacity() - chunk.len() < frame.len() && !chunk.try_reclaim(CHUNK) {
+            *chunk = BytesMut::with_capacity(CHUNK);
+        }
+        chunk.extend_from_slice(frame);
+        chunk.split().freeze()
+    })
+}
+
 pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
     // A small frame is copied out, exact, and the buffer kept for the next
     // one: one allocation per frame. A large one is cut to size (a frame
@@ -231,6 +272,10 @@ pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
     } else {
         Bytes::from(buf.into_boxed_slice())
     };
+    bytes_to_message::<C>(bytes)
+}
+
+fn bytes_to_message<C: Codec>(bytes: Bytes) -> Result<Message, SendError> {
     match C::FRAME_KIND {
         FrameKind::Binary => Ok(Message::Binary(bytes)),
         FrameKind::Text => Utf8Bytes::try_from(bytes)
