@@ -77,6 +77,9 @@ struct LinkState {
     /// The close this side asked for, once it did.
     close: Option<(u16, String)>,
     pending: HashMap<u64, Pending>,
+    /// This side has invoked on this link (not only pinged): its empty
+    /// pending map is kept for the next invokes (see `shrink_pending`).
+    invoked: bool,
     /// Procedure handlers running now.
     calls: usize,
 }
@@ -134,6 +137,7 @@ impl Link {
                 writer: None,
                 close: None,
                 pending: HashMap::new(),
+                invoked: false,
                 calls: 0,
             }),
             room: Notify::new(),
@@ -291,6 +295,7 @@ impl Link {
                 if !self.full(&state) {
                     if let Some(id) = pending.take() {
                         state.pending.insert(id, Pending::Waiting(None));
+                        state.invoked = true;
                     }
                     Self::enqueue(&mut state, message.take().expect("queued once"), cut);
                     return Ok(());
@@ -327,6 +332,7 @@ impl Link {
                 let Some(Pending::Channel(tx)) = state.pending.remove(&id) else {
                     unreachable!("the entry is a channel");
                 };
+                Self::shrink_pending(&mut state);
                 drop(state);
                 let _ = tx.send(Ok(outcome));
                 true
@@ -377,10 +383,14 @@ impl Link {
         Self::shrink_pending(&mut state);
     }
 
-    /// Frees the pending map once it is empty, unless it is small: an idle
-    /// connection keeps at most `KEEP_PENDING_BYTES` of it.
+    /// Frees the pending map once it is empty: at once on a link with
+    /// nothing but heartbeat pings and broadcast invokes (an idle server
+    /// connection keeps none), and on one that invokes only beyond
+    /// `KEEP_PENDING_BYTES` (kept below, for its next invokes).
     fn shrink_pending(state: &mut LinkState) {
-        if state.pending.is_empty() && state.pending.capacity() * size_of::<(u64, Pending)>() > KEEP_PENDING_BYTES {
+        if state.pending.is_empty()
+            && (!state.invoked || state.pending.capacity() * size_of::<(u64, Pending)>() > KEEP_PENDING_BYTES)
+        {
             state.pending = HashMap::new();
         }
     }
@@ -681,6 +691,22 @@ mod tests {
             link.forget(id);
         }
         assert!(link.lock().pending.capacity() > 0);
+    }
+
+    #[tokio::test]
+    async fn a_link_that_only_pings_keeps_no_pending_map() {
+        let link = open_link();
+        for id in 1..=3 {
+            let (settle, answer) = oneshot::channel();
+            assert!(link.add_pending(id, settle));
+            assert!(link.settle(id, Ok(Bytes::new())));
+            assert!(answer.await.unwrap().is_ok());
+            assert_eq!(link.lock().pending.capacity(), 0, "after ping {id}");
+        }
+        let (settle, _answer) = oneshot::channel();
+        assert!(link.add_pending(9, settle));
+        link.forget(9);
+        assert_eq!(link.lock().pending.capacity(), 0);
     }
 
     #[test]

@@ -36,9 +36,9 @@ use crate::server::{Server, ServerInner};
 pub(crate) use life::Life;
 use listeners::Listener;
 pub use listeners::ListenerId;
-pub use send::EncodedMessage;
 #[cfg(test)]
 pub(crate) use send::cut_frame;
+pub use send::EncodedMessage;
 pub(crate) use send::{encode_event, message_bytes, scratch, to_message};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
