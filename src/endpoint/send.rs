@@ -248,16 +248,21 @@ thread_local! {
 /// chunk is reused; while one is still held, the next frames go to a new
 /// chunk. A frame that has to wait behind others in a backlog is copied
 /// out of the chunk (the link does it), so a connection that is behind
-/// holds few chunks.
+/// holds few chunks. While the thread is being torn down, the frame is
+/// copied out exact.
 pub(crate) fn cut_frame(frame: &[u8]) -> Bytes {
-    CHUNKS.with(|chunk| {
-        let mut chunk = chunk.borrow_mut();
-        if chunk.capacity() - chunk.len() < frame.len() && !chunk.try_reclaim(CHUNK) {
-            *chunk = BytesMut::with_capacity(CHUNK);
-        }
-        chunk.extend_from_slice(frame);
-        chunk.split().freeze()
-    })
+    CHUNKS
+        .try_with(|chunk| {
+            let mut chunk = chunk.try_borrow_mut().ok()?;
+            if chunk.capacity() - chunk.len() < frame.len() && !chunk.try_reclaim(CHUNK) {
+                *chunk = BytesMut::with_capacity(CHUNK);
+            }
+            chunk.extend_from_slice(frame);
+            Some(chunk.split().freeze())
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Bytes::copy_from_slice(frame))
 }
 
 pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
