@@ -193,9 +193,9 @@ impl<'a, F: Format> Reader<'a, F> {
     ///
     /// One loop with a small stack of the items left in each open
     /// collection (the common, shallow case); a value nested deeper than
-    /// that stack goes on recursively ([`skip_nested`](Self::skip_nested)).
-    /// Both read the same heads in the same order, so they accept the same
-    /// values and fail at the same byte with the same error.
+    /// that stack goes on recursively. Both read the same heads in the same
+    /// order, so they accept the same values and fail at the same byte with
+    /// the same error.
     pub fn skip_rest(&mut self, head: F::Head<'a>, depth: usize) -> Result<(), CodecError> {
         self.skip_shape(F::shape(&head), depth)
     }
