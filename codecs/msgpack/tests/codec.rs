@@ -157,27 +157,7 @@ fn decode_value_refuses_trailing_bytes_and_truncation() {
 
 #[test]
 fn arguments_are_checked_once_and_only_once() {
-    use bytes::Bytes;
-    use ws_messaging::envelope::ArgList;
-    use ws_messaging::FromArgs;
-    // Out of an envelope, an argument was checked by the envelope reader
-    // and decodes without a second walk, to the same value.
-    let mut frame = Vec::new();
-    MsgPack.encode_message("f", &(7u32, "x"), None, &mut frame).unwrap();
-    let raw = MsgPack.decode_envelope(&frame.into()).unwrap();
-    let Ok(Frame::Message { args, .. }) = validate(raw, true) else {
-        panic!()
-    };
-    assert_eq!(MsgPack.decode_value::<u32>(&args[0]).unwrap(), 7);
-    assert_eq!(<(u32, String)>::from_args(&MsgPack, args).unwrap(), (7, "x".into()));
-    // Arguments put together by hand are checked as decode_value checks
-    // them: trailing bytes are refused.
-    let by_hand = ArgList::from(vec![Bytes::from_static(&[0x07, 0xc0])]);
-    let err = <(u32,)>::from_args(&MsgPack, by_hand).unwrap_err();
-    assert!(err.to_string().contains("trailing bytes"), "{err}");
-    // Whatever it is given, the unchecked decode fails cleanly.
-    assert!(MsgPack.decode_enveloped::<Value>(&vec![0x91; 1_000_000]).is_err());
-    assert!(MsgPack.decode_enveloped::<u32>(&[]).is_err());
+    kit().assert_arguments_checked_once::<Value>(&[0x07, 0xc0], 0x91);
 }
 
 // Mutations.

@@ -398,6 +398,30 @@ impl<C: Codec> Kit<C> {
         assert!(self.codec.decode_value::<V>(huge).is_err());
     }
 
+    /// Arguments are checked once: out of an envelope they decode through
+    /// `FromArgs` without a second check, to the same value as
+    /// `decode_value`; put together by hand they are checked as
+    /// `decode_value` checks them (`trailing`, a value followed by a byte
+    /// more, is refused); and `decode_enveloped` fails cleanly on anything,
+    /// a million nested arrays (`array`, the one-element array head) or
+    /// nothing at all.
+    pub fn assert_arguments_checked_once<V: DeserializeOwned + Debug>(&self, trailing: &[u8], array: u8) {
+        use ws_messaging::envelope::ArgList;
+        use ws_messaging::FromArgs;
+        let mut frame = Vec::new();
+        self.codec.encode_message("f", &(7u32, "x"), None, &mut frame).unwrap();
+        let Frame::Message { args, .. } = self.frame(&frame) else {
+            panic!("not a message")
+        };
+        assert_eq!(self.codec.decode_value::<u32>(&args[0]).unwrap(), 7);
+        assert_eq!(<(u32, String)>::from_args(&self.codec, args).unwrap(), (7, "x".into()));
+        let by_hand = ArgList::from(vec![Bytes::copy_from_slice(trailing)]);
+        let err = <(u32,)>::from_args(&self.codec, by_hand).unwrap_err();
+        assert!(err.to_string().contains("trailing bytes"), "{err}");
+        assert!(self.codec.decode_enveloped::<V>(&vec![array; 1_000_000]).is_err());
+        assert!(self.codec.decode_enveloped::<u32>(&[]).is_err());
+    }
+
     // JavaScript validation.
 
     /// Runs every case of [`javascript_cases`] the codec can express (see
