@@ -41,6 +41,7 @@ impl Name {
     }
 
     /// A name from bytes that must be UTF-8 (they are kept, not copied).
+    #[inline]
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
         Utf8Bytes::try_from(bytes).map(Name)
     }
@@ -48,11 +49,13 @@ impl Name {
     /// A name from bytes, invalid UTF-8 sequences replaced with U+FFFD
     /// (what the JavaScript package's binary decoders do). Valid bytes are
     /// kept, not copied.
+    #[inline]
     pub fn from_utf8_lossy(bytes: Bytes) -> Self {
         Name::from_utf8(bytes.clone()).unwrap_or_else(|_| Name::from(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// The name as a string slice.
+    #[inline]
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
@@ -61,6 +64,7 @@ impl Name {
 impl Deref for Name {
     type Target = str;
 
+    #[inline]
     fn deref(&self) -> &str {
         self.as_str()
     }
@@ -181,20 +185,23 @@ impl ArgList {
     }
 
     /// Adds an argument at the end.
+    #[inline]
     pub fn push(&mut self, arg: Bytes) {
         // An argument from elsewhere was not checked by an envelope reader.
         self.enveloped = false;
-        self.args = match std::mem::take(&mut self.args) {
-            Args::None => Args::One(arg),
-            Args::One(first) => Args::Many(vec![first, arg]),
-            Args::Many(mut all) => {
-                all.push(arg);
-                Args::Many(all)
+        match &mut self.args {
+            Args::None => self.args = Args::One(arg),
+            Args::Many(all) => all.push(arg),
+            Args::One(_) => {
+                if let Args::One(first) = std::mem::take(&mut self.args) {
+                    self.args = Args::Many(vec![first, arg]);
+                }
             }
-        };
+        }
     }
 
     /// The arguments as a `Vec`.
+    #[inline]
     pub fn into_vec(self) -> Vec<Bytes> {
         match self.args {
             Args::None => Vec::new(),
@@ -220,6 +227,7 @@ impl ArgList {
     /// args.push(Bytes::from_static(b"2"));
     /// assert!(!args.is_enveloped());
     /// ```
+    #[inline]
     pub fn into_enveloped(mut self) -> Self {
         self.enveloped = true;
         self
@@ -227,6 +235,7 @@ impl ArgList {
 
     /// Whether the arguments are marked as checked by a codec's envelope
     /// reader ([`into_enveloped`](Self::into_enveloped)).
+    #[inline]
     pub fn is_enveloped(&self) -> bool {
         self.enveloped
     }
@@ -235,6 +244,7 @@ impl ArgList {
 impl Deref for ArgList {
     type Target = [Bytes];
 
+    #[inline]
     fn deref(&self) -> &[Bytes] {
         match &self.args {
             Args::None => &[],

@@ -256,7 +256,7 @@ impl Reader<'_> {
     }
 
     /// A `u32`-length-prefixed chunk, as a zero-copy slice of the frame.
-    #[inline]
+    #[inline(always)]
     fn chunk(&mut self) -> Result<Bytes, CodecError> {
         let len = self.u32()? as usize;
         self.take(len)?;

@@ -123,7 +123,7 @@ pub use proto::Proto;
 
 use crate::de::ValueDeserializer;
 use crate::error::ValueError;
-use crate::ser::{ArgsSerializer, Head, ValueSerializer};
+use crate::ser::{ArgsSerializer, Delimited, Head, ValueSerializer};
 
 /// `Envelope.message`: field 1, length-delimited.
 const MESSAGE_TAG: u8 = 1 << 3 | 2;
@@ -199,8 +199,9 @@ impl Codec for Protobuf {
         // Written by hand, byte for byte what prost writes for the
         // `Envelope` holding this `Message` (fields in number order, an empty
         // name left out), so that no argument needs a buffer of its own:
-        // the message goes first, its length in front of it last.
+        // each length is filled in once its content is written.
         let start = out.len();
+        let message = Delimited::open(out, MESSAGE_TAG);
         if !name.is_empty() {
             out.extend_from_slice(Head::new(NAME_TAG, name.len() as u64).bytes());
             out.extend_from_slice(name.as_bytes());
@@ -212,8 +213,7 @@ impl Codec for Protobuf {
         if let Some(id) = id {
             out.extend_from_slice(Head::new(ID_TAG, id).bytes());
         }
-        let head = Head::new(MESSAGE_TAG, (out.len() - start) as u64);
-        head.insert(out, start);
+        message.close(out);
         Ok(())
     }
 
@@ -235,16 +235,15 @@ impl Codec for Protobuf {
         };
         // By hand, as prost writes it (see `encode_message`).
         let start = out.len();
+        let ack = Delimited::open(out, ACK_TAG);
         out.extend_from_slice(Head::new(ACK_ID_TAG, id).bytes());
-        let value = out.len();
+        let value = Delimited::open(out, RESULT_TAG);
         if let Err(e) = result.serialize(ValueSerializer { out }) {
             out.truncate(start);
             return Err(e.into_encode());
         }
-        let head = Head::new(RESULT_TAG, (out.len() - value) as u64);
-        head.insert(out, value);
-        let head = Head::new(ACK_TAG, (out.len() - start) as u64);
-        head.insert(out, start);
+        value.close(out);
+        ack.close(out);
         Ok(())
     }
 

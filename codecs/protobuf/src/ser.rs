@@ -491,11 +491,11 @@ const ARGS_TAG: u8 = 2 << 3 | 2;
 impl ArgList<'_> {
     /// Writes the value, then puts its tag and length in front of it.
     fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
-        let start = self.out.len();
+        let field = Delimited::open(self.out, ARGS_TAG);
         value
             .serialize(ValueSerializer { out: self.out })
             .map_err(|e| ValueError(format!("argument {}: {e}", self.count)))?;
-        Head::new(ARGS_TAG, (self.out.len() - start) as u64).insert(self.out, start);
+        field.close(self.out);
         self.count += 1;
         Ok(())
     }
@@ -528,14 +528,40 @@ impl Head {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+}
 
-    /// Puts the head into `out` at `at`, moving what follows along.
+/// A length-delimited field being written in place: its key byte and a
+/// one-byte length go in front of the content, and the length is filled in
+/// once the content is written. Only content of 128 bytes or more, whose
+/// length takes more than one byte, is moved along to make room.
+pub(crate) struct Delimited {
+    at: usize,
+}
+
+impl Delimited {
+    /// Writes the key `tag` and room for a one-byte length.
     #[inline]
-    pub(crate) fn insert(&self, out: &mut Vec<u8>, at: usize) {
+    pub(crate) fn open(out: &mut Vec<u8>, tag: u8) -> Self {
+        let at = out.len();
+        out.extend_from_slice(&[tag, 0]);
+        Delimited { at }
+    }
+
+    /// Writes the length of what `out` took since [`open`](Self::open).
+    #[inline]
+    pub(crate) fn close(self, out: &mut Vec<u8>) {
+        let content = self.at + 2;
         let end = out.len();
-        out.resize(end + self.len, 0);
-        out.copy_within(at..end, at + self.len);
-        out[at..at + self.len].copy_from_slice(self.bytes());
+        let len = end - content;
+        if len < 0x80 {
+            out[self.at + 1] = len as u8;
+            return;
+        }
+        let head = Head::new(out[self.at], len as u64);
+        let wider = head.len - 2;
+        out.resize(end + wider, 0);
+        out.copy_within(content..end, content + wider);
+        out[self.at..self.at + head.len].copy_from_slice(head.bytes());
     }
 }
 
