@@ -75,6 +75,7 @@ pub trait FromArgs: Sized + Send + 'static {
 }
 
 /// Decodes argument `index`, or the absent value when there is none.
+#[inline]
 fn arg<C: Codec, T: DeserializeOwned>(codec: &C, args: &ArgList, index: usize) -> Result<T, CodecError> {
     match args.get(index) {
         Some(raw) => if args.is_enveloped() {

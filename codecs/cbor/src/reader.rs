@@ -120,6 +120,7 @@ impl Format for CborFormat {
 
     /// Reads one item's initial byte and scalar content; a collection's
     /// elements and a tag's value are left to the caller.
+    #[inline]
     fn head<'a>(reader: &mut Reader<'a>) -> Result<Head<'a>, CodecError> {
         let at = reader.pos();
         let initial = reader.byte()?;
@@ -163,6 +164,7 @@ impl Format for CborFormat {
         })
     }
 
+    #[inline]
     fn shape(head: &Head<'_>) -> Shape {
         match *head {
             Head::Array(len) => Shape::Array(len),
@@ -174,6 +176,7 @@ impl Format for CborFormat {
     }
 
     /// The next head, reading through self-describe tags.
+    #[inline]
     fn value_head<'a>(reader: &mut Reader<'a>) -> Result<Head<'a>, CodecError> {
         loop {
             match Self::head(reader)? {
@@ -183,6 +186,7 @@ impl Format for CborFormat {
         }
     }
 
+    #[inline]
     fn at_break(reader: &mut Reader<'_>) -> Result<bool, CodecError> {
         match reader.peek() {
             Some(BREAK) => reader.byte().map(|_| true),
@@ -192,6 +196,7 @@ impl Format for CborFormat {
     }
 
     /// Non-text keys are unknown keys.
+    #[inline]
     fn key(head: &Head<'_>) -> Key {
         match *head {
             Head::Text { data, chunked } => Key::from_bytes(&text(data, chunked)),
@@ -201,6 +206,7 @@ impl Format for CborFormat {
 
     /// As cbor-x decodes it: a tag other than self-describe makes an
     /// object.
+    #[inline]
     fn name(head: &Head<'_>, frame: &Bytes) -> NameField {
         match *head {
             Head::Null | Head::Undefined | Head::Bool(false) | Head::Uint(0) => NameField::Falsy,
@@ -215,6 +221,7 @@ impl Format for CborFormat {
         }
     }
 
+    #[inline]
     fn id(head: &Head<'_>) -> IdField {
         match *head {
             Head::Uint(v) => IdField::from_u64(v),
@@ -224,7 +231,13 @@ impl Format for CborFormat {
     }
 }
 
+#[inline]
 fn utf8(data: &[u8], at: usize) -> Result<(), CodecError> {
+    // ASCII, the usual text (keys, names), is UTF-8: a cheaper check for
+    // short strings than the full validation.
+    if data.is_ascii() {
+        return Ok(());
+    }
     std::str::from_utf8(data)
         .map(|_| ())
         .map_err(|e| malformed(format_args!("text at byte {at} is not UTF-8 ({e})")))

@@ -59,6 +59,7 @@ impl Format for MsgPackFormat {
 
     /// Reads one value's marker and scalar content; a collection's
     /// elements are left to the caller.
+    #[inline]
     fn head<'a>(reader: &mut Reader<'a>) -> Result<Head<'a>, CodecError> {
         let at = reader.pos();
         let byte = reader.byte()?;
@@ -145,6 +146,7 @@ impl Format for MsgPackFormat {
         reader.take(skip).map(|_| Shape::Scalar)
     }
 
+    #[inline]
     fn shape(head: &Head<'_>) -> Shape {
         match *head {
             Head::Array(len) => Shape::Array(Some(len.into())),
@@ -154,6 +156,7 @@ impl Format for MsgPackFormat {
     }
 
     /// Non-string keys are unknown keys.
+    #[inline]
     fn key(head: &Head<'_>) -> Key {
         match head {
             Head::Str(bytes) => Key::from_bytes(bytes),
@@ -161,6 +164,7 @@ impl Format for MsgPackFormat {
         }
     }
 
+    #[inline]
     fn name(head: &Head<'_>, frame: &Bytes) -> NameField {
         match *head {
             Head::Nil | Head::Bool(false) | Head::Uint(0) | Head::Int(0) => NameField::Falsy,
@@ -172,6 +176,7 @@ impl Format for MsgPackFormat {
         }
     }
 
+    #[inline]
     fn id(head: &Head<'_>) -> IdField {
         match *head {
             Head::Uint(v) => IdField::from_u64(v),
