@@ -49,9 +49,23 @@ impl Name {
     /// A name from bytes, invalid UTF-8 sequences replaced with U+FFFD
     /// (what the JavaScript package's binary decoders do). Valid bytes are
     /// kept, not copied.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use ws_messaging::envelope::Name;
+    ///
+    /// assert_eq!(Name::from_utf8_lossy(Bytes::from_static(b"echo")), "echo");
+    /// assert_eq!(Name::from_utf8_lossy(Bytes::from_static("été".as_bytes())), "été");
+    /// assert_eq!(Name::from_utf8_lossy(Bytes::from_static(b"\xe9t\xc3\xa9")), "\u{fffd}t\u{e9}");
+    /// ```
     #[inline]
     pub fn from_utf8_lossy(bytes: Bytes) -> Self {
-        Name::from_utf8(bytes.clone()).unwrap_or_else(|_| Name::from(String::from_utf8_lossy(&bytes).into_owned()))
+        // Looked at before it is handed over (no second reference to
+        // count): ASCII, the usual name, at a glance.
+        if !bytes.is_ascii() && std::str::from_utf8(&bytes).is_err() {
+            return Name::from(String::from_utf8_lossy(&bytes).into_owned());
+        }
+        Name::from_utf8(bytes).unwrap_or_default()
     }
 
     /// The name as a string slice.

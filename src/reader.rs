@@ -196,8 +196,13 @@ impl<'a, F: Format> Reader<'a, F> {
     /// that stack goes on recursively. Both read the same heads in the same
     /// order, so they accept the same values and fail at the same byte with
     /// the same error.
+    #[inline]
     pub fn skip_rest(&mut self, head: F::Head<'a>, depth: usize) -> Result<(), CodecError> {
-        self.skip_shape(F::shape(&head), depth)
+        match F::shape(&head) {
+            // Most heads (keys, names, ids) are whole values: no call.
+            Shape::Scalar => Ok(()),
+            shape => self.skip_shape(shape, depth),
+        }
     }
 
     /// [`skip_rest`](Self::skip_rest) for a head of which only the shape
@@ -310,9 +315,12 @@ impl<'a, F: Format> Reader<'a, F> {
     }
 
     /// Skips one whole value at nesting level `depth`.
+    #[inline]
     pub fn skip(&mut self, depth: usize) -> Result<(), CodecError> {
-        let shape = F::skip_head(self)?;
-        self.skip_shape(shape, depth)
+        match F::skip_head(self)? {
+            Shape::Scalar => Ok(()),
+            shape => self.skip_shape(shape, depth),
+        }
     }
 
     /// Calls `each` for every element of a collection of `len` elements
@@ -359,77 +367,106 @@ pub fn check_value<F: Format>(data: &[u8]) -> Result<(), CodecError> {
 pub fn envelope<F: Format>(frame: &Bytes) -> Result<RawEnvelope, CodecError> {
     let mut reader = Reader::<F>::new(frame);
     let head = F::value_head(&mut reader)?;
-    let envelope = match F::shape(&head) {
-        Shape::Map(len) => fields(&mut reader, frame, len)?,
-        _ => {
-            // A well-formed value that is not a map fails validation.
-            reader.skip_rest(head, 1)?;
-            RawEnvelope::not_a_map()
-        }
+    let Shape::Map(len) = F::shape(&head) else {
+        // A well-formed value that is not a map fails validation.
+        reader.skip_rest(head, 1)?;
+        reader.finish()?;
+        return Ok(RawEnvelope::not_a_map());
     };
+    // The fields in locals, the envelope made at the end, in place (not
+    // built early and moved out through each return).
+    let mut fields = Fields::default();
+    fields.read(&mut reader, frame, len)?;
     reader.finish()?;
-    Ok(envelope)
+    let Fields {
+        keys,
+        name,
+        args,
+        id,
+        result,
+        error,
+    } = fields;
+    Ok(RawEnvelope {
+        is_map: true,
+        keys: keys.total(),
+        name,
+        args,
+        id,
+        result,
+        error,
+    })
 }
 
-fn fields<F: Format>(reader: &mut Reader<'_, F>, frame: &Bytes, len: Option<u64>) -> Result<RawEnvelope, CodecError> {
-    let mut env = RawEnvelope {
-        is_map: true,
-        ..RawEnvelope::default()
-    };
-    // Like a JavaScript object: a repeated key keeps its last value and
-    // counts once.
-    let mut keys = KeyCount::default();
-    reader.for_each(len, |reader| {
-        let key = F::head(reader)?;
-        reader.skip_rest(key, 2)?;
-        let start = reader.pos();
-        let raw = |reader: &Reader<'_, F>| frame.slice(start..reader.pos());
-        let field = F::key(&key);
-        keys.add(field);
-        match field {
-            Key::Name => {
-                let head = F::value_head(reader)?;
-                reader.skip_rest(head, 2)?;
-                env.name = F::name(&head, frame);
-            }
-            Key::Args => {
-                let head = F::value_head(reader)?;
-                env.args = match F::shape(&head) {
-                    Shape::Array(count) => {
-                        let mut args = ArgList::new();
-                        reader.for_each(count, |reader| {
-                            let start = reader.pos();
-                            reader.skip(3)?;
-                            args.push(frame.slice(start..reader.pos()));
-                            Ok(())
-                        })?;
-                        ArgsField::List(args.into_enveloped())
-                    }
-                    _ => {
-                        reader.skip_rest(head, 2)?;
-                        ArgsField::Invalid
-                    }
-                };
-            }
-            Key::Id => {
-                let head = F::value_head(reader)?;
-                reader.skip_rest(head, 2)?;
-                env.id = F::id(&head);
-            }
-            Key::Result => {
-                reader.skip(2)?;
-                env.result = Some(raw(reader));
-            }
-            Key::Error => {
-                reader.skip(2)?;
-                env.error = Some(raw(reader));
-            }
-            Key::Other => reader.skip(2)?,
-        };
-        Ok(())
-    })?;
-    env.keys = keys.total();
-    Ok(env)
+/// The fields of an envelope map, as read so far.
+#[derive(Default)]
+struct Fields {
+    keys: KeyCount,
+    name: NameField,
+    args: ArgsField,
+    id: IdField,
+    result: Option<Bytes>,
+    error: Option<Bytes>,
+}
+
+impl Fields {
+    fn read<F: Format>(
+        &mut self,
+        reader: &mut Reader<'_, F>,
+        frame: &Bytes,
+        len: Option<u64>,
+    ) -> Result<(), CodecError> {
+        // Like a JavaScript object: a repeated key keeps its last value and
+        // counts once.
+        reader.for_each(len, |reader| {
+            let key = F::head(reader)?;
+            reader.skip_rest(key, 2)?;
+            let start = reader.pos();
+            let raw = |reader: &Reader<'_, F>| frame.slice(start..reader.pos());
+            let field = F::key(&key);
+            self.keys.add(field);
+            match field {
+                Key::Name => {
+                    let head = F::value_head(reader)?;
+                    reader.skip_rest(head, 2)?;
+                    self.name = F::name(&head, frame);
+                }
+                Key::Args => {
+                    let head = F::value_head(reader)?;
+                    self.args = match F::shape(&head) {
+                        Shape::Array(count) => {
+                            let mut args = ArgList::new();
+                            reader.for_each(count, |reader| {
+                                let start = reader.pos();
+                                reader.skip(3)?;
+                                args.push(frame.slice(start..reader.pos()));
+                                Ok(())
+                            })?;
+                            ArgsField::List(args.into_enveloped())
+                        }
+                        _ => {
+                            reader.skip_rest(head, 2)?;
+                            ArgsField::Invalid
+                        }
+                    };
+                }
+                Key::Id => {
+                    let head = F::value_head(reader)?;
+                    reader.skip_rest(head, 2)?;
+                    self.id = F::id(&head);
+                }
+                Key::Result => {
+                    reader.skip(2)?;
+                    self.result = Some(raw(reader));
+                }
+                Key::Error => {
+                    reader.skip(2)?;
+                    self.error = Some(raw(reader));
+                }
+                Key::Other => reader.skip(2)?,
+            };
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
