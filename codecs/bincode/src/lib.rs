@@ -162,19 +162,17 @@ impl Codec for Bincode {
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
         let mut r = Reader { frame, pos: 0 };
-        let kind = r.u8()?;
-        let mut env = RawEnvelope {
-            is_map: true,
-            ..RawEnvelope::default()
-        };
-        match kind {
-            EVENT | CALL => {
-                if kind == CALL {
-                    env.id = IdField::from_u64(r.u64()?);
-                }
+        // Each kind's envelope is made whole at the end, in place.
+        match r.u8()? {
+            kind @ (EVENT | CALL) => {
+                let id = if kind == CALL {
+                    IdField::from_u64(r.u64()?)
+                } else {
+                    IdField::Absent
+                };
                 let name = r.chunk()?;
                 let name = Name::from_utf8(name).map_err(|_| CodecError::decode("the name is not UTF-8"))?;
-                env.name = if name.is_empty() {
+                let name = if name.is_empty() {
                     NameField::Falsy
                 } else {
                     NameField::Str(name)
@@ -188,25 +186,35 @@ impl Codec for Bincode {
                 for _ in 0..count {
                     args.push(r.chunk()?);
                 }
-                env.args = ArgsField::List(args);
-                env.keys = if kind == CALL { 3 } else { 2 };
                 if r.remaining() != 0 {
                     return Err(CodecError::decode("trailing bytes after the arguments"));
                 }
+                Ok(RawEnvelope {
+                    is_map: true,
+                    keys: if kind == CALL { 3 } else { 2 },
+                    name,
+                    args: ArgsField::List(args),
+                    id,
+                    result: None,
+                    error: None,
+                })
             }
-            RESULT | ERROR => {
-                env.id = IdField::from_u64(r.u64()?);
-                let value = frame.slice(r.pos..);
-                if kind == RESULT {
-                    env.result = Some(value);
-                } else {
-                    env.error = Some(value);
-                }
-                env.keys = 2;
+            kind @ (RESULT | ERROR) => {
+                let id = IdField::from_u64(r.u64()?);
+                let value = Some(frame.slice(r.pos..));
+                let (result, error) = if kind == RESULT { (value, None) } else { (None, value) };
+                Ok(RawEnvelope {
+                    is_map: true,
+                    keys: 2,
+                    name: NameField::Absent,
+                    args: ArgsField::Absent,
+                    id,
+                    result,
+                    error,
+                })
             }
-            other => return Err(CodecError::decode(format!("unknown envelope kind {other}"))),
+            other => Err(CodecError::decode(format!("unknown envelope kind {other}"))),
         }
-        Ok(env)
     }
 }
 

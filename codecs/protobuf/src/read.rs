@@ -78,6 +78,7 @@ impl Cursor<'_> {
 }
 
 /// The frame's envelope, when it has the usual shape; `None` otherwise.
+#[inline]
 pub(crate) fn envelope(frame: &Bytes) -> Option<RawEnvelope> {
     let mut cursor = Cursor {
         buf: frame,
@@ -101,6 +102,7 @@ pub(crate) fn envelope(frame: &Bytes) -> Option<RawEnvelope> {
     }
 }
 
+#[inline]
 fn message(frame: &Bytes, mut cursor: Cursor<'_>) -> Option<RawEnvelope> {
     let mut name = None;
     let mut id = None;
