@@ -247,6 +247,25 @@ impl ArgList {
         self
     }
 
+    /// [`into_enveloped`](Self::into_enveloped) in place, for a list that
+    /// a reader fills where it lies.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use ws_messaging::envelope::{ArgList, ArgsField};
+    ///
+    /// let mut field = ArgsField::List(ArgList::new());
+    /// if let ArgsField::List(args) = &mut field {
+    ///     args.push(Bytes::from_static(b"1"));
+    ///     args.mark_enveloped();
+    /// }
+    /// assert!(matches!(field, ArgsField::List(args) if args.is_enveloped()));
+    /// ```
+    #[inline]
+    pub fn mark_enveloped(&mut self) {
+        self.enveloped = true;
+    }
+
     /// Whether the arguments are marked as checked by a codec's envelope
     /// reader ([`into_enveloped`](Self::into_enveloped)).
     #[inline]

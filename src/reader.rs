@@ -432,22 +432,22 @@ impl Fields {
                 }
                 Key::Args => {
                     let head = F::value_head(reader)?;
-                    self.args = match F::shape(&head) {
-                        Shape::Array(count) => {
-                            let mut args = ArgList::new();
-                            reader.for_each(count, |reader| {
-                                let start = reader.pos();
-                                reader.skip(3)?;
-                                args.push(frame.slice(start..reader.pos()));
-                                Ok(())
-                            })?;
-                            ArgsField::List(args.into_enveloped())
-                        }
-                        _ => {
-                            reader.skip_rest(head, 2)?;
-                            ArgsField::Invalid
-                        }
+                    let Shape::Array(count) = F::shape(&head) else {
+                        reader.skip_rest(head, 2)?;
+                        self.args = ArgsField::Invalid;
+                        return Ok(());
                     };
+                    // Filled where it lies (not moved in once built).
+                    self.args = ArgsField::List(ArgList::new());
+                    if let ArgsField::List(args) = &mut self.args {
+                        reader.for_each(count, |reader| {
+                            let start = reader.pos();
+                            reader.skip(3)?;
+                            args.push(frame.slice(start..reader.pos()));
+                            Ok(())
+                        })?;
+                        args.mark_enveloped();
+                    }
                 }
                 Key::Id => {
                     let head = F::value_head(reader)?;

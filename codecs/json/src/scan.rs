@@ -78,7 +78,14 @@ pub(crate) fn envelope<const UTF8: bool>(frame: &Bytes) -> Scan<RawEnvelope> {
             let first = s.ws();
             match key {
                 Key::Name => name = s.name(first, frame)?,
-                Key::Args => args = ArgsField::List(s.args(first, frame)?.into_enveloped()),
+                Key::Args => {
+                    // Filled where it lies.
+                    args = ArgsField::List(ArgList::new());
+                    if let ArgsField::List(list) = &mut args {
+                        s.args(first, frame, list)?;
+                        list.mark_enveloped();
+                    }
+                }
                 Key::Id => id = s.id()?,
                 Key::Result => result = Some(s.raw(first, frame, 1)?),
                 Key::Error => error = Some(s.raw(first, frame, 1)?),
@@ -344,20 +351,23 @@ impl<const UTF8: bool> Scanner<'_, UTF8> {
     }
 
     /// The array of arguments (at depth 2: inside the envelope), whose
-    /// first byte is `c`: its elements as raw slices of `frame`.
-    fn args(&mut self, c: u8, frame: &Bytes) -> Scan<ArgList> {
+    /// first byte is `c`: its elements, as raw slices of `frame`, pushed to
+    /// `args` (filled in place: a list returned through a `Result` would be
+    /// moved once more).
+    fn args(&mut self, c: u8, frame: &Bytes, args: &mut ArgList) -> Scan<()> {
         if c != b'[' {
             return Err(Stop::Bail);
         }
         self.pos += 1;
-        let mut args = ArgList::new();
         let mut c = self.ws();
         if c == b']' {
             self.pos += 1;
-            return Ok(args);
+            return Ok(());
         }
         loop {
-            args.push(self.raw(c, frame, 2)?);
+            let start = self.pos;
+            self.value(c, 2)?;
+            args.push(frame.slice(start..self.pos));
             match self.ws() {
                 b',' => {
                     self.pos += 1;
@@ -365,7 +375,7 @@ impl<const UTF8: bool> Scanner<'_, UTF8> {
                 }
                 b']' => {
                     self.pos += 1;
-                    return Ok(args);
+                    return Ok(());
                 }
                 _ => return Err(Stop::Bail),
             }
