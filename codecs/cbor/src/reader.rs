@@ -76,9 +76,18 @@ fn f16_to_f64(bits: u16) -> f64 {
 
 /// The argument of an initial byte whose additional information is
 /// `info` (0..=27); `at` is where the item starts.
+#[inline(always)]
 fn argument(reader: &mut Reader<'_>, info: u8, at: usize) -> Result<u64, CodecError> {
+    // Most items hold their argument in the initial byte.
+    if info < 24 {
+        return Ok(info.into());
+    }
+    long_argument(reader, info, at)
+}
+
+/// [`argument`] in the bytes after the initial byte.
+fn long_argument(reader: &mut Reader<'_>, info: u8, at: usize) -> Result<u64, CodecError> {
     match info {
-        0..=23 => Ok(info.into()),
         24 => reader.uint(1),
         25 => reader.uint(2),
         26 => reader.uint(4),
@@ -120,7 +129,7 @@ impl Format for CborFormat {
 
     /// Reads one item's initial byte and scalar content; a collection's
     /// elements and a tag's value are left to the caller.
-    #[inline]
+    #[inline(always)]
     fn head<'a>(reader: &mut Reader<'a>) -> Result<Head<'a>, CodecError> {
         let at = reader.pos();
         let initial = reader.byte()?;
@@ -244,17 +253,23 @@ fn utf8(data: &[u8], at: usize) -> Result<(), CodecError> {
 }
 
 /// The bytes of a text head (its chunks joined when it has several).
+#[inline]
 fn text<'a>(data: &'a [u8], chunked: bool) -> Cow<'a, [u8]> {
     if !chunked {
         return Cow::Borrowed(data);
     }
+    Cow::Owned(joined(data))
+}
+
+/// The chunks of an indefinite-length text joined.
+fn joined(data: &[u8]) -> Vec<u8> {
     // Already checked by `chunks`: definite text chunks, each in bounds.
     let mut reader = Reader::new(data);
     let mut joined = Vec::new();
     while let Ok(Head::Text { data, .. }) = CborFormat::head(&mut reader) {
         joined.extend_from_slice(data);
     }
-    Cow::Owned(joined)
+    joined
 }
 
 #[cfg(test)]
