@@ -203,7 +203,7 @@ impl Codec for Protobuf {
         let start = out.len();
         let message = Delimited::open(out, MESSAGE_TAG);
         if !name.is_empty() {
-            out.extend_from_slice(Head::new(NAME_TAG, name.len() as u64).bytes());
+            Head::put(out, NAME_TAG, name.len() as u64);
             out.extend_from_slice(name.as_bytes());
         }
         if let Err(e) = args.serialize(ArgsSerializer { out }) {
@@ -211,7 +211,7 @@ impl Codec for Protobuf {
             return Err(e.into_encode());
         }
         if let Some(id) = id {
-            out.extend_from_slice(Head::new(ID_TAG, id).bytes());
+            Head::put(out, ID_TAG, id);
         }
         message.close(out);
         Ok(())
@@ -236,7 +236,7 @@ impl Codec for Protobuf {
         // By hand, as prost writes it (see `encode_message`).
         let start = out.len();
         let ack = Delimited::open(out, ACK_TAG);
-        out.extend_from_slice(Head::new(ACK_ID_TAG, id).bytes());
+        Head::put(out, ACK_ID_TAG, id);
         let value = Delimited::open(out, RESULT_TAG);
         if let Err(e) = result.serialize(ValueSerializer { out }) {
             out.truncate(start);

@@ -528,6 +528,19 @@ impl Head {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
+
+    /// Writes the key `tag` and the varint `value` at the end of `out`, a
+    /// byte at a time (a small copy through `extend_from_slice` costs a
+    /// call).
+    #[inline]
+    pub(crate) fn put(out: &mut Vec<u8>, tag: u8, mut value: u64) {
+        out.push(tag);
+        while value >= 0x80 {
+            out.push(value as u8 | 0x80);
+            value >>= 7;
+        }
+        out.push(value as u8);
+    }
 }
 
 /// A length-delimited field being written in place: its key byte and a
