@@ -243,7 +243,7 @@ impl ArgList {
     /// ```
     #[inline]
     pub fn into_enveloped(mut self) -> Self {
-        self.enveloped = true;
+        self.mark_enveloped();
         self
     }
 

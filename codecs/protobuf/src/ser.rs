@@ -489,7 +489,8 @@ pub(crate) struct ArgList<'a> {
 const ARGS_TAG: u8 = 2 << 3 | 2;
 
 impl ArgList<'_> {
-    /// Writes the value, then puts its tag and length in front of it.
+    /// Writes the value as an `args` field, its length filled in after it
+    /// (see [`Delimited`]).
     fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
         let field = Delimited::open(self.out, ARGS_TAG);
         value
