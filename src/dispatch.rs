@@ -103,6 +103,7 @@ impl<C: Codec> Endpoint<C> {
             return;
         }
         let Some(procedure) = self.procedure(&name) else {
+            trace::debug!(name = %name, id, "call of a procedure that is not registered: answered NoProcedureError");
             let reply = self.encode_error_reply(id, &HandlerError::no_procedure());
             self.send_reply(link, id, reply);
             return;

@@ -76,7 +76,10 @@ impl<C: Codec> Endpoint<C> {
                         let call = std::panic::AssertUnwindSafe(async move { handler(args).await });
                         match futures_util::FutureExt::catch_unwind(call).await {
                             Ok(outcome) => outcome,
-                            Err(_) => Err(HandlerError::new("the handler panicked")),
+                            Err(_) => {
+                                trace::warn!("the procedure panicked: answered with an error");
+                                Err(HandlerError::new("the handler panicked"))
+                            }
                         }
                     }
                     Err(e) => Err(HandlerError::named("TypeError", format!("invalid arguments: {e}"))),

@@ -78,8 +78,10 @@ impl<C: Codec> ServerBuilder<C> {
         self
     }
 
-    /// How long to wait for a client's auth frame before closing with 4003.
-    /// Default 20 s.
+    /// How long to wait for a client's auth frame before closing with 4003,
+    /// and then how long the [connection hook](Self::on_connection) may take
+    /// to decide (past it the client is refused with 4003 as well). The
+    /// HTTP upgrade is bounded by it too. Default 20 s.
     pub fn auth_timeout(mut self, timeout: Duration) -> Self {
         self.auth_timeout = timeout;
         self
@@ -587,7 +589,13 @@ where
 /// Reads and discards what a peer that broke the protocol is still
 /// sending, so that it gets our close frame instead of a reset (as the
 /// JavaScript `ws` server does). Bounded in time and bytes.
-async fn drain<S: tokio::io::AsyncRead + Unpin>(io: &mut S) {
+///
+/// Our side of the TCP connection is shut first (the server closes the TCP
+/// connection after the close handshake, RFC 6455 § 7.1.1): a peer that
+/// answered our close frame and waits for the end of the stream sees it at
+/// once, instead of after the drain's bound.
+async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(io: &mut S) {
+    let _ = tokio::time::timeout(REFUSE_GRACE, tokio::io::AsyncWriteExt::shutdown(io)).await;
     let mut buf = vec![0u8; 16 * 1024];
     let mut total = 0usize;
     let discard = std::future::poll_fn(|cx| loop {
@@ -679,6 +687,10 @@ async fn serve_connection<C: Codec, T: Transport>(
         None => connect_event(&endpoint, &()),
         Some(hook) => {
             let mut hook = hook(endpoint.clone(), auth).instrument(span.clone());
+            // The hook decides within the auth timeout too: no path before
+            // acceptance is unbounded.
+            let decide_by = tokio::time::sleep(inner.auth_timeout);
+            tokio::pin!(decide_by);
             loop {
                 tokio::select! {
                     accepted = &mut hook => break accepted,
@@ -695,6 +707,10 @@ async fn serve_connection<C: Codec, T: Transport>(
                     },
                     // The server is closing: do not wait for a slow hook.
                     () = stopped(&mut shutdown) => break Err(HandlerError::new("the server is closing")),
+                    () = &mut decide_by => break Err(HandlerError::new(format!(
+                        "the connection hook did not decide within the auth timeout ({:?})",
+                        inner.auth_timeout
+                    ))),
                 }
             }
         }
@@ -717,7 +733,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     let connect = match accepted {
         Ok(connect) => connect,
         Err(error) => {
-            trace::debug!(parent: &span, %error, "client refused (4003)");
+            trace::info!(parent: &span, %error, "client refused (4003)");
             refuse(&mut ws, CLOSE_FORBIDDEN, &error.to_string()).await;
             return None;
         }
@@ -742,15 +758,23 @@ async fn serve_connection<C: Codec, T: Transport>(
         endpoint.close(code, "");
     }
     let (closed, ws) = drive(&endpoint, &link, ws, None).instrument(span.clone()).await;
+    // The socket is given up now, not after the disconnect hook: the peer
+    // waits for the end of the TCP connection to finish its close. One to
+    // drain is the caller's, after the hook.
+    let ws = if closed.drain {
+        Some(ws)
+    } else {
+        drop(ws);
+        None
+    };
 
     // 4. Out of the registry, `close` emitted, then the disconnect hook.
     inner.clients.remove(&id);
     endpoint.detach(&link, &closed);
-    let drain = closed.drain;
     if let Some(hook) = &inner.disconnect {
         hook(endpoint.clone(), closed.code, closed.reason).await;
     }
-    drain.then_some(ws)
+    ws
 }
 
 /// Removes a connection from the registry and drops its handlers when it ends.
@@ -799,16 +823,27 @@ async fn next_data<T: Transport>(ws: &mut T) -> First {
 }
 
 /// Closes a connection that never became connected.
+/// How long a refusal may take to write its close frame, and then how long
+/// the peer has to answer it: a peer that stops reading (or floods pings
+/// and never reads their pongs) cannot hold the connection's task, nor
+/// [`Server::close`], any longer.
+const REFUSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Closes a connection that was not accepted with `code` and `reason`,
+/// bounded: the close frame gets [`REFUSE_GRACE`] to be written, the
+/// peer's answer as long again; then the socket is dropped.
 async fn refuse<T: Transport>(ws: &mut T, code: u16, reason: &str) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: truncate_reason(reason).into(),
     };
-    if ws.send(Message::Close(Some(frame))).await.is_err() {
-        return;
+    match tokio::time::timeout(REFUSE_GRACE, ws.send(Message::Close(Some(frame)))).await {
+        Ok(Ok(())) => {}
+        // The socket failed, or the peer took nothing for the whole grace.
+        Ok(Err(_)) | Err(_) => return,
     }
     // Let the peer answer the close handshake, briefly.
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+    let _ = tokio::time::timeout(REFUSE_GRACE, async {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;

@@ -7,12 +7,22 @@
 //!   server; `url` on a client) around everything the connection does;
 //! - `debug`: connections opened and closed (code, reason), each handled
 //!   call (span `ws_messaging.call` with `name` and `id`; its outcome and
-//!   duration when it ends), each invoke (name, id, outcome, duration);
+//!   duration when it ends), each invoke (name, id, outcome, duration),
+//!   calls of a procedure that is not registered (`name`, `id`: the peer
+//!   got `NoProcedureError`), events that no listener takes (`event`);
 //! - `warn`: frames refused before dispatch (`preprocessingError`),
-//!   listeners whose arguments do not decode or that panic, slow
-//!   consumers closed, replies that could not be sent;
-//! - `info`: a client giving up, a server refusing a client;
-//! - nothing per frame at `info` or above.
+//!   listeners whose arguments do not decode or that panic, procedures
+//!   that panic (inside their call span: name and id), slow consumers
+//!   closed, replies that could not be sent;
+//! - `info`: a client giving up, a server refusing a client (the
+//!   connection hook's error, or the auth value that did not decode);
+//! - nothing per frame at `info` or above: a peer cannot flood the logs
+//!   unless `debug` is on.
+//!
+//! Every event's target starts with `ws_messaging`. To find a typo in an
+//! event or procedure name, or why a client is refused:
+//! `RUST_LOG=ws_messaging=debug` (with `tracing-subscriber`'s `EnvFilter`);
+//! `RUST_LOG=ws_messaging=info` shows refusals and give-ups only.
 
 #[cfg(feature = "tracing")]
 pub(crate) use tracing::{debug, debug_span, info, warn, Instrument};

@@ -261,10 +261,15 @@ impl RawSocket {
             .await
             .expect("connect in time")
             .expect("connect");
+        RawSocket::upgrade_on(stream, addr, "/").await
+    }
+
+    /// The HTTP upgrade of `path` on a connected `stream`.
+    async fn upgrade_on(stream: TcpStream, addr: &str, path: &str) -> RawSocket {
         let (reader, mut writer) = stream.into_split();
         let mut reader = BufReader::new(reader);
         let request = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Protocol: ws-messaging\r\n\r\n"
         );
@@ -500,6 +505,54 @@ async fn many_silent_sockets_do_not_stop_a_good_client() {
     server.assert_serves().await;
 }
 
+/// A TCP connection whose receive buffer is small, so that the server's
+/// send path fills soon when this side never reads.
+async fn small_window_stream(addr: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    tokio::time::timeout(WAIT, socket.connect(addr.parse().unwrap()))
+        .await
+        .expect("connect in time")
+        .expect("connect")
+}
+
+#[tokio::test]
+async fn a_peer_that_floods_pings_and_never_reads_cannot_hold_the_shutdown() {
+    // Standalone, and through axum (`--http`, at `/ws`).
+    for (mode, path) in [(None, "/"), (Some("--http"), "/ws")] {
+        let mut args = vec!["--auth-timeout-ms", "300"];
+        args.extend(mode);
+        let mut server = EchoServer::start(&args).await;
+        let addr = server.addr().to_string();
+        let stream = small_window_stream(&addr).await;
+        let mut socket = RawSocket::upgrade_on(stream, &addr, path).await;
+        // Pings, never a read: the pongs fill the server's send path (16
+        // MiB of pings; the writes fail once the server drops the socket).
+        let batch = frame(true, 0, PING, Some(MASK), &[0x55; 125]).repeat(512);
+        let flood = tokio::time::timeout(Duration::from_secs(30), async {
+            for _ in 0..256 {
+                if socket.send(&batch).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let _ = flood.await;
+        server.assert_alive();
+        // SIGTERM: the server closes every connection with 1001 and exits.
+        let started = Instant::now();
+        let pid = server.child.id().unwrap().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        assert!(killed.success());
+        let exited = tokio::time::timeout(Duration::from_secs(20), server.child.wait()).await;
+        let status = exited
+            .unwrap_or_else(|_| panic!("{mode:?}: the server had not exited 20 s after SIGTERM"))
+            .unwrap();
+        println!("{mode:?}: exited {status} {:?} after SIGTERM", started.elapsed());
+        assert!(status.success(), "{mode:?}: {status}");
+        drop(socket);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 2. Oversized frames and messages
 
@@ -590,6 +643,28 @@ async fn a_120_mib_message_in_1_mib_fragments_is_refused_with_1009() {
     assert_eq!(ending.code(), Some(1009), "{ending:?}");
     // The server may buffer up to its limit (100 MiB), not the whole message.
     assert!(growth < 116 * MIB, "peak RSS grew {:.1} MiB", mib(growth));
+}
+
+#[tokio::test]
+async fn after_a_1009_close_the_server_ends_the_tcp_connection_at_once() {
+    let mut server = EchoServer::start(&["--max-message-bytes", "1024"]).await;
+    let mut ws = good_client(&server.url).await;
+    ws.send(Message::text(format!("[\"{}\"]", "x".repeat(4096)))).await.unwrap();
+    assert_eq!(next_close(&mut ws).await, (1009, "Message too big".into()));
+    // The client answered the close and waits for the server to end the
+    // TCP connection (RFC 6455 § 7.1.1): the server half-closes it before
+    // draining what the peer may still send, instead of after the drain's
+    // 2 s bound.
+    let closed_at = Instant::now();
+    let ended = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = ws.next().await {} }).await;
+    let waited = closed_at.elapsed();
+    println!("TCP end {waited:?} after the 1009 close");
+    assert!(ended.is_ok(), "the TCP connection did not end");
+    assert!(
+        waited < Duration::from_secs(1),
+        "the TCP connection ended {waited:?} after the close handshake, not at once"
+    );
+    server.assert_serves().await;
 }
 
 // ---------------------------------------------------------------------------

@@ -378,3 +378,51 @@ async fn a_raw_value_result_goes_out_as_it_came_in() {
     };
     assert!(error.contains("RawValue"), "{error}");
 }
+
+#[tokio::test]
+async fn pending_invokes_fail_as_soon_as_the_peer_sends_its_close_frame() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let raw = RawServer::bind().await;
+    let client = Client::<Json>::builder(raw.url()).auto_reconnect(false).build().unwrap();
+    let connecting = {
+        let client = client.clone();
+        tokio::spawn(async move { client.connect().await })
+    };
+    let mut ws = raw.accept().await;
+    server_next_json(&mut ws).await; // the auth value
+    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#)).await.unwrap();
+    connecting.await.unwrap().unwrap();
+    let mut invoking = tokio::spawn(async move { client.invoke::<_, Value>("slow", ()).await });
+    assert_eq!(server_next_json(&mut ws).await["name"], "slow");
+    // The server closes (as after a message too big for it), and keeps the
+    // TCP connection open: the client answers the close and waits for the
+    // end of the connection, which comes only after its close grace.
+    let close = CloseFrame {
+        code: 1009.into(),
+        reason: "Message too big".into(),
+    };
+    ws.send(Message::Close(Some(close))).await.unwrap();
+    let socket_end = async {
+        // The client's answer to the close, then the end of its TCP stream.
+        while let Some(Ok(message)) = ws.next().await {
+            if message.is_close() {
+                break;
+            }
+        }
+        let mut buf = [0u8; 256];
+        while tokio::io::AsyncReadExt::read(ws.get_mut(), &mut buf).await.is_ok_and(|n| n > 0) {}
+    };
+    let outcome = tokio::time::timeout(WAIT, async {
+        tokio::select! {
+            biased;
+            () = socket_end => panic!("the client ended the connection before the invoke failed"),
+            outcome = &mut invoking => outcome.unwrap(),
+        }
+    })
+    .await
+    .expect("the invoke ended in time");
+    assert!(matches!(outcome, Err(InvokeError::Connection { .. })), "{outcome:?}");
+}

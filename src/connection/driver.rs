@@ -13,11 +13,15 @@ use tokio::time::{Instant, Sleep};
 
 use super::{Closed, Link, Phase, Settle, Transport};
 use crate::codec::Codec;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Role};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT};
 
-/// How long a close handshake may take before the socket is dropped.
+/// How long a close handshake may take before the socket is dropped. A
+/// close of this side's that is still queued behind frames the peer has
+/// not taken when it runs out is sent at once, ahead of them, and gets a
+/// grace of its own: a peer that reads gets the close frame, whatever
+/// the backlog in front of it.
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 pub(super) struct Ping {
@@ -37,6 +41,12 @@ pub(super) struct Driver<'a, C: Codec, T> {
     pub(super) peer_close: Option<(u16, String)>,
     pub(super) error_close: Option<(u16, String)>,
     pub(super) close_deadline: Option<Instant>,
+    /// The close frame was sent ahead of the backlog after a close grace.
+    pub(super) close_jumped: bool,
+    /// The last read stopped at the backlog's soft mark.
+    pub(super) reads_paused: bool,
+    /// Reads pause at the backlog's soft mark (a server's connections).
+    pub(super) pause_reads: bool,
     pub(super) auth_deadline: Option<Instant>,
     pub(super) next_ping: Option<Instant>,
     pub(super) ping: Option<Ping>,
@@ -70,6 +80,9 @@ pub(crate) async fn drive<C: Codec, T: Transport>(
         peer_close: None,
         error_close: None,
         close_deadline: None,
+        close_jumped: false,
+        reads_paused: false,
+        pause_reads: endpoint.role() == Role::Server,
         auth_deadline: auth_wait.map(|d| now + d),
         next_ping: None,
         ping: None,
@@ -144,7 +157,13 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
     fn timers(&mut self, now: Instant) -> Option<Closed> {
         self.arm(now);
         if self.close_deadline.is_some_and(|at| at <= now) {
-            return Some(self.closed());
+            if self.close_jumped || self.close_sent || self.write_done || !self.link.close_now() {
+                return Some(self.closed());
+            }
+            // Our close frame is still behind frames the peer has not
+            // taken: it goes next, and the handshake gets a grace of its own.
+            self.close_jumped = true;
+            self.close_deadline = Some(now + CLOSE_GRACE);
         }
         if self.auth_deadline.is_some_and(|at| at <= now) {
             self.auth_deadline = None;
@@ -162,6 +181,14 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
         if self.next_ping.is_some_and(|at| at <= now) {
             self.next_ping = None;
             self.send_ping(now);
+        }
+        if self.reads_paused {
+            // The pong cannot be read while reads are paused: the ping's
+            // clock restarts once they go on (the write stall timer
+            // watches the peer meanwhile).
+            if let Some(ping) = &mut self.ping {
+                ping.deadline = ping.deadline.max(now + self.ping_timeout);
+            }
         }
         if self.ping.as_ref().is_some_and(|p| p.deadline <= now) {
             if let Some(ping) = self.ping.take() {

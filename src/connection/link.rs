@@ -96,6 +96,10 @@ pub(crate) struct Link {
     phase: AtomicU8,
     max_frames: usize,
     max_bytes: usize,
+    /// The backlog is past its soft mark (half its limits): the driver
+    /// stops reading this connection's frames until it is written down
+    /// below it again. Changed only under the lock.
+    over_soft_mark: AtomicBool,
 }
 
 fn payload_len(message: &Message) -> usize {
@@ -145,6 +149,7 @@ impl Link {
             phase: AtomicU8::new(Phase::Authenticating as u8),
             max_frames: options.max_backlog_frames.max(1),
             max_bytes: options.max_backlog_bytes.max(1),
+            over_soft_mark: AtomicBool::new(false),
         }
     }
 
@@ -196,10 +201,32 @@ impl Link {
         state.queue.len() >= self.max_frames || state.bytes >= self.max_bytes
     }
 
+    /// Past half the backlog's limits (in frames or bytes).
+    fn past_soft_mark(&self, state: &LinkState) -> bool {
+        state.queue.len() >= self.max_frames.div_ceil(2) || state.bytes >= self.max_bytes.div_ceil(2)
+    }
+
+    /// Whether the backlog is past its soft mark, half its limits: the
+    /// driver then reads none of this connection's frames (TCP slows the
+    /// peer down) until the backlog is written down below the mark. A peer
+    /// that floods and reads what its own frames produce (echoes, replies)
+    /// is slowed, not closed as a slow consumer.
+    pub(crate) fn reads_paused(&self) -> bool {
+        self.over_soft_mark.load(Ordering::Relaxed)
+    }
+
+    /// Updates the soft-mark flag after the backlog changed.
+    fn mark(&self, state: &LinkState) {
+        let over = self.past_soft_mark(state);
+        if over != self.over_soft_mark.load(Ordering::Relaxed) {
+            self.over_soft_mark.store(over, Ordering::Relaxed);
+        }
+    }
+
     /// Queues `message`; `cut` when its bytes are a slice of a thread's
     /// shared chunk ([`cut_frame`](crate::endpoint::cut_frame)), which a
     /// frame that is going to wait gives up for a copy of its own.
-    fn enqueue(state: &mut LinkState, message: Message, cut: bool) {
+    fn enqueue(&self, state: &mut LinkState, message: Message, cut: bool) {
         let message = if cut && state.queue.len() >= DETACH_AFTER {
             detach(message)
         } else {
@@ -207,6 +234,7 @@ impl Link {
         };
         state.bytes += payload_len(&message);
         state.queue.push_back(message);
+        self.mark(state);
         if let Some(waker) = state.writer.take() {
             waker.wake();
         }
@@ -219,7 +247,7 @@ impl Link {
         if matches!(state.phase, Phase::Closing | Phase::Closed) {
             return false;
         }
-        Self::enqueue(&mut state, message, false);
+        self.enqueue(&mut state, message, false);
         true
     }
 
@@ -270,7 +298,7 @@ impl Link {
         if let Some((id, settle)) = pending {
             state.pending.insert(id, Pending::Channel(settle));
         }
-        Self::enqueue(&mut state, message, cut);
+        self.enqueue(&mut state, message, cut);
         Ok(())
     }
 
@@ -297,7 +325,7 @@ impl Link {
                         state.pending.insert(id, Pending::Waiting(None));
                         state.invoked = true;
                     }
-                    Self::enqueue(&mut state, message.take().expect("queued once"), cut);
+                    self.enqueue(&mut state, message.take().expect("queued once"), cut);
                     return Ok(());
                 }
             }
@@ -425,6 +453,37 @@ impl Link {
         true
     }
 
+    /// The peer sent its close frame: it answers nothing more, so every
+    /// pending invoke fails at once (not when the socket ends, which may
+    /// be a close grace later), and nothing more is queued. The answer to
+    /// its close frame is the WebSocket layer's.
+    pub(crate) fn peer_closed(&self) {
+        let mut state = self.lock();
+        if state.phase == Phase::Closed {
+            return;
+        }
+        self.set_phase(&mut state, Phase::Closing);
+        let failed = Self::fail_pending(&mut state);
+        drop(state);
+        self.after_close(failed);
+    }
+
+    /// The close this side asked for is still queued behind frames the
+    /// peer has not taken within a close grace: drops those frames, so the
+    /// close frame is the next one written. False when no close frame of
+    /// this side waits in the backlog.
+    pub(crate) fn close_now(&self) -> bool {
+        let mut state = self.lock();
+        if state.close.is_none() || !matches!(state.queue.back(), Some(Message::Close(_))) {
+            return false;
+        }
+        let close = state.queue.pop_back();
+        state.queue = close.into_iter().collect();
+        state.bytes = 0;
+        self.mark(&state);
+        true
+    }
+
     fn start_close(&self, state: &mut LinkState, code: u16, reason: &str, discard: bool) -> Failed {
         self.set_phase(state, Phase::Closing);
         state.close = Some((code, truncate_reason(reason).to_string()));
@@ -432,7 +491,7 @@ impl Link {
             state.queue = VecDeque::new();
             state.bytes = 0;
         }
-        Self::enqueue(state, close_message(code, reason), false);
+        self.enqueue(state, close_message(code, reason), false);
         Self::fail_pending(state)
     }
 
@@ -480,6 +539,7 @@ impl Link {
             state.queue = VecDeque::new();
             state.bytes = 0;
             state.writer = None;
+            self.mark(&state);
             Self::fail_pending(&mut state)
         };
         self.after_close(failed);
@@ -499,6 +559,7 @@ impl Link {
                 if was_full && !self.full(&state) {
                     self.room.notify_waiters();
                 }
+                self.mark(&state);
                 Some(message)
             }
             None => {

@@ -34,12 +34,25 @@ pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
 impl<C: Codec, T: Transport> Driver<'_, C, T> {
     /// Reads and dispatches what has arrived: whether everything was read
     /// (false when the read budget ran out).
+    ///
+    /// On a server, while the connection's own backlog is past its soft
+    /// mark, nothing is read (see [`Link::reads_paused`](super::Link::reads_paused)): the
+    /// frames waiting are the peer's own doing as often as not (echoes,
+    /// replies), and TCP slows a peer that sends faster than it reads. The
+    /// driver reads again once its writes took the backlog below the mark.
+    /// A client always reads: were both sides to pause, each could wait
+    /// for the other to read.
     pub(super) fn read(&mut self, cx: &mut Context<'_>) -> bool {
         let mut handled = 0;
         while !self.read_done {
             if handled == READ_BUDGET {
                 return false;
             }
+            if self.pause_reads && self.link.reads_paused() {
+                self.reads_paused = true;
+                return true;
+            }
+            self.reads_paused = false;
             match Pin::new(&mut self.ws).poll_next(cx) {
                 Poll::Pending => break,
                 Poll::Ready(None) => self.read_done = true,
@@ -53,6 +66,8 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                                 Some(f) => (f.code.into(), f.reason.to_string()),
                                 None => (1005, String::new()),
                             });
+                            // Nothing pending can be answered any more.
+                            self.link.peer_closed();
                         }
                         _ => {} // pings and pongs: tungstenite answers pings itself
                     }

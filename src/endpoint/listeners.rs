@@ -202,7 +202,10 @@ impl<C: Codec> Endpoint<C> {
     pub(crate) fn call_listeners(&self, name: &str, args: ArgList) {
         let list = match self.inner.listeners.read().unwrap().get(name) {
             Some(list) => list.clone(),
-            None => return,
+            None => {
+                trace::debug!(event = name, "event with no listener: dropped");
+                return;
+            }
         };
         let mut args = Some(args);
         for (i, listener) in list.iter().enumerate() {
