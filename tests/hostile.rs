@@ -667,6 +667,117 @@ async fn after_a_1009_close_the_server_ends_the_tcp_connection_at_once() {
     server.assert_serves().await;
 }
 
+/// `shout(<16 KiB>)`, `n` times, from `ws`'s write half while its read
+/// half counts the `shouted` echoes (pausing `read_pause` every 16 of
+/// them); how many came back, and how the socket ended if it did.
+async fn shout_and_read(ws: RawWs, n: usize, read_pause: Option<Duration>) -> (usize, Option<String>) {
+    let (mut sink, mut stream) = ws.split();
+    let shout = Message::text(json!({"name":"shout","args":["x".repeat(16 << 10)]}).to_string());
+    let writer = tokio::spawn(async move {
+        for _ in 0..n {
+            if sink.send(shout.clone()).await.is_err() {
+                break;
+            }
+        }
+        sink
+    });
+    let mut echoes = 0;
+    let mut ended = None;
+    let read = tokio::time::timeout(Duration::from_secs(120), async {
+        while echoes < n {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) if text.contains("\"shouted\"") => {
+                    echoes += 1;
+                    // A reader slower than the server: a pause every 16 echoes.
+                    if let Some(pause) = read_pause.filter(|_| echoes % 16 == 0) {
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    ended = Some(format!("closed: {frame:?}"));
+                    return;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    ended = Some(format!("error: {e}"));
+                    return;
+                }
+                None => {
+                    ended = Some("ended".into());
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    if read.is_err() {
+        ended = Some(format!("only {echoes} echoes within 120 s"));
+    }
+    let _ = tokio::time::timeout(WAIT, writer).await;
+    (echoes, ended)
+}
+
+#[tokio::test]
+async fn a_client_that_floods_and_reads_its_own_echoes_is_slowed_not_closed() {
+    // A backlog limit of 4 MiB.
+    let mut server = EchoServer::start(&["--max-backlog-bytes", "4194304"]).await;
+    let ws = good_client(&server.url).await;
+    // 800 × 16 KiB (three times the backlog's limit), sent as fast as the
+    // socket takes them, while the echoes are read at about 3 MB/s.
+    let (echoes, ended) = shout_and_read(ws, 800, Some(Duration::from_millis(80))).await;
+    println!("{echoes} echoes, ended: {ended:?}");
+    assert_eq!((echoes, ended), (800, None));
+    server.assert_serves().await;
+}
+
+#[tokio::test]
+async fn a_shutdown_close_reaches_a_reader_far_behind() {
+    let mut server = EchoServer::start(&[]).await;
+    let addr = server.addr().to_string();
+    // A reader of about 1 MB/s, with a small receive window, that starts
+    // reading once the server is told to stop.
+    let mut slow = RawSocket::upgrade_on(small_window_stream(&addr).await, &addr, "/").await;
+    slow.send(&text_frame(br#"{"token":"secret"}"#)).await.unwrap();
+    assert_eq!(slow.next_json().await["name"], "connect");
+    let go = Arc::new(tokio::sync::Notify::new());
+    let start = go.clone();
+    let reading = tokio::spawn(async move {
+        start.notified().await;
+        let mut frames = 0usize;
+        let ending = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                match slow.read_frame().await {
+                    Ok(Some((CLOSE, payload))) => return close_of(&payload),
+                    Ok(Some(_)) => {
+                        frames += 1;
+                        if frames % 32 == 0 {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                    Ok(None) => return Ending::Eof,
+                    Err(e) => return Ending::Error(e.to_string()),
+                }
+            }
+        })
+        .await
+        .unwrap_or(Ending::Timeout);
+        (ending, frames)
+    });
+    // 9 MiB of shouts (under the 16 MiB backlog limit): the slow reader's
+    // backlog is 9 s deep when the server is told to stop, three times the
+    // close grace.
+    let (echoes, ended) = shout_and_read(good_client(&server.url).await, 576, None).await;
+    assert_eq!((echoes, ended), (576, None));
+    let pid = server.child.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    go.notify_one();
+    let (ending, frames) = reading.await.unwrap();
+    println!("the slow reader read {frames} frames, then {ending:?}");
+    assert_eq!(ending, Ending::Close(1001, String::new()));
+    let exited = tokio::time::timeout(Duration::from_secs(20), server.child.wait()).await;
+    assert!(exited.expect("exits after SIGTERM").unwrap().success());
+}
+
 // ---------------------------------------------------------------------------
 // 3. Floods of invalid frames, WebSocket protocol violations
 
