@@ -44,6 +44,7 @@ pub struct ServerBuilder<C: Codec> {
     hook: Option<Hook<C>>,
     disconnect: Option<DisconnectHook<C>>,
     adapter: Arc<dyn Adapter<C>>,
+    origins: Option<Vec<String>>,
 }
 
 impl<C: Codec> std::fmt::Debug for ServerBuilder<C> {
@@ -53,6 +54,7 @@ impl<C: Codec> std::fmt::Debug for ServerBuilder<C> {
             .field("auth_timeout", &self.auth_timeout)
             .field("on_connection", &self.hook.is_some())
             .field("on_disconnect", &self.disconnect.is_some())
+            .field("allowed_origins", &self.origins)
             .finish_non_exhaustive()
     }
 }
@@ -67,7 +69,42 @@ impl<C: Codec> ServerBuilder<C> {
             hook: None,
             disconnect: None,
             adapter: Arc::new(LocalAdapter),
+            origins: None,
         }
+    }
+
+    /// The web pages allowed to connect, by origin (`https://app.example`,
+    /// `http://127.0.0.1:3000`: scheme, host and port, as browsers send
+    /// them in the `Origin` header). An upgrade whose `Origin` is not in the
+    /// list is refused with `403 Forbidden` (by the built-in listener,
+    /// [`serve_stream`](Server::serve_stream) and `ws-messaging-axum`; a
+    /// connection handed to [`serve_upgraded`](Server::serve_upgraded),
+    /// already upgraded, is refused with 4003 `origin not allowed`). A request without an `Origin` header is
+    /// not from a browser page (the Rust client, Node.js, `wsm`) and is
+    /// let through. Compared without regard to ASCII case. Default: every
+    /// origin is allowed.
+    ///
+    /// **Set it whenever connections are authenticated by a cookie** (or
+    /// anything else a browser attaches by itself): a browser sends the
+    /// site's cookies with a WebSocket upgrade made by *any* page, and
+    /// WebSocket has no same-origin policy, so without this check a page on
+    /// another site can open a connection as the logged-in user (cross-site
+    /// WebSocket hijacking). Auth values sent in the first frame (a token
+    /// the page holds) are not exposed to this.
+    ///
+    /// ```
+    /// # use ws_messaging::Server;
+    /// # use ws_messaging_json::Json;
+    /// let builder = Server::<Json>::builder().allowed_origins(["https://app.example"]);
+    /// ```
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let origins = origins.into_iter().map(|o| normal_origin(&o.into()));
+        self.origins = Some(origins.collect());
+        self
     }
 
     /// How sends, presence queries and broadcast invokes reach the other
@@ -205,6 +242,7 @@ impl<C: Codec> ServerBuilder<C> {
             shutdown,
             live: Mutex::new(0),
             drained: Notify::new(),
+            origins: self.origins,
         });
         inner.adapter.start(inner.clients.clone());
         Server { inner }
@@ -233,6 +271,25 @@ pub(crate) struct ServerInner<C: Codec> {
     shutdown: watch::Sender<Option<u16>>,
     live: Mutex<usize>,
     drained: Notify,
+    /// The allowed origins; `None`: all.
+    origins: Option<Vec<String>>,
+}
+
+/// An origin as compared: ASCII lower case, no trailing `/`.
+fn normal_origin(origin: &str) -> String {
+    origin.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+impl<C: Codec> ServerInner<C> {
+    fn allows_origin(&self, origin: Option<&str>) -> bool {
+        match (&self.origins, origin) {
+            (None, _) | (_, None) => true,
+            (Some(allowed), Some(origin)) => {
+                let origin = normal_origin(origin);
+                allowed.contains(&origin)
+            }
+        }
+    }
 }
 
 /// A ws-messaging server.
@@ -311,6 +368,26 @@ impl<C: Codec> Server<C> {
     /// This server's connections.
     pub fn registry(&self) -> &Registry<C> {
         &self.inner.clients
+    }
+
+    /// Whether an upgrade request with this `Origin` header value (`None`:
+    /// no such header) may connect, by
+    /// [`allowed_origins`](ServerBuilder::allowed_origins). For a web
+    /// framework's route that answers the upgrade itself, before it does
+    /// (`ws-messaging-axum` answers `403 Forbidden` when this is false).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// # use ws_messaging::Server;
+    /// # use ws_messaging_json::Json;
+    /// let server = Server::<Json>::builder().allowed_origins(["https://app.example"]).build();
+    /// assert!(server.allows_origin(Some("https://app.example")));
+    /// assert!(!server.allows_origin(Some("https://evil.example")));
+    /// assert!(server.allows_origin(None)); // not a browser
+    /// # }
+    /// ```
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        self.inner.allows_origin(origin)
     }
 
     /// Encodes the event `name(args)` once with the server's codec.
@@ -467,12 +544,17 @@ impl<C: Codec> Server<C> {
     {
         let _live = LiveGuard::new(&self.inner);
         let config = server_config(self.inner.options.max_message_size);
-        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
             LeanIo::new(io),
             tokio_tungstenite::tungstenite::protocol::Role::Server,
             Some(config),
         )
         .await;
+        if !self.allows_origin(request.header("origin")) {
+            trace::info!(origin = ?request.header("origin"), "upgrade from an origin not allowed: refused (4003)");
+            refuse(&mut ws, CLOSE_FORBIDDEN, "origin not allowed").await;
+            return;
+        }
         if let Some(mut ws) = serve_connection(&self.inner, ws, Some(Box::new(request))).await {
             drain(ws.get_mut()).await;
         }
@@ -563,6 +645,16 @@ where
     let mut request = None;
     #[allow(clippy::result_large_err)] // tungstenite's callback type
     let seen = |upgrade: &UpgradeRequest, response: Response| {
+        let origin = upgrade
+            .headers()
+            .get("origin")
+            .map(|o| o.to_str().unwrap_or("\u{fffd}"));
+        if !inner.allows_origin(origin) {
+            trace::info!(?origin, "upgrade from an origin not allowed: refused (403)");
+            let mut refusal = ErrorResponse::new(Some("origin not allowed".into()));
+            *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
+            return Err(refusal);
+        }
         request = Some(Box::new(Request::new(
             upgrade.uri().clone(),
             upgrade.headers().clone(),
@@ -843,10 +935,7 @@ async fn refuse<T: Transport>(ws: &mut T, code: u16, reason: &str) {
         Ok(Err(_)) | Err(_) => return,
     }
     // Let the peer answer the close handshake, briefly.
-    let _ = tokio::time::timeout(REFUSE_GRACE, async {
-        while let Some(Ok(_)) = ws.next().await {}
-    })
-    .await;
+    let _ = tokio::time::timeout(REFUSE_GRACE, async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
 /// 18 random bytes, base64url without padding: 24 URL-safe characters, as

@@ -227,3 +227,44 @@ async fn a_duplicate_connect_event_is_ignored() {
     assert_eq!(client.auth_reply::<u32>(), Some(1));
     assert!(!std::iter::from_fn(|| events.try_recv().ok()).any(|e| matches!(e, LocalEvent::Connect(_))));
 }
+
+#[tokio::test]
+async fn the_built_in_listener_refuses_pages_of_origins_not_allowed_with_403() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+    let server = start(builder().allowed_origins(["https://app.test"])).await;
+    let addr = server.local_addr().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Origin: https://evil.test\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed in time")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.ends_with("origin not allowed"), "{answer}");
+    // The allowed origin, and a client that sends none, connect.
+    for origin in [Some("https://app.test"), None] {
+        let mut request = url(&server).into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", HeaderValue::from_static("ws-messaging"));
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", HeaderValue::from_static(origin));
+        }
+        let (mut ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("upgraded in time")
+            .expect("upgraded");
+        ws.send(Message::text(r#"{"token":"secret"}"#)).await.unwrap();
+        assert_eq!(next_json(&mut ws).await["name"], "connect");
+    }
+}

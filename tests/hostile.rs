@@ -649,7 +649,9 @@ async fn a_120_mib_message_in_1_mib_fragments_is_refused_with_1009() {
 async fn after_a_1009_close_the_server_ends_the_tcp_connection_at_once() {
     let mut server = EchoServer::start(&["--max-message-bytes", "1024"]).await;
     let mut ws = good_client(&server.url).await;
-    ws.send(Message::text(format!("[\"{}\"]", "x".repeat(4096)))).await.unwrap();
+    ws.send(Message::text(format!("[\"{}\"]", "x".repeat(4096))))
+        .await
+        .unwrap();
     assert_eq!(next_close(&mut ws).await, (1009, "Message too big".into()));
     // The client answered the close and waits for the server to end the
     // TCP connection (RFC 6455 § 7.1.1): the server half-closes it before
@@ -769,7 +771,12 @@ async fn a_shutdown_close_reaches_a_reader_far_behind() {
     let (echoes, ended) = shout_and_read(good_client(&server.url).await, 576, None).await;
     assert_eq!((echoes, ended), (576, None));
     let pid = server.child.id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap()
+        .success());
     go.notify_one();
     let (ending, frames) = reading.await.unwrap();
     println!("the slow reader read {frames} frames, then {ending:?}");

@@ -386,14 +386,19 @@ async fn pending_invokes_fail_as_soon_as_the_peer_sends_its_close_frame() {
     use tokio_tungstenite::tungstenite::Message;
 
     let raw = RawServer::bind().await;
-    let client = Client::<Json>::builder(raw.url()).auto_reconnect(false).build().unwrap();
+    let client = Client::<Json>::builder(raw.url())
+        .auto_reconnect(false)
+        .build()
+        .unwrap();
     let connecting = {
         let client = client.clone();
         tokio::spawn(async move { client.connect().await })
     };
     let mut ws = raw.accept().await;
     server_next_json(&mut ws).await; // the auth value
-    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"name":"connect","args":[null]}"#))
+        .await
+        .unwrap();
     connecting.await.unwrap().unwrap();
     let mut invoking = tokio::spawn(async move { client.invoke::<_, Value>("slow", ()).await });
     assert_eq!(server_next_json(&mut ws).await["name"], "slow");
@@ -413,7 +418,10 @@ async fn pending_invokes_fail_as_soon_as_the_peer_sends_its_close_frame() {
             }
         }
         let mut buf = [0u8; 256];
-        while tokio::io::AsyncReadExt::read(ws.get_mut(), &mut buf).await.is_ok_and(|n| n > 0) {}
+        while tokio::io::AsyncReadExt::read(ws.get_mut(), &mut buf)
+            .await
+            .is_ok_and(|n| n > 0)
+        {}
     };
     let outcome = tokio::time::timeout(WAIT, async {
         tokio::select! {

@@ -19,6 +19,9 @@ use ws_messaging_json::Json;
 async fn main() -> std::io::Result<()> {
     // No listener of its own: axum serves the port.
     let server = Server::<Json>::builder()
+        // The `user` cookie authenticates, and browsers send it whatever
+        // page opens the WebSocket: only this app's page may connect.
+        .allowed_origins(["http://127.0.0.1:3000", "http://localhost:3000"])
         .on_connection(|endpoint, _auth: Value| async move {
             // The HTTP upgrade request: path, query, headers, cookies, peer.
             let request = endpoint.request().expect("inside the connection hook");

@@ -24,6 +24,9 @@
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
 //!     let server = Server::<Json>::builder()
+//!         // The connection is authenticated by a cookie, which browsers send
+//!         // whatever page opens the WebSocket: only the app's own pages may.
+//!         .allowed_origins(["http://127.0.0.1:3000"])
 //!         .on_connection(|endpoint, _auth: Value| async move {
 //!             // The upgrade request: a session cookie set by the app's login page.
 //!             let request = endpoint.request().expect("inside the connection hook");
@@ -79,7 +82,8 @@
 //! }
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let server = Server::<Json>::builder().build();
+//! // A cookie authenticates: only the app's own pages may connect.
+//! let server = Server::<Json>::builder().allowed_origins(["https://app.example"]).build();
 //! let app: Router = Router::new().route("/ws", get(ws)).with_state(server);
 //! # }
 //! ```
@@ -149,7 +153,14 @@ impl WsMessaging {
     /// `ws-messaging` subprotocol when the client offered it) and serves
     /// the connection with `server` in a task of its own: the WebSocket
     /// protocol, the auth handshake and the connection until it ends.
+    ///
+    /// An upgrade from a web page whose origin the server does not allow
+    /// ([`ServerBuilder::allowed_origins`](ws_messaging::ServerBuilder::allowed_origins))
+    /// is answered `403 Forbidden` instead, and nothing is served.
     pub fn serve<C: Codec>(self, server: &Server<C>) -> Response {
+        if !server.allows_origin(self.request.header("origin")) {
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
         let WsMessaging {
             accept,
             protocol,

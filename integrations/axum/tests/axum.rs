@@ -426,3 +426,29 @@ async fn closing_the_server_closes_its_axum_connections_with_1001() {
     let mut ws = raw_connect(&format!("ws://{addr}/ws"), &[]).await;
     assert_eq!(next(&mut ws).await, Err((1001, String::new())));
 }
+
+#[tokio::test]
+async fn an_upgrade_from_a_page_of_another_origin_is_refused_with_403() {
+    let server = Server::<Json>::builder()
+        .allowed_origins(["http://app.test"])
+        .on_connection(|_endpoint, _auth: Value| async move { Ok::<_, HandlerError>(json!("welcome")) })
+        .build();
+    let addr = serve(app(&server)).await;
+    // Another site's page, with the app's cookie as a browser would send it.
+    let request = upgrade_request(
+        addr,
+        "Upgrade, close",
+        "Sec-WebSocket-Version: 13\r\nOrigin: http://evil.test\r\nCookie: session=s3cr3t\r\n",
+    );
+    let (status, _, body) = http(addr, &request).await;
+    assert_eq!((status, body.as_str()), (403, "origin not allowed"));
+    assert_eq!(server.connection_count(), 0);
+    // The app's own page (origins compare without regard to case or a
+    // trailing slash), and a client that is not a browser (no Origin).
+    let url = format!("ws://{addr}/ws");
+    for headers in [&[("origin", "http://APP.test/")][..], &[]] {
+        let mut ws = raw_connect(&url, headers).await;
+        ws.send(Message::text("{}")).await.unwrap();
+        assert_eq!(next(&mut ws).await, Ok(json!({"name":"connect","args":["welcome"]})));
+    }
+}
