@@ -128,7 +128,7 @@ async fn worker(
             Err(InvokeError::Timeout { .. }) => {
                 stats.timeouts.fetch_add(1, Ordering::Relaxed);
             }
-            Err(InvokeError::Connection { .. }) => {
+            Err(InvokeError::Connection { .. } | InvokeError::NotConnected) => {
                 stats.connection_errors.fetch_add(1, Ordering::Relaxed);
                 // Not connected: wait until the client is again (or stop).
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -319,8 +319,6 @@ async fn clients_survive_a_server_killed_and_restarted_under_load() {
         late.len(),
         &late[..late.len().min(5)]
     );
-    for client in &clients {
-        client.close(1000, "");
-    }
+    futures_util::future::join_all(clients.iter().map(|client| client.close(1000, ""))).await;
     drop(server);
 }
