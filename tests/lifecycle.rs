@@ -411,7 +411,9 @@ fn a_client_that_exits_right_after_awaiting_close_was_closed_with_its_code() {
             client_runtime.block_on(async {
                 let client = tokio::time::timeout(
                     WAIT,
-                    Client::<Json>::builder(url).auth(&json!({ "token": "secret" })).connect(),
+                    Client::<Json>::builder(url)
+                        .auth(&json!({ "token": "secret" }))
+                        .connect(),
                 )
                 .await
                 .expect("connected in time")

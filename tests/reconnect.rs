@@ -604,10 +604,7 @@ fn received(events: &mut tokio::sync::broadcast::Receiver<LocalEvent>) -> Vec<Lo
 /// The attempts (each failed one ends with a `close` event) and the
 /// `retry` numbers among `events`.
 fn attempts_and_retries(events: &[LocalEvent]) -> (usize, Vec<u32>) {
-    let attempts = events
-        .iter()
-        .filter(|e| matches!(e, LocalEvent::Close { .. }))
-        .count();
+    let attempts = events.iter().filter(|e| matches!(e, LocalEvent::Close { .. })).count();
     let retries = events
         .iter()
         .filter_map(|e| match e {
@@ -621,7 +618,12 @@ fn attempts_and_retries(events: &[LocalEvent]) -> (usize, Vec<u32>) {
 #[tokio::test]
 async fn a_zero_retry_delay_still_counts_the_retries() {
     let client = Client::<Json>::builder(closed_port_url().await)
-        .retry(RetryConfig::default().min_timeout(Duration::ZERO).randomize(false).retries(3))
+        .retry(
+            RetryConfig::default()
+                .min_timeout(Duration::ZERO)
+                .randomize(false)
+                .retries(3),
+        )
         .build()
         .unwrap();
     let mut events = client.events();
@@ -740,7 +742,10 @@ async fn a_call_while_disconnected_is_not_sent_and_connected_waits_for_the_next_
         .send(Message::text(format!(r#"{{"id":{},"result":2}}"#, frame["id"])))
         .await
         .unwrap();
-    let answer = tokio::time::timeout(WAIT, call).await.expect("answered in time").unwrap();
+    let answer = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("answered in time")
+        .unwrap();
     assert_eq!(answer, Ok(json!(2)));
 
     // Closed: `connected()` says so at once.
