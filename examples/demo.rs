@@ -52,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => println!("invoking a missing procedure: {e}"),
         Ok(v) => println!("unexpected: {v}"),
     }
-    client.close(1000, "bye");
+    client.close(1000, "bye").await;
     server.close(1000).await;
     Ok(())
 }

@@ -190,8 +190,10 @@ impl<C: Codec> ClientBuilder<C> {
     /// When on, a first connection attempt that fails ends
     /// [`Client::connect`] at once with [`ConnectError::GaveUp`] instead of
     /// retrying (a server that is down is reported in one connect timeout,
-    /// not after every retry). Once a connection has been made, reconnects
-    /// follow the retry policy as usual. Default off.
+    /// not after every retry). Once a connection has been made (since the
+    /// client was built), reconnects follow the retry policy as usual,
+    /// also after [`Client::reconnect`] or a [`close`](Client::close) and
+    /// `reconnect`. Default off.
     pub fn fail_fast(mut self, on: bool) -> Self {
         self.fail_fast = on;
         self
@@ -338,9 +340,28 @@ struct Shared<C: Codec> {
 /// # Ok(()) }
 /// ```
 ///
-/// A clone is the same client. When the last `Client` handle is dropped,
-/// the connection is closed (1000) and the client stops; dropping it needs
-/// no runtime.
+/// A clone is the same client.
+///
+/// # While disconnected
+///
+/// Between connections (the server went away, the client waits to retry),
+/// [`send`](Endpoint::send) fails with [`SendError::Connection`] and
+/// [`invoke`](Endpoint::invoke) with [`InvokeError::NotConnected`]: nothing
+/// was sent. To wait until the client is connected again, await
+/// [`connected`](Self::connected) (it does not start connecting).
+///
+/// # Closing
+///
+/// [`close`](Self::close) starts the close handshake at once; await it to
+/// know the handshake is over (a program that exits right after should).
+/// When the last `Client` handle is dropped, the same close starts (1000)
+/// and the client stops; dropping it needs no runtime. The handshake then
+/// finishes in the background only if the runtime keeps running: a
+/// runtime that is shut down right after (returning from `main`) never
+/// writes the close frame, and the server sees the connection break
+/// (1006).
+///
+/// [`InvokeError::NotConnected`]: crate::InvokeError::NotConnected
 pub struct Client<C: Codec> {
     endpoint: Endpoint<C>,
     shared: Arc<Shared<C>>,
@@ -408,6 +429,34 @@ impl<C: Codec> Client<C> {
             return Ok(());
         }
         self.reconnect();
+        self.connected().await
+    }
+
+    /// Waits until the client is connected (authenticated and past the
+    /// [`on_connect`](ClientBuilder::on_connect) hook), without starting
+    /// anything: resolves at once when it is, and when it is reconnecting,
+    /// once it is connected again. Fails when the client stops instead
+    /// (refused, closed, out of retries, as [`connect`](Self::connect)),
+    /// and at once with [`ConnectError::NotStarted`] when it was never
+    /// started. Put a [`tokio::time::timeout`] around it for a bound of
+    /// your own; without one it waits as long as the retry policy lets
+    /// the client try.
+    ///
+    /// ```no_run
+    /// # use ws_messaging::{Client, InvokeError};
+    /// # use ws_messaging_json::Json;
+    /// # async fn f(client: Client<Json>) -> Result<(), Box<dyn std::error::Error>> {
+    /// let sum: f64 = match client.invoke("sum", (1, 2)).await {
+    ///     Err(InvokeError::NotConnected) => {
+    ///         // Nothing was sent: wait for the connection, then try again.
+    ///         client.connected().await?;
+    ///         client.invoke("sum", (1, 2)).await?
+    ///     }
+    ///     other => other?,
+    /// };
+    /// # Ok(()) }
+    /// ```
+    pub async fn connected(&self) -> Result<(), ConnectError> {
         self.endpoint
             .wait_life(|life| {
                 if life.ready && life.link.as_ref().is_some_and(|link| link.is_open()) {
@@ -472,10 +521,32 @@ impl<C: Codec> Client<C> {
     /// `reason`. Works in every state: while connecting (the attempt is
     /// abandoned), while connected (close handshake), while waiting to
     /// retry (the wait ends at once).
-    pub fn close(&self, code: u16, reason: &str) {
+    ///
+    /// The close starts when this is called, whether or not the returned
+    /// future is awaited. Awaiting it waits until the close handshake is
+    /// over and the client has stopped (the server saw `code`): at most
+    /// 5 s when the server does not answer the close (the connection is
+    /// dropped 3 s after the close frame went out). Await it before a
+    /// program exits.
+    ///
+    /// ```no_run
+    /// # async fn f(client: ws_messaging::Client<ws_messaging_json::Json>) {
+    /// client.close(1000, "bye").await;
+    /// # }
+    /// ```
+    pub fn close(&self, code: u16, reason: &str) -> impl Future<Output = ()> + Send + 'static {
         self.endpoint.close(code, reason);
+        let endpoint = self.endpoint.clone();
+        async move {
+            let stopped = endpoint.wait_life(|life| (!life.running).then_some(()));
+            let _ = tokio::time::timeout(CLOSE_WAIT, stopped).await;
+        }
     }
 }
+
+/// The longest [`Client::close`] waits for the close handshake (the
+/// connection's own task gives its peer 3 s to answer the close frame).
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 fn stop_reason(life: &Life) -> ConnectError {
     match &life.last_close {
@@ -485,6 +556,8 @@ fn stop_reason(life: &Life) -> ConnectError {
         },
         _ if life.terminated => ConnectError::Closed,
         Some(last) => ConnectError::GaveUp { last: last.clone() },
+        // `reconnect()` bumps the epoch: never called.
+        None if life.epoch == 0 => ConnectError::NotStarted,
         None => ConnectError::GaveUp {
             last: AttemptError::Closed {
                 code: 1006,
@@ -512,14 +585,24 @@ impl<C: Codec> Drop for RunGuard<C> {
     }
 }
 
+/// What the connect loop does after an attempt.
+enum Next {
+    /// [`Client::reconnect`] asked for a fresh start: attempt again at
+    /// once, counting from zero.
+    Restart,
+    /// Wait this long (zero included), then make the next attempt, which
+    /// counts as a retry.
+    Wait(Duration),
+    /// Closed, refused, or out of retries.
+    Stop,
+}
+
 /// Connects, runs the connection, and reconnects with backoff until
 /// closed, refused or out of retries.
 async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
     let weak = guard.endpoint.clone();
     let mut attempt: u32 = 0;
     let mut epoch = None;
-    // Whether a connection was made since the loop (re)started.
-    let mut connected_once = false;
     loop {
         let Some(endpoint) = weak.upgrade() else { return };
         let go = endpoint.update_life(|life| {
@@ -530,7 +613,6 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
             if epoch != Some(life.epoch) {
                 epoch = Some(life.epoch);
                 attempt = 0;
-                connected_once = false;
             }
             true
         });
@@ -546,36 +628,40 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
             .unwrap_or((Closed::new(1000, ""), false));
         if was_open {
             attempt = 0;
-            connected_once = true;
         }
-        let delay = endpoint.update_life(|life| {
+        let next = endpoint.update_life(|life| {
             if epoch != Some(life.epoch) {
-                return Some(Duration::ZERO); // `reconnect()` asked for a fresh start
+                return Next::Restart;
             }
             if closed.code == CLOSE_FORBIDDEN {
                 life.terminated = true;
             }
-            let given_up = shared.fail_fast && !connected_once;
+            // `fail_fast` is for a client that never connected: one that
+            // did (before a `reconnect()` too) follows the retry policy.
+            let given_up = shared.fail_fast && !life.connected_once;
             if life.terminated || !shared.auto_reconnect || attempt >= shared.retry.retries || given_up {
                 if !life.terminated {
                     trace::info!(url = %shared.url, attempts = attempt + 1, "gave up connecting");
                 }
                 life.running = false;
-                return None;
+                return Next::Stop;
             }
-            Some(shared.retry.delay(attempt))
+            Next::Wait(shared.retry.delay(attempt))
         });
-        let Some(delay) = delay else {
-            guard.armed = false;
-            return;
-        };
-        if delay.is_zero() {
-            continue;
+        match next {
+            Next::Restart => continue,
+            Next::Stop => {
+                guard.armed = false;
+                return;
+            }
+            Next::Wait(delay) => {
+                attempt += 1;
+                // Wait, but wake at once if the client is closed or restarted.
+                let interrupted =
+                    endpoint.wait_life(|life| (life.terminated || epoch != Some(life.epoch)).then_some(()));
+                let _ = tokio::time::timeout(delay, interrupted).await;
+            }
         }
-        attempt += 1;
-        // Wait, but wake at once if the client is closed or restarted.
-        let interrupted = endpoint.wait_life(|life| (life.terminated || epoch != Some(life.epoch)).then_some(()));
-        let _ = tokio::time::timeout(delay, interrupted).await;
     }
 }
 

@@ -209,8 +209,10 @@ pub enum AdapterError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
-    /// Not connected (or no longer connected): nothing was sent.
-    #[error("not connected: the message was not sent")]
+    /// Not connected (or no longer connected): nothing was sent. A
+    /// [`Client`](crate::Client) between connections can wait for the
+    /// next one with [`Client::connected`](crate::Client::connected).
+    #[error("not connected: the message was not sent (a client can wait for its connection with `connected()`)")]
     Connection,
     /// The arguments could not be encoded.
     #[error("could not encode the message: {0}")]
@@ -240,8 +242,15 @@ pub enum SendError {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum InvokeError {
-    /// The connection was not open, or closed before the reply arrived.
-    /// `id` is the invoke's id when one was assigned.
+    /// The client (or connection) was not connected when the invoke was
+    /// made: nothing was sent, and the call can be made again once
+    /// connected. A [`Client`](crate::Client) between connections can wait
+    /// for the next one with [`Client::connected`](crate::Client::connected).
+    #[error("not connected: the invoke was not sent (a client can wait for its connection with `connected()`)")]
+    NotConnected,
+    /// The connection closed after the invoke was made and before the
+    /// reply arrived: the peer may or may not have run it. `id` is the
+    /// invoke's id when one was assigned.
     #[error("connection closed before invoke {} was answered", id.map_or("(unsent)".to_string(), |id| format!("#{id}")))]
     Connection {
         /// The invoke id, if one was assigned.
@@ -270,7 +279,8 @@ pub enum InvokeError {
 impl InvokeError {
     pub(crate) fn from_send(error: SendError, id: Option<u64>) -> Self {
         match error {
-            SendError::Connection | SendError::SlowConsumer => InvokeError::Connection { id },
+            SendError::Connection => InvokeError::NotConnected,
+            SendError::SlowConsumer => InvokeError::Connection { id },
             SendError::Timeout => match id {
                 Some(id) => InvokeError::Timeout { id },
                 None => InvokeError::Connection { id },
@@ -325,6 +335,10 @@ pub enum ConnectError {
     /// The client was closed by the user before it connected.
     #[error("the client was closed")]
     Closed,
+    /// [`Client::connected`](crate::Client::connected) on a client that
+    /// was never started: nothing is connecting.
+    #[error("the client was never started: call `connect()` (or `reconnect()`) first")]
+    NotStarted,
     /// The URL is unusable.
     #[error("invalid URL `{url}`: {source}")]
     Url {

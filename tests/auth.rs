@@ -176,7 +176,7 @@ async fn client_without_connect_reply_closes_4008_and_retries() {
         LocalEvent::Retry(1)
     );
     let _second = raw.accept().await;
-    client.close(1000, "");
+    client.close(1000, "").await;
 }
 
 #[tokio::test]
@@ -186,7 +186,7 @@ async fn nothing_is_sent_before_connect() {
     assert_eq!(client.send("say", ("x",)).await, Err(SendError::Connection));
     assert!(matches!(
         client.invoke::<_, Value>("echo", (1,)).await,
-        Err(InvokeError::Connection { id: Some(_) })
+        Err(InvokeError::NotConnected)
     ));
     client.reconnect();
     let mut ws = raw.accept().await;

@@ -128,7 +128,7 @@ async fn worker(
             Err(InvokeError::Timeout { .. }) => {
                 stats.timeouts.fetch_add(1, Ordering::Relaxed);
             }
-            Err(InvokeError::Connection { .. }) => {
+            Err(InvokeError::Connection { .. } | InvokeError::NotConnected) => {
                 stats.connection_errors.fetch_add(1, Ordering::Relaxed);
                 // Not connected: wait until the client is again (or stop).
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -305,22 +305,22 @@ async fn clients_survive_a_server_killed_and_restarted_under_load() {
         Duration::from_micros(stats.longest_us.load(Ordering::Relaxed)),
         test_started.elapsed()
     );
-    let wrong = stats.wrong.lock().unwrap();
-    assert!(
-        wrong.is_empty(),
-        "{} call(s) got another call's reply or an unexpected outcome, e.g. {:?}",
-        wrong.len(),
-        &wrong[..wrong.len().min(5)]
-    );
-    let late = stats.late.lock().unwrap();
-    assert!(
-        late.is_empty(),
-        "{} call(s) took longer than the ack timeout ({ACK_TIMEOUT:?}) + {SLACK:?}, e.g. {:?}",
-        late.len(),
-        &late[..late.len().min(5)]
-    );
-    for client in &clients {
-        client.close(1000, "");
+    {
+        let wrong = stats.wrong.lock().unwrap();
+        assert!(
+            wrong.is_empty(),
+            "{} call(s) got another call's reply or an unexpected outcome, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+        let late = stats.late.lock().unwrap();
+        assert!(
+            late.is_empty(),
+            "{} call(s) took longer than the ack timeout ({ACK_TIMEOUT:?}) + {SLACK:?}, e.g. {:?}",
+            late.len(),
+            &late[..late.len().min(5)]
+        );
     }
+    futures_util::future::join_all(clients.iter().map(|client| client.close(1000, ""))).await;
     drop(server);
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use ws_messaging::{AttemptError, Client, ConnectError, HandlerError, LocalEvent, Server};
 use ws_messaging_json::Json;
 
@@ -122,6 +122,97 @@ async fn on_connect_runs_on_every_connection_before_it_counts() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert_eq!(server.to("lobby").emit("news", ("second",)).unwrap(), 1);
     assert_eq!(recv(&mut news).await, "second");
+}
+
+/// Sends on drop: the end of a hook's future, whether it returned or was
+/// aborted.
+struct Done(mpsc::UnboundedSender<()>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+#[tokio::test]
+async fn an_on_connect_hook_ends_with_its_connection() {
+    // The server reports the events each connection sends, in order.
+    let (heard_tx, mut heard) = mpsc::unbounded_channel();
+    let server = start(Server::<Json>::builder().on_connection(move |endpoint, _: Value| {
+        let heard_tx = heard_tx.clone();
+        async move {
+            for name in ["from-hook", "probe"] {
+                let heard_tx = heard_tx.clone();
+                endpoint.on(name, move |(n,): (u32,)| {
+                    let _ = heard_tx.send((name, n));
+                });
+            }
+            Ok::<_, HandlerError>(())
+        }
+    }))
+    .await;
+    // The hook of connection 1 waits (for something other than its
+    // connection) until the test releases it, then sends; the hook of
+    // connection 2 returns at once.
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    let (release, released) = watch::channel(false);
+    let client = Client::<Json>::builder(url(&server))
+        .retry(fast_retry())
+        .on_connect(move |endpoint| {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            let entered_tx = entered_tx.clone();
+            let done = Done(ended_tx.clone());
+            let mut released = released.clone();
+            async move {
+                let _done = done;
+                if run == 1 {
+                    let _ = entered_tx.send(());
+                    let _ = tokio::time::timeout(Duration::from_secs(30), released.wait_for(|go| *go)).await;
+                    endpoint.send("from-hook", (1,)).await?;
+                }
+                Ok(())
+            }
+        })
+        .build()
+        .unwrap();
+    let mut events = client.events();
+    client.reconnect();
+    recv(&mut entered).await;
+    // Connection 1 ends while its hook waits; connection 2 gets ready.
+    for endpoint in server.connections() {
+        endpoint.close(1012, "restart");
+    }
+    wait_event(&mut events, |e| matches!(e, LocalEvent::Connect(_))).await;
+    assert!(client.is_connected());
+    // Hook 1 would finish now (if it still ran).
+    release.send_replace(true);
+    recv(&mut ended).await; // hook 1
+    recv(&mut ended).await; // hook 2
+
+    let mut problems = Vec::new();
+    match tokio::time::timeout(WAIT, client.connect()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("connect() failed: {e}")),
+        Err(_) => problems.push("connect() on the connected client did not return".to_string()),
+    }
+    client.send("probe", (2,)).await.unwrap();
+    let mut got = Vec::new();
+    loop {
+        let event = recv(&mut heard).await;
+        got.push(event);
+        if event.0 == "probe" {
+            break;
+        }
+    }
+    if got != [("probe", 2)] {
+        problems.push(format!("the server got {got:?} on connection 2"));
+    }
+    assert!(
+        problems.is_empty(),
+        "the hook of a dropped connection outlived it: {problems:#?}"
+    );
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ async fn the_disconnect_hook_sees_the_connections_data() {
     )
     .await;
     let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
-    client.close(4321, "bye");
+    client.close(4321, "bye").await;
     let (user, code, reason) = tokio::time::timeout(WAIT, seen.recv()).await.unwrap().unwrap();
     assert_eq!(user, Some(User("alice".into())));
     assert_eq!((code, reason.as_str()), (4321, "bye"));
@@ -77,7 +77,7 @@ async fn listeners_of_reserved_names_get_the_local_events() {
         tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap(),
         r#"connect {"user":"alice"}"#
     );
-    client.close(1000, "done");
+    client.close(1000, "done").await;
     assert_eq!(
         tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap(),
         "close 1000 done"
@@ -190,7 +190,7 @@ async fn close_listeners_on_the_server_side_still_see_the_connections_data() {
     }))
     .await;
     let client = Client::<Json>::builder(url(&server)).connect().await.unwrap();
-    client.close(1000, "");
+    client.close(1000, "").await;
     let (user, code) = tokio::time::timeout(WAIT, seen.recv()).await.unwrap().unwrap();
     assert_eq!((user, code), (Some(User("bob".into())), 1000));
 }

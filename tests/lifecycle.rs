@@ -112,7 +112,7 @@ async fn an_unanswered_ping_closes_the_client_with_4008_and_it_reconnects() {
     );
     let mut again = raw.accept().await;
     assert_eq!(server_next_json(&mut again).await, json!({}));
-    client.close(1000, "");
+    client.close(1000, "").await;
 }
 
 #[tokio::test]
@@ -201,7 +201,7 @@ async fn the_users_close_is_final_and_fails_pending_invokes() {
         async move { client.invoke::<_, Value>("sleep", (60_000, 1)).await }
     });
     assert_eq!(client.invoke::<_, i32>("echo", (1,)).await.unwrap(), 1);
-    client.close(1000, "done");
+    client.close(1000, "done").await;
     let result = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
     assert!(
         matches!(result, Err(InvokeError::Connection { id: Some(_) })),
@@ -217,7 +217,7 @@ async fn the_users_close_is_final_and_fails_pending_invokes() {
     assert!(client.is_terminated());
     assert!(matches!(
         client.invoke::<_, Value>("echo", (1,)).await,
-        Err(InvokeError::Connection { .. })
+        Err(InvokeError::NotConnected)
     ));
     // The server forgets the connection.
     tokio::time::timeout(WAIT, async {
@@ -280,7 +280,7 @@ async fn closed_connections_release_their_endpoints() {
         client.invoke::<_, ()>("self", ()).await.unwrap();
         let weak = rx.recv().await.unwrap();
         let mut events = client.events();
-        client.close(1000, "");
+        client.close(1000, "").await;
         wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
         tokio::time::timeout(WAIT, async {
             while weak.upgrade().is_some() {
@@ -371,7 +371,93 @@ async fn a_stream_accepted_elsewhere_is_upgraded_and_served() {
         .unwrap();
     assert_eq!(client.invoke::<_, f64>("sum", (1, 2)).await.unwrap(), 3.0);
     assert_eq!(server.connection_count(), 1);
-    client.close(1000, "");
+    client.close(1000, "").await;
     tokio::time::timeout(WAIT, serving).await.unwrap().unwrap();
     assert_eq!(server.connection_count(), 0);
+}
+
+/// A server that reports how each connection ended, as its
+/// `on_disconnect` hook sees it.
+async fn disconnect_server() -> (Server<Json>, tokio::sync::mpsc::UnboundedReceiver<(u16, String)>) {
+    let (ended_tx, ended) = tokio::sync::mpsc::unbounded_channel();
+    let server = start(builder().on_disconnect(move |_, code, reason| {
+        let _ = ended_tx.send((code, reason));
+        async {}
+    }))
+    .await;
+    (server, ended)
+}
+
+#[test]
+fn a_client_that_exits_right_after_awaiting_close_was_closed_with_its_code() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (server, mut ended) = runtime.block_on(disconnect_server());
+    let url = url(&server);
+    // Several runs: a close that is not waited for loses the race with the
+    // runtime's shutdown most of the time, not every time.
+    for run in 1..=5 {
+        let url = url.clone();
+        // The client's program: its own runtime, shut down as soon as
+        // `close` returned (as when `main` returns).
+        std::thread::spawn(move || {
+            let client_runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            client_runtime.block_on(async {
+                let client = tokio::time::timeout(
+                    WAIT,
+                    Client::<Json>::builder(url)
+                        .auth(&json!({ "token": "secret" }))
+                        .connect(),
+                )
+                .await
+                .expect("connected in time")
+                .unwrap();
+                tokio::time::timeout(WAIT * 2, client.close(1000, "bye"))
+                    .await
+                    .expect("close() returns within its bound");
+            });
+        })
+        .join()
+        .expect("the client's program ran");
+        let seen = runtime.block_on(async { tokio::time::timeout(WAIT, ended.recv()).await });
+        let seen = seen.expect("the server saw the connection end").unwrap();
+        assert_eq!(seen, (1000, "bye".to_string()), "run {run}");
+    }
+}
+
+#[tokio::test]
+async fn close_returns_in_time_when_the_server_never_answers_it() {
+    let raw = RawServer::bind().await;
+    let client = Client::<Json>::builder(raw.url()).build().unwrap();
+    client.reconnect();
+    let mut peer = raw.accept().await;
+    assert_eq!(server_next_json(&mut peer).await, json!({}));
+    peer.send(Message::text(r#"{"name":"connect","args":[null]}"#))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, client.connect())
+        .await
+        .expect("connected in time")
+        .unwrap();
+    let mut events = client.events();
+    // The peer stops reading: the close frame is never answered.
+    tokio::time::timeout(WAIT * 2, client.close(1000, ""))
+        .await
+        .expect("close() returns within its bound");
+    assert!(!client.is_running());
+    assert!(!client.is_connected());
+    assert_eq!(
+        wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
+        LocalEvent::Close {
+            code: 1000,
+            reason: String::new()
+        }
+    );
+    drop(peer);
 }

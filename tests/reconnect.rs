@@ -9,7 +9,11 @@
 //! - a connection that succeeded then closed at once resets the retry counter;
 //! - a reply from a handler that outlives its connection is dropped, never
 //!   sent on a newer connection (where the same id may mean another call);
-//! - dropping the last `Client` handle outside a tokio runtime does not panic.
+//! - dropping the last `Client` handle outside a tokio runtime does not panic;
+//! - a zero retry delay still counts the retries;
+//! - `reconnect()` while connected leaves `fail_fast` off for later outages;
+//! - a call while disconnected is not sent (`InvokeError::NotConnected`),
+//!   and `connected()` waits for the next connection.
 //!
 //! Run with `cargo test --test reconnect`.
 
@@ -25,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
-use ws_messaging::{Client, HandlerError, LocalEvent, RetryConfig, Server};
+use ws_messaging::{Client, ConnectError, HandlerError, InvokeError, LocalEvent, RetryConfig, SendError, Server};
 use ws_messaging_json::Json;
 
 /// What `close()` must have done to a client whose `connect()` was waiting
@@ -33,7 +37,7 @@ use ws_messaging_json::Json;
 /// loop stopped. Returns what went wrong.
 async fn stopped_after_close(
     client: &Client<Json>,
-    waiter: tokio::task::JoinHandle<Result<(), ws_messaging::ConnectError>>,
+    waiter: tokio::task::JoinHandle<Result<(), ConnectError>>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     match tokio::time::timeout(WAIT, waiter).await {
@@ -144,7 +148,7 @@ async fn close_during_the_websocket_upgrade_is_not_lost() {
         .expect("the client reaches the gate in time")
         .unwrap();
     assert!(client.is_running());
-    client.close(1000, "");
+    client.close(1000, "").await;
 
     let mut problems = stopped_after_close(&client, waiter).await;
     // Let the upgrade through: a client that forgot the close would now
@@ -199,7 +203,7 @@ async fn close_during_the_auth_wait_is_not_lost() {
         .expect("the auth frame reaches the hook in time")
         .unwrap();
     assert_eq!(server.connection_count(), 1);
-    client.close(1000, "");
+    client.close(1000, "").await;
 
     let problems = stopped_after_close(&client, waiter).await;
     assert!(
@@ -227,7 +231,7 @@ async fn close_then_reconnect_ends_up_connected() {
     let first: String = client.invoke("whoami", ()).await.unwrap();
     let mut events = client.events();
 
-    client.close(1000, "");
+    client.endpoint().close(1000, "");
     // At once, while the close handshake and the connect loop still run.
     client.reconnect();
 
@@ -297,7 +301,7 @@ async fn close_during_a_backoff_wait_stops_at_once() {
     assert!(matches!(failed, LocalEvent::Close { code: 1006, .. }), "{failed:?}");
     assert!(client.is_running(), "waiting to retry");
     let closed_at = Instant::now();
-    client.close(1000, "");
+    client.close(1000, "").await;
     let result = tokio::time::timeout(WAIT, waiter).await;
     let waited = closed_at.elapsed();
     assert!(
@@ -359,7 +363,7 @@ async fn a_connection_that_closes_at_once_still_resets_the_retry_counter() {
         .filter(|e| matches!(e, LocalEvent::Connect(_)))
         .count();
     assert_eq!(connects, KICKS);
-    client.close(1000, "");
+    client.close(1000, "").await;
 }
 
 /// The server side of the WebSocket upgrade on an accepted socket, with the
@@ -482,7 +486,7 @@ async fn a_reply_from_a_handler_that_outlived_its_connection_is_dropped() {
         vec![json!({"id":2,"result":"probe"})],
         "the new connection got a reply of a call it never made (or lost its own)"
     );
-    client.close(1000, "");
+    client.close(1000, "").await;
 }
 
 // ----- f. dropping a client outside a runtime ---------------------------
@@ -580,4 +584,174 @@ fn dropping_a_client_with_a_full_send_queue_outside_a_runtime_does_not_panic() {
         .await
         .expect("the dropped client's connection ends");
     });
+}
+
+// ----- g. how the connect loop counts its attempts ----------------------
+
+/// A `ws://` URL where nothing listens.
+async fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// The local events received so far.
+fn received(events: &mut tokio::sync::broadcast::Receiver<LocalEvent>) -> Vec<LocalEvent> {
+    std::iter::from_fn(|| events.try_recv().ok()).collect()
+}
+
+/// The attempts (each failed one ends with a `close` event) and the
+/// `retry` numbers among `events`.
+fn attempts_and_retries(events: &[LocalEvent]) -> (usize, Vec<u32>) {
+    let attempts = events.iter().filter(|e| matches!(e, LocalEvent::Close { .. })).count();
+    let retries = events
+        .iter()
+        .filter_map(|e| match e {
+            LocalEvent::Retry(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    (attempts, retries)
+}
+
+#[tokio::test]
+async fn a_zero_retry_delay_still_counts_the_retries() {
+    let client = Client::<Json>::builder(closed_port_url().await)
+        .retry(
+            RetryConfig::default()
+                .min_timeout(Duration::ZERO)
+                .randomize(false)
+                .retries(3),
+        )
+        .build()
+        .unwrap();
+    let mut events = client.events();
+    let result = tokio::time::timeout(WAIT, client.connect())
+        .await
+        .expect("connect() gives up in time");
+    assert!(matches!(result, Err(ConnectError::GaveUp { .. })), "{result:?}");
+    assert!(!client.is_running());
+    let (attempts, retries) = attempts_and_retries(&received(&mut events));
+    assert_eq!((attempts, retries), (4, vec![1, 2, 3]), "retries: 3, no delay");
+}
+
+#[tokio::test]
+async fn a_reconnect_while_connected_keeps_fail_fast_off_for_later_outages() {
+    let server = server().await;
+    let client = client_builder(&server)
+        .fail_fast(true)
+        .retry(fast_retry().retries(3))
+        .build()
+        .unwrap();
+    tokio::time::timeout(WAIT, client.connect())
+        .await
+        .expect("connected in time")
+        .unwrap();
+    // Connected: nothing to do, but a fresh start of the connect loop.
+    client.reconnect();
+    assert!(client.is_connected());
+    let mut events = client.events();
+
+    // The server goes away for good: a client that has connected follows
+    // its retry policy (fail_fast is for one that never did).
+    tokio::time::timeout(WAIT, server.close(1001))
+        .await
+        .expect("the server closes in time");
+    let closed = wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
+    assert!(matches!(closed, LocalEvent::Close { code: 1001, .. }), "{closed:?}");
+    let result = tokio::time::timeout(WAIT, client.connected())
+        .await
+        .expect("the client gives up in time");
+    assert!(matches!(result, Err(ConnectError::GaveUp { .. })), "{result:?}");
+    let (attempts, retries) = attempts_and_retries(&received(&mut events));
+    assert_eq!(
+        (attempts, retries),
+        (4, vec![1, 2, 3]),
+        "after reconnect() while connected, an outage ended the client early"
+    );
+}
+
+// ----- h. calls while disconnected --------------------------------------
+
+#[tokio::test]
+async fn a_call_while_disconnected_is_not_sent_and_connected_waits_for_the_next_connection() {
+    let raw = RawServer::bind().await;
+    let client = Client::<Json>::builder(raw.url()).retry(fast_retry()).build().unwrap();
+    // Never started: `connected()` says so at once, and starts nothing.
+    let never = tokio::time::timeout(WAIT, client.connected())
+        .await
+        .expect("connected() returns at once");
+    assert_eq!(never, Err(ConnectError::NotStarted));
+    assert!(!client.is_running());
+
+    let mut events = client.events();
+    client.reconnect();
+    let mut first = raw.accept().await;
+    assert_eq!(server_next_json(&mut first).await, json!({}));
+    first
+        .send(Message::text(r#"{"name":"connect","args":[null]}"#))
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, client.connected())
+        .await
+        .expect("connected in time")
+        .unwrap();
+
+    // Connection 1 breaks. The next attempt waits at the listener (not
+    // accepted yet): the client is not connected until the test says so.
+    drop(first);
+    wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
+    assert!(!client.is_connected());
+    let invoked = client.invoke::<_, Value>("echo", (1,)).await;
+    assert_eq!(invoked, Err(InvokeError::NotConnected));
+    let message = invoked.unwrap_err().to_string();
+    assert!(
+        message.contains("not connected") && message.contains("not sent") && message.contains("connected()"),
+        "{message}"
+    );
+    assert_eq!(client.send("say", ("x",)).await, Err(SendError::Connection));
+    assert!(SendError::Connection.to_string().contains("connected()"));
+
+    let waiter = tokio::spawn({
+        let client = client.clone();
+        async move { client.connected().await }
+    });
+    let mut second = raw.accept().await;
+    assert_eq!(server_next_json(&mut second).await, json!({}));
+    // Nothing that was refused above reached the new connection.
+    second
+        .send(Message::text(r#"{"name":"connect","args":[null]}"#))
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(WAIT, waiter)
+        .await
+        .expect("connected() resolves once connected again")
+        .unwrap();
+    assert_eq!(waited, Ok(()));
+    assert!(client.is_connected());
+
+    // Now the call goes out (and is the first frame after auth).
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.invoke::<_, Value>("echo", (2,)).await }
+    });
+    let frame = server_next_json(&mut second).await;
+    assert_eq!((&frame["name"], &frame["args"]), (&json!("echo"), &json!([2])));
+    second
+        .send(Message::text(format!(r#"{{"id":{},"result":2}}"#, frame["id"])))
+        .await
+        .unwrap();
+    let answer = tokio::time::timeout(WAIT, call)
+        .await
+        .expect("answered in time")
+        .unwrap();
+    assert_eq!(answer, Ok(json!(2)));
+
+    // Closed: `connected()` says so at once.
+    client.endpoint().close(1000, "");
+    let closed = tokio::time::timeout(WAIT, client.connected())
+        .await
+        .expect("connected() returns once the client stopped");
+    assert_eq!(closed, Err(ConnectError::Closed));
 }

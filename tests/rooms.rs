@@ -103,13 +103,13 @@ async fn membership_ends_with_the_connection() {
     assert!(a.client.invoke::<_, bool>("join", ("red",)).await.unwrap());
     assert!(b.client.invoke::<_, bool>("join", ("red",)).await.unwrap());
     assert_eq!(server.to("red").count().await.unwrap(), 2);
-    a.client.close(1000, "bye");
+    a.client.close(1000, "bye").await;
     assert_eq!(recv(&mut gone).await, a.id);
     assert_eq!(server.to("red").count().await.unwrap(), 1);
     assert_eq!(server.to("red").ids().await.unwrap(), std::slice::from_ref(&b.id));
     assert!(server.registry().rooms_of(&a.id).is_empty());
     assert!(!server.join(&a.id, "red"));
-    b.client.close(1000, "bye");
+    b.client.close(1000, "bye").await;
     assert_eq!(recv(&mut gone).await, b.id);
     assert!(server.registry().rooms().is_empty());
     assert_eq!(server.count().await.unwrap(), 0);
@@ -214,7 +214,7 @@ async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
 
     // A connection that closes before answering ends with a connection error.
     let acks = server.to(silent.id.as_str()).invoke::<_, u32>("vote", (1,)).unwrap();
-    silent.client.close(1000, "bye");
+    silent.client.close(1000, "bye").await;
     let answers = tokio::time::timeout(WAIT, acks.collect()).await.expect("ends");
     assert!(
         matches!(answers.as_slice(), [(id, Err(InvokeError::Connection { .. }))] if *id == silent.id),

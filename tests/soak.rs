@@ -296,9 +296,7 @@ async fn soak(duration: Duration, warm_up: Duration) {
         "the server's RSS grew from {warm} KiB to {end} KiB (limit {limit} KiB)"
     );
 
-    for client in &clients {
-        client.close(1000, "");
-    }
+    futures_util::future::join_all(clients.iter().map(|client| client.close(1000, ""))).await;
     let status = terminate(server).await;
     assert!(status.success(), "the server exited with {status}");
 }

@@ -4,6 +4,7 @@
 use std::sync::{Arc, MutexGuard};
 
 use bytes::Bytes;
+use tokio::task::AbortHandle;
 
 use super::Endpoint;
 use crate::codec::Codec;
@@ -32,6 +33,29 @@ pub(crate) struct Life {
     /// The current connection is authenticated and past the client's
     /// `on_connect` hook (`Client::connect` waits for this).
     pub(crate) ready: bool,
+    /// A client's connection was made at least once since it was built:
+    /// from then on `fail_fast` no longer applies.
+    pub(crate) connected_once: bool,
+    /// The `on_connect` hook running for a connection: it belongs to that
+    /// connection and is aborted when the connection ends.
+    pub(crate) hook: Option<(Arc<Link>, AbortHandle)>,
+}
+
+impl Life {
+    /// Aborts the `on_connect` hook of `link` (of any connection when
+    /// `None`), if one runs.
+    fn abort_hook(&mut self, link: Option<&Arc<Link>>) {
+        let ours = match (&self.hook, link) {
+            (Some((hooked, _)), Some(link)) => Arc::ptr_eq(hooked, link),
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if ours {
+            if let Some((_, handle)) = self.hook.take() {
+                handle.abort();
+            }
+        }
+    }
 }
 impl<C: Codec> Endpoint<C> {
     // ----- the connection state machine ----------------------------------
@@ -67,6 +91,8 @@ impl<C: Codec> Endpoint<C> {
                 return None;
             }
             let link = Arc::new(Link::new(&self.inner.options));
+            // A hook still running belongs to a connection that is gone.
+            life.abort_hook(None);
             life.link = Some(link.clone());
             life.ready = false;
             Some(link)
@@ -76,19 +102,35 @@ impl<C: Codec> Endpoint<C> {
     /// Marks `link` authenticated with the peer's auth `reply`. A client's
     /// `on_connect` hook then runs (in a task: the connection goes on
     /// meanwhile, so the hook can invoke) before the connection counts as
-    /// ready and `connect` is emitted.
+    /// ready and `connect` is emitted. The hook belongs to `link`: it is
+    /// aborted when `link` ends (see [`detach`](Self::detach)), so it never
+    /// sends on a later connection nor marks one ready.
     pub(crate) fn set_connected(&self, link: &Arc<Link>, reply: Bytes) -> bool {
         if !link.open() {
             return false;
         }
-        self.update_life(|life| life.reply = reply.clone());
+        self.update_life(|life| {
+            life.reply = reply.clone();
+            life.connected_once = true;
+        });
         match self.connect_hook() {
             None => self.set_ready(link, reply),
             Some(hook) => {
                 let endpoint = self.clone();
-                let link = link.clone();
-                tokio::spawn(async move {
-                    match hook(endpoint.clone()).await {
+                let hooked = link.clone();
+                // Registered under the lock before the task can run, so an
+                // end of `link` meanwhile either finds the handle or is
+                // seen here (and the task is aborted at once).
+                let mut life = self.life();
+                let task = tokio::spawn(async move {
+                    let link = hooked;
+                    let outcome = hook(endpoint.clone()).await;
+                    endpoint.update_life(|life| {
+                        if life.hook.as_ref().is_some_and(|(l, _)| Arc::ptr_eq(l, &link)) {
+                            life.hook = None;
+                        }
+                    });
+                    match outcome {
                         Ok(()) => endpoint.set_ready(&link, reply),
                         Err(error) => {
                             trace::warn!(%error, "the on_connect hook failed: closing, to try again");
@@ -97,16 +139,26 @@ impl<C: Codec> Endpoint<C> {
                         }
                     }
                 });
+                let current = life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link));
+                if current {
+                    life.abort_hook(None);
+                    life.hook = Some((link.clone(), task.abort_handle()));
+                } else {
+                    task.abort();
+                }
             }
         }
         true
     }
 
     /// The connection `link` counts as connected: `connect` is emitted.
+    /// Changes nothing when `link` is no longer the current connection.
     fn set_ready(&self, link: &Arc<Link>, reply: Bytes) {
         let current = self.update_life(|life| {
             let current = life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) && link.is_open();
-            life.ready = current;
+            if current {
+                life.ready = true;
+            }
             current
         });
         if current {
@@ -120,6 +172,8 @@ impl<C: Codec> Endpoint<C> {
         trace::debug!(code = closed.code, reason = %closed.reason, "connection closed");
         link.finish();
         self.update_life(|life| {
+            // Its `on_connect` hook ends with it.
+            life.abort_hook(Some(link));
             if life.link.as_ref().is_some_and(|l| Arc::ptr_eq(l, link)) {
                 life.link = None;
             }

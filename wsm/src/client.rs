@@ -88,21 +88,7 @@ pub(crate) async fn connect<M: Model>(client: &Client<M>, c: &Connect) -> Result
 /// Closes the client with 1000 and waits (at most `within`) for the close
 /// handshake, so that everything queued before it has been written.
 pub(crate) async fn close<M: Model>(client: &Client<M>, within: Duration) {
-    let mut events = client.events();
-    let connected = client.is_connected();
-    client.close(1000, "");
-    if !connected {
-        return;
-    }
-    let closed = async {
-        loop {
-            match events.recv().await {
-                Ok(LocalEvent::Close { .. }) | Err(broadcast::error::RecvError::Closed) => return,
-                _ => {}
-            }
-        }
-    };
-    let _ = tokio::time::timeout(within, closed).await;
+    let _ = tokio::time::timeout(within, client.close(1000, "")).await;
 }
 
 /// `wsm call`: connect, invoke, print the result.

@@ -138,6 +138,9 @@ impl Failure {
                 detail: Some(value),
             },
             InvokeError::Timeout { .. } => Self::new(Kind::Timeout, format!("`{name}`: no reply in time")),
+            InvokeError::NotConnected => {
+                Self::new(Kind::Connection, format!("`{name}`: not connected, nothing was sent"))
+            }
             InvokeError::Connection { .. } => Self::new(
                 Kind::Connection,
                 format!("`{name}`: the connection closed before the reply"),
