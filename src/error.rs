@@ -11,6 +11,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The error name (and, with the default formatter, the wire value) of a
+/// call that no procedure takes.
+const NO_PROCEDURE: &str = "NoProcedureError";
+
 /// A boxed error: what a rule or a custom codec returns. Strings convert
 /// into it (`"bad value".into()`), and so does any error, through `?`.
 pub type BoxError = Box<dyn Error + Send + Sync>;
@@ -262,9 +266,17 @@ pub enum InvokeError {
         /// The invoke id.
         id: u64,
     },
+    /// The peer has no procedure of that name: it answered
+    /// `"NoProcedureError"`, the protocol's error for a call no handler
+    /// takes ([`remote_value`](Self::remote_value) gives that wire value).
+    #[error("the peer has no procedure `{name}` (NoProcedureError): check the name, and that the peer registers it before it is called")]
+    NoProcedure {
+        /// The name invoked.
+        name: String,
+    },
     /// The peer answered with an error; this is its wire value (for a
     /// JavaScript peer with the default formatter, a string such as
-    /// `"Error: Some error"` or `"NoProcedureError"`).
+    /// `"Error: Some error"`).
     #[error("the peer answered with an error: {0}")]
     Remote(serde_json::Value),
     /// The reply's result could not be decoded into the requested type.
@@ -286,6 +298,26 @@ impl InvokeError {
                 None => InvokeError::Connection { id },
             },
             other => InvokeError::Send(other),
+        }
+    }
+
+    /// The error the peer answered with, as it was on the wire:
+    /// [`Remote`](Self::Remote)'s value, and `"NoProcedureError"` for
+    /// [`NoProcedure`](Self::NoProcedure); `None` for errors of this side.
+    pub fn remote_value(&self) -> Option<serde_json::Value> {
+        match self {
+            InvokeError::Remote(value) => Some(value.clone()),
+            InvokeError::NoProcedure { .. } => Some(serde_json::Value::from(NO_PROCEDURE)),
+            _ => None,
+        }
+    }
+
+    /// The error for the peer's answer `value` to an invoke of `name`.
+    pub(crate) fn remote(name: &str, value: serde_json::Value) -> Self {
+        if value.as_str() == Some(NO_PROCEDURE) {
+            InvokeError::NoProcedure { name: name.to_string() }
+        } else {
+            InvokeError::Remote(value)
         }
     }
 
@@ -492,7 +524,7 @@ impl HandlerError {
     }
 
     pub(crate) fn no_procedure() -> Self {
-        Self::named("NoProcedureError", "")
+        Self::named(NO_PROCEDURE, "")
     }
 }
 

@@ -223,9 +223,10 @@ impl<C: Codec> Endpoint<C> {
             armed: true,
         };
         let wait = async {
+            // Refused only when the link is no longer open: nothing was queued.
             link.push_wait(message, Some(id), true)
                 .await
-                .map_err(|_| InvokeError::Connection { id: Some(id) })?;
+                .map_err(|_| InvokeError::NotConnected)?;
             let settled = std::future::poll_fn(|cx| link.poll_settled(id, cx)).await;
             guard.armed = false;
             match settled {
@@ -239,7 +240,8 @@ impl<C: Codec> Endpoint<C> {
             Err(_) => Err(InvokeError::Timeout { id }),
             Ok(Err(e)) => Err(e),
             Ok(Ok(Ok(result))) => Ok(result),
-            Ok(Ok(Err(error))) => Err(InvokeError::Remote(
+            Ok(Ok(Err(error))) => Err(InvokeError::remote(
+                name,
                 self.codec().decode_error(&error).map_err(InvokeError::Decode)?,
             )),
         };

@@ -98,7 +98,7 @@ async fn rust_client_rpc_and_events_against_the_javascript_server() {
     );
     assert_eq!(
         client.invoke::<_, Value>("missing", ()).await,
-        Err(InvokeError::Remote(json!("NoProcedureError")))
+        Err(InvokeError::NoProcedure { name: "missing".into() })
     );
     let id: String = client.invoke("whoami", ()).await.unwrap();
     assert_eq!(id.len(), 24);

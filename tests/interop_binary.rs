@@ -126,7 +126,7 @@ async fn rpc_and_events<C: Codec + Default>(format: &str) {
     );
     assert_eq!(
         client.invoke::<_, Value>("missing", ()).await,
-        Err(InvokeError::Remote(json!("NoProcedureError")))
+        Err(InvokeError::NoProcedure { name: "missing".into() })
     );
     let id: String = client.invoke("whoami", ()).await.unwrap();
     assert_eq!(id.len(), 24);

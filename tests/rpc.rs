@@ -61,7 +61,7 @@ async fn server_invokes_the_client() {
     );
     assert_eq!(
         endpoint.invoke::<_, Value>("missing", ()).await,
-        Err(InvokeError::Remote(json!("NoProcedureError")))
+        Err(InvokeError::NoProcedure { name: "missing".into() })
     );
 }
 
@@ -75,8 +75,12 @@ async fn handler_errors_and_missing_procedures() {
     );
     assert_eq!(
         client.invoke::<_, Value>("nope", ()).await,
-        Err(InvokeError::Remote(json!("NoProcedureError")))
+        Err(InvokeError::NoProcedure { name: "nope".into() })
     );
+    // The error names the procedure, and keeps the wire value.
+    let missing = client.invoke::<_, Value>("nope", ()).await.unwrap_err();
+    assert!(missing.to_string().contains("no procedure `nope`"), "{missing}");
+    assert_eq!(missing.remote_value(), Some(json!("NoProcedureError")));
     // Arguments that do not decode into the handler's types.
     let bad = client.invoke::<_, Value>("sum", ("x",)).await;
     let Err(InvokeError::Remote(Value::String(text))) = bad else {

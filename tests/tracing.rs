@@ -180,3 +180,68 @@ async fn failures_that_would_be_silent_are_logged_in_the_connection_span() {
         .collect();
     assert!(loud.is_empty(), "{loud:?}");
 }
+
+// One runtime thread, as above.
+#[tokio::test(flavor = "current_thread")]
+async fn typos_panics_and_refusals_are_logged_at_the_levels_the_docs_give() {
+    let recording = Recording::default();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    *recording.0.tx.lock().unwrap() = Some(tx);
+    let _guard = tracing::subscriber::set_default(recording.clone());
+
+    let server = start(
+        Server::<Json>::builder().on_connection(|endpoint, auth: Value| async move {
+            if auth["token"] != "secret" {
+                return Err(ws_messaging::HandlerError::text("bad token"));
+            }
+            endpoint.register("boom", |(): ()| async move {
+                if true {
+                    panic!("boom");
+                }
+                Ok(())
+            })?;
+            Ok(())
+        }),
+    )
+    .await;
+
+    // A refused client: info, with the hook's error.
+    let mut refused = raw_connect(&url(&server)).await;
+    refused.send(Message::text(r#"{"token":"wrong"}"#)).await.unwrap();
+    let refusal = logged(&mut rx, |e| e.text.contains("client refused")).await;
+    assert_eq!(refusal.level, Level::INFO, "{refusal:?}");
+    assert!(refusal.text.contains("bad token"), "{refusal:?}");
+
+    let mut ws = raw_connect(&url(&server)).await;
+    ws.send(Message::text(r#"{"token":"secret"}"#)).await.unwrap();
+    let _connect = next_json(&mut ws).await;
+
+    // A call of a procedure that is not registered: debug, with its name.
+    ws.send(Message::text(r#"{"name":"ad","args":[],"id":1}"#))
+        .await
+        .unwrap();
+    let typo = logged(&mut rx, |e| e.text.contains("not registered")).await;
+    assert_eq!(typo.level, Level::DEBUG);
+    assert!(typo.text.contains("name=ad") && typo.text.contains("id=1"), "{typo:?}");
+    assert_eq!(next_json(&mut ws).await["error"], "NoProcedureError");
+
+    // An event no listener takes: debug, with its name.
+    ws.send(Message::text(r#"{"name":"sayy","args":[]}"#)).await.unwrap();
+    let unheard = logged(&mut rx, |e| e.text.contains("no listener")).await;
+    assert_eq!(unheard.level, Level::DEBUG);
+    assert!(unheard.text.contains("sayy"), "{unheard:?}");
+
+    // A panicking procedure: a warning in its call span.
+    ws.send(Message::text(r#"{"name":"boom","args":[],"id":2}"#))
+        .await
+        .unwrap();
+    let panicked = logged(&mut rx, |e| e.text.contains("panicked")).await;
+    assert_eq!(panicked.level, Level::WARN);
+    assert!(
+        panicked
+            .spans
+            .iter()
+            .any(|s| s.starts_with("ws_messaging.call") && s.contains("name=boom")),
+        "{panicked:?}"
+    );
+}

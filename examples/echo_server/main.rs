@@ -60,7 +60,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, InvokeError, RawArgs, RawValue, Server, ServerBuilder};
+use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, RawArgs, RawValue, Server, ServerBuilder};
 use ws_messaging_json::Json;
 use ws_messaging_redis::RedisAdapter;
 
@@ -344,8 +344,11 @@ where
             let args: Vec<V> = raw[1..].iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
             match endpoint.invoke::<_, V>(&procedure, args).await {
                 Ok(result) => endpoint.send("called", (result,)).await,
-                Err(InvokeError::Remote(error)) => endpoint.send("call-failed", (error,)).await,
-                Err(other) => endpoint.send("call-failed", (other.to_string(),)).await,
+                // The peer's error as it was on the wire (`NoProcedureError` too).
+                Err(error) => match error.remote_value() {
+                    Some(value) => endpoint.send("call-failed", (value,)).await,
+                    None => endpoint.send("call-failed", (error.to_string(),)).await,
+                },
             }
         });
     });

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ws_messaging::{Endpoint, HandlerError, InvokeError, RawArgs};
+use ws_messaging::{Endpoint, HandlerError, RawArgs};
 use ws_messaging_protobuf::{Proto, Protobuf};
 
 use super::{Settings, Start};
@@ -100,8 +100,11 @@ fn setup(endpoint: &Endpoint<Protobuf>) -> Result<(), HandlerError> {
             let args: Vec<Vec<u8>> = raw[1..].iter().map(|arg| arg.to_vec()).collect();
             match endpoint.invoke::<_, Vec<u8>>(&procedure, args).await {
                 Ok(result) => endpoint.send("called", (result,)).await,
-                Err(InvokeError::Remote(error)) => endpoint.send("call-failed", (error,)).await,
-                Err(other) => endpoint.send("call-failed", (other.to_string(),)).await,
+                // The peer's error as it was on the wire (`NoProcedureError` too).
+                Err(error) => match error.remote_value() {
+                    Some(value) => endpoint.send("call-failed", (value,)).await,
+                    None => endpoint.send("call-failed", (error.to_string(),)).await,
+                },
             }
         });
     });

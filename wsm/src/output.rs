@@ -128,15 +128,18 @@ impl Failure {
 
     /// An invoke of `name` failed.
     pub(crate) fn invoke(name: &str, error: InvokeError) -> Self {
-        match error {
-            InvokeError::Remote(value) => Failure {
+        // The peer's error as it was on the wire (`NoProcedureError` too).
+        if let Some(value) = error.remote_value() {
+            return Failure {
                 kind: Kind::Remote,
                 message: match &value {
                     Json::String(text) => text.clone(),
                     other => other.to_string(),
                 },
                 detail: Some(value),
-            },
+            };
+        }
+        match error {
             InvokeError::Timeout { .. } => Self::new(Kind::Timeout, format!("`{name}`: no reply in time")),
             InvokeError::NotConnected => {
                 Self::new(Kind::Connection, format!("`{name}`: not connected, nothing was sent"))

@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use ws_messaging::{Endpoint, HandlerError, InvokeError, RawArgs, RawValue, Server};
+use ws_messaging::{Endpoint, HandlerError, RawArgs, RawValue, Server};
 
 use crate::model::Model;
 use crate::output::{out, Failure, Kind};
@@ -148,8 +148,11 @@ fn setup<M: Model>(endpoint: &Endpoint<M>) -> Result<(), HandlerError> {
             let args: Vec<M::Value> = raw[1..].iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
             match endpoint.invoke::<_, M::Value>(&procedure, args).await {
                 Ok(result) => endpoint.send("called", (result,)).await,
-                Err(InvokeError::Remote(error)) => endpoint.send("call-failed", (error,)).await,
-                Err(other) => endpoint.send("call-failed", (other.to_string(),)).await,
+                // The peer's error as it was on the wire (`NoProcedureError` too).
+                Err(error) => match error.remote_value() {
+                    Some(value) => endpoint.send("call-failed", (value,)).await,
+                    None => endpoint.send("call-failed", (error.to_string(),)).await,
+                },
             }
         });
     });
