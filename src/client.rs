@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind, RetryConfig};
 use crate::connection::driver::drive;
 use crate::connection::{Closed, Link};
-use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Life, Role, WeakEndpoint};
+use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Life, Role, Handlers, StateMap, WeakEndpoint};
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
@@ -39,6 +39,7 @@ pub struct ClientBuilder<C: Codec> {
     fail_fast: bool,
     auto_reconnect: bool,
     retry: RetryConfig,
+    state: StateMap,
     #[cfg(feature = "rustls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -76,9 +77,19 @@ impl<C: Codec> ClientBuilder<C> {
             fail_fast: false,
             auto_reconnect: true,
             retry: RetryConfig::default(),
+            state: StateMap::new(),
             #[cfg(feature = "rustls")]
             tls: None,
         }
+    }
+
+    /// Application state the client's handlers can take as a
+    /// [`State<S>`](crate::State) argument (and [`Endpoint::state`]
+    /// returns). One value per type; a second of the same type replaces
+    /// the first.
+    pub fn state<S: Clone + Send + Sync + 'static>(mut self, value: S) -> Self {
+        self.state.insert(std::any::TypeId::of::<S>(), Box::new(value));
+        self
     }
 
     /// The rustls configuration for `wss://` URLs (feature `rustls`): its
@@ -277,7 +288,8 @@ impl<C: Codec> ClientBuilder<C> {
             source: SharedError::new(e),
         })?;
         let connect_timeout = self.connect_timeout.unwrap_or(self.options.ack_timeout);
-        let endpoint = Endpoint::new(Arc::new(self.codec), Arc::new(self.options), Role::Client, None);
+        let shared = Arc::new(Handlers::with_state(self.state));
+        let endpoint = Endpoint::new(Arc::new(self.codec), Arc::new(self.options), Role::Client, None, shared);
         if let Some(hook) = self.on_connect {
             endpoint.set_connect_hook(hook);
         }

@@ -31,7 +31,9 @@ pub use config::{
     SendHook,
 };
 pub use connection::Transport;
-pub use endpoint::{EncodedMessage, Endpoint, ListenerId, WeakEndpoint};
+pub use endpoint::{
+    AsyncListener, EncodedMessage, Endpoint, FromEndpoint, Handler, Listener, ListenerId, State, WeakEndpoint,
+};
 pub use envelope::{ArgList, Frame, Name};
 pub use error::{
     AdapterError, AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError,

@@ -1,7 +1,6 @@
 //! Request-reply on an [`Endpoint`]: procedures, invokes and their replies.
 
 use std::any::Any;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::codec::Codec;
 use crate::config::OutgoingKind;
 use crate::connection::Link;
-use crate::endpoint::{message_bytes, scratch, Endpoint, Procedure};
+use crate::endpoint::{message_bytes, scratch, Endpoint, Handler, Procedure};
 use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
 use crate::payload::{Args, AsSeq, FromArgs, RawValue};
@@ -21,9 +20,13 @@ use crate::protocol::check_name;
 use crate::trace;
 
 impl<C: Codec> Endpoint<C> {
-    /// Registers the procedure `name` (one handler per name). The handler
-    /// gets the call's arguments decoded into `A` and returns the result, or
-    /// a [`HandlerError`] that goes to the caller through the error
+    /// Registers the procedure `name` on this connection (one handler per
+    /// name). The handler gets the call's arguments decoded into its last
+    /// parameter's type (any [`FromArgs`]: a tuple, a `Vec`, `RawArgs`),
+    /// after what it takes from the connection
+    /// ([`FromEndpoint`](crate::FromEndpoint): this [`Endpoint`], a
+    /// [`State`](crate::State), the server), and returns the result, or a
+    /// [`HandlerError`] that goes to the caller through the error
     /// formatter. Handlers run concurrently, each in its own task (one
     /// that finishes without waiting is answered inline). At most
     /// `max_concurrent_calls` run per connection; a call past that is
@@ -31,89 +34,48 @@ impl<C: Codec> Endpoint<C> {
     /// being read. The reply goes out on the connection the call came in
     /// on; if that connection is gone by then, the reply is dropped.
     ///
+    /// On a server, [`Server::register`](crate::Server::register)
+    /// registers a procedure once for every connection, which costs the
+    /// connections nothing; a connection's own procedure of the same name
+    /// is called instead of it.
+    ///
     /// ```
     /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
+    /// use ws_messaging::Endpoint;
+    /// use ws_messaging_json::Json;
+    ///
     /// endpoint
     ///     .register("sum", |numbers: Vec<f64>| async move { Ok(numbers.iter().fold(0.0, |a, b| a + b)) })
     ///     .unwrap();
+    /// // The connection as an argument: nothing captured.
     /// endpoint
-    ///     .register("greet", |(name,): (String,)| async move { Ok(format!("hello {name}")) })
+    ///     .register("whoami", |me: Endpoint<Json>, (): ()| async move { Ok(me.id().map(str::to_owned)) })
     ///     .unwrap();
     /// # }
     /// ```
-    pub fn register<A, R, F, Fut>(&self, name: &str, handler: F) -> Result<(), RegisterError>
-    where
-        A: FromArgs,
-        R: Serialize + Send + 'static,
-        F: Fn(A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
-    {
+    pub fn register<M, H: Handler<C, M>>(&self, name: &str, handler: H) -> Result<(), RegisterError> {
         check_name(name).map_err(RegisterError::ReservedName)?;
-        if self.procedures().read().unwrap().contains_key(name) {
-            return Err(RegisterError::Duplicate(name.to_string()));
-        }
-        self.insert_procedure(name, handler)
-            .then_some(())
-            .ok_or_else(|| RegisterError::Duplicate(name.to_string()))
-    }
-
-    pub(crate) fn insert_procedure<A, R, F, Fut>(&self, name: &str, handler: F) -> bool
-    where
-        A: FromArgs,
-        R: Serialize + Send + 'static,
-        F: Fn(A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, HandlerError>> + Send + 'static,
-    {
-        let handler = Arc::new(handler);
-        let procedure: Procedure<C> = Arc::new(move |endpoint: Endpoint<C>, link: Arc<Link>, id, args| {
-            let handler = handler.clone();
-            Box::pin(async move {
-                #[cfg(feature = "tracing")]
-                let started = trace::debug_clock();
-                let outcome = match A::from_args(endpoint.codec(), args) {
-                    Ok(args) => {
-                        // A panicking handler still answers, with an error.
-                        let call = std::panic::AssertUnwindSafe(async move { handler(args).await });
-                        match futures_util::FutureExt::catch_unwind(call).await {
-                            Ok(outcome) => outcome,
-                            Err(_) => {
-                                trace::warn!("the procedure panicked: answered with an error");
-                                Err(HandlerError::new("the handler panicked"))
-                            }
-                        }
-                    }
-                    Err(e) => Err(HandlerError::named("TypeError", format!("invalid arguments: {e}"))),
-                };
-                let reply = match &outcome {
-                    Ok(result) => match (result as &dyn Any).downcast_ref::<RawValue>() {
-                        Some(raw) => endpoint.encode_raw_reply(id, raw),
-                        None => endpoint.encode_reply(id, Ok(result)),
-                    },
-                    Err(error) => endpoint.encode_error_reply(id, error),
-                };
-                #[cfg(feature = "tracing")]
-                match &outcome {
-                    Ok(_) => trace::debug!(elapsed = ?trace::since(started), "call answered"),
-                    Err(error) => trace::debug!(%error, elapsed = ?trace::since(started), "call failed"),
-                }
-                endpoint.send_reply(&link, id, reply);
-            })
-        });
         let mut map = self.procedures().write().unwrap();
         if map.contains_key(name) {
-            return false;
+            return Err(RegisterError::Duplicate(name.to_string()));
         }
-        map.insert(name.to_string(), procedure);
-        true
+        map.insert(name.to_string(), procedure(handler));
+        Ok(())
     }
 
-    /// Removes the procedure `name`; returns whether it was registered.
+    /// Removes this connection's procedure `name`; returns whether it was
+    /// registered.
     pub fn unregister(&self, name: &str) -> bool {
         self.procedures().write().unwrap().remove(name).is_some()
     }
 
+    /// The procedure a call of `name` runs: this connection's own, else the
+    /// one registered for every connection of its server.
     pub(crate) fn procedure(&self, name: &str) -> Option<Procedure<C>> {
-        self.procedures().read().unwrap().get(name).cloned()
+        if let Some(own) = self.procedures().read().unwrap().get(name) {
+            return Some(own.clone());
+        }
+        self.shared().procedures.read().unwrap().get(name).cloned()
     }
 
     pub(crate) fn encode_reply<T: Serialize + ?Sized>(
@@ -252,6 +214,49 @@ impl<C: Codec> Endpoint<C> {
         }
         outcome
     }
+}
+
+/// `handler` as the endpoint's procedure type: decodes the arguments,
+/// takes what the handler takes from the connection, runs it (a panic is
+/// answered as an error) and queues the reply on the call's connection.
+pub(crate) fn procedure<C: Codec, M, H: Handler<C, M>>(handler: H) -> Procedure<C> {
+    let handler = Arc::new(handler);
+    Arc::new(move |endpoint: Endpoint<C>, link: Arc<Link>, id, args| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            #[cfg(feature = "tracing")]
+            let started = trace::debug_clock();
+            let outcome = match H::Args::from_args(endpoint.codec(), args) {
+                Ok(args) => match handler.call(&endpoint, args) {
+                    Ok(call) => {
+                        // A panicking handler still answers, with an error.
+                        match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(call)).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => {
+                                trace::warn!("the procedure panicked: answered with an error");
+                                Err(HandlerError::new("the handler panicked"))
+                            }
+                        }
+                    }
+                    Err(error) => Err(error),
+                },
+                Err(e) => Err(HandlerError::named("TypeError", format!("invalid arguments: {e}"))),
+            };
+            let reply = match &outcome {
+                Ok(result) => match (result as &dyn Any).downcast_ref::<RawValue>() {
+                    Some(raw) => endpoint.encode_raw_reply(id, raw),
+                    None => endpoint.encode_reply(id, Ok(result)),
+                },
+                Err(error) => endpoint.encode_error_reply(id, error),
+            };
+            #[cfg(feature = "tracing")]
+            match &outcome {
+                Ok(_) => trace::debug!(elapsed = ?trace::since(started), "call answered"),
+                Err(error) => trace::debug!(%error, elapsed = ?trace::since(started), "call failed"),
+            }
+            endpoint.send_reply(&link, id, reply);
+        })
+    })
 }
 
 /// Removes a pending invoke when its future ends or is dropped (a

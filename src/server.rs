@@ -1,8 +1,10 @@
 //! [`Server`]: accepts connections, runs the auth handshake and keeps a
 //! registry of connected endpoints.
 
+use std::any::TypeId;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,10 +28,13 @@ use crate::connection::driver::drive;
 use crate::connection::lean_io::{server_config, LeanIo};
 use crate::connection::read::protocol_close;
 use crate::connection::Transport;
-use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
-use crate::error::{AdapterError, HandlerError, SendError, ServeError};
+use crate::endpoint::{
+    add_entry, encode_event, message_bytes, remove_entry, shared_async_entry, shared_entry, AsyncListener, BoxFuture,
+    EncodedMessage, Endpoint, Handler, Listener, ListenerId, Role, Handlers, StateMap,
+};
+use crate::error::{AdapterError, HandlerError, RegisterError, SendError, ServeError};
 use crate::payload::Args;
-use crate::protocol::{choose_subprotocol, truncate_reason, CLOSE_FORBIDDEN};
+use crate::protocol::{check_name, choose_subprotocol, truncate_reason, CLOSE_FORBIDDEN};
 use crate::request::Request;
 use crate::trace::{self, Instrument};
 
@@ -45,6 +50,7 @@ pub struct ServerBuilder<C: Codec> {
     disconnect: Option<DisconnectHook<C>>,
     adapter: Arc<dyn Adapter<C>>,
     origins: Option<Vec<String>>,
+    state: StateMap,
 }
 
 impl<C: Codec> std::fmt::Debug for ServerBuilder<C> {
@@ -70,7 +76,34 @@ impl<C: Codec> ServerBuilder<C> {
             disconnect: None,
             adapter: Arc::new(LocalAdapter),
             origins: None,
+            state: StateMap::new(),
         }
+    }
+
+    /// Application state every handler can take as a [`State<S>`](crate::State)
+    /// argument (and [`Endpoint::state`] returns), cloned for each handler
+    /// that takes it: put what is large or changes behind an `Arc`. One
+    /// value per type; a second of the same type replaces the first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ws_messaging::RegisterError> {
+    /// use std::sync::{Arc, Mutex};
+    /// use ws_messaging::{Server, State};
+    /// use ws_messaging_json::Json;
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Bids(Arc<Mutex<Vec<u64>>>);
+    ///
+    /// let server = Server::<Json>::builder().state(Bids::default()).build();
+    /// server.register("bid", |State(bids): State<Bids>, (amount,): (u64,)| async move {
+    ///     bids.0.lock().unwrap().push(amount);
+    ///     Ok(true)
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(mut self, value: S) -> Self {
+        self.state.insert(TypeId::of::<S>(), Box::new(value));
+        self
     }
 
     /// The web pages allowed to connect, by origin (`https://app.example`,
@@ -243,6 +276,8 @@ impl<C: Codec> ServerBuilder<C> {
             live: Mutex::new(0),
             drained: Notify::new(),
             origins: self.origins,
+            shared: Arc::new(Handlers::with_state(self.state)),
+            next_listener: AtomicU64::new(1),
         });
         inner.adapter.start(inner.clients.clone());
         Server { inner }
@@ -273,6 +308,9 @@ pub(crate) struct ServerInner<C: Codec> {
     drained: Notify,
     /// The allowed origins; `None`: all.
     origins: Option<Vec<String>>,
+    /// The handlers every connection shares, and the application state.
+    shared: Arc<Handlers<C>>,
+    next_listener: AtomicU64,
 }
 
 /// An origin as compared: ASCII lower case, no trailing `/`.
@@ -388,6 +426,82 @@ impl<C: Codec> Server<C> {
     /// ```
     pub fn allows_origin(&self, origin: Option<&str>) -> bool {
         self.inner.allows_origin(origin)
+    }
+
+    /// Registers the procedure `name` once for every connection of this
+    /// server, present and future: the handler takes its connection (and
+    /// the [`State`](crate::State), the server) as arguments, so nothing is
+    /// kept per connection. A connection's own procedure of the same name
+    /// ([`Endpoint::register`]) is called instead. See
+    /// [`Endpoint::register`] for how calls run.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), ws_messaging::RegisterError> {
+    /// use ws_messaging::{Endpoint, Server};
+    /// use ws_messaging_json::Json;
+    ///
+    /// let server = Server::<Json>::builder().build();
+    /// server.register("echo", |(x,): (serde_json::Value,)| async move { Ok(x) })?;
+    /// server.register("join", |me: Endpoint<Json>, (room,): (String,)| async move { Ok(me.join(&room)) })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn register<M, H: Handler<C, M>>(&self, name: &str, handler: H) -> Result<(), RegisterError> {
+        check_name(name).map_err(RegisterError::ReservedName)?;
+        let mut map = self.inner.shared.procedures.write().unwrap();
+        if map.contains_key(name) {
+            return Err(RegisterError::Duplicate(name.to_string()));
+        }
+        map.insert(name.to_string(), crate::rpc::procedure(handler));
+        Ok(())
+    }
+
+    /// Removes the procedure `name` registered for every connection;
+    /// returns whether it was registered.
+    pub fn unregister(&self, name: &str) -> bool {
+        self.inner.shared.procedures.write().unwrap().remove(name).is_some()
+    }
+
+    /// Adds a listener of the event `name` for every connection of this
+    /// server, present and future, called before the connection's own
+    /// ([`Endpoint::on`], which says how listeners run). It takes its
+    /// connection as an argument when it needs it:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use ws_messaging::{Endpoint, Server};
+    /// use ws_messaging_json::Json;
+    ///
+    /// let server = Server::<Json>::builder().build();
+    /// server.on("shout", |server: Server<Json>, args: Vec<serde_json::Value>| {
+    ///     let _ = server.broadcast("shouted", args);
+    /// });
+    /// # }
+    /// ```
+    pub fn on<M, L: Listener<C, M>>(&self, name: &str, listener: L) -> ListenerId {
+        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
+        add_entry(
+            &mut self.inner.shared.listeners.write().unwrap(),
+            name,
+            shared_entry(id, listener),
+        );
+        ListenerId(id)
+    }
+
+    /// [`Endpoint::on_async`] for every connection of this server.
+    pub fn on_async<M, L: AsyncListener<C, M>>(&self, name: &str, listener: L) -> ListenerId {
+        let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
+        add_entry(
+            &mut self.inner.shared.listeners.write().unwrap(),
+            name,
+            shared_async_entry(id, listener),
+        );
+        ListenerId(id)
+    }
+
+    /// Removes a listener added with [`on`](Self::on) or
+    /// [`on_async`](Self::on_async); returns whether it was there.
+    pub fn off(&self, name: &str, id: ListenerId) -> bool {
+        remove_entry(&mut self.inner.shared.listeners.write().unwrap(), name, id)
     }
 
     /// Encodes the event `name(args)` once with the server's codec.
@@ -763,6 +877,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         inner.options.clone(),
         Role::Server,
         Some(id.clone()),
+        inner.shared.clone(),
     );
     endpoint.set_server(Arc::downgrade(inner));
     endpoint.set_request(request);

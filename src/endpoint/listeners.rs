@@ -8,25 +8,28 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::Endpoint;
+use super::handler::{AsyncListener, Listener};
+use super::{ByName, Endpoint};
 use crate::codec::Codec;
 use crate::envelope::ArgList;
-use crate::error::CodecError;
 use crate::events::LocalEvent;
 use crate::payload::FromArgs;
 use crate::trace;
 
-type ListenerFn<C> = Arc<dyn Fn(&C, ArgList) -> Result<(), CodecError> + Send + Sync>;
+/// A listener, its arguments' type erased: `Err` with what went wrong
+/// (arguments that do not decode, a value it takes that cannot be had).
+type ListenerFn<C> = Arc<dyn Fn(&Endpoint<C>, ArgList) -> Result<(), String> + Send + Sync>;
 
-pub(super) struct Listener<C> {
+/// One listener of an event name.
+pub(crate) struct Entry<C: Codec> {
     id: u64,
     once: bool,
     call: ListenerFn<C>,
 }
 
-impl<C> Clone for Listener<C> {
+impl<C: Codec> Clone for Entry<C> {
     fn clone(&self) -> Self {
-        Listener {
+        Entry {
             id: self.id,
             once: self.once,
             call: self.call.clone(),
@@ -34,10 +37,67 @@ impl<C> Clone for Listener<C> {
     }
 }
 
+/// `listener` with its arguments' type erased.
+fn erase<C: Codec, M, L: Listener<C, M>>(listener: L) -> ListenerFn<C> {
+    Arc::new(move |endpoint: &Endpoint<C>, args| {
+        let args = L::Args::from_args(endpoint.codec(), args).map_err(|e| e.to_string())?;
+        listener.call(endpoint, args).map_err(|e| e.to_string())
+    })
+}
+
+/// An asynchronous listener as a listener that spawns its future.
+fn spawning<C: Codec, M, L: AsyncListener<C, M>>(listener: L) -> ListenerFn<C> {
+    Arc::new(move |endpoint: &Endpoint<C>, args| {
+        let args = L::Args::from_args(endpoint.codec(), args).map_err(|e| e.to_string())?;
+        tokio::spawn(listener.call(endpoint, args).map_err(|e| e.to_string())?);
+        Ok(())
+    })
+}
+
+/// A listener for every connection of a server.
+pub(crate) fn shared_entry<C: Codec, M, L: Listener<C, M>>(id: u64, listener: L) -> Entry<C> {
+    Entry {
+        id,
+        once: false,
+        call: erase(listener),
+    }
+}
+
+/// An asynchronous listener for every connection of a server.
+pub(crate) fn shared_async_entry<C: Codec, M, L: AsyncListener<C, M>>(id: u64, listener: L) -> Entry<C> {
+    Entry {
+        id,
+        once: false,
+        call: spawning(listener),
+    }
+}
+
+/// Adds `entry` to the listeners of `name` in `map`.
+pub(crate) fn add_entry<C: Codec>(map: &mut ByName<Arc<Vec<Entry<C>>>>, name: &str, entry: Entry<C>) {
+    let list = map.entry(name.to_string()).or_default();
+    let mut next = (**list).clone();
+    next.push(entry);
+    *list = Arc::new(next);
+}
+
+/// Removes the listener `id` of `name` from `map`; whether it was there.
+pub(crate) fn remove_entry<C: Codec>(map: &mut ByName<Arc<Vec<Entry<C>>>>, name: &str, id: ListenerId) -> bool {
+    let Some(list) = map.get_mut(name) else { return false };
+    let before = list.len();
+    let next: Vec<_> = list.iter().filter(|l| l.id != id.0).cloned().collect();
+    let removed = next.len() != before;
+    if next.is_empty() {
+        map.remove(name);
+    } else {
+        *list = Arc::new(next);
+    }
+    removed
+}
+
 /// Identifies a listener added with [`Endpoint::on`], to remove it with
 /// [`Endpoint::off`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ListenerId(u64);
+pub struct ListenerId(pub(crate) u64);
 impl<C: Codec> Endpoint<C> {
     /// Subscribes to local events: `connect`, `close`, `error`, `retry`,
     /// `ping`, `pong`, `preprocessingError`, `slowConsumer` (see
@@ -68,7 +128,9 @@ impl<C: Codec> Endpoint<C> {
             LocalEvent::Pong => "pong",
             LocalEvent::PreprocessingError(_) | LocalEvent::SlowConsumer { .. } => return,
         };
-        if !self.inner.listeners.read().unwrap().contains_key(name) {
+        if !self.inner.listeners.read().unwrap().contains_key(name)
+            && !self.shared().listeners.read().unwrap().contains_key(name)
+        {
             return;
         }
         let codec = &*self.inner.codec;
@@ -84,10 +146,13 @@ impl<C: Codec> Endpoint<C> {
 
     // ----- events ------------------------------------------------------
 
-    /// Adds a listener for the event `name`; many listeners may listen to one
-    /// name. The listener gets the event's arguments decoded into `A` (a
-    /// tuple, a `Vec`, or [`RawArgs`](crate::RawArgs)). Arguments that do not
-    /// decode into `A` are reported as a local [`LocalEvent::Error`].
+    /// Adds a listener for the event `name` on this connection; many
+    /// listeners may listen to one name. The listener gets the event's
+    /// arguments decoded into its last parameter's type (a tuple, a `Vec`,
+    /// or [`RawArgs`](crate::RawArgs)), after what it takes from the
+    /// connection ([`FromEndpoint`](crate::FromEndpoint): this
+    /// [`Endpoint`], a [`State`](crate::State), the server). Arguments
+    /// that do not decode are reported as a local [`LocalEvent::Error`].
     ///
     /// A reserved name gets the local event of that name, as in the
     /// JavaScript package: `connect` (the auth reply), `close` (code,
@@ -100,13 +165,11 @@ impl<C: Codec> Endpoint<C> {
     /// ```
     ///
     /// Listeners are called in order on the connection's task: keep them
-    /// short, or spawn.
-    pub fn on<A, F>(&self, name: &str, listener: F) -> ListenerId
-    where
-        A: FromArgs,
-        F: Fn(A) + Send + Sync + 'static,
-    {
-        self.add_listener(name, listener, false)
+    /// short, or use [`on_async`](Self::on_async). On a server,
+    /// [`Server::on`](crate::Server::on) adds a listener once for every
+    /// connection (called before the connection's own).
+    pub fn on<M, L: Listener<C, M>>(&self, name: &str, listener: L) -> ListenerId {
+        self.add_listener(name, erase(listener), false)
     }
 
     /// An asynchronous listener: each event's arguments are decoded on the
@@ -117,72 +180,32 @@ impl<C: Codec> Endpoint<C> {
     ///
     /// ```
     /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
-    /// let me = endpoint.downgrade();
-    /// endpoint.on_async("say", move |(text,): (String,)| {
-    ///     let me = me.clone();
-    ///     async move {
-    ///         if let Some(endpoint) = me.upgrade() {
-    ///             let _ = endpoint.send("said", (text,)).await;
-    ///         }
-    ///     }
+    /// use ws_messaging::Endpoint;
+    /// use ws_messaging_json::Json;
+    ///
+    /// endpoint.on_async("say", |me: Endpoint<Json>, (text,): (String,)| async move {
+    ///     let _ = me.send("said", (text,)).await;
     /// });
     /// # }
     /// ```
-    pub fn on_async<A, F, Fut>(&self, name: &str, listener: F) -> ListenerId
-    where
-        A: FromArgs,
-        F: Fn(A) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        self.add_listener(
-            name,
-            move |args: A| {
-                tokio::spawn(listener(args));
-            },
-            false,
-        )
+    pub fn on_async<M, L: AsyncListener<C, M>>(&self, name: &str, listener: L) -> ListenerId {
+        self.add_listener(name, spawning(listener), false)
     }
 
     /// Like [`on`](Self::on), but the listener is removed after its first call.
-    pub fn once<A, F>(&self, name: &str, listener: F) -> ListenerId
-    where
-        A: FromArgs,
-        F: Fn(A) + Send + Sync + 'static,
-    {
-        self.add_listener(name, listener, true)
+    pub fn once<M, L: Listener<C, M>>(&self, name: &str, listener: L) -> ListenerId {
+        self.add_listener(name, erase(listener), true)
     }
 
-    fn add_listener<A, F>(&self, name: &str, listener: F, once: bool) -> ListenerId
-    where
-        A: FromArgs,
-        F: Fn(A) + Send + Sync + 'static,
-    {
+    fn add_listener(&self, name: &str, call: ListenerFn<C>, once: bool) -> ListenerId {
         let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
-        let call: ListenerFn<C> = Arc::new(move |codec: &C, args| {
-            listener(A::from_args(codec, args)?);
-            Ok(())
-        });
-        let mut map = self.inner.listeners.write().unwrap();
-        let list = map.entry(name.to_string()).or_default();
-        let mut next = (**list).clone();
-        next.push(Listener { id, once, call });
-        *list = Arc::new(next);
+        add_entry(&mut self.inner.listeners.write().unwrap(), name, Entry { id, once, call });
         ListenerId(id)
     }
 
     /// Removes one listener; returns whether it was there.
     pub fn off(&self, name: &str, id: ListenerId) -> bool {
-        let mut map = self.inner.listeners.write().unwrap();
-        let Some(list) = map.get_mut(name) else { return false };
-        let before = list.len();
-        let next: Vec<_> = list.iter().filter(|l| l.id != id.0).cloned().collect();
-        let removed = next.len() != before;
-        if next.is_empty() {
-            map.remove(name);
-        } else {
-            *list = Arc::new(next);
-        }
-        removed
+        remove_entry(&mut self.inner.listeners.write().unwrap(), name, id)
     }
 
     /// Drops every handler, listener and stored value (breaks reference
@@ -200,25 +223,28 @@ impl<C: Codec> Endpoint<C> {
 
     /// Calls the listeners of `name`.
     pub(crate) fn call_listeners(&self, name: &str, args: ArgList) {
-        let list = match self.inner.listeners.read().unwrap().get(name) {
-            Some(list) => list.clone(),
-            None => {
-                trace::debug!(event = name, "event with no listener: dropped");
-                return;
-            }
-        };
+        // The server's listeners (for every connection), then this
+        // connection's own.
+        let shared = self.shared().listeners.read().unwrap().get(name).cloned();
+        let own = self.inner.listeners.read().unwrap().get(name).cloned();
+        let all = shared.iter().chain(own.iter()).flat_map(|list| list.iter());
+        let count = shared.as_ref().map_or(0, |l| l.len()) + own.as_ref().map_or(0, |l| l.len());
+        if count == 0 {
+            trace::debug!(event = name, "event with no listener: dropped");
+            return;
+        }
         let mut args = Some(args);
-        for (i, listener) in list.iter().enumerate() {
+        for (i, listener) in all.enumerate() {
             if listener.once && !self.off(name, ListenerId(listener.id)) {
                 continue; // another reader already fired it
             }
             // The last listener takes the arguments; earlier ones get copies.
-            let args = if i + 1 == list.len() {
+            let args = if i + 1 == count {
                 args.take().unwrap_or_default()
             } else {
                 args.clone().unwrap_or_default()
             };
-            let call = || (listener.call)(&self.inner.codec, args);
+            let call = || (listener.call)(self, args);
             let failure = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => format!("listener of `{name}`: {e}"),

@@ -9,6 +9,7 @@
 //! - [`crate::dispatch`] (frames in) and [`crate::rpc`] (procedures,
 //!   invokes, replies) add their methods from their own modules.
 
+mod handler;
 mod life;
 mod listeners;
 mod send;
@@ -33,9 +34,11 @@ use crate::events::LocalEvent;
 use crate::request::Request;
 use crate::server::{Server, ServerInner};
 
+pub use handler::{AsyncListener, FromEndpoint, Handler, Listener, State};
+pub(crate) use handler::{Handlers, StateMap};
 pub(crate) use life::Life;
-use listeners::Listener;
 pub use listeners::ListenerId;
+pub(crate) use listeners::{add_entry, remove_entry, shared_async_entry, shared_entry};
 #[cfg(test)]
 pub(crate) use send::cut_frame;
 pub use send::EncodedMessage;
@@ -93,8 +96,11 @@ struct Inner<C: Codec> {
     counter: AtomicU64,
     life: Mutex<Life>,
     life_changed: Notify,
-    listeners: RwLock<ByName<Arc<Vec<Listener<C>>>>>,
+    listeners: RwLock<ByName<Arc<Vec<listeners::Entry<C>>>>>,
     procedures: RwLock<ByName<Procedure<C>>>,
+    /// What every connection of the server shares: its handlers and the
+    /// application state.
+    shared: Arc<Handlers<C>>,
     next_listener: AtomicU64,
     /// Created by the first `events()` call.
     events: OnceLock<broadcast::Sender<LocalEvent>>,
@@ -121,9 +127,10 @@ struct Inner<C: Codec> {
 /// - Local events (connect, close, ping, ...): [`events`](Self::events).
 ///
 /// Handlers and listeners live as long as the endpoint. A handler that
-/// needs the endpoint should capture a [`WeakEndpoint`] (from
-/// [`downgrade`](Self::downgrade)) so the endpoint does not keep itself
-/// alive; a server clears a connection's handlers when it closes.
+/// needs the endpoint takes it as an argument (see
+/// [`register`](Self::register) and [`FromEndpoint`]) rather than
+/// capturing it, which would keep the endpoint alive through itself; a
+/// server clears a connection's handlers when it closes.
 pub struct Endpoint<C: Codec> {
     inner: Arc<Inner<C>>,
 }
@@ -173,7 +180,13 @@ impl<C: Codec> WeakEndpoint<C> {
 }
 
 impl<C: Codec> Endpoint<C> {
-    pub(crate) fn new(codec: Arc<C>, options: Arc<EndpointOptions>, role: Role, id: Option<String>) -> Self {
+    pub(crate) fn new(
+        codec: Arc<C>,
+        options: Arc<EndpointOptions>,
+        role: Role,
+        id: Option<String>,
+        shared: Arc<Handlers<C>>,
+    ) -> Self {
         Endpoint {
             inner: Arc::new(Inner {
                 codec,
@@ -184,6 +197,7 @@ impl<C: Codec> Endpoint<C> {
                 life_changed: Notify::new(),
                 listeners: RwLock::new(ByName::default()),
                 procedures: RwLock::new(ByName::default()),
+                shared,
                 next_listener: AtomicU64::new(1),
                 events: OnceLock::new(),
                 data: Mutex::new(HashMap::new()),
@@ -250,6 +264,17 @@ impl<C: Codec> Endpoint<C> {
         &self.inner.procedures
     }
 
+    pub(crate) fn shared(&self) -> &Handlers<C> {
+        &self.inner.shared
+    }
+
+    /// A clone of the application state of type `S` given to the server's
+    /// or client's builder (`.state(..)`), if any: what the
+    /// [`State`] argument of a handler gets.
+    pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
+        self.inner.shared.state::<S>()
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         self.inner.counter.fetch_add(1, Ordering::Relaxed)
     }
@@ -285,12 +310,13 @@ impl<C: Codec> Endpoint<C> {
     ///
     /// ```
     /// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
-    /// let me = endpoint.downgrade();
-    /// endpoint.on("shout", move |args: Vec<serde_json::Value>| {
+    /// use ws_messaging::Server;
+    /// use ws_messaging_json::Json;
+    ///
+    /// // Or take the server as the listener's argument.
+    /// endpoint.on("shout", |server: Server<Json>, args: Vec<serde_json::Value>| {
     ///     // Never waits: fine inside a listener, and shouts keep their order.
-    ///     if let Some(server) = me.upgrade().and_then(|e| e.server()) {
-    ///         let _ = server.broadcast("shouted", args);
-    ///     }
+    ///     let _ = server.broadcast("shouted", args);
     /// });
     /// # }
     /// ```
