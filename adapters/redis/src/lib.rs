@@ -105,6 +105,12 @@ pub struct RedisConfig {
     pub max_queue: usize,
     /// How long connecting to Redis may take. Default 5 s.
     pub connect_timeout: Duration,
+    /// How long Redis may take to answer a command (a batch of publishes,
+    /// an emitter's PUBLISH) before its connection is taken for lost and
+    /// renewed. Meanwhile the publishes wait in the queue: a stall of Redis
+    /// shorter than this (a slow fork, a `DEBUG SLEEP`) delays them, and
+    /// refuses nothing. Default 5 s.
+    pub response_timeout: Duration,
     /// The first reconnect delay, doubled after each failed attempt up to
     /// `max_backoff`. Default 50 ms.
     pub min_backoff: Duration,
@@ -121,6 +127,7 @@ impl Default for RedisConfig {
             request_timeout: Duration::from_secs(1),
             max_queue: 65_536,
             connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(5),
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
         }
@@ -154,6 +161,29 @@ impl RedisConfig {
         self
     }
 
+    /// How long connecting may take, and how long Redis may take to answer
+    /// a command before its connection is taken for lost.
+    pub fn timeouts(mut self, connect: Duration, response: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.response_timeout = response;
+        self
+    }
+
+    /// The first and the longest reconnect delay.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max.max(min);
+        self
+    }
+
+    /// The settings of every Redis connection that sends commands: this
+    /// config's timeouts, not the client library's own (shorter) ones.
+    fn connection_config(&self) -> redis::AsyncConnectionConfig {
+        redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+    }
+
     fn all_channel(&self) -> String {
         format!("{}#all", self.prefix)
     }
@@ -174,9 +204,26 @@ pub enum Error {
     /// Redis could not be reached or refused a command.
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
-    /// Redis did not answer within the connect timeout.
+    /// Redis did not answer in time: connecting within
+    /// [`RedisConfig::connect_timeout`], or an emitter's PUBLISH within
+    /// [`RedisConfig::response_timeout`] (which may or may not have been
+    /// published).
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// An emitter has no Redis connection now: the last attempt failed and
+    /// the next one is due in `retry_in` (then on the next send). Nothing
+    /// was published.
+    #[error("Redis is unreachable ({reason}); nothing was published; the next attempt is in {retry_in:?}")]
+    Unavailable {
+        /// Why the last attempt failed.
+        reason: String,
+        /// When the emitter tries again.
+        retry_in: Duration,
+    },
+    /// A send names more rooms (or exceptions) than a node accepts from the
+    /// bus (1,048,576). Nothing was published.
+    #[error("a send names {0} rooms; at most 1048576 cross the bus")]
+    TooManyRooms(usize),
     /// The event could not be encoded.
     #[error(transparent)]
     Send(#[from] ws_messaging::SendError),
@@ -202,10 +249,20 @@ pub enum AdapterEvent {
     NodeDown(String),
 }
 
+/// What a publish is, where the publisher cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Heartbeat,
+    /// The node's farewell: no heartbeat is written after it.
+    Bye,
+    Other,
+}
+
 /// A publish waiting for the Redis connection.
 struct Outgoing {
     channel: Arc<str>,
     payload: Bytes,
+    kind: Kind,
     /// Told once the batch holding this publish was written.
     flushed: Option<oneshot::Sender<()>>,
 }
@@ -278,7 +335,7 @@ impl<C: Codec> RedisAdapter<C> {
     pub async fn with_config(url: &str, config: RedisConfig) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(Error::Url)?;
         let node = node_id();
-        let connection = within(config.connect_timeout, client.get_multiplexed_async_connection()).await?;
+        let connection = within(config.connect_timeout, connect_publisher(&client, &config, None)).await?;
         let stream = within(config.connect_timeout, subscribe(&client, &config, &node)).await?;
         let (queue, outgoing) = mpsc::channel(config.max_queue.max(1));
         let (shutdown, _) = watch::channel(false);
@@ -481,9 +538,18 @@ impl<C: Codec> Shared<C> {
         if !self.is_up() {
             return Err(AdapterError::Unavailable("the Redis connection is down".into()));
         }
+        if let Some(n) = message.target().and_then(bus::oversized) {
+            return Err(AdapterError::Other(ws_messaging::SharedError::new(Error::TooManyRooms(n))));
+        }
+        let kind = match message {
+            Bus::Heartbeat => Kind::Heartbeat,
+            Bus::Bye => Kind::Bye,
+            _ => Kind::Other,
+        };
         let outgoing = Outgoing {
             channel: channel.clone(),
             payload: bus::encode(&self.node, message),
+            kind,
             flushed,
         };
         self.queue.try_send(outgoing).map_err(|e| match e {
@@ -755,13 +821,57 @@ async fn subscribe(
     Ok(pubsub.into_on_message())
 }
 
+/// The publishing connection, with its id on the Redis server.
+struct Publisher {
+    connection: MultiplexedConnection,
+    /// `CLIENT ID`, when the server has it (Redis 5 and later, Valkey).
+    id: Option<i64>,
+}
+
+/// Opens a publishing connection with the config's timeouts. When it
+/// replaces the connection `previous`, that one is killed on the server
+/// first: a batch it still holds (written before a response timeout) then
+/// either ran already or never runs, and cannot run after the batches of
+/// the new connection.
+async fn connect_publisher(
+    client: &redis::Client,
+    config: &RedisConfig,
+    previous: Option<i64>,
+) -> Result<Publisher, redis::RedisError> {
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config.connection_config())
+        .await?;
+    if let Some(previous) = previous {
+        let killed = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(previous)
+            .query_async::<redis::Value>(&mut connection)
+            .await;
+        // "No such client" (Redis restarted, or the server closed it) is
+        // what a lost connection usually gives; a server without the
+        // command gives an error too, and ordering is then as good as the
+        // response timeout.
+        if let Err(error) = killed {
+            if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
+                return Err(error);
+            }
+        }
+    }
+    let id = match redis::cmd("CLIENT").arg("ID").query_async::<i64>(&mut connection).await {
+        Ok(id) => Some(id),
+        Err(error) if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() => {
+            return Err(error)
+        }
+        Err(_) => None,
+    };
+    Ok(Publisher { connection, id })
+}
+
 /// Writes the queued publishes in order, in batches (one pipeline each);
-/// reconnects with backoff when the connection fails.
-async fn publisher<C: Codec>(
-    shared: Arc<Shared<C>>,
-    mut queue: mpsc::Receiver<Outgoing>,
-    mut connection: MultiplexedConnection,
-) {
+/// reconnects with backoff when the connection fails. Stops after the batch
+/// holding the node's `Bye`, in which no heartbeat follows it.
+async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<Outgoing>, mut current: Publisher) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut batch = Vec::new();
     loop {
@@ -774,19 +884,25 @@ async fn publisher<C: Codec>(
             // is dead too. Renew it now, before anything is written on it.
             () = shared.publisher_stale.notified() => {
                 shared.set_up(&shared.publisher_up, false, Some("the Redis connection was lost".into()));
-                let Some(fresh) = reconnect_publisher(&shared).await else {
+                let Some(fresh) = reconnect_publisher(&shared, current.id).await else {
                     return;
                 };
-                connection = fresh;
+                current = fresh;
                 shared.set_up(&shared.publisher_up, true, None);
                 continue;
             }
             () = stopped(&mut shutdown) => return,
         };
+        let mut farewell = first.kind == Kind::Bye;
         batch.push(first);
         while batch.len() < 512 {
             match queue.try_recv() {
-                Ok(next) => batch.push(next),
+                // Nothing may say this node is alive after it said Bye.
+                Ok(next) if farewell && next.kind == Kind::Heartbeat => {}
+                Ok(next) => {
+                    farewell |= next.kind == Kind::Bye;
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
@@ -797,15 +913,14 @@ async fn publisher<C: Codec>(
                 .arg(&outgoing.payload[..])
                 .ignore();
         }
-        let written =
-            tokio::time::timeout(shared.config.connect_timeout, pipe.query_async::<()>(&mut connection)).await;
+        // The connection's own response timeout bounds this too; this one
+        // only makes the bound plain here.
+        let limit = shared.config.response_timeout;
+        let written = tokio::time::timeout(limit, pipe.query_async::<()>(&mut current.connection)).await;
         let failure = match written {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error.to_string()),
-            Err(_) => Some(format!(
-                "no answer from Redis within {:?}",
-                shared.config.connect_timeout
-            )),
+            Err(_) => Some(format!("no answer from Redis within {limit:?}")),
         };
         // Written or lost: either way this batch is done.
         for outgoing in batch.drain(..) {
@@ -813,20 +928,23 @@ async fn publisher<C: Codec>(
                 let _ = flushed.send(());
             }
         }
+        if farewell {
+            return;
+        }
         if let Some(error) = failure {
             shared.set_up(&shared.publisher_up, false, Some(error));
-            let Some(fresh) = reconnect_publisher(&shared).await else {
+            let Some(fresh) = reconnect_publisher(&shared, current.id).await else {
                 return;
             };
-            connection = fresh;
+            current = fresh;
             shared.set_up(&shared.publisher_up, true, None);
         }
     }
 }
 
-/// A new publishing connection, retried with backoff; `None` when the
-/// adapter shuts down first.
-async fn reconnect_publisher<C: Codec>(shared: &Shared<C>) -> Option<MultiplexedConnection> {
+/// A new publishing connection that replaces the one of id `previous`,
+/// retried with backoff; `None` when the adapter shuts down first.
+async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<i64>) -> Option<Publisher> {
     let mut delay = shared.config.min_backoff;
     loop {
         if !shared.pause(delay).await {
@@ -834,11 +952,11 @@ async fn reconnect_publisher<C: Codec>(shared: &Shared<C>) -> Option<Multiplexed
         }
         match within(
             shared.config.connect_timeout,
-            shared.client.get_multiplexed_async_connection(),
+            connect_publisher(&shared.client, &shared.config, previous),
         )
         .await
         {
-            Ok(connection) => return Some(connection),
+            Ok(publisher) => return Some(publisher),
             Err(_) => delay = shared.next_backoff(delay),
         }
     }
