@@ -821,51 +821,77 @@ async fn subscribe(
     Ok(pubsub.into_on_message())
 }
 
-/// The publishing connection, with its id on the Redis server.
+/// The publishing connection, with who it is on the Redis server.
 struct Publisher {
     connection: MultiplexedConnection,
-    /// `CLIENT ID`, when the server has it (Redis 5 and later, Valkey).
-    id: Option<i64>,
+    identity: Option<Identity>,
+}
+
+/// A connection as the Redis server knows it: `CLIENT ID` is unique only
+/// within one run of the server, told apart by its `run_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Identity {
+    run_id: String,
+    client: i64,
+}
+
+/// Whether a command failed because the connection did (rather than
+/// because the server refused the command).
+fn lost(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
+}
+
+/// This connection's identity; `None` when the server does not tell it
+/// (before Redis 5, or the commands are not allowed).
+async fn identify(connection: &mut MultiplexedConnection) -> Result<Option<Identity>, redis::RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLIENT").arg("ID").cmd("INFO").arg("server");
+    match pipe.query_async::<(i64, String)>(connection).await {
+        Ok((client, info)) => Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|run_id| Identity {
+                run_id: run_id.trim().to_string(),
+                client,
+            })),
+        Err(error) if lost(&error) => Err(error),
+        Err(_) => Ok(None),
+    }
 }
 
 /// Opens a publishing connection with the config's timeouts. When it
-/// replaces the connection `previous`, that one is killed on the server
-/// first: a batch it still holds (written before a response timeout) then
-/// either ran already or never runs, and cannot run after the batches of
-/// the new connection.
+/// replaces the connection `previous` and the same Redis process still
+/// runs, that one is killed on the server first: a batch it still holds
+/// (written before a response timeout) then either ran already or never
+/// runs, and cannot run after the batches of the new connection.
 async fn connect_publisher(
     client: &redis::Client,
     config: &RedisConfig,
-    previous: Option<i64>,
+    previous: Option<&Identity>,
 ) -> Result<Publisher, redis::RedisError> {
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&config.connection_config())
         .await?;
-    if let Some(previous) = previous {
-        let killed = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(previous)
-            .query_async::<redis::Value>(&mut connection)
-            .await;
-        // "No such client" (Redis restarted, or the server closed it) is
-        // what a lost connection usually gives; a server without the
-        // command gives an error too, and ordering is then as good as the
-        // response timeout.
-        if let Err(error) = killed {
-            if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
-                return Err(error);
+    let identity = identify(&mut connection).await?;
+    if let (Some(previous), Some(identity)) = (previous, &identity) {
+        if previous.run_id == identity.run_id {
+            let killed = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(previous.client)
+                .query_async::<redis::Value>(&mut connection)
+                .await;
+            // "No such client": the server closed it already. Refused (an
+            // ACL without CLIENT): ordering is then as good as the
+            // response timeout.
+            if let Err(error) = killed {
+                if lost(&error) {
+                    return Err(error);
+                }
             }
         }
     }
-    let id = match redis::cmd("CLIENT").arg("ID").query_async::<i64>(&mut connection).await {
-        Ok(id) => Some(id),
-        Err(error) if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() => {
-            return Err(error)
-        }
-        Err(_) => None,
-    };
-    Ok(Publisher { connection, id })
+    Ok(Publisher { connection, identity })
 }
 
 /// Writes the queued publishes in order, in batches (one pipeline each);
@@ -884,7 +910,7 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
             // is dead too. Renew it now, before anything is written on it.
             () = shared.publisher_stale.notified() => {
                 shared.set_up(&shared.publisher_up, false, Some("the Redis connection was lost".into()));
-                let Some(fresh) = reconnect_publisher(&shared, current.id).await else {
+                let Some(fresh) = reconnect_publisher(&shared, current.identity.as_ref()).await else {
                     return;
                 };
                 current = fresh;
@@ -933,7 +959,7 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
         }
         if let Some(error) = failure {
             shared.set_up(&shared.publisher_up, false, Some(error));
-            let Some(fresh) = reconnect_publisher(&shared, current.id).await else {
+            let Some(fresh) = reconnect_publisher(&shared, current.identity.as_ref()).await else {
                 return;
             };
             current = fresh;
@@ -942,9 +968,9 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
     }
 }
 
-/// A new publishing connection that replaces the one of id `previous`,
-/// retried with backoff; `None` when the adapter shuts down first.
-async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<i64>) -> Option<Publisher> {
+/// A new publishing connection that replaces the one `previous`, retried
+/// with backoff; `None` when the adapter shuts down first.
+async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&Identity>) -> Option<Publisher> {
     let mut delay = shared.config.min_backoff;
     loop {
         if !shared.pause(delay).await {
