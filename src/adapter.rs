@@ -108,7 +108,10 @@ fn unique<T: Into<String>>(items: impl IntoIterator<Item = T>) -> Vec<String> {
         let mut seen = HashSet::with_capacity(all.len());
         all.iter().map(|item| seen.insert(item.as_str())).collect()
     };
-    all.into_iter().zip(keep).filter_map(|(item, keep)| keep.then_some(item)).collect()
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(item, keep)| keep.then_some(item))
+        .collect()
 }
 
 /// A broadcast invoke, as an [`Adapter`] carries it to other nodes: the

@@ -484,7 +484,11 @@ async fn a_closed_node_is_not_kept_alive_by_a_heartbeat_after_its_bye() {
         // The leaving node's last publish was answered before close
         // returned, so the observer reads it before this marker.
         let tag = format!("round {round}");
-        emitter.to(marker.id.as_str()).emit("news", (tag.as_str(),)).await.unwrap();
+        emitter
+            .to(marker.id.as_str())
+            .emit("news", (tag.as_str(),))
+            .await
+            .unwrap();
         assert_eq!(recv(&mut marker.news).await, tag);
         assert!(
             observer.adapter.nodes().is_empty(),

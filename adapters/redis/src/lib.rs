@@ -44,24 +44,44 @@
 //! - Liveness: every node publishes a heartbeat each
 //!   [`RedisConfig::heartbeat_interval`]; a node not heard from for
 //!   [`RedisConfig::node_timeout`] is forgotten, with its connections. A
-//!   node that closes says so at once.
+//!   node that closes says so at once (`Bye` is the last thing it
+//!   publishes: no heartbeat follows it).
+//! - A bus message is read in time linear in its size; a target naming
+//!   more than 1,048,576 rooms (or exceptions) is refused when sent
+//!   ([`Error::TooManyRooms`], [`AdapterError::Other`]) and ignored when
+//!   read.
+//!
+//! # When Redis is slow
+//! Every Redis connection takes its timeouts from the [`RedisConfig`]:
+//! connecting within [`RedisConfig::connect_timeout`], answering a batch
+//! of publishes within [`RedisConfig::response_timeout`] (default 5 s).
+//! A stall shorter than that and than the node timeout (a slow fork, a
+//! `DEBUG SLEEP`) only delays the publishes, which wait in the queue, in
+//! order; nothing is refused. A connection that takes longer is taken for
+//! lost (as below); its replacement first kills it on the server
+//! (`CLIENT KILL ID`, same Redis run only), so the batch it held either
+//! ran before anything newer or never runs: what a node sends still
+//! arrives in order, with that batch possibly lost.
 //!
 //! # When Redis is down
 //! The adapter reconnects with backoff and reports each change as an
 //! [`AdapterEvent`] ([`RedisAdapter::events`]). While it is disconnected,
 //! every send that needs the other nodes is **refused** with
 //! [`AdapterError::Unavailable`]
-//! and is sent nowhere (not even to this node's connections); sends to
-//! [`local()`](ws_messaging::Broadcast::local) still go. Nothing is queued
-//! without bound: publishes wait in a queue of at most
+//! and is sent nowhere (not even to this node's connections): an error
+//! means nothing was sent, so retrying it duplicates nothing; sends to
+//! [`local()`](ws_messaging::Broadcast::local) still go, for an
+//! application that wants this node's clients served meanwhile. Nothing is
+//! queued without bound: publishes wait in a queue of at most
 //! [`RedisConfig::max_queue`] messages (a full queue refuses with
 //! [`AdapterError::Full`]). The failure
-//! is noticed when either connection breaks (at the latest by the next
-//! heartbeat): publishes accepted before that wait in the queue and are
-//! written once Redis is back, except a batch that was being written when
-//! the connection broke, which is lost. Clients stay connected to their
-//! node throughout; when Redis is back, each node resubscribes and carries
-//! on, with nothing to replay.
+//! is noticed when either connection breaks, when a batch is not answered
+//! within the response timeout, or at the latest when this node's own
+//! heartbeats have not come back for the node timeout: publishes accepted
+//! before that wait in the queue and are written once Redis is back,
+//! except a batch that was being written when the connection broke, which
+//! is lost. Clients stay connected to their node throughout; when Redis is
+//! back, each node resubscribes and carries on, with nothing to replay.
 //!
 //! A process with no WebSocket clients (a worker, a cron job) sends to the
 //! cluster's rooms and connections with a [`RedisEmitter`].
@@ -539,7 +559,9 @@ impl<C: Codec> Shared<C> {
             return Err(AdapterError::Unavailable("the Redis connection is down".into()));
         }
         if let Some(n) = message.target().and_then(bus::oversized) {
-            return Err(AdapterError::Other(ws_messaging::SharedError::new(Error::TooManyRooms(n))));
+            return Err(AdapterError::Other(ws_messaging::SharedError::new(
+                Error::TooManyRooms(n),
+            )));
         }
         let kind = match message {
             Bus::Heartbeat => Kind::Heartbeat,
