@@ -497,3 +497,28 @@ async fn a_closed_node_is_not_kept_alive_by_a_heartbeat_after_its_bye() {
         assert_eq!(observer.server.count().await.unwrap(), 2);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_held_on_a_lost_connection_never_lands_after_newer_ones() {
+    let redis = RedisServer::start().await;
+    let mut proxy = Proxy::start(&redis).await;
+    let config = config("late-emit").timeouts(Duration::from_secs(5), Duration::from_millis(300));
+    let node = node_with(&redis.url(), config.clone()).await;
+    let mut peer = peer(&node.server).await;
+    // The emitter reaches Redis through the proxy.
+    let emitter = RedisEmitter::with_config(&proxy.url(), Json, &config).await.unwrap();
+
+    // Its path goes slow: the emit gets no answer in time, and the next
+    // one goes on a new connection.
+    proxy.freeze();
+    let held = emitter.everyone().emit("news", ("held",)).await;
+    assert!(held.is_err(), "{held:?}");
+    emitter.everyone().emit("news", ("newer",)).await.unwrap();
+    assert_eq!(recv(&mut peer.news).await, "newer");
+
+    // The held bytes reach Redis now: that PUBLISH must not run after the
+    // newer one.
+    proxy.thaw().await;
+    emitter.everyone().emit("news", ("end",)).await.unwrap();
+    assert_eq!(recv(&mut peer.news).await, "end", "a PUBLISH ran after a newer one");
+}

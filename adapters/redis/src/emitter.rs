@@ -12,7 +12,7 @@ use ws_messaging::adapter::Target;
 use ws_messaging::{Args, Codec, EncodedMessage};
 
 use crate::bus::{self, Bus};
-use crate::{within, Error, RedisConfig};
+use crate::{lost, take_over, within, Error, Identity, RedisConfig};
 
 /// Sends events (and disconnects) to the connections of every node of a
 /// cluster through Redis, from a process with no server: a worker, a cron
@@ -65,6 +65,8 @@ struct Link {
     error: String,
     /// The wait after the next failed attempt.
     backoff: Duration,
+    /// The connection given up on last: the next one kills it first.
+    previous: Option<Identity>,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,7 @@ struct Live {
     connection: MultiplexedConnection,
     /// Set when the connection ended (Redis closed it, or went away).
     closed: Arc<AtomicBool>,
+    identity: Option<Identity>,
 }
 
 impl<C: Codec> std::fmt::Debug for RedisEmitter<C> {
@@ -100,7 +103,7 @@ impl<C: Codec> RedisEmitter<C> {
     /// backoff. Fails when Redis cannot be reached now.
     pub async fn with_config(url: &str, codec: C, config: &RedisConfig) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(Error::Url)?;
-        let live = within(config.connect_timeout, open(&client, config)).await?;
+        let live = within(config.connect_timeout, open(&client, config, None)).await?;
         Ok(RedisEmitter {
             inner: Arc::new(Inner {
                 codec,
@@ -113,6 +116,7 @@ impl<C: Codec> RedisEmitter<C> {
                     retry_at: None,
                     error: String::new(),
                     backoff: config.min_backoff,
+                    previous: None,
                 }),
             }),
         })
@@ -148,7 +152,7 @@ impl<C: Codec> RedisEmitter<C> {
         match tokio::time::timeout(limit, publish.query_async::<()>(&mut live.connection)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
-                if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() {
+                if lost(&error) {
                     self.forget(&live);
                 }
                 Err(error.into())
@@ -164,12 +168,13 @@ impl<C: Codec> RedisEmitter<C> {
     /// be reached.
     async fn live(&self) -> Result<Live, Error> {
         let inner = &*self.inner;
-        {
+        let previous = {
             let mut link = inner.link.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(live) = &link.live {
                 if !live.closed.load(Ordering::Acquire) {
                     return Ok(live.clone());
                 }
+                link.previous = live.identity.clone();
                 link.live = None;
             }
             if let Some(retry_at) = link.retry_at {
@@ -181,11 +186,17 @@ impl<C: Codec> RedisEmitter<C> {
                     });
                 }
             }
-        }
-        let opened = within(inner.config.connect_timeout, open(&inner.client, &inner.config)).await;
+            link.previous.clone()
+        };
+        let opened = within(
+            inner.config.connect_timeout,
+            open(&inner.client, &inner.config, previous.as_ref()),
+        )
+        .await;
         let mut link = inner.link.lock().unwrap_or_else(|e| e.into_inner());
         match opened {
             Ok(live) => {
+                link.previous = None;
                 link.retry_at = None;
                 link.backoff = inner.config.min_backoff;
                 link.live = Some(live.clone());
@@ -205,23 +216,30 @@ impl<C: Codec> RedisEmitter<C> {
     }
 
     /// Drops `live` (if it is still the current connection): the next send
-    /// opens a new one.
+    /// opens a new one, which first kills this one on the server, so that a
+    /// PUBLISH it still holds cannot run after a later one.
     fn forget(&self, live: &Live) {
         live.closed.store(true, Ordering::Release);
         let mut link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
         if link.live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.closed, &live.closed)) {
             link.live = None;
+            link.previous = live.identity.clone();
         }
     }
 }
 
-/// Opens a connection with `config`'s timeouts, whose end is noticed: its
-/// driver runs in a task of ours that marks it closed when Redis closes it.
-async fn open(client: &redis::Client, config: &RedisConfig) -> Result<Live, redis::RedisError> {
+/// Opens a connection with `config`'s timeouts, in place of `previous`,
+/// whose end is noticed: its driver runs in a task of ours that marks it
+/// closed when Redis closes it.
+async fn open(
+    client: &redis::Client,
+    config: &RedisConfig,
+    previous: Option<&Identity>,
+) -> Result<Live, redis::RedisError> {
     let info = client.get_connection_info();
     let settings = info.redis_settings();
     let closed = Arc::new(AtomicBool::new(false));
-    let connection = match info.addr() {
+    let mut connection = match info.addr() {
         ConnectionAddr::Tcp(host, port) => {
             let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
             stream.set_nodelay(true)?;
@@ -246,7 +264,12 @@ async fn open(client: &redis::Client, config: &RedisConfig) -> Result<Live, redi
                 .await?
         }
     };
-    Ok(Live { connection, closed })
+    let identity = take_over(&mut connection, previous).await?;
+    Ok(Live {
+        connection,
+        closed,
+        identity,
+    })
 }
 
 /// Runs a connection's driver; marks the connection closed when it ends.

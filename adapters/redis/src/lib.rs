@@ -852,14 +852,14 @@ struct Publisher {
 /// A connection as the Redis server knows it: `CLIENT ID` is unique only
 /// within one run of the server, told apart by its `run_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Identity {
+pub(crate) struct Identity {
     run_id: String,
     client: i64,
 }
 
 /// Whether a command failed because the connection did (rather than
 /// because the server refused the command).
-fn lost(error: &redis::RedisError) -> bool {
+pub(crate) fn lost(error: &redis::RedisError) -> bool {
     error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
 }
 
@@ -881,11 +881,8 @@ async fn identify(connection: &mut MultiplexedConnection) -> Result<Option<Ident
     }
 }
 
-/// Opens a publishing connection with the config's timeouts. When it
-/// replaces the connection `previous` and the same Redis process still
-/// runs, that one is killed on the server first: a batch it still holds
-/// (written before a response timeout) then either ran already or never
-/// runs, and cannot run after the batches of the new connection.
+/// Opens a publishing connection with the config's timeouts, in place of
+/// `previous` (see [`take_over`]).
 async fn connect_publisher(
     client: &redis::Client,
     config: &RedisConfig,
@@ -894,14 +891,27 @@ async fn connect_publisher(
     let mut connection = client
         .get_multiplexed_async_connection_with_config(&config.connection_config())
         .await?;
-    let identity = identify(&mut connection).await?;
+    let identity = take_over(&mut connection, previous).await?;
+    Ok(Publisher { connection, identity })
+}
+
+/// Makes a new `connection` the successor of the lost one `previous`: when
+/// the same Redis process still runs, `previous` is killed on the server
+/// first, so a command it still holds (written before a response timeout)
+/// either ran already or never runs, and cannot run after the commands of
+/// the new connection. Returns the new connection's identity.
+pub(crate) async fn take_over(
+    connection: &mut MultiplexedConnection,
+    previous: Option<&Identity>,
+) -> Result<Option<Identity>, redis::RedisError> {
+    let identity = identify(connection).await?;
     if let (Some(previous), Some(identity)) = (previous, &identity) {
         if previous.run_id == identity.run_id {
             let killed = redis::cmd("CLIENT")
                 .arg("KILL")
                 .arg("ID")
                 .arg(previous.client)
-                .query_async::<redis::Value>(&mut connection)
+                .query_async::<redis::Value>(connection)
                 .await;
             // "No such client": the server closed it already. Refused (an
             // ACL without CLIENT): ordering is then as good as the
@@ -913,7 +923,7 @@ async fn connect_publisher(
             }
         }
     }
-    Ok(Publisher { connection, identity })
+    Ok(identity)
 }
 
 /// Writes the queued publishes in order, in batches (one pipeline each);
