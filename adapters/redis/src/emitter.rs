@@ -42,7 +42,8 @@ use crate::{lost, take_over, within, Error, Identity, RedisConfig};
 /// whose connection breaks while it waits for Redis's answer fails with
 /// [`Error::Redis`] (or [`Error::Timeout`] after
 /// [`RedisConfig::response_timeout`]): it may or may not have been
-/// published. Clones share one connection.
+/// published, but never after a later send (the next connection first
+/// kills that one on the server). Clones share one connection.
 pub struct RedisEmitter<C: Codec> {
     inner: Arc<Inner<C>>,
 }
