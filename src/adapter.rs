@@ -71,14 +71,10 @@ impl Target {
         R: Into<String>,
         E: Into<String>,
     {
-        let mut target = Target::default();
-        for room in rooms {
-            target.add_room(room.into());
+        Target {
+            rooms: unique(rooms),
+            except: unique(except),
         }
-        for room in except {
-            target.add_except(room.into());
-        }
-        target
     }
 
     /// The rooms addressed (empty: everyone).
@@ -102,6 +98,20 @@ impl Target {
             self.except.push(room);
         }
     }
+}
+
+/// `items` without repeats, in their first order; linear in their number
+/// (a target read off the bus may name many rooms).
+fn unique<T: Into<String>>(items: impl IntoIterator<Item = T>) -> Vec<String> {
+    let all: Vec<String> = items.into_iter().map(Into::into).collect();
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(all.len());
+        all.iter().map(|item| seen.insert(item.as_str())).collect()
+    };
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(item, keep)| keep.then_some(item))
+        .collect()
 }
 
 /// A broadcast invoke, as an [`Adapter`] carries it to other nodes: the

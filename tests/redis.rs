@@ -8,16 +8,17 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::redis::RedisServer;
+use common::redis::{Proxy, RedisServer};
 use common::rooms::*;
 use common::*;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use ws_messaging::{AdapterError, InvokeError, LocalEvent, SendError, Server};
 use ws_messaging_json::Json;
-use ws_messaging_redis::{AdapterEvent, RedisAdapter, RedisConfig, RedisEmitter};
+use ws_messaging_redis::{AdapterEvent, Error, RedisAdapter, RedisConfig, RedisEmitter};
 
 /// Fast liveness, so that the nodes find each other quickly.
 fn config(prefix: &str) -> RedisConfig {
@@ -32,7 +33,12 @@ struct Node {
 }
 
 async fn node(redis: &RedisServer, prefix: &str) -> Node {
-    let adapter = RedisAdapter::<Json>::with_config(&redis.url(), config(prefix))
+    node_with(&redis.url(), config(prefix)).await
+}
+
+/// A node on the Redis at `url` with `config`.
+async fn node_with(url: &str, config: RedisConfig) -> Node {
+    let adapter = RedisAdapter::<Json>::with_config(url, config)
         .await
         .expect("connect to the test redis-server");
     let server = start(Server::<Json>::builder().adapter(adapter.clone()).on_connection(
@@ -86,6 +92,20 @@ async fn wait_adapter_event(events: &mut broadcast::Receiver<AdapterEvent>, want
     })
     .await
     .expect("the adapter event in time");
+}
+
+/// Asserts that none of the events received so far is `Disconnected`.
+fn assert_never_disconnected(events: &mut broadcast::Receiver<AdapterEvent>, node: &str) {
+    loop {
+        match events.try_recv() {
+            Ok(event) => assert!(
+                !matches!(event, AdapterEvent::Disconnected { .. }),
+                "node {node}: {event:?}"
+            ),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => return,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,4 +325,200 @@ async fn a_redis_outage_refuses_sends_and_the_cluster_recovers() {
     )
     .await;
     assert_eq!(nodes[1].server.count().await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emitter_sends_again_once_redis_is_back_after_a_restart() {
+    let mut redis = RedisServer::start().await;
+    let node = node(&redis, "emitter-restart").await;
+    let mut peer = peer(&node.server).await;
+    let emitter = RedisEmitter::with_config(&redis.url(), Json, &config("emitter-restart"))
+        .await
+        .unwrap();
+    emitter.everyone().emit("news", ("before",)).await.unwrap();
+    assert_eq!(recv(&mut peer.news).await, "before");
+
+    // Redis restarts between two emits: the first emit after it goes
+    // through, on a new connection.
+    let mut events = node.adapter.events();
+    redis.restart().await;
+    wait_adapter_event(&mut events, |e| *e == AdapterEvent::Connected).await;
+    emitter
+        .everyone()
+        .emit("news", ("after a restart",))
+        .await
+        .expect("the first emit after Redis is back");
+    assert_eq!(recv(&mut peer.news).await, "after a restart");
+
+    // While Redis is down, emits fail with a typed error and publish
+    // nothing (the first may still find the connection breaking).
+    redis.kill().await;
+    wait_adapter_event(&mut events, |e| matches!(e, AdapterEvent::Disconnected { .. })).await;
+    let first = emitter.everyone().emit("news", ("lost",)).await;
+    assert!(first.is_err(), "{first:?}");
+    let refused = emitter.everyone().emit("news", ("lost",)).await;
+    assert!(matches!(refused, Err(Error::Unavailable { .. })), "{refused:?}");
+
+    // Back: within its backoff the emitter still refuses, then it sends.
+    redis.restart().await;
+    wait_adapter_event(&mut events, |e| *e == AdapterEvent::Connected).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match emitter.everyone().emit("news", ("back",)).await {
+                Ok(()) => return,
+                Err(Error::Unavailable { .. }) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => panic!("an emit after Redis is back: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("emits succeed again once Redis is back");
+    assert_eq!(recv(&mut peer.news).await, "back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_stall_shorter_than_the_response_timeout_refuses_nothing_and_keeps_order() {
+    let redis = RedisServer::start().await;
+    // The default response timeout; a node timeout longer than the stall,
+    // which is about the publishing connection, not liveness.
+    let config = RedisConfig::default()
+        .prefix("stall")
+        .liveness(Duration::from_millis(100), Duration::from_secs(3));
+    let a = node_with(&redis.url(), config.clone()).await;
+    let b = node_with(&redis.url(), config).await;
+    until(
+        || a.adapter.nodes().len() == 1 && b.adapter.nodes().len() == 1,
+        "the nodes hear each other",
+    )
+    .await;
+    let mut peers = vec![peer(&a.server).await, peer(&b.server).await];
+    let (mut events_a, mut events_b) = (a.adapter.events(), b.adapter.events());
+
+    // DEBUG SLEEP 1 while node a broadcasts, paced like live traffic,
+    // before, during and after the stall.
+    let stalled = AtomicBool::new(false);
+    let stall = async {
+        redis.stall(1).await;
+        stalled.store(true, Ordering::SeqCst);
+    };
+    let sends = async {
+        let (mut sent, mut refused, mut after) = (0usize, Vec::new(), 0);
+        while after < 10 {
+            if stalled.load(Ordering::SeqCst) {
+                after += 1;
+            }
+            match a.server.broadcast("news", (sent.to_string(),)) {
+                Ok(_) => sent += 1,
+                Err(e) => refused.push(e.to_string()),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        (sent, refused)
+    };
+    let ((), (sent, refused)) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(stall, sends) })
+        .await
+        .expect("the stall and the sends end");
+    assert!(refused.is_empty(), "{} refused: {:?}", refused.len(), refused.first());
+    assert!(sent > 50, "{sent} sent");
+
+    let got = news_until_end(&a.server, &mut peers).await;
+    let expected: Vec<String> = (0..sent).map(|n| n.to_string()).collect();
+    assert_eq!(got[0], expected, "node a's own client");
+    assert_eq!(got[1], expected, "node b's client");
+    assert_never_disconnected(&mut events_a, "a");
+    assert_never_disconnected(&mut events_b, "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_held_on_a_lost_connection_never_lands_after_newer_ones() {
+    let redis = RedisServer::start().await;
+    let mut proxy = Proxy::start(&redis).await;
+    // Heartbeats far apart, so that the held publish is the broadcast; a
+    // short response timeout.
+    let config = RedisConfig::default()
+        .prefix("late")
+        .liveness(Duration::from_secs(10), Duration::from_secs(30))
+        .timeouts(Duration::from_secs(5), Duration::from_millis(300));
+    // Node b reaches Redis directly, node a through the proxy.
+    let b = node_with(&redis.url(), config.clone()).await;
+    let a = node_with(&proxy.url(), config).await;
+    let mut peers = vec![peer(&b.server).await];
+    let mut events = a.adapter.events();
+
+    // The path of node a's connections goes slow: the broadcast waits in
+    // it, node a gives up on that connection and opens a new one.
+    proxy.freeze();
+    a.server.broadcast("news", ("held",)).unwrap();
+    wait_adapter_event(&mut events, |e| matches!(e, AdapterEvent::Disconnected { .. })).await;
+    wait_adapter_event(&mut events, |e| *e == AdapterEvent::Connected).await;
+    a.server.broadcast("news", ("newer",)).unwrap();
+    assert_eq!(recv(&mut peers[0].news).await, "newer");
+
+    // The held bytes reach Redis now: the old connection's publish must
+    // not run after the newer one.
+    proxy.thaw().await;
+    let got = news_until_end(&a.server, &mut peers).await;
+    assert_eq!(got[0], Vec::<String>::new(), "a publish ran after a newer one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_node_is_not_kept_alive_by_a_heartbeat_after_its_bye() {
+    let redis = RedisServer::start().await;
+    let observer = node(&redis, "bye").await;
+    let _other = peer(&observer.server).await;
+    let mut marker = peer(&observer.server).await;
+    let emitter = RedisEmitter::with_config(&redis.url(), Json, &config("bye"))
+        .await
+        .unwrap();
+    // A heartbeat every millisecond: one is due while the node says Bye.
+    let busy = RedisConfig::default()
+        .prefix("bye")
+        .liveness(Duration::from_millis(1), Duration::from_secs(5));
+    for round in 0..10 {
+        let leaving = node_with(&redis.url(), busy.clone()).await;
+        let _peer = peer(&leaving.server).await;
+        let id = leaving.adapter.node_id().to_string();
+        until(|| observer.adapter.nodes().contains(&id), "the observer hears the node").await;
+        assert_eq!(observer.server.count().await.unwrap(), 3);
+        leaving.server.close(1001).await;
+        // The leaving node's last publish was answered before close
+        // returned, so the observer reads it before this marker.
+        let tag = format!("round {round}");
+        emitter
+            .to(marker.id.as_str())
+            .emit("news", (tag.as_str(),))
+            .await
+            .unwrap();
+        assert_eq!(recv(&mut marker.news).await, tag);
+        assert!(
+            observer.adapter.nodes().is_empty(),
+            "{tag}: the closed node is still counted"
+        );
+        assert_eq!(observer.server.count().await.unwrap(), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emit_held_on_a_lost_connection_never_lands_after_newer_ones() {
+    let redis = RedisServer::start().await;
+    let mut proxy = Proxy::start(&redis).await;
+    let config = config("late-emit").timeouts(Duration::from_secs(5), Duration::from_millis(300));
+    let node = node_with(&redis.url(), config.clone()).await;
+    let mut peer = peer(&node.server).await;
+    // The emitter reaches Redis through the proxy.
+    let emitter = RedisEmitter::with_config(&proxy.url(), Json, &config).await.unwrap();
+
+    // Its path goes slow: the emit gets no answer in time, and the next
+    // one goes on a new connection.
+    proxy.freeze();
+    let held = emitter.everyone().emit("news", ("held",)).await;
+    assert!(held.is_err(), "{held:?}");
+    emitter.everyone().emit("news", ("newer",)).await.unwrap();
+    assert_eq!(recv(&mut peer.news).await, "newer");
+
+    // The held bytes reach Redis now: that PUBLISH must not run after the
+    // newer one.
+    proxy.thaw().await;
+    emitter.everyone().emit("news", ("end",)).await.unwrap();
+    assert_eq!(recv(&mut peer.news).await, "end", "a PUBLISH ran after a newer one");
 }

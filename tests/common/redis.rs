@@ -67,11 +67,36 @@ impl RedisServer {
         }
     }
 
+    /// Stalls the server for `seconds` (`DEBUG SLEEP`: it answers no one,
+    /// accepts no connection, loses nothing); returns when it answers again.
+    pub(crate) async fn stall(&self, seconds: u32) {
+        let seconds = seconds.to_string();
+        let command = format!(
+            "*3\r\n$5\r\nDEBUG\r\n$5\r\nSLEEP\r\n${}\r\n{seconds}\r\n",
+            seconds.len()
+        );
+        let exchange = async {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await?;
+            stream.write_all(command.as_bytes()).await?;
+            let mut reply = [0u8; 5];
+            stream.read_exact(&mut reply).await?;
+            Ok::<_, std::io::Error>(reply)
+        };
+        let limit = Duration::from_secs(seconds.parse::<u64>().unwrap() + 10);
+        let reply = tokio::time::timeout(limit, exchange)
+            .await
+            .expect("DEBUG SLEEP answered in time")
+            .expect("DEBUG SLEEP exchange");
+        assert_eq!(&reply, b"+OK\r\n", "DEBUG SLEEP refused");
+    }
+
     async fn spawn_ready(&mut self) -> Result<(), String> {
         let spawned = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--loglevel", "warning", "--protected-mode", "yes"])
+            // `DEBUG SLEEP` from loopback, for stall tests (Redis 7+).
+            .args(["--enable-debug-command", "local"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -115,4 +140,120 @@ async fn ping(port: u16) -> bool {
         tokio::time::timeout(Duration::from_secs(1), exchange).await,
         Ok(Some(true))
     )
+}
+
+/// A TCP proxy on another loopback port in front of a [`RedisServer`]:
+/// [`freeze`](Self::freeze) holds what the connections open at that moment
+/// send towards Redis (a path that went slow), while connections opened
+/// later pass freely; [`thaw`](Self::thaw) lets the held bytes go.
+pub(crate) struct Proxy {
+    port: u16,
+    gates: std::sync::Arc<std::sync::Mutex<Vec<tokio::sync::watch::Sender<bool>>>>,
+    /// How many chunks wait at a closed gate or are being written.
+    held: tokio::sync::watch::Receiver<usize>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `redis`.
+    pub(crate) async fn start(redis: &RedisServer) -> Self {
+        use std::sync::{Arc, Mutex};
+        use tokio::sync::watch;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let upstream = redis.port();
+        let gates: Arc<Mutex<Vec<watch::Sender<bool>>>> = Arc::default();
+        let (held_tx, held) = watch::channel(0usize);
+        let held_tx = Arc::new(held_tx);
+        let accept = {
+            let gates = gates.clone();
+            tokio::spawn(async move {
+                let mut links = tokio::task::JoinSet::new();
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        continue;
+                    };
+                    let (gate, mut open) = watch::channel(true);
+                    gates.lock().unwrap().push(gate);
+                    let held = held_tx.clone();
+                    links.spawn(async move {
+                        let (mut client_read, mut client_write) = client.into_split();
+                        let (mut server_read, mut server_write) = server.into_split();
+                        let up = async {
+                            let mut buf = vec![0u8; 64 * 1024];
+                            loop {
+                                let n = match client_read.read(&mut buf).await {
+                                    Ok(0) | Err(_) => return,
+                                    Ok(n) => n,
+                                };
+                                let _held = Held::new(&held);
+                                let passed = open.wait_for(|open| *open).await.is_ok()
+                                    && server_write.write_all(&buf[..n]).await.is_ok();
+                                if !passed {
+                                    return;
+                                }
+                            }
+                        };
+                        let down = tokio::io::copy(&mut server_read, &mut client_write);
+                        tokio::select! {
+                            () = up => {}
+                            _ = down => {}
+                        }
+                    });
+                }
+            })
+        };
+        Proxy {
+            port,
+            gates,
+            held,
+            accept,
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT` of the proxy.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Holds, from now on, what every connection open now sends to Redis.
+    pub(crate) fn freeze(&self) {
+        for gate in self.gates.lock().unwrap().iter() {
+            gate.send_replace(false);
+        }
+    }
+
+    /// Lets the held bytes go; returns once they were written to Redis (or
+    /// Redis had closed their connection).
+    pub(crate) async fn thaw(&mut self) {
+        for gate in self.gates.lock().unwrap().iter() {
+            gate.send_replace(true);
+        }
+        tokio::time::timeout(READY, self.held.wait_for(|held| *held == 0))
+            .await
+            .expect("the held bytes are written in time")
+            .expect("the proxy runs");
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Counts one held chunk while it lives (also when its task is dropped).
+struct Held<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl<'a> Held<'a> {
+    fn new(count: &'a tokio::sync::watch::Sender<usize>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Held(count)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }

@@ -13,6 +13,15 @@ use ws_messaging::adapter::Target;
 /// The format version; a node ignores messages of another version.
 const VERSION: u8 = 1;
 
+/// The most rooms one list of a target (its rooms, or its exceptions) may
+/// name on the bus: a message claiming more is ignored, and a send naming
+/// more is refused before it is published.
+pub(crate) const MAX_ROOMS: usize = 1 << 20;
+
+/// The most connection ids one node's answer to `Ids` may carry; a longer
+/// answer is ignored.
+const MAX_IDS: usize = 1 << 22;
+
 /// One message on the bus.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Bus {
@@ -48,6 +57,27 @@ pub(crate) enum Bus {
     },
     /// Every answer of this node to `Invoke` was sent.
     AckDone { request: u64 },
+}
+
+impl Bus {
+    /// The target a message selects connections with, if it has one.
+    pub(crate) fn target(&self) -> Option<&Target> {
+        match self {
+            Bus::Broadcast { target, .. }
+            | Bus::Disconnect { target, .. }
+            | Bus::Count { target, .. }
+            | Bus::Ids { target, .. }
+            | Bus::Invoke { target, .. } => Some(target),
+            _ => None,
+        }
+    }
+}
+
+/// The larger list of `target` (rooms or exceptions) when it names more than
+/// [`MAX_ROOMS`]: no node would accept the message.
+pub(crate) fn oversized(target: &Target) -> Option<usize> {
+    let longest = target.rooms().len().max(target.except().len());
+    (longest > MAX_ROOMS).then_some(longest)
 }
 
 /// [`ws_messaging::adapter::AckOutcome`] on the bus.
@@ -202,16 +232,10 @@ pub(crate) fn decode(mut data: Bytes) -> Option<Envelope> {
         },
         LISTED => {
             let request = get_u64(data)?;
-            let n = get_u32(data)? as usize;
-            // Each id takes at least its 4-byte length.
-            if n > data.remaining() / 4 {
-                return None;
+            Bus::Listed {
+                request,
+                ids: get_list(data, MAX_IDS)?,
             }
-            let mut ids = Vec::with_capacity(n);
-            for _ in 0..n {
-                ids.push(get_str(data)?);
-            }
-            Bus::Listed { request, ids }
         }
         ACK => {
             let request = get_u64(data)?;
@@ -275,17 +299,26 @@ fn get_str(data: &mut Bytes) -> Option<String> {
     String::from_utf8(data.split_to(n).to_vec()).ok()
 }
 
-fn get_rooms(data: &mut Bytes) -> Option<Vec<String>> {
+/// A counted list of strings: at most `max` of them, and no more than the
+/// bytes left could hold (each takes at least its 4-byte length), so a
+/// claimed count allocates nothing the message does not back.
+fn get_list(data: &mut Bytes, max: usize) -> Option<Vec<String>> {
     let n = get_u32(data)? as usize;
-    if n > data.remaining() / 4 {
+    if n > max || n > data.remaining() / 4 {
         return None;
     }
-    (0..n).map(|_| get_str(data)).collect()
+    let mut list = Vec::with_capacity(n);
+    for _ in 0..n {
+        list.push(get_str(data)?);
+    }
+    Some(list)
 }
 
+/// A target; linear in the number of rooms (`Target::new` drops repeats
+/// with a hash set).
 fn get_target(data: &mut Bytes) -> Option<Target> {
-    let rooms = get_rooms(data)?;
-    let except = get_rooms(data)?;
+    let rooms = get_list(data, MAX_ROOMS)?;
+    let except = get_list(data, MAX_ROOMS)?;
     Some(Target::new(rooms, except))
 }
 
@@ -356,6 +389,66 @@ mod tests {
             assert_eq!(back.sender, "node-1");
             assert_eq!(back.message, message);
         }
+    }
+
+    fn rooms(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn a_broadcast_naming_forty_thousand_rooms_decodes_whole_and_in_order() {
+        let target = Target::new(rooms("room-", 40_000), rooms("out-", 40_000));
+        let message = Bus::Broadcast {
+            target: target.clone(),
+            frame: Bytes::from_static(br#"{"name":"x","args":[]}"#),
+        };
+        let back = decode(encode("node-1", &message)).expect("decodes");
+        assert_eq!(back.message, message);
+        assert_eq!(back.message.target().map(|t| t.rooms().len()), Some(40_000));
+        assert_eq!(target.rooms()[39_999], "room-39999");
+    }
+
+    #[test]
+    fn repeated_rooms_on_the_bus_count_once_in_their_first_order() {
+        // What another program (or an older node) may publish: repeats.
+        let mut out = BytesMut::new();
+        out.put_u8(VERSION);
+        out.put_u8(BROADCAST);
+        put_str(&mut out, "node-1");
+        let names = ["b", "a", "b", "c", "a"];
+        out.put_u32(names.len() as u32);
+        for name in names {
+            put_str(&mut out, name);
+        }
+        out.put_u32(2);
+        put_str(&mut out, "x");
+        put_str(&mut out, "x");
+        out.put_slice(b"frame");
+        let back = decode(out.freeze()).expect("decodes");
+        let Bus::Broadcast { target, frame } = back.message else {
+            panic!("a broadcast")
+        };
+        assert_eq!(target.rooms(), ["b", "a", "c"]);
+        assert_eq!(target.except(), ["x"]);
+        assert_eq!(&frame[..], b"frame");
+    }
+
+    #[test]
+    fn a_list_longer_than_its_bound_is_ignored_and_a_send_of_one_is_flagged() {
+        // MAX_ROOMS + 1 empty room names: 4 bytes each, all present.
+        let n = MAX_ROOMS + 1;
+        let mut out = BytesMut::with_capacity(16 + 4 * n);
+        out.put_u8(VERSION);
+        out.put_u8(COUNT);
+        put_str(&mut out, "node-1");
+        out.put_u64(1);
+        out.put_u32(n as u32);
+        out.put_bytes(0, 4 * n);
+        out.put_u32(0);
+        assert_eq!(decode(out.freeze()), None);
+        let target = Target::new(rooms("r", n), None::<String>);
+        assert_eq!(oversized(&target), Some(n));
+        assert_eq!(oversized(&Target::new(rooms("r", 10), rooms("x", 20))), None);
     }
 
     #[test]

@@ -1,14 +1,18 @@
 //! [`RedisEmitter`]: sends to a cluster's rooms and connections from a
 //! process that has no WebSocket clients of its own.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::ConnectionAddr;
+use tokio::time::Instant;
 use ws_messaging::adapter::Target;
 use ws_messaging::{Args, Codec, EncodedMessage};
 
 use crate::bus::{self, Bus};
-use crate::{within, Error, RedisConfig};
+use crate::{lost, take_over, within, Error, Identity, RedisConfig};
 
 /// Sends events (and disconnects) to the connections of every node of a
 /// cluster through Redis, from a process with no server: a worker, a cron
@@ -27,17 +31,57 @@ use crate::{within, Error, RedisConfig};
 ///
 /// Each `emit` is one Redis PUBLISH, answered before it returns: emits
 /// awaited one after the other arrive in that order.
+///
+/// # When Redis is down
+/// The emitter notices a lost connection as soon as Redis closes it, and
+/// opens a new one on the next send, so the first send after Redis is back
+/// goes through. While Redis cannot be reached, a send fails with
+/// [`Error::Unavailable`] and publishes nothing; reconnect attempts are
+/// spaced like the adapter's ([`RedisConfig::min_backoff`], doubled up to
+/// [`RedisConfig::max_backoff`]), and sends in between fail at once. A send
+/// whose connection breaks while it waits for Redis's answer fails with
+/// [`Error::Redis`] (or [`Error::Timeout`] after
+/// [`RedisConfig::response_timeout`]): it may or may not have been
+/// published, but never after a later send (the next connection first
+/// kills that one on the server). Clones share one connection.
 pub struct RedisEmitter<C: Codec> {
-    codec: Arc<C>,
-    connection: MultiplexedConnection,
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C: Codec> {
+    codec: C,
+    client: redis::Client,
+    config: RedisConfig,
     channel: String,
     id: String,
+    link: Mutex<Link>,
+}
+
+/// The emitter's connection, or when to try again.
+struct Link {
+    live: Option<Live>,
+    /// After a failed attempt: no new one before this.
+    retry_at: Option<Instant>,
+    /// Why the last attempt failed.
+    error: String,
+    /// The wait after the next failed attempt.
+    backoff: Duration,
+    /// The connection given up on last: the next one kills it first.
+    previous: Option<Identity>,
+}
+
+#[derive(Clone)]
+struct Live {
+    connection: MultiplexedConnection,
+    /// Set when the connection ended (Redis closed it, or went away).
+    closed: Arc<AtomicBool>,
+    identity: Option<Identity>,
 }
 
 impl<C: Codec> std::fmt::Debug for RedisEmitter<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisEmitter")
-            .field("channel", &self.channel)
+            .field("channel", &self.inner.channel)
             .finish_non_exhaustive()
     }
 }
@@ -45,10 +89,7 @@ impl<C: Codec> std::fmt::Debug for RedisEmitter<C> {
 impl<C: Codec> Clone for RedisEmitter<C> {
     fn clone(&self) -> Self {
         RedisEmitter {
-            codec: self.codec.clone(),
-            connection: self.connection.clone(),
-            channel: self.channel.clone(),
-            id: self.id.clone(),
+            inner: self.inner.clone(),
         }
     }
 }
@@ -59,15 +100,26 @@ impl<C: Codec> RedisEmitter<C> {
         Self::with_config(url, codec, &RedisConfig::default()).await
     }
 
-    /// Connects for the cluster of `config.prefix`.
+    /// Connects for the cluster of `config.prefix`, with its timeouts and
+    /// backoff. Fails when Redis cannot be reached now.
     pub async fn with_config(url: &str, codec: C, config: &RedisConfig) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(Error::Url)?;
-        let connection = within(config.connect_timeout, client.get_multiplexed_async_connection()).await?;
+        let live = within(config.connect_timeout, open(&client, config, None)).await?;
         Ok(RedisEmitter {
-            codec: Arc::new(codec),
-            connection,
-            channel: config.all_channel(),
-            id: format!("emitter-{}", crate::node_id()),
+            inner: Arc::new(Inner {
+                codec,
+                client,
+                config: config.clone(),
+                channel: config.all_channel(),
+                id: format!("emitter-{}", crate::node_id()),
+                link: Mutex::new(Link {
+                    live: Some(live),
+                    retry_at: None,
+                    error: String::new(),
+                    backoff: config.min_backoff,
+                    previous: None,
+                }),
+            }),
         })
     }
 
@@ -90,15 +142,143 @@ impl<C: Codec> RedisEmitter<C> {
     }
 
     async fn publish(&self, message: &Bus) -> Result<(), Error> {
-        let payload = bus::encode(&self.id, message);
-        let mut connection = self.connection.clone();
-        redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(&payload[..])
-            .query_async::<()>(&mut connection)
-            .await?;
-        Ok(())
+        if let Some(n) = message.target().and_then(bus::oversized) {
+            return Err(Error::TooManyRooms(n));
+        }
+        let payload = bus::encode(&self.inner.id, message);
+        let mut live = self.live().await?;
+        let limit = self.inner.config.response_timeout;
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.inner.channel).arg(&payload[..]);
+        match tokio::time::timeout(limit, publish.query_async::<()>(&mut live.connection)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => {
+                if lost(&error) {
+                    self.forget(&live);
+                }
+                Err(error.into())
+            }
+            Err(_) => {
+                self.forget(&live);
+                Err(Error::Timeout(limit))
+            }
+        }
     }
+
+    /// The connection, renewed when it ended; an error while Redis cannot
+    /// be reached.
+    async fn live(&self) -> Result<Live, Error> {
+        let inner = &*self.inner;
+        let previous = {
+            let mut link = inner.link.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(live) = &link.live {
+                if !live.closed.load(Ordering::Acquire) {
+                    return Ok(live.clone());
+                }
+                link.previous = live.identity.clone();
+                link.live = None;
+            }
+            if let Some(retry_at) = link.retry_at {
+                let now = Instant::now();
+                if now < retry_at {
+                    return Err(Error::Unavailable {
+                        reason: link.error.clone(),
+                        retry_in: retry_at - now,
+                    });
+                }
+            }
+            link.previous.clone()
+        };
+        let opened = within(
+            inner.config.connect_timeout,
+            open(&inner.client, &inner.config, previous.as_ref()),
+        )
+        .await;
+        let mut link = inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        match opened {
+            Ok(live) => {
+                link.previous = None;
+                link.retry_at = None;
+                link.backoff = inner.config.min_backoff;
+                link.live = Some(live.clone());
+                Ok(live)
+            }
+            Err(error) => {
+                let retry_in = link.backoff;
+                link.retry_at = Some(Instant::now() + retry_in);
+                link.backoff = (retry_in * 2).min(inner.config.max_backoff);
+                link.error = error.to_string();
+                Err(Error::Unavailable {
+                    reason: link.error.clone(),
+                    retry_in,
+                })
+            }
+        }
+    }
+
+    /// Drops `live` (if it is still the current connection): the next send
+    /// opens a new one, which first kills this one on the server, so that a
+    /// PUBLISH it still holds cannot run after a later one.
+    fn forget(&self, live: &Live) {
+        live.closed.store(true, Ordering::Release);
+        let mut link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        if link.live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.closed, &live.closed)) {
+            link.live = None;
+            link.previous = live.identity.clone();
+        }
+    }
+}
+
+/// Opens a connection with `config`'s timeouts, in place of `previous`,
+/// whose end is noticed: its driver runs in a task of ours that marks it
+/// closed when Redis closes it.
+async fn open(
+    client: &redis::Client,
+    config: &RedisConfig,
+    previous: Option<&Identity>,
+) -> Result<Live, redis::RedisError> {
+    let info = client.get_connection_info();
+    let settings = info.redis_settings();
+    let closed = Arc::new(AtomicBool::new(false));
+    let mut connection = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => {
+            let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            stream.set_nodelay(true)?;
+            let (connection, driver) =
+                MultiplexedConnection::new_with_config(settings, stream, config.connection_config()).await?;
+            drive(driver, closed.clone());
+            connection
+        }
+        #[cfg(unix)]
+        ConnectionAddr::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            let (connection, driver) =
+                MultiplexedConnection::new_with_config(settings, stream, config.connection_config()).await?;
+            drive(driver, closed.clone());
+            connection
+        }
+        // Not built with TLS; whatever else comes is left to the client,
+        // and a lost connection is then noticed when a send fails on it.
+        _ => {
+            client
+                .get_multiplexed_async_connection_with_config(&config.connection_config())
+                .await?
+        }
+    };
+    let identity = take_over(&mut connection, previous).await?;
+    Ok(Live {
+        connection,
+        closed,
+        identity,
+    })
+}
+
+/// Runs a connection's driver; marks the connection closed when it ends.
+fn drive(driver: impl std::future::Future<Output = ()> + Send + 'static, closed: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        driver.await;
+        closed.store(true, Ordering::Release);
+    });
 }
 
 /// Who an emitter's send goes to; see [`RedisEmitter::to`].
@@ -128,7 +308,7 @@ impl<C: Codec> Emit<'_, C> {
 
     /// Sends the event `name(args)`, encoded once, to every node.
     pub async fn emit<A: Args>(&self, name: &str, args: A) -> Result<(), Error> {
-        let message = EncodedMessage::encode(&*self.emitter.codec, name, args)?;
+        let message = EncodedMessage::encode(&self.emitter.inner.codec, name, args)?;
         self.emitter
             .publish(&Bus::Broadcast {
                 target: self.target.clone(),

@@ -44,24 +44,44 @@
 //! - Liveness: every node publishes a heartbeat each
 //!   [`RedisConfig::heartbeat_interval`]; a node not heard from for
 //!   [`RedisConfig::node_timeout`] is forgotten, with its connections. A
-//!   node that closes says so at once.
+//!   node that closes says so at once (`Bye` is the last thing it
+//!   publishes: no heartbeat follows it).
+//! - A bus message is read in time linear in its size; a target naming
+//!   more than 1,048,576 rooms (or exceptions) is refused when sent
+//!   ([`Error::TooManyRooms`], [`AdapterError::Other`]) and ignored when
+//!   read.
+//!
+//! # When Redis is slow
+//! Every Redis connection takes its timeouts from the [`RedisConfig`]:
+//! connecting within [`RedisConfig::connect_timeout`], answering a batch
+//! of publishes within [`RedisConfig::response_timeout`] (default 5 s).
+//! A stall shorter than that and than the node timeout (a slow fork, a
+//! `DEBUG SLEEP`) only delays the publishes, which wait in the queue, in
+//! order; nothing is refused. A connection that takes longer is taken for
+//! lost (as below); its replacement first kills it on the server
+//! (`CLIENT KILL ID`, same Redis run only), so the batch it held either
+//! ran before anything newer or never runs: what a node sends still
+//! arrives in order, with that batch possibly lost.
 //!
 //! # When Redis is down
 //! The adapter reconnects with backoff and reports each change as an
 //! [`AdapterEvent`] ([`RedisAdapter::events`]). While it is disconnected,
 //! every send that needs the other nodes is **refused** with
 //! [`AdapterError::Unavailable`]
-//! and is sent nowhere (not even to this node's connections); sends to
-//! [`local()`](ws_messaging::Broadcast::local) still go. Nothing is queued
-//! without bound: publishes wait in a queue of at most
+//! and is sent nowhere (not even to this node's connections): an error
+//! means nothing was sent, so retrying it duplicates nothing; sends to
+//! [`local()`](ws_messaging::Broadcast::local) still go, for an
+//! application that wants this node's clients served meanwhile. Nothing is
+//! queued without bound: publishes wait in a queue of at most
 //! [`RedisConfig::max_queue`] messages (a full queue refuses with
 //! [`AdapterError::Full`]). The failure
-//! is noticed when either connection breaks (at the latest by the next
-//! heartbeat): publishes accepted before that wait in the queue and are
-//! written once Redis is back, except a batch that was being written when
-//! the connection broke, which is lost. Clients stay connected to their
-//! node throughout; when Redis is back, each node resubscribes and carries
-//! on, with nothing to replay.
+//! is noticed when either connection breaks, when a batch is not answered
+//! within the response timeout, or at the latest when this node's own
+//! heartbeats have not come back for the node timeout: publishes accepted
+//! before that wait in the queue and are written once Redis is back,
+//! except a batch that was being written when the connection broke, which
+//! is lost. Clients stay connected to their node throughout; when Redis is
+//! back, each node resubscribes and carries on, with nothing to replay.
 //!
 //! A process with no WebSocket clients (a worker, a cron job) sends to the
 //! cluster's rooms and connections with a [`RedisEmitter`].
@@ -105,6 +125,12 @@ pub struct RedisConfig {
     pub max_queue: usize,
     /// How long connecting to Redis may take. Default 5 s.
     pub connect_timeout: Duration,
+    /// How long Redis may take to answer a command (a batch of publishes,
+    /// an emitter's PUBLISH) before its connection is taken for lost and
+    /// renewed. Meanwhile the publishes wait in the queue: a stall of Redis
+    /// shorter than this (a slow fork, a `DEBUG SLEEP`) delays them, and
+    /// refuses nothing. Default 5 s.
+    pub response_timeout: Duration,
     /// The first reconnect delay, doubled after each failed attempt up to
     /// `max_backoff`. Default 50 ms.
     pub min_backoff: Duration,
@@ -121,6 +147,7 @@ impl Default for RedisConfig {
             request_timeout: Duration::from_secs(1),
             max_queue: 65_536,
             connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(5),
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
         }
@@ -154,6 +181,29 @@ impl RedisConfig {
         self
     }
 
+    /// How long connecting may take, and how long Redis may take to answer
+    /// a command before its connection is taken for lost.
+    pub fn timeouts(mut self, connect: Duration, response: Duration) -> Self {
+        self.connect_timeout = connect;
+        self.response_timeout = response;
+        self
+    }
+
+    /// The first and the longest reconnect delay.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max.max(min);
+        self
+    }
+
+    /// The settings of every Redis connection that sends commands: this
+    /// config's timeouts, not the client library's own (shorter) ones.
+    fn connection_config(&self) -> redis::AsyncConnectionConfig {
+        redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+    }
+
     fn all_channel(&self) -> String {
         format!("{}#all", self.prefix)
     }
@@ -174,9 +224,26 @@ pub enum Error {
     /// Redis could not be reached or refused a command.
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
-    /// Redis did not answer within the connect timeout.
+    /// Redis did not answer in time: connecting within
+    /// [`RedisConfig::connect_timeout`], or an emitter's PUBLISH within
+    /// [`RedisConfig::response_timeout`] (which may or may not have been
+    /// published).
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
+    /// An emitter has no Redis connection now: the last attempt failed and
+    /// the next one is due in `retry_in` (then on the next send). Nothing
+    /// was published.
+    #[error("Redis is unreachable ({reason}); nothing was published; the next attempt is in {retry_in:?}")]
+    Unavailable {
+        /// Why the last attempt failed.
+        reason: String,
+        /// When the emitter tries again.
+        retry_in: Duration,
+    },
+    /// A send names more rooms (or exceptions) than a node accepts from the
+    /// bus (1,048,576). Nothing was published.
+    #[error("a send names {0} rooms; at most 1048576 cross the bus")]
+    TooManyRooms(usize),
     /// The event could not be encoded.
     #[error(transparent)]
     Send(#[from] ws_messaging::SendError),
@@ -202,10 +269,20 @@ pub enum AdapterEvent {
     NodeDown(String),
 }
 
+/// What a publish is, where the publisher cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Heartbeat,
+    /// The node's farewell: no heartbeat is written after it.
+    Bye,
+    Other,
+}
+
 /// A publish waiting for the Redis connection.
 struct Outgoing {
     channel: Arc<str>,
     payload: Bytes,
+    kind: Kind,
     /// Told once the batch holding this publish was written.
     flushed: Option<oneshot::Sender<()>>,
 }
@@ -278,7 +355,7 @@ impl<C: Codec> RedisAdapter<C> {
     pub async fn with_config(url: &str, config: RedisConfig) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(Error::Url)?;
         let node = node_id();
-        let connection = within(config.connect_timeout, client.get_multiplexed_async_connection()).await?;
+        let connection = within(config.connect_timeout, connect_publisher(&client, &config, None)).await?;
         let stream = within(config.connect_timeout, subscribe(&client, &config, &node)).await?;
         let (queue, outgoing) = mpsc::channel(config.max_queue.max(1));
         let (shutdown, _) = watch::channel(false);
@@ -481,9 +558,20 @@ impl<C: Codec> Shared<C> {
         if !self.is_up() {
             return Err(AdapterError::Unavailable("the Redis connection is down".into()));
         }
+        if let Some(n) = message.target().and_then(bus::oversized) {
+            return Err(AdapterError::Other(ws_messaging::SharedError::new(
+                Error::TooManyRooms(n),
+            )));
+        }
+        let kind = match message {
+            Bus::Heartbeat => Kind::Heartbeat,
+            Bus::Bye => Kind::Bye,
+            _ => Kind::Other,
+        };
         let outgoing = Outgoing {
             channel: channel.clone(),
             payload: bus::encode(&self.node, message),
+            kind,
             flushed,
         };
         self.queue.try_send(outgoing).map_err(|e| match e {
@@ -755,13 +843,93 @@ async fn subscribe(
     Ok(pubsub.into_on_message())
 }
 
+/// The publishing connection, with who it is on the Redis server.
+struct Publisher {
+    connection: MultiplexedConnection,
+    identity: Option<Identity>,
+}
+
+/// A connection as the Redis server knows it: `CLIENT ID` is unique only
+/// within one run of the server, told apart by its `run_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    run_id: String,
+    client: i64,
+}
+
+/// Whether a command failed because the connection did (rather than
+/// because the server refused the command).
+pub(crate) fn lost(error: &redis::RedisError) -> bool {
+    error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
+}
+
+/// This connection's identity; `None` when the server does not tell it
+/// (before Redis 5, or the commands are not allowed).
+async fn identify(connection: &mut MultiplexedConnection) -> Result<Option<Identity>, redis::RedisError> {
+    let mut pipe = redis::pipe();
+    pipe.cmd("CLIENT").arg("ID").cmd("INFO").arg("server");
+    match pipe.query_async::<(i64, String)>(connection).await {
+        Ok((client, info)) => Ok(info
+            .lines()
+            .find_map(|line| line.strip_prefix("run_id:"))
+            .map(|run_id| Identity {
+                run_id: run_id.trim().to_string(),
+                client,
+            })),
+        Err(error) if lost(&error) => Err(error),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Opens a publishing connection with the config's timeouts, in place of
+/// `previous` (see [`take_over`]).
+async fn connect_publisher(
+    client: &redis::Client,
+    config: &RedisConfig,
+    previous: Option<&Identity>,
+) -> Result<Publisher, redis::RedisError> {
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config.connection_config())
+        .await?;
+    let identity = take_over(&mut connection, previous).await?;
+    Ok(Publisher { connection, identity })
+}
+
+/// Makes a new `connection` the successor of the lost one `previous`: when
+/// the same Redis process still runs, `previous` is killed on the server
+/// first, so a command it still holds (written before a response timeout)
+/// either ran already or never runs, and cannot run after the commands of
+/// the new connection. Returns the new connection's identity.
+pub(crate) async fn take_over(
+    connection: &mut MultiplexedConnection,
+    previous: Option<&Identity>,
+) -> Result<Option<Identity>, redis::RedisError> {
+    let identity = identify(connection).await?;
+    if let (Some(previous), Some(identity)) = (previous, &identity) {
+        if previous.run_id == identity.run_id {
+            let killed = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(previous.client)
+                .query_async::<redis::Value>(connection)
+                .await;
+            // "No such client": the server closed it already. Refused (an
+            // ACL without CLIENT): ordering is then as good as the
+            // response timeout.
+            if let Err(error) = killed {
+                if lost(&error) {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Ok(identity)
+}
+
 /// Writes the queued publishes in order, in batches (one pipeline each);
-/// reconnects with backoff when the connection fails.
-async fn publisher<C: Codec>(
-    shared: Arc<Shared<C>>,
-    mut queue: mpsc::Receiver<Outgoing>,
-    mut connection: MultiplexedConnection,
-) {
+/// reconnects with backoff when the connection fails. Stops after the batch
+/// holding the node's `Bye`, in which no heartbeat follows it.
+async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<Outgoing>, mut current: Publisher) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut batch = Vec::new();
     loop {
@@ -774,19 +942,25 @@ async fn publisher<C: Codec>(
             // is dead too. Renew it now, before anything is written on it.
             () = shared.publisher_stale.notified() => {
                 shared.set_up(&shared.publisher_up, false, Some("the Redis connection was lost".into()));
-                let Some(fresh) = reconnect_publisher(&shared).await else {
+                let Some(fresh) = reconnect_publisher(&shared, current.identity.as_ref()).await else {
                     return;
                 };
-                connection = fresh;
+                current = fresh;
                 shared.set_up(&shared.publisher_up, true, None);
                 continue;
             }
             () = stopped(&mut shutdown) => return,
         };
+        let mut farewell = first.kind == Kind::Bye;
         batch.push(first);
         while batch.len() < 512 {
             match queue.try_recv() {
-                Ok(next) => batch.push(next),
+                // Nothing may say this node is alive after it said Bye.
+                Ok(next) if farewell && next.kind == Kind::Heartbeat => {}
+                Ok(next) => {
+                    farewell |= next.kind == Kind::Bye;
+                    batch.push(next);
+                }
                 Err(_) => break,
             }
         }
@@ -797,15 +971,14 @@ async fn publisher<C: Codec>(
                 .arg(&outgoing.payload[..])
                 .ignore();
         }
-        let written =
-            tokio::time::timeout(shared.config.connect_timeout, pipe.query_async::<()>(&mut connection)).await;
+        // The connection's own response timeout bounds this too; this one
+        // only makes the bound plain here.
+        let limit = shared.config.response_timeout;
+        let written = tokio::time::timeout(limit, pipe.query_async::<()>(&mut current.connection)).await;
         let failure = match written {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error.to_string()),
-            Err(_) => Some(format!(
-                "no answer from Redis within {:?}",
-                shared.config.connect_timeout
-            )),
+            Err(_) => Some(format!("no answer from Redis within {limit:?}")),
         };
         // Written or lost: either way this batch is done.
         for outgoing in batch.drain(..) {
@@ -813,20 +986,23 @@ async fn publisher<C: Codec>(
                 let _ = flushed.send(());
             }
         }
+        if farewell {
+            return;
+        }
         if let Some(error) = failure {
             shared.set_up(&shared.publisher_up, false, Some(error));
-            let Some(fresh) = reconnect_publisher(&shared).await else {
+            let Some(fresh) = reconnect_publisher(&shared, current.identity.as_ref()).await else {
                 return;
             };
-            connection = fresh;
+            current = fresh;
             shared.set_up(&shared.publisher_up, true, None);
         }
     }
 }
 
-/// A new publishing connection, retried with backoff; `None` when the
-/// adapter shuts down first.
-async fn reconnect_publisher<C: Codec>(shared: &Shared<C>) -> Option<MultiplexedConnection> {
+/// A new publishing connection that replaces the one `previous`, retried
+/// with backoff; `None` when the adapter shuts down first.
+async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&Identity>) -> Option<Publisher> {
     let mut delay = shared.config.min_backoff;
     loop {
         if !shared.pause(delay).await {
@@ -834,11 +1010,11 @@ async fn reconnect_publisher<C: Codec>(shared: &Shared<C>) -> Option<Multiplexed
         }
         match within(
             shared.config.connect_timeout,
-            shared.client.get_multiplexed_async_connection(),
+            connect_publisher(&shared.client, &shared.config, previous),
         )
         .await
         {
-            Ok(connection) => return Some(connection),
+            Ok(publisher) => return Some(publisher),
             Err(_) => delay = shared.next_backoff(delay),
         }
     }
