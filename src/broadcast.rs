@@ -117,7 +117,7 @@ impl<C: Codec> Broadcast<C> {
     /// When the adapter cannot carry it to the other nodes
     /// ([`SendError::Adapter`]), it is sent nowhere.
     pub fn emit<A: Args>(&self, name: &str, args: A) -> Result<usize, SendError> {
-        let message = encode_event(self.server.codec_ref(), name, &args)?;
+        let message = encode_event(self.server.codec(), name, &args)?;
         self.emit_encoded(&message)
     }
 
@@ -171,7 +171,7 @@ impl<C: Codec> Broadcast<C> {
         let id = (1u64 << 52) | (rand::random::<u64>() & ((1u64 << 52) - 1));
         let mut buf = scratch();
         self.server
-            .codec_ref()
+            .codec()
             .encode_message(name, &AsSeq(&args), Some(id), &mut buf)
             .map_err(SendError::Encode)?;
         let request = AckRequest {
@@ -226,7 +226,7 @@ impl<C: Codec, R: DeserializeOwned> Acks<C, R> {
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Option<(String, Result<R, InvokeError>)>> {
         self.answers.poll_recv(cx).map(|ack| {
             ack.map(|Ack { connection, outcome }| {
-                let codec = self.server.codec_ref();
+                let codec = self.server.codec();
                 let answer = match outcome {
                     AckOutcome::Result(raw) => codec.decode_value(&raw).map_err(InvokeError::Decode),
                     AckOutcome::Error(raw) => match codec.decode_error(&raw) {

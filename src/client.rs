@@ -15,7 +15,7 @@ use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind, RetryConfig};
 use crate::connection::driver::drive;
 use crate::connection::{Closed, Link};
-use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Life, Role, Handlers, StateMap, WeakEndpoint};
+use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Handlers, Life, Role, StateMap, WeakEndpoint};
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};

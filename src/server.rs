@@ -30,7 +30,7 @@ use crate::connection::read::protocol_close;
 use crate::connection::Transport;
 use crate::endpoint::{
     add_entry, encode_event, message_bytes, remove_entry, shared_async_entry, shared_entry, AsyncListener, BoxFuture,
-    EncodedMessage, Endpoint, Handler, Listener, ListenerId, Role, Handlers, StateMap,
+    EncodedMessage, Endpoint, Handler, Handlers, Listener, ListenerId, Role, StateMap,
 };
 use crate::error::{AdapterError, HandlerError, RegisterError, SendError, ServeError};
 use crate::payload::Args;
@@ -46,6 +46,7 @@ pub struct ServerBuilder<C: Codec> {
     codec: Arc<C>,
     options: EndpointOptions,
     auth_timeout: Duration,
+    hook_timeout: Duration,
     hook: Option<Hook<C>>,
     disconnect: Option<DisconnectHook<C>>,
     adapter: Arc<dyn Adapter<C>>,
@@ -72,6 +73,7 @@ impl<C: Codec> ServerBuilder<C> {
             codec: Arc::new(codec),
             options: EndpointOptions::default(),
             auth_timeout: Duration::from_secs(20),
+            hook_timeout: Duration::from_secs(30),
             hook: None,
             disconnect: None,
             adapter: Arc::new(LocalAdapter),
@@ -148,12 +150,18 @@ impl<C: Codec> ServerBuilder<C> {
         self
     }
 
-    /// How long to wait for a client's auth frame before closing with 4003,
-    /// and then how long the [connection hook](Self::on_connection) may take
-    /// to decide (past it the client is refused with 4003 as well). The
-    /// HTTP upgrade is bounded by it too. Default 20 s.
+    /// How long to wait for a client's auth frame before closing with 4003.
+    /// The HTTP upgrade is bounded by it too. Default 20 s.
     pub fn auth_timeout(mut self, timeout: Duration) -> Self {
         self.auth_timeout = timeout;
+        self
+    }
+
+    /// How long the [connection hook](Self::on_connection) may take to
+    /// decide; past it the client is refused with 4003 (no wait before a
+    /// connection is accepted is unbounded). Default 30 s.
+    pub fn hook_timeout(mut self, timeout: Duration) -> Self {
+        self.hook_timeout = timeout;
         self
     }
 
@@ -262,11 +270,13 @@ impl<C: Codec> ServerBuilder<C> {
     }
 
     fn start(self, local_addr: Option<SocketAddr>) -> Server<C> {
+        let hook_timeout = self.hook_timeout;
         let (shutdown, _) = watch::channel(None);
         let inner = Arc::new(ServerInner {
             codec: self.codec,
             options: Arc::new(self.options),
             auth_timeout: self.auth_timeout,
+            hook_timeout,
             hook: self.hook,
             disconnect: self.disconnect,
             clients: Arc::new(Registry::default()),
@@ -297,6 +307,7 @@ pub(crate) struct ServerInner<C: Codec> {
     codec: Arc<C>,
     options: Arc<EndpointOptions>,
     auth_timeout: Duration,
+    hook_timeout: Duration,
     hook: Option<Hook<C>>,
     disconnect: Option<DisconnectHook<C>>,
     clients: Arc<Registry<C>>,
@@ -579,7 +590,8 @@ impl<C: Codec> Server<C> {
         &*self.inner.adapter
     }
 
-    pub(crate) fn codec_ref(&self) -> &C {
+    /// The codec every connection of this server speaks.
+    pub fn codec(&self) -> &C {
         &self.inner.codec
     }
 
@@ -894,9 +906,8 @@ async fn serve_connection<C: Codec, T: Transport>(
         None => connect_event(&endpoint, &()),
         Some(hook) => {
             let mut hook = hook(endpoint.clone(), auth).instrument(span.clone());
-            // The hook decides within the auth timeout too: no path before
-            // acceptance is unbounded.
-            let decide_by = tokio::time::sleep(inner.auth_timeout);
+            // No path before acceptance is unbounded: nor is the hook.
+            let decide_by = tokio::time::sleep(inner.hook_timeout);
             tokio::pin!(decide_by);
             loop {
                 tokio::select! {
@@ -915,8 +926,8 @@ async fn serve_connection<C: Codec, T: Transport>(
                     // The server is closing: do not wait for a slow hook.
                     () = stopped(&mut shutdown) => break Err(HandlerError::new("the server is closing")),
                     () = &mut decide_by => break Err(HandlerError::new(format!(
-                        "the connection hook did not decide within the auth timeout ({:?})",
-                        inner.auth_timeout
+                        "the connection hook did not decide within {:?} (hook_timeout)",
+                        inner.hook_timeout
                     ))),
                 }
             }

@@ -438,3 +438,95 @@ async fn pending_invokes_fail_as_soon_as_the_peer_sends_its_close_frame() {
     .expect("the invoke ended in time");
     assert!(matches!(outcome, Err(InvokeError::Connection { .. })), "{outcome:?}");
 }
+
+#[tokio::test]
+async fn handlers_take_their_connection_state_and_server_as_arguments() {
+    use ws_messaging::{Endpoint, State};
+
+    #[derive(Clone)]
+    struct Greeting(&'static str);
+
+    let server = start(
+        Server::<Json>::builder()
+            .state(Greeting("hello"))
+            .on_connection(|_: Endpoint<Json>, _: Value| async move { Ok(()) }),
+    )
+    .await;
+    // Once for every connection, present and future.
+    server
+        .register(
+            "greet",
+            |me: Endpoint<Json>, State(g): State<Greeting>, (name,): (String,)| async move {
+                Ok(format!("{} {name}, from {}", g.0, me.id().unwrap().len()))
+            },
+        )
+        .unwrap();
+    server
+        .register("count", |server: Server<Json>, ()| async move {
+            Ok(server.connection_count())
+        })
+        .unwrap();
+    server
+        .register("missing-state", |State(n): State<u64>, ()| async move { Ok(n) })
+        .unwrap();
+    server.on("say", |me: Endpoint<Json>, (text,): (String,)| {
+        let said = me.encode_message("said", (text,)).unwrap();
+        me.queue_encoded(&said).unwrap();
+    });
+    assert!(matches!(
+        server.register("greet", |(): ()| async move { Ok(()) }),
+        Err(RegisterError::Duplicate(_))
+    ));
+
+    let a = client(&server).await;
+    let b = client(&server).await;
+    let greeting: String = a.invoke("greet", ("ann",)).await.unwrap();
+    assert_eq!(greeting, "hello ann, from 24");
+    assert_eq!(b.invoke::<_, usize>("count", ()).await.unwrap(), 2);
+    // A state never given: the call is answered with an error that says so.
+    let Err(InvokeError::Remote(Value::String(error))) = a.invoke::<_, u64>("missing-state", ()).await else {
+        panic!("expected an error");
+    };
+    assert!(error.contains("no state of type `u64`"), "{error}");
+    // The listener answers on the connection the event came in on.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    b.on("said", move |(text,): (String,)| {
+        let _ = tx.send(text);
+    });
+    b.send("say", ("hi",)).await.unwrap();
+    assert_eq!(tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap(), "hi");
+
+    // A connection's own procedure is called instead of the server's.
+    let endpoint = server.connections().into_iter().next().unwrap();
+    endpoint
+        .register("greet", |(name,): (String,)| async move { Ok(format!("own {name}")) })
+        .unwrap();
+    let clients = [a, b];
+    let mut answers: Vec<String> = Vec::new();
+    for client in &clients {
+        answers.push(client.invoke("greet", ("x",)).await.unwrap());
+    }
+    answers.sort();
+    assert_eq!(answers, ["hello x, from 24", "own x"]);
+    assert!(server.unregister("greet"));
+}
+
+#[tokio::test]
+async fn a_connection_hook_that_never_decides_is_refused_after_the_hook_timeout() {
+    let server = start(
+        Server::<Json>::builder()
+            .hook_timeout(Duration::from_millis(200))
+            .on_connection(|_, _: Value| std::future::pending::<Result<(), HandlerError>>()),
+    )
+    .await;
+    let mut ws = raw_connect(&url(&server)).await;
+    futures_util::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::text("{}"))
+        .await
+        .unwrap();
+    let (code, reason) = next_close(&mut ws).await;
+    assert_eq!(code, 4003);
+    assert!(reason.contains("hook_timeout"), "{reason}");
+    tokio::time::timeout(WAIT, server.close(1001))
+        .await
+        .expect("closed in time");
+}

@@ -30,7 +30,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
     settings
         .builder::<Bincode>()
         .await?
-        .on_connection(move |endpoint: Endpoint<Bincode>, auth: Auth| async move {
+        .on_connection(move |_: Endpoint<Bincode>, auth: Auth| async move {
             let user = match auth.token.as_str() {
                 "secret" => "alice",
                 "slow" => {
@@ -39,9 +39,8 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
                 }
                 _ => return Err(HandlerError::text("bad token")),
             };
-            super::setup::<Bincode, String>(&endpoint, counters)?;
             Ok(User { user: user.into() })
         })
-        .start(settings)
+        .start(settings, |server| super::setup::<Bincode, String>(server, counters))
         .await
 }

@@ -10,13 +10,12 @@ use std::net::SocketAddr;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
-use ws_messaging::{Codec, ServerBuilder};
+use ws_messaging::{Codec, Server};
 
-/// Serves the server `builder` makes at `/ws` of an HTTP server on
-/// `127.0.0.1:port`; prints the ready line; on SIGINT/SIGTERM closes every
-/// ws-messaging connection with 1001, then stops the HTTP server.
-pub(crate) async fn serve<C: Codec>(builder: ServerBuilder<C>, port: u16) -> Result<(), String> {
-    let server = builder.build();
+/// Serves `server` at `/ws` of an HTTP server on `127.0.0.1:port`; prints
+/// the ready line; on SIGINT/SIGTERM closes every ws-messaging connection
+/// with 1001, then stops the HTTP server.
+pub(crate) async fn serve<C: Codec>(server: Server<C>, port: u16) -> Result<(), String> {
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ws", ws_messaging_axum::route(server.clone()));

@@ -60,7 +60,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, RawArgs, RawValue, Server, ServerBuilder};
+use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, RawArgs, RawValue, RegisterError, Server, ServerBuilder};
 use ws_messaging_json::Json;
 use ws_messaging_redis::RedisAdapter;
 
@@ -140,18 +140,36 @@ pub(crate) trait Start {
     /// Starts it (on its own listener, or with `--http` at `/ws` of an HTTP
     /// server), prints the ready line, and serves until SIGINT/SIGTERM,
     /// which close every connection with 1001.
-    async fn start(self, settings: &Settings) -> Result<(), String>;
+    /// `handlers` registers the handlers on the server before it is
+    /// announced.
+    async fn start(
+        self,
+        settings: &Settings,
+        handlers: impl FnOnce(&Server<Self::Codec>) -> Result<(), RegisterError> + Send,
+    ) -> Result<(), String>;
+
+    /// The codec.
+    type Codec: Codec;
 }
 
 impl<C: Codec> Start for ServerBuilder<C> {
-    async fn start(self, settings: &Settings) -> Result<(), String> {
+    type Codec = C;
+
+    async fn start(
+        self,
+        settings: &Settings,
+        handlers: impl FnOnce(&Server<C>) -> Result<(), RegisterError> + Send,
+    ) -> Result<(), String> {
         if settings.http {
-            return http::serve(self, settings.port).await;
+            let server = self.build();
+            handlers(&server).map_err(|e| e.to_string())?;
+            return http::serve(server, settings.port).await;
         }
         let server = self
             .bind(("127.0.0.1", settings.port))
             .await
             .map_err(|e| e.to_string())?;
+        handlers(&server).map_err(|e| e.to_string())?;
         println!("listening on {}", server.local_addr().expect("bound to a port"));
         shutdown_signal().await;
         server.close(1001).await;
@@ -247,7 +265,7 @@ where
     settings
         .builder::<C>()
         .await?
-        .on_connection(move |endpoint: Endpoint<C>, auth: serde_json::Value| async move {
+        .on_connection(move |_: Endpoint<C>, auth: serde_json::Value| async move {
             let user = match auth.get("token").and_then(|t| t.as_str()) {
                 Some("secret") => "alice",
                 Some("slow") => {
@@ -256,10 +274,9 @@ where
                 }
                 _ => return Err(HandlerError::text("bad token")),
             };
-            setup::<C, V>(&endpoint, counters)?;
             Ok(json!({ "user": user }))
         })
-        .start(settings)
+        .start(settings, |server| setup::<C, V>(server, counters))
         .await
 }
 
@@ -279,8 +296,10 @@ fn reencode<C: Codec, V: Serialize + DeserializeOwned>(endpoint: &Endpoint<C>, r
     Some(out.into())
 }
 
-/// Registers the conformance procedures and events on one connection.
-pub fn setup<C, V>(endpoint: &Endpoint<C>, counters: bool) -> Result<(), HandlerError>
+/// Registers the conformance procedures and events once for every
+/// connection of `server`: each handler takes its connection as an
+/// argument, so a connection holds no handler of its own.
+pub fn setup<C, V>(server: &Server<C>, counters: bool) -> Result<(), RegisterError>
 where
     C: Codec,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -288,66 +307,55 @@ where
     // `echo(x)` answers with `x` exactly as it came, never decoded. A
     // missing `x` is `null`; a tiny one goes through the codec's value type
     // `V`, so that CBOR's `undefined` comes back as `null`.
-    let me = endpoint.downgrade();
-    endpoint.register("echo", move |RawArgs(args)| {
+    server.register("echo", |me: Endpoint<C>, RawArgs(args)| {
         let x = match args.into_iter().next() {
             Some(x) if x.len() > 4 => x,
-            Some(x) => me.upgrade().and_then(|e| reencode::<C, V>(&e, Some(&x))).unwrap_or(x),
-            None => me
-                .upgrade()
-                .and_then(|e| reencode::<C, V>(&e, None))
-                .unwrap_or_default(),
+            Some(x) => reencode::<C, V>(&me, Some(&x)).unwrap_or(x),
+            None => reencode::<C, V>(&me, None).unwrap_or_default(),
         };
         async move { Ok(RawValue(x)) }
     })?;
-    endpoint.register("sum", |numbers: Vec<f64>| async move {
+    server.register("sum", |numbers: Vec<f64>| async move {
         Ok(numbers.iter().fold(0.0, |a, b| a + b))
     })?;
-    endpoint.register("sleep", |(ms, v): (u64, V)| async move {
+    server.register("sleep", |(ms, v): (u64, V)| async move {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
         Ok(v)
     })?;
-    endpoint.register("fail", |(msg,): (String,)| async move {
+    server.register("fail", |(msg,): (String,)| async move {
         Err::<(), _>(HandlerError::new(msg))
     })?;
-    let me = endpoint.downgrade();
-    endpoint.register("whoami", move |()| {
-        let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
+    server.register("whoami", |me: Endpoint<C>, ()| {
+        let id = me.id().map(str::to_string);
         async move { Ok(id) }
     })?;
-
-    let me = endpoint.downgrade();
     // Queued without waiting, so `said`s keep the order of their `say`s.
-    endpoint.on("say", move |args: Vec<V>| {
-        if let Some(endpoint) = me.upgrade() {
-            if let Ok(said) = endpoint.encode_message("said", args) {
-                let _ = endpoint.queue_encoded(&said);
-            }
+    server.on("say", |me: Endpoint<C>, args: Vec<V>| {
+        if let Ok(said) = me.encode_message("said", args) {
+            let _ = me.queue_encoded(&said);
         }
     });
-    rooms::<C, V>(endpoint)?;
+    rooms::<C, V>(server)?;
     // Counted with its arguments left undecoded: what a load client
     // measures is the event path itself.
     if counters {
-        endpoint.on("tick", |_: RawArgs| {
+        server.on("tick", |_: RawArgs| {
             TICKS.fetch_add(1, Ordering::AcqRel);
         });
-        endpoint.register("ticks", |()| async move { Ok(TICKS.load(Ordering::Acquire)) })?;
+        server.register("ticks", |()| async move { Ok(TICKS.load(Ordering::Acquire)) })?;
     }
-    let me = endpoint.downgrade();
-    endpoint.on("call-me", move |RawArgs(raw)| {
-        let Some(endpoint) = me.upgrade() else { return };
-        let Some(procedure) = raw.first().and_then(|p| endpoint.decode::<String>(p).ok()) else {
+    server.on("call-me", |me: Endpoint<C>, RawArgs(raw)| {
+        let Some(procedure) = raw.first().and_then(|p| me.decode::<String>(p).ok()) else {
             return;
         };
         tokio::spawn(async move {
-            let args: Vec<V> = raw[1..].iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
-            match endpoint.invoke::<_, V>(&procedure, args).await {
-                Ok(result) => endpoint.send("called", (result,)).await,
+            let args: Vec<V> = raw[1..].iter().filter_map(|arg| me.decode(arg).ok()).collect();
+            match me.invoke::<_, V>(&procedure, args).await {
+                Ok(result) => me.send("called", (result,)).await,
                 // The peer's error as it was on the wire (`NoProcedureError` too).
                 Err(error) => match error.remote_value() {
-                    Some(value) => endpoint.send("call-failed", (value,)).await,
-                    None => endpoint.send("call-failed", (error.to_string(),)).await,
+                    Some(value) => me.send("call-failed", (value,)).await,
+                    None => me.send("call-failed", (error.to_string(),)).await,
                 },
             }
         });
@@ -358,55 +366,33 @@ where
 /// `shout`, rooms, presence and `tell`: every send goes through the
 /// server (to every node when there is an adapter), straight from the
 /// listener, so that what one client sends keeps its order.
-pub fn rooms<C, V>(endpoint: &Endpoint<C>) -> Result<(), HandlerError>
+pub fn rooms<C, V>(server: &Server<C>) -> Result<(), RegisterError>
 where
     C: Codec,
     V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
-    let me = endpoint.downgrade();
-    endpoint.on("shout", move |args: Vec<V>| {
-        if let Some(server) = me.upgrade().and_then(|e| e.server()) {
-            let _ = server.broadcast("shouted", args);
-        }
+    server.on("shout", |server: Server<C>, args: Vec<V>| {
+        let _ = server.broadcast("shouted", args);
     });
-    let me = endpoint.downgrade();
-    endpoint.register("join", move |(room,): (String,)| {
-        let joined = me.upgrade().is_some_and(|e| e.join(&room));
-        async move { Ok(joined) }
+    server.register("join", |me: Endpoint<C>, (room,): (String,)| async move {
+        Ok(me.join(&room))
     })?;
-    let me = endpoint.downgrade();
-    endpoint.register("leave", move |(room,): (String,)| {
-        let left = me.upgrade().is_some_and(|e| e.leave(&room));
-        async move { Ok(left) }
+    server.register("leave", |me: Endpoint<C>, (room,): (String,)| async move {
+        Ok(me.leave(&room))
     })?;
-    let me = endpoint.downgrade();
-    endpoint.register("count", move |()| {
-        let server = me.upgrade().and_then(|e| e.server());
-        async move {
-            let server = server.ok_or_else(|| HandlerError::new("the server is closing"))?;
-            server.count().await.map_err(HandlerError::from)
-        }
+    server.register("count", |server: Server<C>, ()| async move {
+        server.count().await.map_err(HandlerError::from)
     })?;
     // `to-room(room, ...args)` → `room(room, ...args)` to every member.
-    let me = endpoint.downgrade();
-    endpoint.on("to-room", move |args: Vec<V>| {
-        let Some(endpoint) = me.upgrade() else { return };
-        let Some(room) = room_name::<C, V>(&endpoint, args.first()) else {
-            return;
-        };
-        if let Some(server) = endpoint.server() {
+    server.on("to-room", |server: Server<C>, args: Vec<V>| {
+        if let Some(room) = room_name::<C, V>(&server, args.first()) {
             let _ = server.to(room).emit("room", args);
         }
     });
-    // `tell(id, ...args)` → `told(...args)` to the connection `id`.
-    let me = endpoint.downgrade();
-    endpoint.on("tell", move |mut args: Vec<V>| {
-        let Some(endpoint) = me.upgrade() else { return };
-        let Some(id) = room_name::<C, V>(&endpoint, args.first()) else {
-            return;
-        };
-        args.remove(0);
-        if let Some(server) = endpoint.server() {
+    // `tell(id, ...args)` → `told(...args)` to the connection `id` only.
+    server.on("tell", |server: Server<C>, mut args: Vec<V>| {
+        if let Some(id) = room_name::<C, V>(&server, args.first()) {
+            args.remove(0);
             let _ = server.send_to(&id, "told", args);
         }
     });
@@ -414,10 +400,10 @@ where
 }
 
 /// The first argument as a string (a room name or a connection id).
-fn room_name<C: Codec, V: Serialize>(endpoint: &Endpoint<C>, first: Option<&V>) -> Option<String> {
+fn room_name<C: Codec, V: Serialize>(server: &Server<C>, first: Option<&V>) -> Option<String> {
     let mut raw = Vec::new();
-    endpoint.codec().encode_value(first?, &mut raw).ok()?;
-    endpoint.decode::<String>(&raw).ok()
+    server.codec().encode_value(first?, &mut raw).ok()?;
+    server.codec().decode_value::<String>(&raw).ok()
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ws_messaging::{Endpoint, HandlerError, RawArgs};
+use ws_messaging::{Endpoint, HandlerError, RawArgs, RegisterError, Server};
 use ws_messaging_protobuf::{Proto, Protobuf};
 
 use super::{Settings, Start};
@@ -27,7 +27,7 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
         .await?
         // The auth frame as raw bytes: one that is not an `Auth` message is
         // refused like a wrong token.
-        .on_connection(move |endpoint: Endpoint<Protobuf>, auth: Vec<u8>| async move {
+        .on_connection(move |_: Endpoint<Protobuf>, auth: Vec<u8>| async move {
             let token = Proto::<Auth>::decode(&auth).map(|a| a.0.token).unwrap_or_default();
             let user = match token.as_str() {
                 "secret" => "alice",
@@ -37,10 +37,9 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
                 }
                 _ => return Err(HandlerError::text("bad token")),
             };
-            setup(&endpoint)?;
             Ok(Proto(AuthReply { user: user.into() }))
         })
-        .start(settings)
+        .start(settings, setup)
         .await
 }
 
@@ -55,55 +54,46 @@ impl<M: prost::Message + Default> DecodeProto for Proto<M> {
     }
 }
 
-fn setup(endpoint: &Endpoint<Protobuf>) -> Result<(), HandlerError> {
-    endpoint.register("echo", |(x,): (Proto<Value>,)| async move { Ok(x) })?;
-    endpoint.register("sum", |numbers: Vec<Proto<Number>>| async move {
+/// The conformance handlers, once for every connection of `server`.
+fn setup(server: &Server<Protobuf>) -> Result<(), RegisterError> {
+    server.register("echo", |(x,): (Proto<Value>,)| async move { Ok(x) })?;
+    server.register("sum", |numbers: Vec<Proto<Number>>| async move {
         let value = numbers.iter().fold(0.0, |a, n| a + n.value);
         Ok(Proto(Number { value }))
     })?;
-    endpoint.register("sleep", |(delay, v): (Proto<Delay>, Proto<Value>)| async move {
+    server.register("sleep", |(delay, v): (Proto<Delay>, Proto<Value>)| async move {
         tokio::time::sleep(Duration::from_millis(u64::from(delay.ms).min(60_000))).await;
         Ok(v)
     })?;
-    endpoint.register("fail", |(msg,): (String,)| async move {
+    server.register("fail", |(msg,): (String,)| async move {
         Err::<(), _>(HandlerError::new(msg))
     })?;
-    let me = endpoint.downgrade();
-    endpoint.register("whoami", move |()| {
-        let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
+    server.register("whoami", |me: Endpoint<Protobuf>, ()| {
+        let id = me.id().map(str::to_string);
         async move { Ok(id) }
     })?;
-
-    let me = endpoint.downgrade();
     // Queued without waiting, so `said`s keep the order of their `say`s.
-    endpoint.on("say", move |args: Vec<Proto<Value>>| {
-        if let Some(endpoint) = me.upgrade() {
-            if let Ok(said) = endpoint.encode_message("said", args) {
-                let _ = endpoint.queue_encoded(&said);
-            }
+    server.on("say", |me: Endpoint<Protobuf>, args: Vec<Proto<Value>>| {
+        if let Ok(said) = me.encode_message("said", args) {
+            let _ = me.queue_encoded(&said);
         }
     });
-    let me = endpoint.downgrade();
-    endpoint.on("shout", move |args: Vec<Proto<Value>>| {
-        if let Some(server) = me.upgrade().and_then(|e| e.server()) {
-            let _ = server.broadcast("shouted", args);
-        }
+    server.on("shout", |server: Server<Protobuf>, args: Vec<Proto<Value>>| {
+        let _ = server.broadcast("shouted", args);
     });
-    let me = endpoint.downgrade();
-    endpoint.on("call-me", move |RawArgs(raw)| {
-        let Some(endpoint) = me.upgrade() else { return };
-        let Some(procedure) = raw.first().and_then(|p| endpoint.decode::<String>(p).ok()) else {
+    server.on("call-me", |me: Endpoint<Protobuf>, RawArgs(raw)| {
+        let Some(procedure) = raw.first().and_then(|p| me.decode::<String>(p).ok()) else {
             return;
         };
         tokio::spawn(async move {
             // The arguments and the result pass through as raw bytes.
             let args: Vec<Vec<u8>> = raw[1..].iter().map(|arg| arg.to_vec()).collect();
-            match endpoint.invoke::<_, Vec<u8>>(&procedure, args).await {
-                Ok(result) => endpoint.send("called", (result,)).await,
+            match me.invoke::<_, Vec<u8>>(&procedure, args).await {
+                Ok(result) => me.send("called", (result,)).await,
                 // The peer's error as it was on the wire (`NoProcedureError` too).
                 Err(error) => match error.remote_value() {
-                    Some(value) => endpoint.send("call-failed", (value,)).await,
-                    None => endpoint.send("call-failed", (error.to_string(),)).await,
+                    Some(value) => me.send("call-failed", (value,)).await,
+                    None => me.send("call-failed", (error.to_string(),)).await,
                 },
             }
         });

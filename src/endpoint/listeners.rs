@@ -199,7 +199,11 @@ impl<C: Codec> Endpoint<C> {
 
     fn add_listener(&self, name: &str, call: ListenerFn<C>, once: bool) -> ListenerId {
         let id = self.inner.next_listener.fetch_add(1, Ordering::Relaxed);
-        add_entry(&mut self.inner.listeners.write().unwrap(), name, Entry { id, once, call });
+        add_entry(
+            &mut self.inner.listeners.write().unwrap(),
+            name,
+            Entry { id, once, call },
+        );
         ListenerId(id)
     }
 
