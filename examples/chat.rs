@@ -27,7 +27,7 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use ws_messaging::{HandlerError, Server};
+use ws_messaging::{Endpoint, HandlerError, Server};
 use ws_messaging_json::Json;
 use ws_messaging_redis::RedisAdapter;
 
@@ -62,44 +62,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             let reply = json!({ "name": user.name });
             endpoint.set_data(user);
-            let me = endpoint.downgrade();
-            endpoint.register("join", move |(room,): (String,)| {
-                let joined = me.upgrade().is_some_and(|e| e.join(&room));
-                async move { Ok(joined) }
-            })?;
-            let me = endpoint.downgrade();
-            endpoint.register("leave", move |(room,): (String,)| {
-                let left = me.upgrade().is_some_and(|e| e.leave(&room));
-                async move { Ok(left) }
-            })?;
-            let me = endpoint.downgrade();
-            endpoint.register("who", move |(room,): (String,)| {
-                let server = me.upgrade().and_then(|e| e.server());
-                async move {
-                    let server = server.ok_or_else(|| HandlerError::new("closing"))?;
-                    // Names of this node's members (ids on every node).
-                    let ids = server.to(room.as_str()).ids().await.map_err(HandlerError::from)?;
-                    let names: Vec<String> = ids
-                        .iter()
-                        .filter_map(|id| server.get(id)?.data::<User>().map(|u| u.name))
-                        .collect();
-                    Ok(names)
-                }
-            })?;
-            // Sent from the listener itself: never waits, keeps the order.
-            let me = endpoint.downgrade();
-            endpoint.on("chat", move |(room, text): (String, String)| {
-                let Some(endpoint) = me.upgrade() else { return };
-                let (Some(server), Some(user)) = (endpoint.server(), endpoint.data::<User>()) else {
-                    return;
-                };
-                if endpoint.rooms().contains(&room) {
-                    let _ = server.to(room.as_str()).emit("chat", (room, user.name, text));
-                }
-            });
             Ok(reply)
         })
         .build();
+    // The handlers, once for every connection: each takes its connection
+    // (or the server) as an argument.
+    server.register("join", |me: Endpoint<Json>, (room,): (String,)| async move {
+        Ok(me.join(&room))
+    })?;
+    server.register("leave", |me: Endpoint<Json>, (room,): (String,)| async move {
+        Ok(me.leave(&room))
+    })?;
+    server.register("who", |server: Server<Json>, (room,): (String,)| async move {
+        // Names of this node's members (ids on every node).
+        let ids = server.to(room.as_str()).ids().await.map_err(HandlerError::from)?;
+        let names: Vec<String> = ids
+            .iter()
+            .filter_map(|id| server.get(id)?.data::<User>().map(|u| u.name))
+            .collect();
+        Ok(names)
+    })?;
+    // Sent from the listener itself: never waits, keeps the order.
+    server.on(
+        "chat",
+        |me: Endpoint<Json>, server: Server<Json>, (room, text): (String, String)| {
+            if let Some(user) = me.data::<User>() {
+                if me.rooms().contains(&room) {
+                    let _ = server.to(room.as_str()).emit("chat", (room, user.name, text));
+                }
+            }
+        },
+    );
 
     let app = Router::new()
         .route("/", get(|| async { Html(PAGE) }))

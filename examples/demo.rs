@@ -5,30 +5,29 @@
 //! ```
 
 use serde_json::{json, Value};
-use ws_messaging::{Client, HandlerError, Server};
+use ws_messaging::{Client, Endpoint, HandlerError, Server};
 use ws_messaging_json::Json;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A server: check the auth value, then set up this connection's handlers.
+    // A server: check the auth value of each connection.
     let server = Server::<Json>::builder()
-        .on_connection(|client, auth: Value| async move {
+        .on_connection(|_client, auth: Value| async move {
             if auth["token"] != "secret" {
                 return Err(HandlerError::text("bad token"));
             }
-            client.register("sum", |numbers: Vec<f64>| async move {
-                Ok(numbers.iter().fold(0.0, |a, b| a + b))
-            })?;
-            let me = client.downgrade();
-            client.on("say", move |(text,): (String,)| {
-                if let Some(client) = me.upgrade() {
-                    tokio::spawn(async move { client.send("said", (text.to_uppercase(),)).await });
-                }
-            });
             Ok(json!({ "user": "alice" }))
         })
         .bind("127.0.0.1:0")
         .await?;
+    // Handlers, once for every connection: a handler that needs its
+    // connection takes it as an argument.
+    server.register("sum", |numbers: Vec<f64>| async move {
+        Ok(numbers.iter().fold(0.0, |a, b| a + b))
+    })?;
+    server.on_async("say", |client: Endpoint<Json>, (text,): (String,)| async move {
+        let _ = client.send("said", (text.to_uppercase(),)).await;
+    });
     println!("server listening on {}", server.local_addr().expect("bound to a port"));
 
     // A client: auth, an RPC, and an event round trip.

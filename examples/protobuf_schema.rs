@@ -107,11 +107,10 @@ fn register(endpoint: &Endpoint<Schema>, counts: Arc<Counts>) -> Result<(), Hand
         }
     })?;
     let c = counts.clone();
-    let me = endpoint.downgrade();
-    endpoint.on("note", move |(Proto(note),): (Proto<Note>,)| {
+    endpoint.on_async("note", move |me: Endpoint<Schema>, (Proto(note),): (Proto<Note>,)| {
         c.notes.fetch_add(1, Ordering::SeqCst);
-        if let Some(endpoint) = me.upgrade() {
-            tokio::spawn(async move { endpoint.send("noted", (note.text.unwrap_or_default(),)).await });
+        async move {
+            let _ = me.send("noted", (note.text.unwrap_or_default(),)).await;
         }
     });
     endpoint.register("stats", move |()| {

@@ -30,8 +30,8 @@
 //!     .await?;
 //! // Once for every connection of the server:
 //! server.register("greet", greet)?;
-//! server.on("say", |endpoint: Endpoint<Json>, (text,): (String,)| {
-//!     let _ = endpoint.queue("said", (text,));
+//! server.on_async("say", |endpoint: Endpoint<Json>, (text,): (String,)| async move {
+//!     let _ = endpoint.send("said", (text,)).await;
 //! });
 //! # Ok(()) }
 //! ```

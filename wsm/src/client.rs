@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::{json, Value as Json};
 use tokio::sync::{broadcast, Notify};
 use ws_messaging::{
-    AttemptError, Client, EncodedMessage, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig, CLOSE_FORBIDDEN,
-    RESERVED_NAMES,
+    AttemptError, Client, EncodedMessage, Endpoint, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig,
+    CLOSE_FORBIDDEN, RESERVED_NAMES,
 };
 
 use crate::model::{self, Model};
@@ -218,9 +218,8 @@ fn register_fixed<M: Model>(client: &Client<M>, name: &str, result: &Json) -> Re
 /// so a `connect` line always comes before the events of that connection,
 /// and the `sends` go out before anything else can.
 pub(crate) fn report_changes<M: Model>(client: &Client<M>, url: &str, sends: Vec<EncodedMessage>) {
-    let (me, at) = (client.downgrade(), url.to_string());
-    client.on("connect", move |RawArgs(raw)| {
-        let Some(endpoint) = me.upgrade() else { return };
+    let at = url.to_string();
+    client.on("connect", move |endpoint: Endpoint<M>, RawArgs(raw)| {
         let reply = raw
             .first()
             .and_then(|r| endpoint.decode::<M::Value>(r).ok())

@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use ws_messaging::{Endpoint, HandlerError, RawArgs, RawValue, Server};
+use ws_messaging::{Endpoint, HandlerError, RawArgs, RawValue, RegisterError, Server};
 
 use crate::model::Model;
 use crate::output::{out, Failure, Kind};
@@ -41,7 +41,6 @@ pub(crate) async fn start<M: Model>(
                 Some(token) if auth.get("token").and_then(Json::as_str) == Some(token) => "alice",
                 Some(_) => return Err(HandlerError::text("bad token")),
             };
-            setup::<M>(&endpoint)?;
             if log {
                 out().note(&format!("+ {} ({user})", endpoint.id().unwrap_or("?")));
             }
@@ -54,10 +53,12 @@ pub(crate) async fn start<M: Model>(
             out().note(&format!("- {} ({closed})", endpoint.id().unwrap_or("?")));
         });
     }
-    builder
+    let server = builder
         .bind((host, port))
         .await
-        .map_err(|e| Failure::new(Kind::Other, format!("cannot listen on {host}:{port}: {e}")))
+        .map_err(|e| Failure::new(Kind::Other, format!("cannot listen on {host}:{port}: {e}")))?;
+    setup::<M>(&server).map_err(|e| Failure::new(Kind::Other, e.to_string()))?;
+    Ok(server)
 }
 
 /// `wsm serve`: runs until SIGINT or SIGTERM.
@@ -94,114 +95,87 @@ fn reencode<M: Model>(endpoint: &Endpoint<M>, raw: Option<&[u8]>) -> Option<ws_m
     Some(out.into())
 }
 
-/// The procedures and events of one connection.
-fn setup<M: Model>(endpoint: &Endpoint<M>) -> Result<(), HandlerError> {
+/// The procedures and events, once for every connection of `server`: each
+/// handler takes its connection (or the server) as an argument.
+fn setup<M: Model>(server: &Server<M>) -> Result<(), RegisterError> {
     // `echo(x)` answers with `x` as it came, never decoded (a missing `x`
     // is `null`).
-    let me = endpoint.downgrade();
-    endpoint.register("echo", move |RawArgs(args)| {
+    server.register("echo", |me: Endpoint<M>, RawArgs(args)| {
         let x = match args.into_iter().next() {
             Some(x) if x.len() > 4 => x,
-            Some(x) => me.upgrade().and_then(|e| reencode(&e, Some(&x))).unwrap_or(x),
-            None => me.upgrade().and_then(|e| reencode(&e, None)).unwrap_or_default(),
+            Some(x) => reencode(&me, Some(&x)).unwrap_or(x),
+            None => reencode(&me, None).unwrap_or_default(),
         };
         async move { Ok(RawValue(x)) }
     })?;
-    endpoint.register("sum", |numbers: Vec<f64>| async move {
+    server.register("sum", |numbers: Vec<f64>| async move {
         Ok(numbers.iter().fold(0.0, |a, b| a + b))
     })?;
-    endpoint.register("sleep", |(ms, v): (u64, M::Value)| async move {
+    server.register("sleep", |(ms, v): (u64, M::Value)| async move {
         tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
         Ok(v)
     })?;
-    endpoint.register("fail", |(message,): (String,)| async move {
+    server.register("fail", |(message,): (String,)| async move {
         Err::<(), _>(HandlerError::new(message))
     })?;
-    let me = endpoint.downgrade();
-    endpoint.register("whoami", move |()| {
-        let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
+    server.register("whoami", |me: Endpoint<M>, ()| {
+        let id = me.id().map(str::to_string);
         async move { Ok(id) }
     })?;
-
     // Queued without waiting, so `said`s keep the order of their `say`s.
-    let me = endpoint.downgrade();
-    endpoint.on("say", move |args: Vec<M::Value>| {
-        if let Some(endpoint) = me.upgrade() {
-            if let Ok(said) = endpoint.encode_message("said", args) {
-                let _ = endpoint.queue_encoded(&said);
-            }
+    server.on("say", |me: Endpoint<M>, args: Vec<M::Value>| {
+        if let Ok(said) = me.encode_message("said", args) {
+            let _ = me.queue_encoded(&said);
         }
     });
-    let me = endpoint.downgrade();
-    endpoint.on("shout", move |args: Vec<M::Value>| {
-        if let Some(server) = me.upgrade().and_then(|e| e.server()) {
-            let _ = server.broadcast("shouted", args);
-        }
+    server.on("shout", |server: Server<M>, args: Vec<M::Value>| {
+        let _ = server.broadcast("shouted", args);
     });
-    let me = endpoint.downgrade();
-    endpoint.on("call-me", move |RawArgs(raw)| {
-        let Some(endpoint) = me.upgrade() else { return };
-        let Some(procedure) = raw.first().and_then(|p| endpoint.decode::<String>(p).ok()) else {
+    server.on("call-me", |me: Endpoint<M>, RawArgs(raw)| {
+        let Some(procedure) = raw.first().and_then(|p| me.decode::<String>(p).ok()) else {
             return;
         };
         tokio::spawn(async move {
-            let args: Vec<M::Value> = raw[1..].iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
-            match endpoint.invoke::<_, M::Value>(&procedure, args).await {
-                Ok(result) => endpoint.send("called", (result,)).await,
+            let args: Vec<M::Value> = raw[1..].iter().filter_map(|arg| me.decode(arg).ok()).collect();
+            match me.invoke::<_, M::Value>(&procedure, args).await {
+                Ok(result) => me.send("called", (result,)).await,
                 // The peer's error as it was on the wire (`NoProcedureError` too).
                 Err(error) => match error.remote_value() {
-                    Some(value) => endpoint.send("call-failed", (value,)).await,
-                    None => endpoint.send("call-failed", (error.to_string(),)).await,
+                    Some(value) => me.send("call-failed", (value,)).await,
+                    None => me.send("call-failed", (error.to_string(),)).await,
                 },
             }
         });
     });
-    rooms(endpoint)
+    rooms(server)
 }
 
 /// Rooms and presence: `join`, `leave`, `count`, `to-room`, `tell`.
-fn rooms<M: Model>(endpoint: &Endpoint<M>) -> Result<(), HandlerError> {
-    let me = endpoint.downgrade();
-    endpoint.register("join", move |(room,): (String,)| {
-        let joined = me.upgrade().is_some_and(|e| e.join(&room));
-        async move { Ok(joined) }
+fn rooms<M: Model>(server: &Server<M>) -> Result<(), RegisterError> {
+    server.register("join", |me: Endpoint<M>, (room,): (String,)| async move {
+        Ok(me.join(&room))
     })?;
-    let me = endpoint.downgrade();
-    endpoint.register("leave", move |(room,): (String,)| {
-        let left = me.upgrade().is_some_and(|e| e.leave(&room));
-        async move { Ok(left) }
+    server.register("leave", |me: Endpoint<M>, (room,): (String,)| async move {
+        Ok(me.leave(&room))
     })?;
-    let me = endpoint.downgrade();
-    endpoint.register("count", move |()| {
-        let server = me.upgrade().and_then(|e| e.server());
-        async move {
-            let server = server.ok_or_else(|| HandlerError::new("the server is closing"))?;
-            server.count().await.map_err(HandlerError::from)
-        }
+    server.register("count", |server: Server<M>, ()| async move {
+        server.count().await.map_err(HandlerError::from)
     })?;
     // `to-room(room, ...args)` → `room(room, ...args)` to every member.
-    let me = endpoint.downgrade();
-    endpoint.on("to-room", move |RawArgs(raw)| {
-        let Some(endpoint) = me.upgrade() else { return };
-        let Some(room) = raw.first().and_then(|r| endpoint.decode::<String>(r).ok()) else {
+    server.on("to-room", |me: Endpoint<M>, server: Server<M>, RawArgs(raw)| {
+        let Some(room) = raw.first().and_then(|r| me.decode::<String>(r).ok()) else {
             return;
         };
-        let args: Vec<M::Value> = raw.iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
-        if let Some(server) = endpoint.server() {
-            let _ = server.to(room).emit("room", args);
-        }
+        let args: Vec<M::Value> = raw.iter().filter_map(|arg| me.decode(arg).ok()).collect();
+        let _ = server.to(room).emit("room", args);
     });
-    // `tell(id, ...args)` → `told(...args)` to the connection `id`.
-    let me = endpoint.downgrade();
-    endpoint.on("tell", move |RawArgs(raw)| {
-        let Some(endpoint) = me.upgrade() else { return };
-        let Some(id) = raw.first().and_then(|r| endpoint.decode::<String>(r).ok()) else {
+    // `tell(id, ...args)` → `told(...args)` to the connection `id` only.
+    server.on("tell", |me: Endpoint<M>, server: Server<M>, RawArgs(raw)| {
+        let Some(id) = raw.first().and_then(|r| me.decode::<String>(r).ok()) else {
             return;
         };
-        let args: Vec<M::Value> = raw[1..].iter().filter_map(|arg| endpoint.decode(arg).ok()).collect();
-        if let Some(server) = endpoint.server() {
-            let _ = server.send_to(&id, "told", args);
-        }
+        let args: Vec<M::Value> = raw[1..].iter().filter_map(|arg| me.decode(arg).ok()).collect();
+        let _ = server.send_to(&id, "told", args);
     });
     Ok(())
 }
