@@ -12,8 +12,14 @@
 //! ([`Adapter::count`], [`Adapter::ids`]), remote disconnects and
 //! broadcasts with acks ([`Adapter::invoke`]) go the same way.
 //!
-//! A connection's id is a room too: a target naming an id reaches that
-//! connection (as in socket.io).
+//! Rooms and connection ids never mix: a [`Target`] names rooms
+//! ([`Target::with_room`]) and connections by id
+//! ([`Target::with_connection`]) apart, so a room that happens to be named
+//! like a connection id reaches the members of that room only, and a
+//! connection id reaches that connection only, on every node. Only
+//! [`except`](Target::except) matches both: it leaves out the members of a
+//! room of that name and the connection of that id (leaving out more is
+//! never a leak).
 //!
 //! ```
 //! use ws_messaging::adapter::{Adapter, Registry, Target};
@@ -49,12 +55,29 @@ use crate::error::AdapterError;
 /// What an [`Adapter`]'s asynchronous methods return.
 pub type AdapterFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Who a send goes to: every connection in any of `rooms` (everyone when
-/// there are none), minus every connection in any of `except`. A
-/// connection's id counts as a room that holds only that connection.
+/// Who a send goes to: every connection in any of `rooms`, and every
+/// connection named in `connections` (everyone when both are empty), minus
+/// the members of any room in `except` and the connections whose id is in
+/// `except`.
+///
+/// A room is only a room: a connection whose id is `x` is not in the room
+/// `x`, and a room named like a connection id does not reach that
+/// connection. Private sends name the connection
+/// ([`Target::connection`], [`Server::send_to`](crate::Server::send_to)).
+///
+/// ```
+/// use ws_messaging::adapter::Target;
+///
+/// // The members of `lobby` and the connection `c1`, but not `muted`.
+/// let target = Target::new(["lobby"], ["muted"]).with_connection("c1");
+/// assert_eq!(target.rooms(), ["lobby"]);
+/// assert_eq!(target.connections(), ["c1"]);
+/// assert_eq!(target.except(), ["muted"]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     rooms: Vec<String>,
+    connections: Vec<String>,
     except: Vec<String>,
 }
 
@@ -65,7 +88,8 @@ impl Target {
     }
 
     /// The members of any of `rooms` (everyone when empty), minus the
-    /// members of any of `except`.
+    /// members of any of `except` (and the connections whose ids are in
+    /// `except`).
     pub fn new<R, E>(rooms: impl IntoIterator<Item = R>, except: impl IntoIterator<Item = E>) -> Self
     where
         R: Into<String>,
@@ -81,12 +105,48 @@ impl Target {
         target
     }
 
-    /// The rooms addressed (empty: everyone).
+    /// The connection `id` only, whatever rooms exist.
+    pub fn connection(id: impl Into<String>) -> Self {
+        Target::default().with_connection(id)
+    }
+
+    /// Adds the members of `room` (never a connection by its id).
+    pub fn with_room(mut self, room: impl Into<String>) -> Self {
+        self.add_room(room.into());
+        self
+    }
+
+    /// Adds the connection `id` (never the members of a room of that
+    /// name).
+    pub fn with_connection(mut self, id: impl Into<String>) -> Self {
+        self.add_connection(id.into());
+        self
+    }
+
+    /// Leaves out the members of the room `room` and the connection whose
+    /// id is `room`.
+    pub fn without(mut self, room: impl Into<String>) -> Self {
+        self.add_except(room.into());
+        self
+    }
+
+    /// The rooms addressed.
     pub fn rooms(&self) -> &[String] {
         &self.rooms
     }
 
-    /// The rooms left out.
+    /// The connections addressed by id.
+    pub fn connections(&self) -> &[String] {
+        &self.connections
+    }
+
+    /// Whether it addresses everyone (no room, no connection), before
+    /// [`except`](Self::except).
+    pub fn is_everyone(&self) -> bool {
+        self.rooms.is_empty() && self.connections.is_empty()
+    }
+
+    /// The rooms, and connection ids, left out.
     pub fn except(&self) -> &[String] {
         &self.except
     }
@@ -94,6 +154,12 @@ impl Target {
     pub(crate) fn add_room(&mut self, room: String) {
         if !self.rooms.contains(&room) {
             self.rooms.push(room);
+        }
+    }
+
+    pub(crate) fn add_connection(&mut self, id: String) {
+        if !self.connections.contains(&id) {
+            self.connections.push(id);
         }
     }
 
@@ -193,14 +259,19 @@ impl<C: Codec> State<C> {
                 f(id, member);
             }
         };
-        match target.rooms.as_slice() {
-            [] => {
+        match (target.rooms.as_slice(), target.connections.as_slice()) {
+            ([], []) => {
                 for (id, member) in &self.connections {
                     visit(id, member);
                 }
             }
-            [room] => self.room(room, |id, member| visit(id, member)),
-            rooms => {
+            ([room], []) => self.room(room, |id, member| visit(id, member)),
+            ([], [id]) => {
+                if let Some((id, member)) = self.connections.get_key_value(id.as_str()) {
+                    visit(id, member);
+                }
+            }
+            (rooms, ids) => {
                 let mut seen = HashSet::new();
                 for room in rooms {
                     self.room(room, |id, member| {
@@ -209,21 +280,21 @@ impl<C: Codec> State<C> {
                         }
                     });
                 }
+                for id in ids {
+                    if let Some((id, member)) = self.connections.get_key_value(id.as_str()) {
+                        if seen.insert(id.clone()) {
+                            visit(id, member);
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Calls `f` on every member of `room` (a joined room or an id).
+    /// Calls `f` on every member of the joined room `room` (never the
+    /// connection whose id is `room`).
     fn room(&self, room: &str, mut f: impl FnMut(&Arc<str>, &Member<C>)) {
-        let mut by_id = None;
-        if let Some((id, member)) = self.connections.get_key_value(room) {
-            f(id, member);
-            by_id = Some(id);
-        }
         for id in self.rooms.get(room).into_iter().flatten() {
-            if by_id == Some(id) {
-                continue;
-            }
             if let Some(member) = self.connections.get(id) {
                 f(id, member);
             }
@@ -288,7 +359,9 @@ impl<C: Codec> Registry<C> {
     }
 
     /// Puts the connection `id` in `room`; false when there is no such
-    /// connection. Joining twice is joining once.
+    /// connection. Joining twice is joining once. Any name is a room's
+    /// only: a room named like a connection id does not reach that
+    /// connection's private sends, which name it by id.
     pub fn join(&self, id: &str, room: &str) -> bool {
         let state = &mut *self.lock();
         let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {

@@ -53,10 +53,13 @@ async fn sends_reach_exactly_the_members_of_their_rooms() {
     assert_eq!(server.to("red").except("blue").emit("news", ("red-blue",)).unwrap(), 1);
     assert_eq!(server.except("red").emit("news", ("not red",)).unwrap(), 2);
     let d = peers[3].id.clone();
-    assert_eq!(server.to(d.as_str()).emit("news", ("d",)).unwrap(), 1);
+    assert_eq!(server.to_connection(d.as_str()).emit("news", ("d",)).unwrap(), 1);
     // An id and a room it is in: still once.
     let a = peers[0].id.clone();
-    assert_eq!(server.to(a.as_str()).to("red").emit("news", ("a+red",)).unwrap(), 2);
+    assert_eq!(
+        server.to_connection(a.as_str()).to("red").emit("news", ("a+red",)).unwrap(),
+        2
+    );
     assert_eq!(server.to("nobody").emit("news", ("none",)).unwrap(), 0);
 
     let got = news_until_end(&server, &mut peers).await;
@@ -213,7 +216,10 @@ async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
     }
 
     // A connection that closes before answering ends with a connection error.
-    let acks = server.to(silent.id.as_str()).invoke::<_, u32>("vote", (1,)).unwrap();
+    let acks = server
+        .to_connection(silent.id.as_str())
+        .invoke::<_, u32>("vote", (1,))
+        .unwrap();
     silent.client.close(1000, "bye");
     let answers = tokio::time::timeout(WAIT, acks.collect()).await.expect("ends");
     assert!(
@@ -264,3 +270,42 @@ async fn a_send_the_adapter_refuses_goes_nowhere() {
     assert_eq!(server.local().emit("news", ("here",)).unwrap(), 1);
     assert_eq!(recv(&mut peers[0].news).await, "here");
 }
+
+#[tokio::test]
+async fn a_room_named_like_a_connection_id_gets_none_of_its_private_sends() {
+    let server = start(rooms_builder()).await;
+    let mut peers = vec![peer(&server).await, peer(&server).await, peer(&server).await];
+    let victim = peers[1].id.clone();
+    // The attacker learns the victim's id and joins a room of that name,
+    // through the usual procedure.
+    assert!(peers[0]
+        .client
+        .invoke::<_, bool>("join", (victim.as_str(),))
+        .await
+        .unwrap());
+
+    // A private send reaches the victim only.
+    assert_eq!(server.send_to(&victim, "news", ("private",)).unwrap(), 1);
+    assert_eq!(
+        server.to_connection(victim.as_str()).emit("news", ("private 2",)).unwrap(),
+        1
+    );
+    // The room of that name is only a room: its member, not the victim.
+    assert_eq!(server.to(victim.as_str()).emit("news", ("room",)).unwrap(), 1);
+    // Excluding by id still leaves the victim out (and the room's members
+    // too: leaving out more is no leak).
+    assert_eq!(server.except(victim.as_str()).emit("news", ("others",)).unwrap(), 1);
+    // Presence by id counts the connection, not the room.
+    assert_eq!(server.to_connection(victim.as_str()).count().await.unwrap(), 1);
+    assert_eq!(
+        server.to_connection(victim.as_str()).ids().await.unwrap(),
+        std::slice::from_ref(&victim)
+    );
+    assert_eq!(server.to_connection("no-such-id").emit("news", ("nobody",)).unwrap(), 0);
+
+    let got = news_until_end(&server, &mut peers).await;
+    assert_eq!(got[0], ["room"]);
+    assert_eq!(got[1], ["private", "private 2"]);
+    assert_eq!(got[2], ["others"]);
+}
+
