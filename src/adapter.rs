@@ -327,11 +327,11 @@ impl<C: Codec> Registry<C> {
         self.len() == 0
     }
 
-    /// Calls `f` on every connection, under the registry's lock: `f` must
-    /// not wait or touch the registry.
+    /// Calls `f` on every connection (a snapshot, taken first: `f` runs
+    /// without the registry's lock and may use the server).
     pub fn for_each(&self, mut f: impl FnMut(&Endpoint<C>)) {
-        for member in self.lock().connections.values() {
-            f(&member.endpoint);
+        for endpoint in self.connections() {
+            f(&endpoint);
         }
     }
 
@@ -415,14 +415,19 @@ impl<C: Codec> Registry<C> {
     /// without waiting (a connection whose backlog is past its limits is
     /// closed as a slow consumer instead: see
     /// [`Endpoint::queue_encoded`]). Returns how many it was queued for.
+    ///
+    /// The recipients are chosen under the registry's lock and queued on
+    /// after it is released, so a send hook (or anything a send runs) may
+    /// use the server. Two deliveries made one after the other reach every
+    /// connection in that order.
     pub fn deliver(&self, target: &Target, message: &EncodedMessage) -> usize {
-        let mut sent = 0;
-        self.lock().select(target, |_, member| {
-            if member.endpoint.queue_encoded(message).is_ok() {
-                sent += 1;
-            }
-        });
-        sent
+        let mut recipients = Vec::new();
+        self.lock()
+            .select(target, |_, member| recipients.push(member.endpoint.clone()));
+        recipients
+            .iter()
+            .filter(|endpoint| endpoint.queue_encoded(message).is_ok())
+            .count()
     }
 
     /// The authenticated connections `target` selects.

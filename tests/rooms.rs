@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::rooms::*;
@@ -309,3 +310,45 @@ async fn a_room_named_like_a_connection_id_gets_none_of_its_private_sends() {
     assert_eq!(got[2], ["others"]);
 }
 
+/// The sends of `a_send_hook_may_use_the_server_while_a_broadcast_is_delivered`.
+async fn sends_with_a_hook_that_uses_the_server() {
+    let cell: Arc<OnceLock<Server<Json>>> = Arc::default();
+    let in_hook = cell.clone();
+    let server = start(rooms_builder().configure(move |o| {
+        o.send_hook = Some(Arc::new(move |_: &ws_messaging::Outgoing<'_>| {
+            if let Some(server) = in_hook.get() {
+                // Both take the registry's lock.
+                let _ = server.connection_count();
+                let _ = server.get("no-such-id");
+            }
+            Ok(())
+        }));
+    }))
+    .await;
+    let mut peers = vec![peer(&server).await, peer(&server).await];
+    assert!(server.join(&peers[0].id, "red"));
+    cell.set(server.clone()).ok().expect("set once");
+    let victim = peers[1].id.clone();
+    assert_eq!(server.broadcast("news", ("all",)).unwrap(), 2);
+    assert_eq!(server.to("red").emit("news", ("red",)).unwrap(), 1);
+    assert_eq!(server.send_to(&victim, "news", ("one",)).unwrap(), 1);
+    let got = news_until_end(&server, &mut peers).await;
+    assert_eq!(got, [vec!["all", "red"], vec!["all", "one"]]);
+}
+
+#[test]
+fn a_send_hook_may_use_the_server_while_a_broadcast_is_delivered() {
+    // On a runtime and thread of their own: a deadlock fails the test
+    // instead of hanging it.
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(sends_with_a_hook_that_uses_the_server());
+        let _ = done_tx.send(());
+    });
+    done.recv_timeout(WAIT * 3)
+        .expect("the sends end while the hook uses the server");
+}
