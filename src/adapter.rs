@@ -477,6 +477,10 @@ impl<C: Codec> Registry<C> {
     /// `target` selects and reports each answer to `acks` as it comes
     /// (a timeout or a closed connection included), then drops `acks`.
     /// Returns how many connections it was sent to. Needs a tokio runtime.
+    ///
+    /// Once the receiver of `acks` is dropped, the invoke is forgotten on
+    /// every connection that has not answered yet: a late answer is then
+    /// ignored, and nothing is kept for it.
     pub fn invoke(&self, target: &Target, request: &AckRequest, acks: AckSender) -> usize {
         let (invoke_id, timeout) = (request.id, request.timeout);
         let waiting = FuturesUnordered::new();
@@ -485,19 +489,24 @@ impl<C: Codec> Registry<C> {
                 continue;
             };
             match endpoint.push_invoke(&request.frame, invoke_id) {
-                Some((link, answer)) => waiting.push(async move {
-                    let outcome = match tokio::time::timeout(timeout, answer).await {
-                        Ok(Ok(Ok(Ok(result)))) => AckOutcome::Result(result),
-                        Ok(Ok(Ok(Err(error)))) => AckOutcome::Error(error),
-                        Ok(_) => AckOutcome::Closed,
-                        Err(_) => AckOutcome::Timeout,
-                    };
-                    link.forget(invoke_id);
-                    Ack {
-                        connection: id,
-                        outcome,
-                    }
-                }),
+                Some((link, answer)) => {
+                    // Forgets the pending entry when the wait ends, or when
+                    // it is dropped unfinished (nobody listens any more).
+                    let pending = Forget { link, id: invoke_id };
+                    waiting.push(async move {
+                        let outcome = match tokio::time::timeout(timeout, answer).await {
+                            Ok(Ok(Ok(Ok(result)))) => AckOutcome::Result(result),
+                            Ok(Ok(Ok(Err(error)))) => AckOutcome::Error(error),
+                            Ok(_) => AckOutcome::Closed,
+                            Err(_) => AckOutcome::Timeout,
+                        };
+                        drop(pending);
+                        Ack {
+                            connection: id,
+                            outcome,
+                        }
+                    });
+                }
                 None => {
                     let _ = acks.send(Ack {
                         connection: id,
@@ -510,16 +519,38 @@ impl<C: Codec> Registry<C> {
         if sent > 0 {
             tokio::spawn(async move {
                 let mut waiting = waiting;
-                while let Some(ack) = waiting.next().await {
-                    if acks.send(ack).is_err() {
-                        // Nobody listens any more: the pending entries are
-                        // forgotten as the futures drop.
-                        break;
+                loop {
+                    tokio::select! {
+                        ack = waiting.next() => match ack {
+                            Some(ack) => {
+                                if acks.send(ack).is_err() {
+                                    break;
+                                }
+                            }
+                            None => break,
+                        },
+                        // Nobody listens any more: dropping the waits
+                        // forgets their pending entries now, not at their
+                        // timeout.
+                        () = acks.closed() => break,
                     }
                 }
             });
         }
         sent
+    }
+}
+
+/// A broadcast invoke's pending entry on one link, forgotten when this is
+/// dropped.
+struct Forget {
+    link: Arc<crate::connection::Link>,
+    id: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.link.forget(self.id);
     }
 }
 

@@ -212,6 +212,11 @@ impl<C: Codec> Broadcast<C> {
 
 /// The answers to a [`Broadcast::invoke`], as they come: a [`Stream`] of
 /// `(connection id, answer)`, or [`next`](Self::next) in a loop.
+///
+/// Dropping it before the end gives up on the answers still to come: the
+/// invoke is forgotten at once on every connection of this node that has
+/// not answered (a late answer is ignored), and other nodes forget it at
+/// its timeout.
 pub struct Acks<C: Codec, R> {
     answers: mpsc::UnboundedReceiver<Ack>,
     server: Server<C>,

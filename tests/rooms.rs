@@ -310,6 +310,64 @@ async fn a_room_named_like_a_connection_id_gets_none_of_its_private_sends() {
     assert_eq!(got[2], ["others"]);
 }
 
+#[tokio::test]
+async fn dropping_the_acks_of_a_broadcast_invoke_forgets_it_on_every_silent_connection() {
+    let server = server().await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(raw_authed(&server).await);
+    }
+    let acks = server
+        .everyone()
+        .timeout(Duration::from_secs(60))
+        .invoke::<_, Value>("ask", ())
+        .unwrap();
+    let mut frame = Value::Null;
+    for ws in &mut silent {
+        let got = next_json(ws).await;
+        assert_eq!((&got["name"], &got["args"]), (&json!("ask"), &json!([])), "{got}");
+        frame = got;
+    }
+    let id = frame["id"].as_u64().expect("an invoke id");
+    drop(acks);
+
+    // The same invoke id again: a connection still holding the first
+    // invoke's entry refuses it, so it reaches them all only once every
+    // entry is gone (with the entries kept, never).
+    let request = ws_messaging::adapter::AckRequest {
+        frame: EncodedMessage::from_bytes::<Json>(frame.to_string().into()).unwrap(),
+        id,
+        timeout: Duration::from_secs(60),
+    };
+    let mut answers = tokio::time::timeout(WAIT, async {
+        loop {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if server.registry().invoke(&Target::all(), &request, tx) == silent.len() {
+                return rx;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the dropped invoke's entries are forgotten");
+    for ws in &mut silent {
+        assert_eq!(next_json(ws).await, frame);
+    }
+    // And the new one is answered as usual.
+    use futures_util::SinkExt;
+    silent[0]
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"id": id, "result": 7}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = recv(&mut answers).await;
+    assert_eq!(
+        ack.outcome,
+        ws_messaging::adapter::AckOutcome::Result(bytes::Bytes::from_static(b"7"))
+    );
+}
+
 /// The sends of `a_send_hook_may_use_the_server_while_a_broadcast_is_delivered`.
 async fn sends_with_a_hook_that_uses_the_server() {
     let cell: Arc<OnceLock<Server<Json>>> = Arc::default();
