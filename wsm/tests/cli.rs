@@ -657,10 +657,7 @@ async fn a_url_of_another_scheme_and_an_endless_duration_are_usage_errors() {
     }
     for duration in ["1e20", "1e300", "inf", "1e-12"] {
         let ran = run(&["bench", "8000", "--duration", duration]).await;
-        assert!(
-            ran.assert_code(2).stderr.contains("--duration"),
-            "{duration}: {ran:?}"
-        );
+        assert!(ran.assert_code(2).stderr.contains("--duration"), "{duration}: {ran:?}");
         let ran = run(&["bench", "--self", "-d", duration]).await;
         ran.assert_code(2);
     }
@@ -675,10 +672,7 @@ async fn serve_tells_the_connection_and_not_a_room_named_like_its_id() {
     let mut victim = Listener::start(&["--json", "repl", url, "--auth", AUTH]).await;
     victim.connected().await;
     victim.type_line("call whoami").await;
-    let id = victim.next().await["result"]
-        .as_str()
-        .expect("an id")
-        .to_string();
+    let id = victim.next().await["result"].as_str().expect("an id").to_string();
     let mut attacker = Listener::start(&["--json", "repl", url, "--auth", AUTH]).await;
     attacker.connected().await;
     // As a JSON string: an id may look like a number.

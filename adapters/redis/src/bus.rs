@@ -410,7 +410,10 @@ mod tests {
             },
         );
         // Version 1, as before connections had a list of their own.
-        assert_eq!(&rooms[..], b"\x01\x05\0\0\0\x01n\0\0\0\0\0\0\0\x01\0\0\0\x01\0\0\0\x01a\0\0\0\x01\0\0\0\x01b");
+        assert_eq!(
+            &rooms[..],
+            b"\x01\x05\0\0\0\x01n\0\0\0\0\0\0\0\x01\0\0\0\x01\0\0\0\x01a\0\0\0\x01\0\0\0\x01b"
+        );
         let one = encode(
             "n",
             &Bus::Count {
