@@ -12,8 +12,14 @@
 //! ([`Adapter::count`], [`Adapter::ids`]), remote disconnects and
 //! broadcasts with acks ([`Adapter::invoke`]) go the same way.
 //!
-//! A connection's id is a room too: a target naming an id reaches that
-//! connection (as in socket.io).
+//! Rooms and connection ids never mix: a [`Target`] names rooms
+//! ([`Target::with_room`]) and connections by id
+//! ([`Target::with_connection`]) apart, so a room that happens to be named
+//! like a connection id reaches the members of that room only, and a
+//! connection id reaches that connection only, on every node. Only
+//! [`except`](Target::except) matches both: it leaves out the members of a
+//! room of that name and the connection of that id (leaving out more is
+//! never a leak).
 //!
 //! ```
 //! use ws_messaging::adapter::{Adapter, Registry, Target};
@@ -49,12 +55,29 @@ use crate::error::AdapterError;
 /// What an [`Adapter`]'s asynchronous methods return.
 pub type AdapterFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Who a send goes to: every connection in any of `rooms` (everyone when
-/// there are none), minus every connection in any of `except`. A
-/// connection's id counts as a room that holds only that connection.
+/// Who a send goes to: every connection in any of `rooms`, and every
+/// connection named in `connections` (everyone when both are empty), minus
+/// the members of any room in `except` and the connections whose id is in
+/// `except`.
+///
+/// A room is only a room: a connection whose id is `x` is not in the room
+/// `x`, and a room named like a connection id does not reach that
+/// connection. Private sends name the connection
+/// ([`Target::connection`], [`Server::send_to`](crate::Server::send_to)).
+///
+/// ```
+/// use ws_messaging::adapter::Target;
+///
+/// // The members of `lobby` and the connection `c1`, but not `muted`.
+/// let target = Target::new(["lobby"], ["muted"]).with_connection("c1");
+/// assert_eq!(target.rooms(), ["lobby"]);
+/// assert_eq!(target.connections(), ["c1"]);
+/// assert_eq!(target.except(), ["muted"]);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     rooms: Vec<String>,
+    connections: Vec<String>,
     except: Vec<String>,
 }
 
@@ -65,7 +88,8 @@ impl Target {
     }
 
     /// The members of any of `rooms` (everyone when empty), minus the
-    /// members of any of `except`.
+    /// members of any of `except` (and the connections whose ids are in
+    /// `except`).
     pub fn new<R, E>(rooms: impl IntoIterator<Item = R>, except: impl IntoIterator<Item = E>) -> Self
     where
         R: Into<String>,
@@ -73,16 +97,62 @@ impl Target {
     {
         Target {
             rooms: unique(rooms),
+            connections: Vec::new(),
             except: unique(except),
         }
     }
 
-    /// The rooms addressed (empty: everyone).
+    /// The connection `id` only, whatever rooms exist.
+    pub fn connection(id: impl Into<String>) -> Self {
+        Target::default().with_connection(id)
+    }
+
+    /// Adds the members of `room` (never a connection by its id).
+    pub fn with_room(mut self, room: impl Into<String>) -> Self {
+        self.add_room(room.into());
+        self
+    }
+
+    /// Adds the connection `id` (never the members of a room of that
+    /// name).
+    pub fn with_connection(mut self, id: impl Into<String>) -> Self {
+        self.add_connection(id.into());
+        self
+    }
+
+    /// Adds the connections `ids` (never the members of rooms of those
+    /// names); linear in their number, repeats counted once.
+    pub fn with_connections<I: Into<String>>(mut self, ids: impl IntoIterator<Item = I>) -> Self {
+        let mut all = std::mem::take(&mut self.connections);
+        all.extend(ids.into_iter().map(Into::into));
+        self.connections = unique(all);
+        self
+    }
+
+    /// Leaves out the members of the room `room` and the connection whose
+    /// id is `room`.
+    pub fn without(mut self, room: impl Into<String>) -> Self {
+        self.add_except(room.into());
+        self
+    }
+
+    /// The rooms addressed.
     pub fn rooms(&self) -> &[String] {
         &self.rooms
     }
 
-    /// The rooms left out.
+    /// The connections addressed by id.
+    pub fn connections(&self) -> &[String] {
+        &self.connections
+    }
+
+    /// Whether it addresses everyone (no room, no connection), before
+    /// [`except`](Self::except).
+    pub fn is_everyone(&self) -> bool {
+        self.rooms.is_empty() && self.connections.is_empty()
+    }
+
+    /// The rooms, and connection ids, left out.
     pub fn except(&self) -> &[String] {
         &self.except
     }
@@ -90,6 +160,12 @@ impl Target {
     pub(crate) fn add_room(&mut self, room: String) {
         if !self.rooms.contains(&room) {
             self.rooms.push(room);
+        }
+    }
+
+    pub(crate) fn add_connection(&mut self, id: String) {
+        if !self.connections.contains(&id) {
+            self.connections.push(id);
         }
     }
 
@@ -203,14 +279,19 @@ impl<C: Codec> State<C> {
                 f(id, member);
             }
         };
-        match target.rooms.as_slice() {
-            [] => {
+        match (target.rooms.as_slice(), target.connections.as_slice()) {
+            ([], []) => {
                 for (id, member) in &self.connections {
                     visit(id, member);
                 }
             }
-            [room] => self.room(room, |id, member| visit(id, member)),
-            rooms => {
+            ([room], []) => self.room(room, |id, member| visit(id, member)),
+            ([], [id]) => {
+                if let Some((id, member)) = self.connections.get_key_value(id.as_str()) {
+                    visit(id, member);
+                }
+            }
+            (rooms, ids) => {
                 let mut seen = HashSet::new();
                 for room in rooms {
                     self.room(room, |id, member| {
@@ -219,21 +300,21 @@ impl<C: Codec> State<C> {
                         }
                     });
                 }
+                for id in ids {
+                    if let Some((id, member)) = self.connections.get_key_value(id.as_str()) {
+                        if seen.insert(id.clone()) {
+                            visit(id, member);
+                        }
+                    }
+                }
             }
         }
     }
 
-    /// Calls `f` on every member of `room` (a joined room or an id).
+    /// Calls `f` on every member of the joined room `room` (never the
+    /// connection whose id is `room`).
     fn room(&self, room: &str, mut f: impl FnMut(&Arc<str>, &Member<C>)) {
-        let mut by_id = None;
-        if let Some((id, member)) = self.connections.get_key_value(room) {
-            f(id, member);
-            by_id = Some(id);
-        }
         for id in self.rooms.get(room).into_iter().flatten() {
-            if by_id == Some(id) {
-                continue;
-            }
             if let Some(member) = self.connections.get(id) {
                 f(id, member);
             }
@@ -266,11 +347,11 @@ impl<C: Codec> Registry<C> {
         self.len() == 0
     }
 
-    /// Calls `f` on every connection, under the registry's lock: `f` must
-    /// not wait or touch the registry.
+    /// Calls `f` on every connection (a snapshot, taken first: `f` runs
+    /// without the registry's lock and may use the server).
     pub fn for_each(&self, mut f: impl FnMut(&Endpoint<C>)) {
-        for member in self.lock().connections.values() {
-            f(&member.endpoint);
+        for endpoint in self.connections() {
+            f(&endpoint);
         }
     }
 
@@ -298,7 +379,9 @@ impl<C: Codec> Registry<C> {
     }
 
     /// Puts the connection `id` in `room`; false when there is no such
-    /// connection. Joining twice is joining once.
+    /// connection. Joining twice is joining once. Any name is a room's
+    /// only: a room named like a connection id does not reach that
+    /// connection's private sends, which name it by id.
     pub fn join(&self, id: &str, room: &str) -> bool {
         let state = &mut *self.lock();
         let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {
@@ -352,14 +435,19 @@ impl<C: Codec> Registry<C> {
     /// without waiting (a connection whose backlog is past its limits is
     /// closed as a slow consumer instead: see
     /// [`Endpoint::queue_encoded`]). Returns how many it was queued for.
+    ///
+    /// The recipients are chosen under the registry's lock and queued on
+    /// after it is released, so a send hook (or anything a send runs) may
+    /// use the server. Two deliveries made one after the other reach every
+    /// connection in that order.
     pub fn deliver(&self, target: &Target, message: &EncodedMessage) -> usize {
-        let mut sent = 0;
-        self.lock().select(target, |_, member| {
-            if member.endpoint.queue_encoded(message).is_ok() {
-                sent += 1;
-            }
-        });
-        sent
+        let mut recipients = Vec::new();
+        self.lock()
+            .select(target, |_, member| recipients.push(member.endpoint.clone()));
+        recipients
+            .iter()
+            .filter(|endpoint| endpoint.queue_encoded(message).is_ok())
+            .count()
     }
 
     /// The authenticated connections `target` selects.
@@ -409,6 +497,10 @@ impl<C: Codec> Registry<C> {
     /// `target` selects and reports each answer to `acks` as it comes
     /// (a timeout or a closed connection included), then drops `acks`.
     /// Returns how many connections it was sent to. Needs a tokio runtime.
+    ///
+    /// Once the receiver of `acks` is dropped, the invoke is forgotten on
+    /// every connection that has not answered yet: a late answer is then
+    /// ignored, and nothing is kept for it.
     pub fn invoke(&self, target: &Target, request: &AckRequest, acks: AckSender) -> usize {
         let (invoke_id, timeout) = (request.id, request.timeout);
         let waiting = FuturesUnordered::new();
@@ -417,19 +509,24 @@ impl<C: Codec> Registry<C> {
                 continue;
             };
             match endpoint.push_invoke(&request.frame, invoke_id) {
-                Some((link, answer)) => waiting.push(async move {
-                    let outcome = match tokio::time::timeout(timeout, answer).await {
-                        Ok(Ok(Ok(Ok(result)))) => AckOutcome::Result(result),
-                        Ok(Ok(Ok(Err(error)))) => AckOutcome::Error(error),
-                        Ok(_) => AckOutcome::Closed,
-                        Err(_) => AckOutcome::Timeout,
-                    };
-                    link.forget(invoke_id);
-                    Ack {
-                        connection: id,
-                        outcome,
-                    }
-                }),
+                Some((link, answer)) => {
+                    // Forgets the pending entry when the wait ends, or when
+                    // it is dropped unfinished (nobody listens any more).
+                    let pending = Forget { link, id: invoke_id };
+                    waiting.push(async move {
+                        let outcome = match tokio::time::timeout(timeout, answer).await {
+                            Ok(Ok(Ok(Ok(result)))) => AckOutcome::Result(result),
+                            Ok(Ok(Ok(Err(error)))) => AckOutcome::Error(error),
+                            Ok(_) => AckOutcome::Closed,
+                            Err(_) => AckOutcome::Timeout,
+                        };
+                        drop(pending);
+                        Ack {
+                            connection: id,
+                            outcome,
+                        }
+                    });
+                }
                 None => {
                     let _ = acks.send(Ack {
                         connection: id,
@@ -442,16 +539,38 @@ impl<C: Codec> Registry<C> {
         if sent > 0 {
             tokio::spawn(async move {
                 let mut waiting = waiting;
-                while let Some(ack) = waiting.next().await {
-                    if acks.send(ack).is_err() {
-                        // Nobody listens any more: the pending entries are
-                        // forgotten as the futures drop.
-                        break;
+                loop {
+                    tokio::select! {
+                        ack = waiting.next() => match ack {
+                            Some(ack) => {
+                                if acks.send(ack).is_err() {
+                                    break;
+                                }
+                            }
+                            None => break,
+                        },
+                        // Nobody listens any more: dropping the waits
+                        // forgets their pending entries now, not at their
+                        // timeout.
+                        () = acks.closed() => break,
                     }
                 }
             });
         }
         sent
+    }
+}
+
+/// A broadcast invoke's pending entry on one link, forgotten when this is
+/// dropped.
+struct Forget {
+    link: Arc<crate::connection::Link>,
+    id: u64,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.link.forget(self.id);
     }
 }
 

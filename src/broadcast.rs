@@ -19,10 +19,15 @@ use crate::protocol::check_name;
 use crate::server::Server;
 
 /// Who a send goes to, built from [`Server::everyone`], [`Server::to`],
-/// [`Server::except`] or [`Server::local`]: every connection in any of the
-/// rooms named with [`to`](Self::to) (everyone when none is), minus those
-/// in any room named with [`except`](Self::except), on every node unless
-/// [`local`](Self::local).
+/// [`Server::to_connection`], [`Server::except`] or [`Server::local`]:
+/// every connection in any of the rooms named with [`to`](Self::to) and
+/// every connection named with [`to_connection`](Self::to_connection)
+/// (everyone when none is), minus those in any room named with
+/// [`except`](Self::except) (and the connection of that id), on every node
+/// unless [`local`](Self::local).
+///
+/// Rooms and connection ids never mix (see [`Target`]): `to(x)` reaches
+/// the members of the room `x` only, never the connection whose id is `x`.
 ///
 /// ```no_run
 /// # async fn f(server: ws_messaging::Server<ws_messaging_json::Json>) -> Result<(), Box<dyn std::error::Error>> {
@@ -78,13 +83,25 @@ impl<C: Codec> Broadcast<C> {
         }
     }
 
-    /// Adds the members of `room` (a joined room or a connection id).
+    /// Adds the members of the room `room` (one joined with
+    /// [`Endpoint::join`](crate::Endpoint::join)). A connection id is not a
+    /// room: use [`to_connection`](Self::to_connection) for a connection.
     pub fn to(mut self, room: impl Into<String>) -> Self {
         self.target.add_room(room.into());
         self
     }
 
-    /// Leaves out the members of `room`.
+    /// Adds the connection `id`, on whichever node it is (and never the
+    /// members of a room named like it).
+    pub fn to_connection(mut self, id: impl Into<String>) -> Self {
+        self.target.add_connection(id.into());
+        self
+    }
+
+    /// Leaves out the members of the room `room`, and the connection whose
+    /// id is `room` (`server.except(my_id)`: everyone but me). Leaving out
+    /// more than meant is never a leak: a room named like an id only
+    /// leaves out its members as well.
     pub fn except(mut self, room: impl Into<String>) -> Self {
         self.target.add_except(room.into());
         self
@@ -195,6 +212,11 @@ impl<C: Codec> Broadcast<C> {
 
 /// The answers to a [`Broadcast::invoke`], as they come: a [`Stream`] of
 /// `(connection id, answer)`, or [`next`](Self::next) in a loop.
+///
+/// Dropping it before the end gives up on the answers still to come: the
+/// invoke is forgotten at once on every connection of this node that has
+/// not answered (a late answer is ignored), and other nodes forget it at
+/// its timeout.
 pub struct Acks<C: Codec, R> {
     answers: mpsc::UnboundedReceiver<Ack>,
     server: Server<C>,

@@ -536,10 +536,13 @@ impl<C: Codec> Server<C> {
     }
 
     /// Sends the event `name(args)` to the connection `id`, on whichever
-    /// node it is. Returns how many connections of this node it was queued
-    /// for (0 or 1). Like [`broadcast`](Self::broadcast), it never waits.
+    /// node it is, and to no other: a room named like `id` is not reached.
+    /// Returns how many connections of this node it was queued for (0 or
+    /// 1). Like [`broadcast`](Self::broadcast), it never waits.
+    ///
+    /// The same as `server.to_connection(id).emit(name, args)`.
     pub fn send_to<A: Args>(&self, id: &str, name: &str, args: A) -> Result<usize, SendError> {
-        self.to(id).emit(name, args)
+        self.to_connection(id).emit(name, args)
     }
 
     /// Everyone, on every node: a [`Broadcast`] to narrow down or send to.
@@ -547,8 +550,10 @@ impl<C: Codec> Server<C> {
         Broadcast::new(self.clone(), Target::all())
     }
 
-    /// The members of `room` (a room joined with [`Endpoint::join`], or a
-    /// connection id), on every node.
+    /// The members of the room `room` (joined with [`Endpoint::join`]), on
+    /// every node. A connection id is not a room: `to(id)` reaches the
+    /// members of a room named like it, not the connection (see
+    /// [`to_connection`](Self::to_connection)).
     ///
     /// ```no_run
     /// # fn f(server: ws_messaging::Server<ws_messaging_json::Json>) -> Result<(), ws_messaging::SendError> {
@@ -559,7 +564,14 @@ impl<C: Codec> Server<C> {
         self.everyone().to(room)
     }
 
-    /// Everyone but the members of `room`.
+    /// The connection `id` only, on whichever node it is: a
+    /// [`Broadcast`] to send to, count or invoke.
+    pub fn to_connection(&self, id: impl Into<String>) -> Broadcast<C> {
+        Broadcast::new(self.clone(), Target::connection(id))
+    }
+
+    /// Everyone but the members of the room `room` and the connection
+    /// whose id is `room` (see [`Broadcast::except`]).
     pub fn except(&self, room: impl Into<String>) -> Broadcast<C> {
         self.everyone().except(room)
     }
@@ -575,7 +587,10 @@ impl<C: Codec> Server<C> {
     }
 
     /// Puts the connection `id` of this node in `room`; false when this
-    /// node has no such connection. The same as [`Endpoint::join`].
+    /// node has no such connection. The same as [`Endpoint::join`]. Any
+    /// name is a room's only: joining a room named like another
+    /// connection's id gives nothing of that connection's private sends
+    /// ([`send_to`](Self::send_to) goes by id, never by room).
     pub fn join(&self, id: &str, room: &str) -> bool {
         self.inner.clients.join(id, room)
     }

@@ -274,8 +274,8 @@ async fn broadcasts_and_sends_to_one_go_through_the_adapter() {
         *recording.0 .1.lock().unwrap(),
         vec![
             Target::all(),
-            Target::new([b_id.as_str()], None::<String>),
-            Target::new(["no-such-id"], None::<String>)
+            Target::connection(b_id.as_str()),
+            Target::connection("no-such-id")
         ]
     );
 }

@@ -259,7 +259,11 @@ async fn an_emitter_sends_to_rooms_on_every_node() {
         .emit("news", ("others",))
         .await
         .unwrap();
-    emitter.to(peers[2].id.as_str()).emit("news", ("you",)).await.unwrap();
+    emitter
+        .to_connection(peers[2].id.as_str())
+        .emit("news", ("you",))
+        .await
+        .unwrap();
     let got = news_until_end(&nodes[0].server, &mut peers).await;
     // The emitter is not a node: the markers from node 0 may overtake it
     // only if Redis reordered publishes of two connections, which the
@@ -485,7 +489,7 @@ async fn a_closed_node_is_not_kept_alive_by_a_heartbeat_after_its_bye() {
         // returned, so the observer reads it before this marker.
         let tag = format!("round {round}");
         emitter
-            .to(marker.id.as_str())
+            .to_connection(marker.id.as_str())
             .emit("news", (tag.as_str(),))
             .await
             .unwrap();

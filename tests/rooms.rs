@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::rooms::*;
@@ -53,10 +54,17 @@ async fn sends_reach_exactly_the_members_of_their_rooms() {
     assert_eq!(server.to("red").except("blue").emit("news", ("red-blue",)).unwrap(), 1);
     assert_eq!(server.except("red").emit("news", ("not red",)).unwrap(), 2);
     let d = peers[3].id.clone();
-    assert_eq!(server.to(d.as_str()).emit("news", ("d",)).unwrap(), 1);
+    assert_eq!(server.to_connection(d.as_str()).emit("news", ("d",)).unwrap(), 1);
     // An id and a room it is in: still once.
     let a = peers[0].id.clone();
-    assert_eq!(server.to(a.as_str()).to("red").emit("news", ("a+red",)).unwrap(), 2);
+    assert_eq!(
+        server
+            .to_connection(a.as_str())
+            .to("red")
+            .emit("news", ("a+red",))
+            .unwrap(),
+        2
+    );
     assert_eq!(server.to("nobody").emit("news", ("none",)).unwrap(), 0);
 
     let got = news_until_end(&server, &mut peers).await;
@@ -213,7 +221,10 @@ async fn a_broadcast_invoke_gives_every_answer_with_its_connection() {
     }
 
     // A connection that closes before answering ends with a connection error.
-    let acks = server.to(silent.id.as_str()).invoke::<_, u32>("vote", (1,)).unwrap();
+    let acks = server
+        .to_connection(silent.id.as_str())
+        .invoke::<_, u32>("vote", (1,))
+        .unwrap();
     silent.client.close(1000, "bye").await;
     let answers = tokio::time::timeout(WAIT, acks.collect()).await.expect("ends");
     assert!(
@@ -263,4 +274,146 @@ async fn a_send_the_adapter_refuses_goes_nowhere() {
     // What stays on this node still goes.
     assert_eq!(server.local().emit("news", ("here",)).unwrap(), 1);
     assert_eq!(recv(&mut peers[0].news).await, "here");
+}
+
+#[tokio::test]
+async fn a_room_named_like_a_connection_id_gets_none_of_its_private_sends() {
+    let server = start(rooms_builder()).await;
+    let mut peers = vec![peer(&server).await, peer(&server).await, peer(&server).await];
+    let victim = peers[1].id.clone();
+    // The attacker learns the victim's id and joins a room of that name,
+    // through the usual procedure.
+    assert!(peers[0]
+        .client
+        .invoke::<_, bool>("join", (victim.as_str(),))
+        .await
+        .unwrap());
+
+    // A private send reaches the victim only.
+    assert_eq!(server.send_to(&victim, "news", ("private",)).unwrap(), 1);
+    assert_eq!(
+        server
+            .to_connection(victim.as_str())
+            .emit("news", ("private 2",))
+            .unwrap(),
+        1
+    );
+    // The room of that name is only a room: its member, not the victim.
+    assert_eq!(server.to(victim.as_str()).emit("news", ("room",)).unwrap(), 1);
+    // Excluding by id still leaves the victim out (and the room's members
+    // too: leaving out more is no leak).
+    assert_eq!(server.except(victim.as_str()).emit("news", ("others",)).unwrap(), 1);
+    // Presence by id counts the connection, not the room.
+    assert_eq!(server.to_connection(victim.as_str()).count().await.unwrap(), 1);
+    assert_eq!(
+        server.to_connection(victim.as_str()).ids().await.unwrap(),
+        std::slice::from_ref(&victim)
+    );
+    assert_eq!(server.to_connection("no-such-id").emit("news", ("nobody",)).unwrap(), 0);
+
+    let got = news_until_end(&server, &mut peers).await;
+    assert_eq!(got[0], ["room"]);
+    assert_eq!(got[1], ["private", "private 2"]);
+    assert_eq!(got[2], ["others"]);
+}
+
+#[tokio::test]
+async fn dropping_the_acks_of_a_broadcast_invoke_forgets_it_on_every_silent_connection() {
+    let server = server().await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(raw_authed(&server).await);
+    }
+    let acks = server
+        .everyone()
+        .timeout(Duration::from_secs(60))
+        .invoke::<_, Value>("ask", ())
+        .unwrap();
+    let mut frame = Value::Null;
+    for ws in &mut silent {
+        let got = next_json(ws).await;
+        assert_eq!((&got["name"], &got["args"]), (&json!("ask"), &json!([])), "{got}");
+        frame = got;
+    }
+    let id = frame["id"].as_u64().expect("an invoke id");
+    drop(acks);
+
+    // The same invoke id again: a connection still holding the first
+    // invoke's entry refuses it, so it reaches them all only once every
+    // entry is gone (with the entries kept, never).
+    let request = ws_messaging::adapter::AckRequest {
+        frame: EncodedMessage::from_bytes::<Json>(frame.to_string().into()).unwrap(),
+        id,
+        timeout: Duration::from_secs(60),
+    };
+    let mut answers = tokio::time::timeout(WAIT, async {
+        loop {
+            let (tx, rx) = mpsc::unbounded_channel();
+            if server.registry().invoke(&Target::all(), &request, tx) == silent.len() {
+                return rx;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the dropped invoke's entries are forgotten");
+    for ws in &mut silent {
+        assert_eq!(next_json(ws).await, frame);
+    }
+    // And the new one is answered as usual.
+    use futures_util::SinkExt;
+    silent[0]
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"id": id, "result": 7}).to_string(),
+        ))
+        .await
+        .unwrap();
+    let ack = recv(&mut answers).await;
+    assert_eq!(
+        ack.outcome,
+        ws_messaging::adapter::AckOutcome::Result(bytes::Bytes::from_static(b"7"))
+    );
+}
+
+/// The sends of `a_send_hook_may_use_the_server_while_a_broadcast_is_delivered`.
+async fn sends_with_a_hook_that_uses_the_server() {
+    let cell: Arc<OnceLock<Server<Json>>> = Arc::default();
+    let in_hook = cell.clone();
+    let server = start(rooms_builder().configure(move |o| {
+        o.send_hook = Some(Arc::new(move |_: &ws_messaging::Outgoing<'_>| {
+            if let Some(server) = in_hook.get() {
+                // Both take the registry's lock.
+                let _ = server.connection_count();
+                let _ = server.get("no-such-id");
+            }
+            Ok(())
+        }));
+    }))
+    .await;
+    let mut peers = vec![peer(&server).await, peer(&server).await];
+    assert!(server.join(&peers[0].id, "red"));
+    assert!(cell.set(server.clone()).is_ok(), "set once");
+    let victim = peers[1].id.clone();
+    assert_eq!(server.broadcast("news", ("all",)).unwrap(), 2);
+    assert_eq!(server.to("red").emit("news", ("red",)).unwrap(), 1);
+    assert_eq!(server.send_to(&victim, "news", ("one",)).unwrap(), 1);
+    let got = news_until_end(&server, &mut peers).await;
+    assert_eq!(got, [vec!["all", "red"], vec!["all", "one"]]);
+}
+
+#[test]
+fn a_send_hook_may_use_the_server_while_a_broadcast_is_delivered() {
+    // On a runtime and thread of their own: a deadlock fails the test
+    // instead of hanging it.
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(sends_with_a_hook_that_uses_the_server());
+        let _ = done_tx.send(());
+    });
+    done.recv_timeout(WAIT * 3)
+        .expect("the sends end while the hook uses the server");
 }

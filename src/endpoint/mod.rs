@@ -328,6 +328,10 @@ impl<C: Codec> Endpoint<C> {
     /// ([`Server::to`]) reach it from the moment this returns, on every
     /// node. Joining twice is joining once. Membership ends with the
     /// connection. False when this is not a live server-side connection.
+    ///
+    /// A room is only a room: joining one named like another connection's
+    /// id gives nothing of that connection's private sends
+    /// ([`Server::send_to`] goes by id, never by room).
     pub fn join(&self, room: &str) -> bool {
         match (self.server(), self.id()) {
             (Some(server), Some(id)) => server.join(id, room),

@@ -59,7 +59,9 @@ pub(crate) async fn run<M: Model>(c: &Connect, self_server: bool, options: Optio
     let first_error: Arc<Mutex<Option<Failure>>> = Arc::default();
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let deadline = start + options.duration;
+    let deadline = start
+        .checked_add(options.duration)
+        .ok_or_else(|| Failure::usage("--duration: too large to count"))?;
     let workers: Vec<_> = (0..options.in_flight)
         .map(|_| {
             let (client, payload, done) = (client.clone(), payload.clone(), done.clone());

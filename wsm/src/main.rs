@@ -200,7 +200,7 @@ impl ConnectArgs {
             Some(text) => Some(auth_value(text)?),
         };
         Ok(Connect {
-            url: normalize_url(url),
+            url: normalize_url(url)?,
             auth,
             timeout: Duration::from_millis(self.timeout.max(1)),
         })
@@ -221,16 +221,38 @@ fn auth_value(text: &str) -> Result<serde_json::Value, Failure> {
     serde_json::from_str(&json).map_err(|e| Failure::usage(format!("{source}: not JSON: {e}")))
 }
 
-/// `ws://...` as given; `HOST:PORT` gets `ws://`, a bare port is on
-/// 127.0.0.1.
-pub(crate) fn normalize_url(url: &str) -> String {
-    if url.contains("://") {
-        url.to_string()
+/// `ws://...` and `wss://...` as given (the scheme in lower case);
+/// `HOST:PORT` gets `ws://`, a bare port is on 127.0.0.1. Any other scheme
+/// (`http://`) is a usage error.
+pub(crate) fn normalize_url(url: &str) -> Result<String, Failure> {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "ws" && scheme != "wss" {
+            return Err(Failure::usage(format!(
+                "invalid URL `{url}`: the scheme must be ws:// or wss://"
+            )));
+        }
+        Ok(format!("{scheme}://{rest}"))
     } else if !url.is_empty() && url.bytes().all(|b| b.is_ascii_digit()) {
-        format!("ws://127.0.0.1:{url}")
+        Ok(format!("ws://127.0.0.1:{url}"))
     } else {
-        format!("ws://{url}")
+        Ok(format!("ws://{url}"))
     }
+}
+
+/// `bench --duration`: a positive number of seconds that a clock can add
+/// to now.
+fn bench_duration(seconds: f64) -> Result<Duration, Failure> {
+    let duration = (seconds.is_finite() && seconds > 0.0)
+        .then(|| Duration::try_from_secs_f64(seconds).ok())
+        .flatten()
+        .filter(|d| std::time::Instant::now().checked_add(*d).is_some())
+        .filter(|d| !d.is_zero());
+    duration.ok_or_else(|| {
+        Failure::usage(format!(
+            "--duration {seconds}: must be a positive number of seconds, not too large to count"
+        ))
+    })
 }
 
 fn main() {
@@ -304,14 +326,12 @@ async fn run<M: Model>(command: Command) -> Result<(), Failure> {
             payload,
             connect,
         } => {
-            if !(duration.is_finite() && duration > 0.0) {
-                return Err(Failure::usage("--duration must be a positive number of seconds"));
-            }
+            let duration = bench_duration(duration)?;
             let payload: serde_json::Value =
                 serde_json::from_str(&payload).map_err(|e| Failure::usage(format!("--payload: not JSON: {e}")))?;
             let options = bench::Options {
                 in_flight: in_flight.max(1),
-                duration: Duration::from_secs_f64(duration),
+                duration,
                 payload,
             };
             // Without a URL it is `--self` (clap requires one of the two).
@@ -345,9 +365,23 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert_eq!(normalize_url("ws://h:1/p"), "ws://h:1/p");
-        assert_eq!(normalize_url("8000"), "ws://127.0.0.1:8000");
-        assert_eq!(normalize_url("localhost:8000"), "ws://localhost:8000");
+        let url = |u: &str| normalize_url(u).unwrap();
+        assert_eq!(url("ws://h:1/p"), "ws://h:1/p");
+        assert_eq!(url("WSS://h:1/p"), "wss://h:1/p");
+        assert_eq!(url("8000"), "ws://127.0.0.1:8000");
+        assert_eq!(url("localhost:8000"), "ws://localhost:8000");
+        for bad in ["http://h:1", "https://h", "ftp://h", "://h"] {
+            let failure = normalize_url(bad).unwrap_err();
+            assert_eq!(failure.kind, output::Kind::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bench_durations() {
+        assert_eq!(bench_duration(0.5).unwrap(), Duration::from_millis(500));
+        for bad in [0.0, -1.0, 1e-12, 1e20, 1e300, f64::INFINITY, f64::NAN] {
+            assert!(bench_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -636,3 +636,60 @@ async fn repl_reconnects_for_the_next_command() {
     let status = tokio::time::timeout(WAIT, repl.child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// A URL of another scheme than ws:// or wss://, and a bench duration no
+/// clock can count, are usage errors (exit 2) for every command, not a
+/// connection failure or a crash.
+#[tokio::test]
+async fn a_url_of_another_scheme_and_an_endless_duration_are_usage_errors() {
+    for args in [
+        &["call", "http://127.0.0.1:1", "sum"][..],
+        &["send", "https://127.0.0.1:1", "say"],
+        &["listen", "http://127.0.0.1:1"],
+        &["repl", "ftp://127.0.0.1:1"],
+        &["bench", "http://127.0.0.1:1", "--duration", "0.1"],
+    ] {
+        let ran = run(args).await;
+        assert!(
+            ran.assert_code(2).stderr.contains("ws:// or wss://"),
+            "{args:?}: {ran:?}"
+        );
+    }
+    for duration in ["1e20", "1e300", "inf", "1e-12"] {
+        let ran = run(&["bench", "8000", "--duration", duration]).await;
+        assert!(ran.assert_code(2).stderr.contains("--duration"), "{duration}: {ran:?}");
+        let ran = run(&["bench", "--self", "-d", duration]).await;
+        ran.assert_code(2);
+    }
+}
+
+/// `tell(id, ..)` on `wsm serve` reaches the connection `id` only: a client
+/// that joins a room named like that id gets nothing of it.
+#[tokio::test]
+async fn serve_tells_the_connection_and_not_a_room_named_like_its_id() {
+    let server = rust_server("json", 0).await;
+    let url = server.url.as_str();
+    let mut victim = Listener::start(&["--json", "repl", url, "--auth", AUTH]).await;
+    victim.connected().await;
+    victim.type_line("call whoami").await;
+    let id = victim.next().await["result"].as_str().expect("an id").to_string();
+    let mut attacker = Listener::start(&["--json", "repl", url, "--auth", AUTH]).await;
+    attacker.connected().await;
+    // As a JSON string: an id may look like a number.
+    attacker.type_line(&format!("call join \"{id}\"")).await;
+    assert_eq!(attacker.next().await, json!({"result": true}));
+    // Then a marker from the same connection: anything the server sent
+    // the attacker for the `tell` would come before it.
+    attacker.type_line(&format!("send tell \"{id}\" secret")).await;
+    attacker.type_line("send shout end").await;
+    assert_eq!(victim.next().await, json!({"event": "told", "args": ["secret"]}));
+    assert_eq!(victim.next().await, json!({"event": "shouted", "args": ["end"]}));
+    assert_eq!(attacker.next().await, json!({"event": "shouted", "args": ["end"]}));
+    // `to-room` with that name still reaches the room's member, not the
+    // connection.
+    attacker.type_line(&format!("send to-room \"{id}\" hi")).await;
+    attacker.type_line("send shout end2").await;
+    assert_eq!(attacker.next().await, json!({"event": "room", "args": [id, "hi"]}));
+    assert_eq!(attacker.next().await, json!({"event": "shouted", "args": ["end2"]}));
+    assert_eq!(victim.next().await, json!({"event": "shouted", "args": ["end2"]}));
+}

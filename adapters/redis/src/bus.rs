@@ -4,14 +4,24 @@
 //!
 //! A message that does not parse (another program publishing on the
 //! channel, a newer format) is ignored.
+//!
+//! Version 2 is version 1 with a third list in a target, the connections
+//! it names by id ([`Target::connections`]), after its rooms and its
+//! exceptions; a message is written in version 2 only when its target
+//! names connections, so everything else stays readable by version-1
+//! nodes, and a version-1 node ignores a send to a connection rather than
+//! taking the id for a room.
 
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use ws_messaging::adapter::Target;
 
-/// The format version; a node ignores messages of another version.
+/// The format version of messages whose target names no connection; a
+/// node ignores messages of a version it does not know.
 const VERSION: u8 = 1;
+/// The format version of messages whose target names connections.
+const VERSION_CONNECTIONS: u8 = 2;
 
 /// The most rooms one list of a target (its rooms, or its exceptions) may
 /// name on the bus: a message claiming more is ignored, and a send naming
@@ -110,7 +120,19 @@ const ACK_DONE: u8 = 11;
 
 pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
     let mut out = BytesMut::with_capacity(64);
-    out.put_u8(VERSION);
+    let version = match message {
+        Bus::Broadcast { target, .. }
+        | Bus::Disconnect { target, .. }
+        | Bus::Count { target, .. }
+        | Bus::Ids { target, .. }
+        | Bus::Invoke { target, .. }
+            if !target.connections().is_empty() =>
+        {
+            VERSION_CONNECTIONS
+        }
+        _ => VERSION,
+    };
+    out.put_u8(version);
     let kind = match message {
         Bus::Broadcast { .. } => BROADCAST,
         Bus::Heartbeat => HEARTBEAT,
@@ -129,17 +151,17 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
     match message {
         Bus::Heartbeat | Bus::Bye => {}
         Bus::Broadcast { target, frame } => {
-            put_target(&mut out, target);
+            put_target(&mut out, target, version);
             out.put_slice(frame);
         }
         Bus::Disconnect { target, code, reason } => {
-            put_target(&mut out, target);
+            put_target(&mut out, target, version);
             out.put_u16(*code);
             put_str(&mut out, reason);
         }
         Bus::Count { request, target } | Bus::Ids { request, target } => {
             out.put_u64(*request);
-            put_target(&mut out, target);
+            put_target(&mut out, target, version);
         }
         Bus::Invoke {
             request,
@@ -149,7 +171,7 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
             frame,
         } => {
             out.put_u64(*request);
-            put_target(&mut out, target);
+            put_target(&mut out, target, version);
             out.put_u64(*id);
             out.put_u64(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
             out.put_slice(frame);
@@ -194,34 +216,35 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
 /// version.
 pub(crate) fn decode(mut data: Bytes) -> Option<Envelope> {
     let data = &mut data;
-    if get_u8(data)? != VERSION {
+    let version = get_u8(data)?;
+    if version != VERSION && version != VERSION_CONNECTIONS {
         return None;
     }
     let kind = get_u8(data)?;
     let sender = get_str(data)?;
     let message = match kind {
         BROADCAST => Bus::Broadcast {
-            target: get_target(data)?,
+            target: get_target(data, version)?,
             frame: std::mem::take(data),
         },
         HEARTBEAT => Bus::Heartbeat,
         BYE => Bus::Bye,
         DISCONNECT => Bus::Disconnect {
-            target: get_target(data)?,
+            target: get_target(data, version)?,
             code: get_u16(data)?,
             reason: get_str(data)?,
         },
         COUNT => Bus::Count {
             request: get_u64(data)?,
-            target: get_target(data)?,
+            target: get_target(data, version)?,
         },
         IDS => Bus::Ids {
             request: get_u64(data)?,
-            target: get_target(data)?,
+            target: get_target(data, version)?,
         },
         INVOKE => Bus::Invoke {
             request: get_u64(data)?,
-            target: get_target(data)?,
+            target: get_target(data, version)?,
             id: get_u64(data)?,
             timeout: Duration::from_millis(get_u64(data)?),
             frame: std::mem::take(data),
@@ -266,11 +289,13 @@ fn put_str(out: &mut BytesMut, s: &str) {
     out.put_slice(s.as_bytes());
 }
 
-fn put_target(out: &mut BytesMut, target: &Target) {
-    for rooms in [target.rooms(), target.except()] {
-        out.put_u32(rooms.len() as u32);
-        for room in rooms {
-            put_str(out, room);
+fn put_target(out: &mut BytesMut, target: &Target, version: u8) {
+    let lists = [target.rooms(), target.except(), target.connections()];
+    let lists = if version == VERSION { &lists[..2] } else { &lists[..] };
+    for names in lists {
+        out.put_u32(names.len() as u32);
+        for name in *names {
+            put_str(out, name);
         }
     }
 }
@@ -314,12 +339,17 @@ fn get_list(data: &mut Bytes, max: usize) -> Option<Vec<String>> {
     Some(list)
 }
 
-/// A target; linear in the number of rooms (`Target::new` drops repeats
-/// with a hash set).
-fn get_target(data: &mut Bytes) -> Option<Target> {
+/// A target; linear in the number of rooms and connections
+/// (`Target::new` drops repeats with a hash set).
+fn get_target(data: &mut Bytes, version: u8) -> Option<Target> {
     let rooms = get_list(data, MAX_ROOMS)?;
     let except = get_list(data, MAX_ROOMS)?;
-    Some(Target::new(rooms, except))
+    let target = Target::new(rooms, except);
+    if version == VERSION_CONNECTIONS {
+        let ids = get_list(data, MAX_ROOMS)?;
+        return Some(target.with_connections(ids));
+    }
+    Some(target)
 }
 
 #[cfg(test)]
@@ -345,6 +375,17 @@ mod tests {
                 target: target.clone(),
             },
             Bus::Ids { request: 8, target },
+            Bus::Broadcast {
+                target: Target::connection("c1"),
+                frame: Bytes::from_static(br#"{"name":"x","args":[]}"#),
+            },
+            Bus::Invoke {
+                request: 10,
+                target: Target::new(["r"], ["c2"]).with_connection("c1"),
+                id: 1 << 52,
+                timeout: Duration::from_millis(1500),
+                frame: Bytes::from_static(b"\x01\x02"),
+            },
             Bus::Invoke {
                 request: 9,
                 target: Target::new(["r"], None::<String>),
@@ -449,6 +490,31 @@ mod tests {
         let target = Target::new(rooms("r", n), None::<String>);
         assert_eq!(oversized(&target), Some(n));
         assert_eq!(oversized(&Target::new(rooms("r", 10), rooms("x", 20))), None);
+    }
+
+    #[test]
+    fn only_a_target_naming_connections_changes_the_format() {
+        let rooms = encode(
+            "n",
+            &Bus::Count {
+                request: 1,
+                target: Target::new(["a"], ["b"]),
+            },
+        );
+        // Version 1, as before connections had a list of their own.
+        assert_eq!(
+            &rooms[..],
+            b"\x01\x05\0\0\0\x01n\0\0\0\0\0\0\0\x01\0\0\0\x01\0\0\0\x01a\0\0\0\x01\0\0\0\x01b"
+        );
+        let one = encode(
+            "n",
+            &Bus::Count {
+                request: 1,
+                target: Target::connection("c"),
+            },
+        );
+        assert_eq!(one[0], VERSION_CONNECTIONS);
+        assert!(one.ends_with(b"\0\0\0\0\0\0\0\0\0\0\0\x01\0\0\0\x01c"));
     }
 
     #[test]

@@ -131,12 +131,22 @@ impl<C: Codec> RedisEmitter<C> {
         }
     }
 
-    /// The members of `room` (a room, or a connection id).
+    /// The members of the room `room` (never the connection whose id is
+    /// `room`: see [`to_connection`](Self::to_connection)).
     pub fn to(&self, room: impl Into<String>) -> Emit<'_, C> {
         self.everyone().to(room)
     }
 
-    /// Everyone but the members of `room`.
+    /// The connection `id` only, on whichever node it is.
+    pub fn to_connection(&self, id: impl Into<String>) -> Emit<'_, C> {
+        Emit {
+            emitter: self,
+            target: Target::connection(id),
+        }
+    }
+
+    /// Everyone but the members of the room `room` and the connection
+    /// whose id is `room`.
     pub fn except(&self, room: impl Into<String>) -> Emit<'_, C> {
         self.everyone().except(room)
     }
@@ -290,19 +300,22 @@ pub struct Emit<'a, C: Codec> {
 }
 
 impl<C: Codec> Emit<'_, C> {
-    /// Adds the members of `room`.
+    /// Adds the members of the room `room`.
     pub fn to(mut self, room: impl Into<String>) -> Self {
-        let mut rooms = self.target.rooms().to_vec();
-        rooms.push(room.into());
-        self.target = Target::new(rooms, self.target.except().to_vec());
+        self.target = self.target.with_room(room);
         self
     }
 
-    /// Leaves out the members of `room`.
+    /// Adds the connection `id`.
+    pub fn to_connection(mut self, id: impl Into<String>) -> Self {
+        self.target = self.target.with_connection(id);
+        self
+    }
+
+    /// Leaves out the members of the room `room` and the connection whose
+    /// id is `room`.
     pub fn except(mut self, room: impl Into<String>) -> Self {
-        let mut except = self.target.except().to_vec();
-        except.push(room.into());
-        self.target = Target::new(self.target.rooms().to_vec(), except);
+        self.target = self.target.without(room);
         self
     }
 

@@ -32,11 +32,11 @@
 //! - Each node has a random id, publishes on the channel `PREFIX#all` and
 //!   subscribes to it and to its own `PREFIX#node#ID`.
 //! - A send is delivered to this node's connections at once and published
-//!   once, as the codec encoded it, with its target (rooms, except). The
-//!   other nodes deliver it to their own connections. Every publish of a
-//!   node goes through one queue and one Redis connection, and Redis keeps
-//!   the order of a connection's publishes: what one node sends reaches
-//!   every node in the order it was sent.
+//!   once, as the codec encoded it, with its target (rooms, connection
+//!   ids, except). The other nodes deliver it to their own connections.
+//!   Every publish of a node goes through one queue and one Redis
+//!   connection, and Redis keeps the order of a connection's publishes:
+//!   what one node sends reaches every node in the order it was sent.
 //! - Presence (`count`, `ids`) and broadcast invokes are requests on
 //!   `PREFIX#all`; each live node answers on the requester's own channel.
 //!   Nodes that do not answer within [`RedisConfig::request_timeout`] are
