@@ -28,10 +28,10 @@ use crate::connection::read::protocol_close;
 use crate::connection::Transport;
 use crate::endpoint::{encode_event, message_bytes, BoxFuture, EncodedMessage, Endpoint, Role};
 use crate::error::{AdapterError, HandlerError, SendError, ServeError};
-use crate::payload::Args;
-use crate::protocol::{choose_subprotocol, truncate_reason, CLOSE_FORBIDDEN};
 use crate::request::Request;
 use crate::trace::{self, Instrument};
+use crate::wire::truncate_reason;
+use crate::{protocol::choose_subprotocol, Args, CLOSE_FORBIDDEN};
 
 type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
 type DisconnectHook<C> = Arc<dyn Fn(Endpoint<C>, u16, String) -> BoxFuture<()> + Send + Sync>;

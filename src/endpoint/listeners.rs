@@ -13,8 +13,8 @@ use crate::codec::Codec;
 use crate::envelope::ArgList;
 use crate::error::CodecError;
 use crate::events::LocalEvent;
-use crate::payload::FromArgs;
 use crate::trace;
+use crate::FromArgs;
 
 type ListenerFn<C> = Arc<dyn Fn(&C, ArgList) -> Result<(), CodecError> + Send + Sync>;
 
