@@ -139,33 +139,34 @@ impl From<Name> for String {
     }
 }
 
+// Equal text is equal bytes: compared without looking at the UTF-8 again.
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
+        self.0 == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+        self.0 == other.as_bytes()
     }
 }
 
 impl PartialEq<String> for Name {
     fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
+        self.0 == other.as_bytes()
     }
 }
 
 impl PartialEq<Name> for str {
     fn eq(&self, other: &Name) -> bool {
-        self == other.as_str()
+        other == self
     }
 }
 
 impl PartialEq<Name> for &str {
     fn eq(&self, other: &Name) -> bool {
-        *self == other.as_str()
+        other == self
     }
 }
 
@@ -770,6 +771,44 @@ mod tests {
             validate(no_value, true),
             Ok(Frame::Reply { outcome: Err(_), .. })
         ));
+    }
+
+    #[test]
+    fn names_hash_compare_and_order_as_their_text() {
+        use std::collections::{BTreeSet, HashMap};
+        use std::hash::BuildHasher;
+
+        let hasher = std::collections::hash_map::RandomState::new();
+        let frame = Bytes::from_static(b"xx\xc3\xa9t\xc3\xa9");
+        for name in [
+            Name::from_static("echo"),
+            Name::from("echo".to_string()),
+            Name::from_utf8(frame.slice(2..)).unwrap(),
+            Name::default(),
+        ] {
+            assert_eq!(hasher.hash_one(&name), hasher.hash_one(name.as_str()), "{name:?}");
+        }
+        let mut listeners = HashMap::new();
+        listeners.insert(Name::from_utf8(frame.slice(2..)).unwrap(), 1);
+        assert_eq!(listeners.get("été"), Some(&1));
+        let sorted: Vec<String> = ["b", "é", "a", "ab", ""]
+            .into_iter()
+            .map(Name::from)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(sorted, ["", "a", "ab", "b", "é"]);
+        let name = Name::from_utf8(frame.slice(2..)).unwrap();
+        assert_eq!(name, "été");
+        assert_eq!("été", name);
+        assert_eq!(name, *"été");
+        assert_eq!(*"été", name);
+        assert_eq!(name, "été".to_string());
+        assert_ne!(name, "ét");
+        assert_ne!("étés", name);
+        assert!(Name::from_utf8(frame.slice(3..)).is_err());
+        assert_eq!(Name::from_utf8_lossy(frame.slice(3..)), "\u{fffd}t\u{e9}");
     }
 
     #[test]
