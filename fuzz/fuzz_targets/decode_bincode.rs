@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_messaging_core::{envelope::validate, Codec};
 use ws_messaging_bincode::Bincode;
+use ws_messaging_core::{envelope::validate, Codec};
 
 fuzz_target!(|data: &[u8]| {
     let frame = bytes::Bytes::copy_from_slice(data);

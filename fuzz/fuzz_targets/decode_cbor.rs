@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_messaging_core::{envelope::validate, Codec, Frame};
 use ws_messaging_cbor::{Cbor, Value};
+use ws_messaging_core::{envelope::validate, Codec, Frame};
 
 fuzz_target!(|data: &[u8]| {
     // A bare value, as the auth frame is decoded.
