@@ -14,9 +14,9 @@ use crate::adapter::{Ack, AckOutcome, AckRequest, Target};
 use crate::codec::Codec;
 use crate::endpoint::{encode_event, scratch, to_message, EncodedMessage};
 use crate::error::{AdapterError, InvokeError, SendError};
-use crate::payload::{Args, AsSeq};
-use crate::protocol::check_name;
 use crate::server::Server;
+use crate::wire::{check_name, AsSeq};
+use crate::Args;
 
 /// Who a send goes to, built from [`Server::everyone`], [`Server::to`],
 /// [`Server::to_connection`], [`Server::except`] or [`Server::local`]:

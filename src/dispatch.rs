@@ -16,8 +16,8 @@ use crate::endpoint::{encode_event, Endpoint, Role};
 use crate::envelope::{validate, Frame};
 use crate::error::{HandlerError, PreprocessError};
 use crate::events::LocalEvent;
-use crate::protocol::LOCAL_ONLY;
 use crate::trace::{self, Instrument};
+use crate::wire::LOCAL_ONLY;
 
 impl<C: Codec> Endpoint<C> {
     /// Handles one incoming data frame of connection `link`.

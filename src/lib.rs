@@ -5,27 +5,29 @@
 pub mod adapter;
 mod broadcast;
 mod client;
-pub mod codec;
 mod config;
 mod connection;
 mod dispatch;
 mod endpoint;
-pub mod envelope;
 mod error;
 mod events;
-pub mod lenient;
-mod payload;
-pub mod protocol;
-pub mod reader;
 mod request;
 mod rpc;
-pub mod schema;
 mod server;
 mod trace;
+mod wire;
+
+// The codec kit (ws-messaging-core), under the paths it has always had here.
+#[doc(inline)]
+pub use ws_messaging_core::{codec, envelope, lenient, protocol, reader, schema};
+#[doc(inline)]
+pub use ws_messaging_core::{
+    ArgList, Args, BoxError, CheckError, Codec, CodecError, Frame, FrameKind, FromArgs, Name, PreprocessError, RawArgs,
+    RawValue, SharedError, CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL,
+};
 
 pub use broadcast::{Acks, Broadcast};
 pub use client::{Client, ClientBuilder};
-pub use codec::{Codec, FrameKind};
 pub use config::{
     default_error_formatter, EndpointOptions, ErrorFormatter, Outgoing, OutgoingKind, ReceiveHook, RetryConfig,
     SendHook,
@@ -34,14 +36,10 @@ pub use connection::Transport;
 pub use endpoint::{
     AsyncListener, EncodedMessage, Endpoint, FromEndpoint, Handler, Listener, ListenerId, State, WeakEndpoint,
 };
-pub use envelope::{ArgList, Frame, Name};
 pub use error::{
-    AdapterError, AttemptError, BoxError, CheckError, CodecError, ConnectError, HandlerError, InvokeError,
-    PreprocessError, RegisterError, SendError, ServeError, SharedError,
+    AdapterError, AttemptError, ConnectError, HandlerError, InvokeError, RegisterError, SendError, ServeError,
 };
 pub use events::LocalEvent;
-pub use payload::{Args, FromArgs, RawArgs, RawValue};
-pub use protocol::{CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL};
 pub use request::Request;
 pub use server::{Server, ServerBuilder};
 

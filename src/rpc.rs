@@ -15,9 +15,9 @@ use crate::connection::Link;
 use crate::endpoint::{message_bytes, scratch, Endpoint, Handler, Procedure};
 use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
-use crate::payload::{Args, AsSeq, FromArgs, RawValue};
-use crate::protocol::check_name;
 use crate::trace;
+use crate::wire::{check_name, AsSeq};
+use crate::{Args, FromArgs, RawValue};
 
 impl<C: Codec> Endpoint<C> {
     /// Registers the procedure `name` on this connection (one handler per

@@ -33,10 +33,10 @@ use crate::endpoint::{
     EncodedMessage, Endpoint, Handler, Handlers, Listener, ListenerId, Role, StateMap,
 };
 use crate::error::{AdapterError, HandlerError, RegisterError, SendError, ServeError};
-use crate::payload::Args;
-use crate::protocol::{check_name, choose_subprotocol, truncate_reason, CLOSE_FORBIDDEN};
 use crate::request::Request;
 use crate::trace::{self, Instrument};
+use crate::wire::{check_name, truncate_reason};
+use crate::{protocol::choose_subprotocol, Args, CLOSE_FORBIDDEN};
 
 type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
 type DisconnectHook<C> = Arc<dyn Fn(Endpoint<C>, u16, String) -> BoxFuture<()> + Send + Sync>;

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_messaging::{envelope::validate, Codec, Frame};
 use ws_messaging_cbor::{Cbor, Value};
+use ws_messaging_core::{envelope::validate, Codec, Frame};
 
 fuzz_target!(|data: &[u8]| {
     // A bare value, as the auth frame is decoded.
@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let frame = bytes::Bytes::copy_from_slice(data);
     if let Ok(raw) = Cbor.decode_envelope(&frame) {
         let raws = match validate(raw, true) {
-            Ok(Frame::Message { args, .. }) => args,
+            Ok(Frame::Message { args, .. }) => args.into_vec(),
             Ok(Frame::Reply { outcome: Ok(raw) | Err(raw), .. }) => vec![raw],
             Err(_) => return,
         };

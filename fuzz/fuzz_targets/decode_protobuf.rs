@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ws_messaging::{envelope::validate, Codec, Frame};
+use ws_messaging_core::{envelope::validate, Codec, Frame};
 use ws_messaging_protobuf::{pb, Proto, Protobuf};
 
 /// Every value decoder a handler might use on a raw value.

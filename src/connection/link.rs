@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::EndpointOptions;
-use crate::protocol::{truncate_reason, CLOSE_SLOW_CONSUMER};
+use crate::{wire::truncate_reason, CLOSE_SLOW_CONSUMER};
 
 /// The outcome a pending invoke is settled with: the raw reply, or `Err`
 /// when the connection went away.

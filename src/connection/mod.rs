@@ -14,8 +14,8 @@
 //! | step | where |
 //! |---|---|
 //! | read from the socket | `connection/lean_io.rs` (socket buffers), `connection/read.rs` |
-//! | decoded (routing fields only, arguments kept raw) | the codec's `decode_envelope` (`codec.rs`), called from `dispatch.rs` |
-//! | validated | `envelope.rs` (the shared rules), then `Codec::check` and the receive hook, from `dispatch.rs` |
+//! | decoded (routing fields only, arguments kept raw) | the codec's `decode_envelope` (`core/src/codec.rs`), called from `dispatch.rs` |
+//! | validated | `core/src/envelope.rs` (the shared rules), then `Codec::check` and the receive hook, from `dispatch.rs` |
 //! | dispatched | `dispatch.rs`: event → `endpoint/listeners.rs`, call → `rpc.rs`, reply → the pending invoke on `connection/link.rs` |
 //! | answered | `rpc.rs` (the procedure's result or error, encoded once) |
 //! | queued | `connection/link.rs` (the bounded backlog), from `endpoint/send.rs` and `rpc.rs` |

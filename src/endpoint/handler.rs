@@ -50,8 +50,8 @@ use serde::Serialize;
 use super::{ByName, Endpoint, Procedure};
 use crate::codec::Codec;
 use crate::error::HandlerError;
-use crate::payload::FromArgs;
 use crate::server::Server;
+use crate::FromArgs;
 
 /// A value a handler takes from the connection its call or event came in
 /// on, before the call's own arguments: the [`Endpoint`] itself, a

@@ -13,8 +13,8 @@ use super::{ByName, Endpoint};
 use crate::codec::Codec;
 use crate::envelope::ArgList;
 use crate::events::LocalEvent;
-use crate::payload::FromArgs;
 use crate::trace;
+use crate::FromArgs;
 
 /// A listener, its arguments' type erased: `Err` with what went wrong
 /// (arguments that do not decode, a value it takes that cannot be had).

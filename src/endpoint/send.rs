@@ -14,9 +14,9 @@ use crate::config::{Outgoing, OutgoingKind};
 use crate::connection::{Link, PushError};
 use crate::error::{CodecError, SendError};
 use crate::events::LocalEvent;
-use crate::payload::{Args, AsSeq};
-use crate::protocol::{check_name, CLOSE_SLOW_CONSUMER};
 use crate::trace;
+use crate::wire::{check_name, AsSeq};
+use crate::{Args, CLOSE_SLOW_CONSUMER};
 
 /// A message encoded once by [`Endpoint::encode_message`] (or the server's
 /// broadcast), to be sent to many peers with [`Endpoint::send_encoded`].

@@ -1,7 +1,7 @@
 //! Encodes an argument sequence as `count` + length-prefixed values.
 
 use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeTuple, Serializer};
-use ws_messaging::CodecError;
+use ws_messaging_core::CodecError;
 
 use crate::config;
 

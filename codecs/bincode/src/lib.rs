@@ -1,4 +1,4 @@
-//! The bincode codec for [`ws_messaging`]: the fastest and most compact
+//! The bincode codec for ws-messaging: the fastest and most compact
 //! format for **Rust-to-Rust** links.
 //!
 //! It has **no JavaScript peer**: bincode is not self-describing, so both
@@ -32,7 +32,7 @@
 //! checks every length against the bytes actually present.
 //!
 //! ```
-//! use ws_messaging::{Codec, Frame, envelope::validate};
+//! use ws_messaging_core::{Codec, Frame, envelope::validate};
 //! use ws_messaging_bincode::Bincode;
 //!
 //! let mut out = Vec::new();
@@ -51,8 +51,8 @@ use bincode::config::{self, Config};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use ws_messaging::envelope::{ArgList, ArgsField, IdField, Name, NameField, RawEnvelope};
-use ws_messaging::{Codec, CodecError, FrameKind};
+use ws_messaging_core::envelope::{ArgList, ArgsField, IdField, Name, NameField, RawEnvelope};
+use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 /// The bincode codec. Zero-sized.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -7,9 +7,9 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
-use ws_messaging::Codec;
 use ws_messaging_bincode::Bincode;
 use ws_messaging_codec_testkit::{self as testkit, Express, Form, Kit, Mutations, Vectors};
+use ws_messaging_core::Codec;
 
 fn kit() -> Kit<Bincode> {
     Kit::new(Bincode, Vectors::new("bincode", "hex", Form::Hex))

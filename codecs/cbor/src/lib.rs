@@ -1,4 +1,4 @@
-//! The CBOR codec for [`ws_messaging`], sent in binary frames and
+//! The CBOR codec for ws-messaging, sent in binary frames and
 //! wire-compatible with a JavaScript peer that uses
 //! [cbor-x](https://www.npmjs.com/package/cbor-x)'s `encode` and `decode`,
 //! with cbor-x's default options, as its encoder and decoder:
@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use ws_messaging::{envelope::validate, Codec, Frame};
+//! use ws_messaging_core::{envelope::validate, Codec, Frame};
 //! use ws_messaging_cbor::Cbor;
 //!
 //! #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -89,8 +89,8 @@ mod reader;
 use bytes::Bytes;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::Serialize;
-use ws_messaging::envelope::RawEnvelope;
-use ws_messaging::{Codec, CodecError, FrameKind};
+use ws_messaging_core::envelope::RawEnvelope;
+use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 use js_numbers::JsNumbers;
 pub use reader::MAX_DEPTH;
@@ -115,12 +115,12 @@ fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
     })
 }
 
-/// Decodes the wrapped type through [`ws_messaging::lenient::Lenient`].
+/// Decodes the wrapped type through [`ws_messaging_core::lenient::Lenient`].
 struct LenientValue<T>(T);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for LenientValue<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        T::deserialize(ws_messaging::lenient::Lenient(deserializer)).map(LenientValue)
+        T::deserialize(ws_messaging_core::lenient::Lenient(deserializer)).map(LenientValue)
     }
 }
 
@@ -144,7 +144,7 @@ impl Codec for Cbor {
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
         // Well-formed, one item, within the nesting limit: after this check
         // no length in `data` can claim more than `data` holds.
-        ws_messaging::reader::check_value::<reader::CborFormat>(data)?;
+        ws_messaging_core::reader::check_value::<reader::CborFormat>(data)?;
         self.decode_enveloped(data)
     }
 
@@ -217,6 +217,6 @@ impl Codec for Cbor {
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        ws_messaging::reader::envelope::<reader::CborFormat>(frame)
+        ws_messaging_core::reader::envelope::<reader::CborFormat>(frame)
     }
 }

@@ -1,5 +1,5 @@
 //! CBOR's head decoding for the shared bounds-checked reader
-//! ([`ws_messaging::reader`]), which finds the byte range of each value
+//! ([`ws_messaging_core::reader`]), which finds the byte range of each value
 //! without decoding it and reads the envelope's routing fields.
 //!
 //! Definite and indefinite lengths are both accepted, tags are skipped
@@ -13,9 +13,9 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use ws_messaging::envelope::{IdField, Key, Name, NameField};
-use ws_messaging::reader::{self, Format, Shape};
-use ws_messaging::CodecError;
+use ws_messaging_core::envelope::{IdField, Key, Name, NameField};
+use ws_messaging_core::reader::{self, Format, Shape};
+use ws_messaging_core::CodecError;
 
 /// The deepest nesting of arrays, maps and tags accepted, counting the
 /// envelope itself.
@@ -51,7 +51,7 @@ pub(crate) enum Head<'a> {
     Break,
 }
 
-/// The CBOR format, for [`ws_messaging::reader`].
+/// The CBOR format, for [`ws_messaging_core::reader`].
 #[derive(Debug)]
 pub(crate) struct CborFormat;
 

@@ -9,10 +9,10 @@ use proptest::prelude::*;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
 use serde_json::json;
-use ws_messaging::envelope::{IdField, NameField};
-use ws_messaging::{Codec, Frame};
 use ws_messaging_cbor::{Cbor, MAX_DEPTH};
 use ws_messaging_codec_testkit::{self as testkit, hex, unhex, Express, Form, Kit, Mutations, Vectors};
+use ws_messaging_core::envelope::{IdField, NameField};
+use ws_messaging_core::{Codec, Frame};
 
 fn kit() -> Kit<Cbor> {
     Kit::new(Cbor, Vectors::new("cbor", "hex", Form::Hex))
@@ -360,7 +360,7 @@ proptest! {
         id in prop::option::of(prop_oneof![0u64..300, any::<u64>(), Just(u64::from(u32::MAX) + 1), Just(1u64 << 53)]),
         error in any::<i64>(),
     ) {
-        use ws_messaging::envelope::{MessageOut, ReplyOut};
+        use ws_messaging_core::envelope::{MessageOut, ReplyOut};
         let name = if long > 0 { "n".repeat(long) } else { name };
         let mut out = b"kept".to_vec();
         Cbor.encode_message(&name, &args, id, &mut out).unwrap();

@@ -1,4 +1,4 @@
-//! The JSON codec for [`ws_messaging`]: the default wire format of the
+//! The JSON codec for ws-messaging: the default wire format of the
 //! JavaScript `ws-messaging` package (`JSON.stringify` / `JSON.parse`),
 //! sent in text frames.
 //!
@@ -7,10 +7,10 @@
 //! decodes it straight into its own type. The frame is still checked whole
 //! against the JSON grammar, in one pass, so a malformed argument is refused
 //! before dispatch as `JSON.parse` would refuse it; frames nested deeper
-//! than [`ws_messaging::reader::MAX_DEPTH`] levels are refused too.
+//! than [`ws_messaging_core::reader::MAX_DEPTH`] levels are refused too.
 //!
 //! ```
-//! use ws_messaging::{Codec, Frame, envelope::validate};
+//! use ws_messaging_core::{Codec, Frame, envelope::validate};
 //! use ws_messaging_json::Json;
 //!
 //! let mut out = Vec::new();
@@ -34,8 +34,8 @@ use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use ws_messaging::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
-use ws_messaging::{Codec, CodecError, FrameKind};
+use ws_messaging_core::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
+use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 /// The JSON codec (serde_json). Zero-sized; `Json::default()` or `Json`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -172,7 +172,7 @@ fn not_utf8(frame: &Bytes, error: std::str::Utf8Error) -> Result<RawEnvelope, Co
 fn too_deep() -> CodecError {
     CodecError::decode(format!(
         "JSON nested deeper than {} levels",
-        ws_messaging::reader::MAX_DEPTH
+        ws_messaging_core::reader::MAX_DEPTH
     ))
 }
 
@@ -397,8 +397,8 @@ impl<'de> Visitor<'de> for ArgsSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ws_messaging::envelope::validate;
-    use ws_messaging::{Frame, PreprocessError};
+    use ws_messaging_core::envelope::validate;
+    use ws_messaging_core::{Frame, PreprocessError};
 
     fn frame(s: &str) -> Result<Frame, PreprocessError> {
         let raw = Json

@@ -22,8 +22,8 @@
 //! (outside strings it is no token; inside, a control character).
 
 use bytes::Bytes;
-use ws_messaging::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, Name, NameField, RawEnvelope};
-use ws_messaging::reader::MAX_DEPTH;
+use ws_messaging_core::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, Name, NameField, RawEnvelope};
+use ws_messaging_core::reader::MAX_DEPTH;
 
 /// Why the scan stopped short of an envelope.
 #[derive(Debug, PartialEq, Eq)]
@@ -708,7 +708,7 @@ mod tests {
                 assert_eq!(utf8, Err(Stop::Bail), "{bad}");
             }
         }
-        use ws_messaging::Codec;
+        use ws_messaging_core::Codec;
         let not_utf8 = Bytes::from_static(b"{\"name\":\"\xff\",\"args\":[]}");
         assert!(crate::Json.decode_envelope(&not_utf8).is_err());
         // serde_json does not look at the strings it skips: the frame is
@@ -740,7 +740,7 @@ mod tests {
         assert!(too_deep(&deeper));
         assert!(serde_envelope(&deeper).is_ok(), "serde alone would take it");
         // Refused whichever reader reads it.
-        use ws_messaging::Codec;
+        use ws_messaging_core::Codec;
         let escaped = String::from_utf8(deeper.to_vec())
             .unwrap()
             .replace(r#""name""#, r#""n\u0061me""#);
@@ -858,7 +858,7 @@ mod tests {
 
     #[test]
     fn every_string_is_checked_for_utf8() {
-        use ws_messaging::Codec;
+        use ws_messaging_core::Codec;
         // Where strings are: a key, the name (the two read as plain
         // strings: with an escape, the fast path leaves them to serde), an
         // argument, a key and a value inside one, the result, an unknown
@@ -946,7 +946,7 @@ mod tests {
 
     #[test]
     fn bytes_above_0x7f_outside_strings_are_refused() {
-        use ws_messaging::Codec;
+        use ws_messaging_core::Codec;
         for c in [0x80, 0xa0, 0xc2, 0xe2, 0xf0, 0xff] {
             for frame in [
                 [&[c][..], br#"{"name":"a","args":[]}"#].concat(),

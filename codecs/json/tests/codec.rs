@@ -6,8 +6,8 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use ws_messaging::{Codec, Frame, PreprocessError};
 use ws_messaging_codec_testkit::{self as testkit, Express, Form, Kit, Mutations, Vectors};
+use ws_messaging_core::{Codec, Frame, PreprocessError};
 use ws_messaging_json::Json;
 
 fn kit() -> Kit<Json> {
@@ -108,7 +108,7 @@ proptest! {
         id in prop::option::of(any::<u64>()),
         error in value(),
     ) {
-        use ws_messaging::envelope::{MessageOut, ReplyOut};
+        use ws_messaging_core::envelope::{MessageOut, ReplyOut};
         let mut out = b"kept".to_vec();
         Json.encode_message(&name, &args, id, &mut out).unwrap();
         let expected = serde_json::to_vec(&MessageOut { name: &name, args: &args, id }).unwrap();

@@ -1,4 +1,4 @@
-//! The MessagePack codec for [`ws_messaging`], sent in binary frames and
+//! The MessagePack codec for ws-messaging, sent in binary frames and
 //! wire-compatible with a JavaScript peer that uses
 //! [msgpack-lite](https://www.npmjs.com/package/msgpack-lite) as its
 //! encoder and decoder (the pairing the ws-messaging package's own tests use):
@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use serde::{Deserialize, Serialize};
-//! use ws_messaging::{envelope::validate, Codec, Frame};
+//! use ws_messaging_core::{envelope::validate, Codec, Frame};
 //! use ws_messaging_msgpack::MsgPack;
 //!
 //! #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -76,8 +76,8 @@ mod reader;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use ws_messaging::envelope::RawEnvelope;
-use ws_messaging::{Codec, CodecError, FrameKind};
+use ws_messaging_core::envelope::RawEnvelope;
+use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 pub use reader::MAX_DEPTH;
 
@@ -122,7 +122,7 @@ impl Codec for MsgPack {
     fn decode_value<T: DeserializeOwned>(&self, data: &[u8]) -> Result<T, CodecError> {
         // Well-formed, one value, within the nesting limit: after this check
         // no length in `data` can claim more than `data` holds.
-        ws_messaging::reader::check_value::<reader::MsgPackFormat>(data)?;
+        ws_messaging_core::reader::check_value::<reader::MsgPackFormat>(data)?;
         self.decode_enveloped(data)
     }
 
@@ -134,7 +134,7 @@ impl Codec for MsgPack {
         let mut deserializer = rmp_serde::Deserializer::from_read_ref(data);
         // rmp-serde refuses a value at its limit: one more lets MAX_DEPTH in.
         deserializer.set_max_depth(MAX_DEPTH + 1);
-        T::deserialize(ws_messaging::lenient::Lenient(&mut deserializer)).map_err(CodecError::decode)
+        T::deserialize(ws_messaging_core::lenient::Lenient(&mut deserializer)).map_err(CodecError::decode)
     }
 
     /// The envelope map written by hand around the arguments: the same
@@ -197,6 +197,6 @@ impl Codec for MsgPack {
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
-        ws_messaging::reader::envelope::<reader::MsgPackFormat>(frame)
+        ws_messaging_core::reader::envelope::<reader::MsgPackFormat>(frame)
     }
 }

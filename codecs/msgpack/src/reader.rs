@@ -1,5 +1,5 @@
 //! MessagePack's head decoding for the shared bounds-checked reader
-//! ([`ws_messaging::reader`]), which finds the byte range of each value
+//! ([`ws_messaging_core::reader`]), which finds the byte range of each value
 //! without decoding it and reads the envelope's routing fields.
 //!
 //! Nothing here allocates in proportion to a length the frame claims: a
@@ -9,9 +9,9 @@
 
 use bytes::Bytes;
 use rmp::Marker;
-use ws_messaging::envelope::{IdField, Key, Name, NameField};
-use ws_messaging::reader::{self, Format, Shape};
-use ws_messaging::CodecError;
+use ws_messaging_core::envelope::{IdField, Key, Name, NameField};
+use ws_messaging_core::reader::{self, Format, Shape};
+use ws_messaging_core::CodecError;
 
 /// The deepest nesting of arrays and maps accepted, counting the envelope
 /// itself (about serde_json's limit for JSON frames).
@@ -33,7 +33,7 @@ pub(crate) enum Head<'a> {
     Map(u32),
 }
 
-/// The MessagePack format, for [`ws_messaging::reader`].
+/// The MessagePack format, for [`ws_messaging_core::reader`].
 #[derive(Debug)]
 pub(crate) struct MsgPackFormat;
 

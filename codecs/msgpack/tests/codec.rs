@@ -6,9 +6,9 @@
 
 use proptest::prelude::*;
 use rmpv::Value;
-use ws_messaging::envelope::{validate, IdField, NameField};
-use ws_messaging::{Codec, Frame};
 use ws_messaging_codec_testkit::{self as testkit, Express, Form, Kit, Mutations, Shape, Vectors};
+use ws_messaging_core::envelope::{validate, IdField, NameField};
+use ws_messaging_core::{Codec, Frame};
 use ws_messaging_msgpack::{MsgPack, MAX_DEPTH};
 
 fn kit() -> Kit<MsgPack> {
@@ -215,7 +215,7 @@ proptest! {
         id in prop::option::of(prop_oneof![0u64..300, any::<u64>(), Just(u64::from(u32::MAX)), Just(65_536u64)]),
         error in any::<i64>(),
     ) {
-        use ws_messaging::envelope::{MessageOut, ReplyOut};
+        use ws_messaging_core::envelope::{MessageOut, ReplyOut};
         let name = if long > 0 { "n".repeat(long) } else { name };
         let mut out = b"kept".to_vec();
         MsgPack.encode_message(&name, &args, id, &mut out).unwrap();

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use ws_messaging::CodecError;
+use ws_messaging_core::CodecError;
 
 /// What protobuf values can be, for error messages.
 pub(crate) const SHAPES: &str = "a protobuf value is bytes: a prost message as `Proto<M>`, \

@@ -1,4 +1,4 @@
-//! The Protocol Buffers codec for [`ws_messaging`] (prost), wire-compatible
+//! The Protocol Buffers codec for ws-messaging (prost), wire-compatible
 //! with a protobufjs encoder/decoder pair on the JavaScript side. Frames are
 //! binary.
 //!
@@ -14,7 +14,7 @@
 //! ```
 //!
 //! It maps onto the JavaScript package's message objects, and the validation
-//! rules ([ws_messaging § Validation](ws_messaging::protocol#validation))
+//! rules ([ws_messaging § Validation](ws_messaging_core::protocol#validation))
 //! apply as they do to JSON: a `Message` is
 //! `{name, args}`, or `{name, args, id}` when `id` is present; an empty
 //! `name` is falsy, so the frame reads as an ack and fails validation; an
@@ -56,7 +56,7 @@
 //!
 //! **The auth frame** is the bare auth value's bytes (a `Proto<M>`'s message
 //! encoding), not an envelope, as
-//! [ws_messaging § Auth handshake](ws_messaging::protocol#auth-handshake)
+//! [ws_messaging § Auth handshake](ws_messaging_core::protocol#auth-handshake)
 //! asks of every codec.
 //!
 //! # Example
@@ -115,8 +115,8 @@ use bytes::Bytes;
 use prost::Message as _;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use ws_messaging::envelope::{ArgsField, IdField, NameField, RawEnvelope};
-use ws_messaging::{Codec, CodecError, FrameKind};
+use ws_messaging_core::envelope::{ArgsField, IdField, NameField, RawEnvelope};
+use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 pub use prost;
 pub use proto::Proto;

@@ -12,7 +12,7 @@ use serde::ser::{Serialize, Serializer};
 /// argument, a result, an auth value or an auth reply.
 ///
 /// ```
-/// use ws_messaging::Codec;
+/// use ws_messaging_core::Codec;
 /// use ws_messaging_protobuf::{prost, Proto, Protobuf};
 ///
 /// #[derive(Clone, PartialEq, prost::Message)]

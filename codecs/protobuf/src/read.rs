@@ -11,7 +11,7 @@
 //! holds it to that on many mutated frames).
 
 use bytes::Bytes;
-use ws_messaging::envelope::{ArgList, ArgsField, Name, NameField, RawEnvelope};
+use ws_messaging_core::envelope::{ArgList, ArgsField, Name, NameField, RawEnvelope};
 
 use crate::id_field;
 
@@ -154,7 +154,7 @@ fn ack(frame: &Bytes, mut cursor: Cursor<'_>) -> Option<RawEnvelope> {
 #[cfg(test)]
 mod tests {
     use prost::Message as _;
-    use ws_messaging::Codec;
+    use ws_messaging_core::Codec;
 
     use super::*;
     use crate::Protobuf;

@@ -9,9 +9,9 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use prost::Message as _;
-use ws_messaging::envelope::{validate, ArgsField, IdField, NameField, RawEnvelope};
-use ws_messaging::{Codec, Frame, PreprocessError};
 use ws_messaging_codec_testkit::{self as testkit, Blob, Express, Form, Kit, Mutations, Vectors};
+use ws_messaging_core::envelope::{validate, ArgsField, IdField, NameField, RawEnvelope};
+use ws_messaging_core::{Codec, Frame, PreprocessError};
 use ws_messaging_protobuf::pb::{ack::Outcome, envelope::Kind, Ack, Envelope, Message};
 use ws_messaging_protobuf::{prost, Proto, Protobuf};
 

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use ws_messaging::envelope::validate;
-use ws_messaging::{Codec, CodecError, Frame};
+use ws_messaging_core::envelope::validate;
+use ws_messaging_core::{Codec, CodecError, Frame};
 use ws_messaging_protobuf::{prost, Proto, Protobuf};
 
 #[derive(Clone, PartialEq, prost::Message)]

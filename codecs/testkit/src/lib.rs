@@ -54,8 +54,8 @@ use bytes::Bytes;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging::envelope::{validate, ArgList, NameField, RawEnvelope};
-use ws_messaging::{Codec, CodecError, Frame, PreprocessError};
+use ws_messaging_core::envelope::{validate, ArgList, NameField, RawEnvelope};
+use ws_messaging_core::{Codec, CodecError, Frame, PreprocessError};
 
 mod hex;
 mod mutate;
@@ -406,8 +406,8 @@ impl<C: Codec> Kit<C> {
     /// a million nested arrays (`array`, the one-element array head) or
     /// nothing at all.
     pub fn assert_arguments_checked_once<V: DeserializeOwned + Debug>(&self, trailing: &[u8], array: u8) {
-        use ws_messaging::envelope::ArgList;
-        use ws_messaging::FromArgs;
+        use ws_messaging_core::envelope::ArgList;
+        use ws_messaging_core::FromArgs;
         let mut frame = Vec::new();
         self.codec.encode_message("f", &(7u32, "x"), None, &mut frame).unwrap();
         let Frame::Message { args, .. } = self.frame(&frame) else {

@@ -2,7 +2,7 @@
 //! frames), each of which must decode to an error or a valid envelope.
 
 use bytes::Bytes;
-use ws_messaging::Frame;
+use ws_messaging_core::Frame;
 
 use crate::rng::Rng;
 

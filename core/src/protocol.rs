@@ -1,4 +1,4 @@
-#![doc = include_str!("../docs/protocol.md")]
+#![doc = include_str!("../../docs/protocol.md")]
 
 /// The WebSocket subprotocol of ws-messaging; a server echoes it
 /// ([protocol § Transport](crate::protocol#transport)).
@@ -10,7 +10,7 @@ pub const SUBPROTOCOL: &str = "ws-messaging";
 /// JavaScript `ws` package, the first protocol offered; `None` when none is.
 ///
 /// ```
-/// use ws_messaging::protocol::choose_subprotocol;
+/// use ws_messaging_core::protocol::choose_subprotocol;
 /// assert_eq!(choose_subprotocol(["chat, ws-messaging"]), Some("ws-messaging"));
 /// assert_eq!(choose_subprotocol(["chat", "other"]), Some("chat"));
 /// assert_eq!(choose_subprotocol([]), None);
@@ -56,46 +56,7 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4009;
 /// ([protocol § Reserved names](crate::protocol#reserved-names)).
 pub const RESERVED_NAMES: [&str; 7] = ["connect", "close", "open", "error", "ping", "pong", "retry"];
 
-/// Events with these names are local-only: received ones are dropped.
-pub(crate) const LOCAL_ONLY: [&str; 5] = ["close", "open", "error", "pong", "retry"];
-
 /// Names the runtime itself sends (the heartbeat `ping`, the auth reply
 /// `connect`, the `preprocessingError` report): a schema that refuses
 /// unknown names still lets them through.
 pub const RUNTIME_NAMES: [&str; 3] = ["ping", "connect", "preprocessingError"];
-
-/// Whether `name` can be used for an application's event or procedure.
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || RESERVED_NAMES.contains(&name) {
-        Err(name.to_string())
-    } else {
-        Ok(())
-    }
-}
-
-/// Cuts a close reason to the 123 bytes a close frame can carry, on a
-/// character boundary.
-pub(crate) fn truncate_reason(reason: &str) -> &str {
-    if reason.len() <= 123 {
-        return reason;
-    }
-    let mut end = 123;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    &reason[..end]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate_reason;
-
-    #[test]
-    fn reasons_are_cut_on_char_boundaries() {
-        assert_eq!(truncate_reason("short"), "short");
-        let long = "é".repeat(100); // 200 bytes
-        let cut = truncate_reason(&long);
-        assert!(cut.len() <= 123);
-        assert_eq!(cut.len(), 122);
-    }
-}

@@ -8,13 +8,13 @@
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-use bytes::Bytes;
-use serde::ser::{Serialize, SerializeMap, Serializer};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
-
 use crate::error::PreprocessError;
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// An event or procedure name as received: UTF-8 text that is usually a
 /// slice of the frame it came in, so reading a name neither copies nor
@@ -23,7 +23,7 @@ use crate::error::PreprocessError;
 ///
 /// ```
 /// use bytes::Bytes;
-/// use ws_messaging::envelope::Name;
+/// use ws_messaging_core::envelope::Name;
 ///
 /// let frame = Bytes::from_static(br#"{"name":"echo","args":[]}"#);
 /// let name = Name::from_utf8(frame.slice(9..13)).unwrap();
@@ -31,19 +31,23 @@ use crate::error::PreprocessError;
 /// assert_eq!(name.len(), 4);
 /// assert_eq!(String::from(name), "echo");
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Name(Utf8Bytes);
+//
+// The bytes are checked as UTF-8 once, when the name is made, and kept in a
+// `ByteString`, which reads them as `&str` without checking again. Hashing
+// goes through the `&str`, so that `Borrow<str>` lookups find it.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Name(ByteString);
 
 impl Name {
     /// A name from a string constant (no allocation).
     pub const fn from_static(name: &'static str) -> Self {
-        Name(Utf8Bytes::from_static(name))
+        Name(ByteString::from_static(name))
     }
 
     /// A name from bytes that must be UTF-8 (they are kept, not copied).
     #[inline]
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        Utf8Bytes::try_from(bytes).map(Name)
+        ByteString::try_from(bytes).map(Name)
     }
 
     /// A name from bytes, invalid UTF-8 sequences replaced with U+FFFD
@@ -52,7 +56,7 @@ impl Name {
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use ws_messaging::envelope::Name;
+    /// use ws_messaging_core::envelope::Name;
     ///
     /// assert_eq!(Name::from_utf8_lossy(Bytes::from_static(b"echo")), "echo");
     /// assert_eq!(Name::from_utf8_lossy(Bytes::from_static("été".as_bytes())), "été");
@@ -71,7 +75,13 @@ impl Name {
     /// The name as a string slice.
     #[inline]
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.0
+    }
+}
+
+impl Hash for Name {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
@@ -110,13 +120,13 @@ impl fmt::Display for Name {
 
 impl From<String> for Name {
     fn from(name: String) -> Self {
-        Name(name.into())
+        Name(ByteString::from(name))
     }
 }
 
 impl From<&str> for Name {
     fn from(name: &str) -> Self {
-        Name(name.into())
+        Name(ByteString::from(name))
     }
 }
 
@@ -140,19 +150,19 @@ impl PartialEq<&str> for Name {
 
 impl PartialEq<String> for Name {
     fn eq(&self, other: &String) -> bool {
-        self.as_str() == other
+        self.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<Name> for str {
     fn eq(&self, other: &Name) -> bool {
-        self == other.as_str()
+        other == self
     }
 }
 
 impl PartialEq<Name> for &str {
     fn eq(&self, other: &Name) -> bool {
-        *self == other.as_str()
+        other == self
     }
 }
 
@@ -163,7 +173,7 @@ impl PartialEq<Name> for &str {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use ws_messaging::envelope::ArgList;
+/// use ws_messaging_core::envelope::ArgList;
 ///
 /// let mut args = ArgList::new();
 /// args.push(Bytes::from_static(b"1"));
@@ -234,7 +244,7 @@ impl ArgList {
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use ws_messaging::envelope::ArgList;
+    /// use ws_messaging_core::envelope::ArgList;
     ///
     /// let mut args = ArgList::from(vec![Bytes::from_static(b"1")]).into_enveloped();
     /// assert!(args.is_enveloped());
@@ -252,7 +262,7 @@ impl ArgList {
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use ws_messaging::envelope::{ArgList, ArgsField};
+    /// use ws_messaging_core::envelope::{ArgList, ArgsField};
     ///
     /// let mut field = ArgsField::List(ArgList::new());
     /// if let ArgsField::List(args) = &mut field {
@@ -757,6 +767,44 @@ mod tests {
             validate(no_value, true),
             Ok(Frame::Reply { outcome: Err(_), .. })
         ));
+    }
+
+    #[test]
+    fn names_hash_compare_and_order_as_their_text() {
+        use std::collections::{BTreeSet, HashMap};
+        use std::hash::BuildHasher;
+
+        let hasher = std::collections::hash_map::RandomState::new();
+        let frame = Bytes::from_static(b"xx\xc3\xa9t\xc3\xa9");
+        for name in [
+            Name::from_static("echo"),
+            Name::from("echo".to_string()),
+            Name::from_utf8(frame.slice(2..)).unwrap(),
+            Name::default(),
+        ] {
+            assert_eq!(hasher.hash_one(&name), hasher.hash_one(name.as_str()), "{name:?}");
+        }
+        let mut listeners = HashMap::new();
+        listeners.insert(Name::from_utf8(frame.slice(2..)).unwrap(), 1);
+        assert_eq!(listeners.get("été"), Some(&1));
+        let sorted: Vec<String> = ["b", "é", "a", "ab", ""]
+            .into_iter()
+            .map(Name::from)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(sorted, ["", "a", "ab", "b", "é"]);
+        let name = Name::from_utf8(frame.slice(2..)).unwrap();
+        assert_eq!(name, "été");
+        assert_eq!("été", name);
+        assert_eq!(name, *"été");
+        assert_eq!(*"été", name);
+        assert_eq!(name, "été".to_string());
+        assert_ne!(name, "ét");
+        assert_ne!("étés", name);
+        assert!(Name::from_utf8(frame.slice(3..)).is_err());
+        assert_eq!(Name::from_utf8_lossy(frame.slice(3..)), "\u{fffd}t\u{e9}");
     }
 
     #[test]

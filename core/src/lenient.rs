@@ -17,7 +17,7 @@
 //! ```
 //! use serde::de::value::{Error, F64Deserializer};
 //! use serde::Deserialize;
-//! use ws_messaging::lenient::Lenient;
+//! use ws_messaging_core::lenient::Lenient;
 //!
 //! // A JavaScript encoder wrote 2^40 as a float; the handler wants a u64.
 //! let wire = F64Deserializer::<Error>::new(1_099_511_627_776.0);

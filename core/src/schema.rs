@@ -8,7 +8,7 @@
 //! carries on ([protocol § Validation](crate::protocol#validation)).
 //!
 //! ```
-//! use ws_messaging::schema::Validated;
+//! use ws_messaging_core::schema::Validated;
 //! use ws_messaging_json::Json;
 //!
 //! let codec = Validated::new(Json)
@@ -16,14 +16,14 @@
 //!     .typed::<Vec<f64>>("sum")
 //!     // `greet` takes one non-empty string.
 //!     .rule("greet", |codec, args| {
-//!         let name: String = ws_messaging::Codec::decode_value(codec, args.first().ok_or("one argument")?)?;
+//!         let name: String = ws_messaging_core::Codec::decode_value(codec, args.first().ok_or("one argument")?)?;
 //!         if name.is_empty() { Err("the name is empty".into()) } else { Ok(()) }
 //!     })
 //!     // Any other name is refused.
 //!     .refuse_unknown();
 //! # let _ = codec;
 //! ```
-//! A server then runs with it: `ServerBuilder::new(codec)`.
+//! A ws-messaging server then runs with it: `ServerBuilder::new(codec)`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use crate::error::{CodecError, SharedError};
 /// 12 elements), a `Vec<T>` or a slice of serde values.
 ///
 /// ```
-/// fn takes_args<A: ws_messaging::Args>(_: &A) {}
+/// fn takes_args<A: ws_messaging_core::Args>(_: &A) {}
 /// takes_args(&(1, "two", 3.5));
 /// takes_args(&vec![1, 2, 3]);
 /// takes_args(&());
@@ -23,16 +23,6 @@ use crate::error::{CodecError, SharedError};
 pub trait Args: Send + Sync {
     /// Serializes the arguments as one sequence (the envelope's `args`).
     fn serialize_args<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error>;
-}
-
-/// Serializes an [`Args`] as its sequence (what a codec's `encode_message`
-/// receives).
-pub(crate) struct AsSeq<'a, A: ?Sized>(pub(crate) &'a A);
-
-impl<A: Args + ?Sized> Serialize for AsSeq<'_, A> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize_args(serializer)
-    }
 }
 
 impl<T: Serialize + Send + Sync> Args for Vec<T> {
@@ -100,7 +90,8 @@ enum ArgumentError {
 
 /// The arguments exactly as received, each still encoded in the codec's
 /// format: the escape hatch for handlers that decode (or forward) them
-/// themselves with [`Endpoint::decode`](crate::Endpoint::decode).
+/// themselves (with [`Codec::decode_value`], or ws-messaging's
+/// `Endpoint::decode`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawArgs(pub ArgList);
 
@@ -110,16 +101,32 @@ pub struct RawArgs(pub ArgList);
 /// [`RawArgs`]: a procedure that forwards what it was given costs no more
 /// than the envelope around it.
 ///
+/// With ws-messaging, a procedure `first(a, ...)` that answers with its
+/// first argument, untouched, is registered as
+///
+/// ```text
+/// endpoint.register("first", |RawArgs(args)| async move {
+///     args.into_iter().next().map(RawValue).ok_or(HandlerError::new("no argument"))
+/// })
 /// ```
-/// use ws_messaging::{RawArgs, RawValue};
-/// # fn f(endpoint: ws_messaging::Endpoint<ws_messaging_json::Json>) {
-/// // `first(a, ...)` answers with its first argument, untouched.
-/// endpoint
-///     .register("first", |RawArgs(args)| async move {
-///         args.into_iter().next().map(RawValue).ok_or(ws_messaging::HandlerError::new("no argument"))
-///     })
-///     .unwrap();
-/// # }
+///
+/// and here is what happens to the bytes, step by step with a codec:
+///
+/// ```
+/// use bytes::Bytes;
+/// use ws_messaging_core::envelope::validate;
+/// use ws_messaging_core::{Codec, FromArgs, Frame, RawArgs, RawValue};
+/// use ws_messaging_json::Json;
+///
+/// let call = Bytes::from_static(br#"{"name":"first","args":[{"a":[1,2]},3],"id":9}"#);
+/// let Frame::Message { args, .. } = validate(Json.decode_envelope(&call).unwrap(), true).unwrap() else {
+///     unreachable!()
+/// };
+/// let RawArgs(args) = RawArgs::from_args(&Json, args).unwrap();
+/// let RawValue(first) = args.into_iter().next().map(RawValue).unwrap();
+/// let mut reply = Vec::new();
+/// Json.encode_raw_reply(9, &first, &mut reply).unwrap();
+/// assert_eq!(reply, br#"{"id":9,"result":{"a":[1,2]}}"#);
 /// ```
 ///
 /// The bytes must hold exactly one value in the codec's format (what
