@@ -26,6 +26,27 @@ pub use ws_messaging_core::{
     RawValue, SharedError, CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL,
 };
 
+/// Guides: the long-form documentation, one module a topic (the same text
+/// as `docs/guide/` in the repository).
+pub mod guide {
+    #[doc = include_str!("../docs/guide/handlers.md")]
+    pub mod handlers {}
+    #[doc = include_str!("../docs/guide/formats.md")]
+    pub mod formats {}
+    #[doc = include_str!("../docs/guide/rooms.md")]
+    pub mod rooms {}
+    #[doc = include_str!("../docs/guide/axum.md")]
+    pub mod axum {}
+    #[doc = include_str!("../docs/guide/clients.md")]
+    pub mod clients {}
+    #[doc = include_str!("../docs/guide/errors.md")]
+    pub mod errors {}
+    #[doc = include_str!("../docs/guide/connections.md")]
+    pub mod connections {}
+    #[doc = include_str!("../docs/guide/tls.md")]
+    pub mod tls {}
+}
+
 pub use broadcast::{Acks, Broadcast};
 pub use client::{Client, ClientBuilder};
 pub use config::{
