@@ -11,8 +11,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::adapter::{Ack, AckOutcome, AckRequest, Target};
+use crate::buffers::{scratch, to_message};
 use crate::codec::Codec;
-use crate::endpoint::{encode_event, scratch, to_message, EncodedMessage};
+use crate::endpoint::{encode_event, EncodedMessage};
 use crate::error::{AdapterError, InvokeError, SendError};
 use crate::server::Server;
 use crate::wire::{check_name, AsSeq};

@@ -11,11 +11,12 @@ use serde::Serialize;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
+use crate::buffers::to_message;
 use crate::codec::Codec;
 use crate::config::{EndpointOptions, OutgoingKind, RetryConfig};
 use crate::connection::driver::drive;
 use crate::connection::{Closed, Link};
-use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Handlers, Life, Role, StateMap, WeakEndpoint};
+use crate::endpoint::{BoxFuture, ConnectHook, Endpoint, Handlers, Life, Role, StateMap, WeakEndpoint};
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
@@ -750,9 +751,14 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
         link.close(1000, "", false);
     }
     let span = trace::debug_span!("ws_messaging.connection", url = %shared.url);
-    let (closed, _) = drive(endpoint, &link, ws, Some(options.ack_timeout))
-        .instrument(span)
-        .await;
+    let (closed, _) = drive(
+        endpoint,
+        &link,
+        ws,
+        endpoint.connection_settings(Some(options.ack_timeout)),
+    )
+    .instrument(span)
+    .await;
     endpoint.detach(&link, &closed);
     Some((closed, link.was_open()))
 }

@@ -4,15 +4,14 @@
 
 pub mod adapter;
 mod broadcast;
+mod buffers;
 mod client;
 mod config;
 mod connection;
-mod dispatch;
 mod endpoint;
 mod error;
 mod events;
 mod request;
-mod rpc;
 mod server;
 mod trace;
 mod wire;

@@ -295,12 +295,12 @@ impl<C: Codec> ServerBuilder<C> {
 }
 
 fn connect_event<C: Codec, R: Serialize>(endpoint: &Endpoint<C>, reply: &R) -> Result<Message, HandlerError> {
-    let mut buf = crate::endpoint::scratch();
+    let mut buf = crate::buffers::scratch();
     endpoint
         .codec()
         .encode_message("connect", &(reply,), None, &mut buf)
         .map_err(|e| HandlerError::new(format!("could not encode the auth reply: {e}")))?;
-    crate::endpoint::to_message::<C>(buf).map_err(HandlerError::from)
+    crate::buffers::to_message::<C>(buf).map_err(HandlerError::from)
 }
 
 pub(crate) struct ServerInner<C: Codec> {
@@ -462,7 +462,7 @@ impl<C: Codec> Server<C> {
         if map.contains_key(name) {
             return Err(RegisterError::Duplicate(name.to_string()));
         }
-        map.insert(name.to_string(), crate::rpc::procedure(handler));
+        map.insert(name.to_string(), crate::endpoint::procedure(handler));
         Ok(())
     }
 
@@ -990,7 +990,8 @@ async fn serve_connection<C: Codec, T: Transport>(
     if let Some(code) = closing {
         endpoint.close(code, "");
     }
-    let (closed, ws) = drive(&endpoint, &link, ws, None).instrument(span.clone()).await;
+    let settings = endpoint.connection_settings(None);
+    let (closed, ws) = drive(&endpoint, &link, ws, settings).instrument(span.clone()).await;
     // The socket is given up now, not after the disconnect hook: the peer
     // waits for the end of the TCP connection to finish its close. One to
     // drain is the caller's, after the hook.

@@ -11,9 +11,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 
-use super::{Closed, Link, Phase, Settle, Transport};
-use crate::codec::Codec;
-use crate::endpoint::{Endpoint, Role};
+use super::{Closed, Link, Owner, Phase, Settings, Settle, Transport};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT};
 
@@ -30,8 +28,8 @@ pub(super) struct Ping {
     deadline: Instant,
 }
 
-pub(super) struct Driver<'a, C: Codec, T> {
-    pub(super) endpoint: &'a Endpoint<C>,
+pub(super) struct Driver<'a, O: Owner, T> {
+    pub(super) owner: &'a O,
     pub(super) link: &'a Arc<Link>,
     pub(super) ws: T,
     pub(super) unflushed: bool,
@@ -57,20 +55,18 @@ pub(super) struct Driver<'a, C: Codec, T> {
     pub(super) deadline: Option<Instant>,
 }
 
-/// Runs one connection until its socket ends, and gives the socket back.
-/// `auth_wait` is a client's wait for the `connect` event (closed with 4008
-/// `Auth timeout` after it). The caller detaches the link afterwards
+/// Runs one connection for `owner` until its socket ends, and gives the
+/// socket back. The caller detaches the link afterwards
 /// (`Endpoint::detach`, which fails what is still pending).
-pub(crate) async fn drive<C: Codec, T: Transport>(
-    endpoint: &Endpoint<C>,
+pub(crate) async fn drive<O: Owner, T: Transport>(
+    owner: &O,
     link: &Arc<Link>,
     ws: T,
-    auth_wait: Option<Duration>,
+    settings: Settings,
 ) -> (Closed, T) {
-    let options = endpoint.options();
     let now = Instant::now();
     let mut driver = Driver {
-        endpoint,
+        owner,
         link,
         ws,
         unflushed: false,
@@ -82,14 +78,14 @@ pub(crate) async fn drive<C: Codec, T: Transport>(
         close_deadline: None,
         close_jumped: false,
         reads_paused: false,
-        pause_reads: endpoint.role() == Role::Server,
-        auth_deadline: auth_wait.map(|d| now + d),
+        pause_reads: settings.pause_reads,
+        auth_deadline: settings.auth_wait.map(|d| now + d),
         next_ping: None,
         ping: None,
         stall_since: None,
-        write_timeout: options.write_timeout,
-        ping_interval: options.ping_interval,
-        ping_timeout: options.ping_timeout,
+        write_timeout: settings.write_timeout,
+        ping_interval: settings.ping_interval,
+        ping_timeout: settings.ping_timeout,
         deadline: None,
     };
     let sleep = tokio::time::sleep_until(now + Duration::from_secs(86_400));
@@ -98,7 +94,7 @@ pub(crate) async fn drive<C: Codec, T: Transport>(
     (closed, driver.ws)
 }
 
-impl<C: Codec, T: Transport> Driver<'_, C, T> {
+impl<O: Owner, T: Transport> Driver<'_, O, T> {
     fn poll(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Sleep>) -> Poll<Closed> {
         loop {
             let now = Instant::now();
@@ -172,7 +168,7 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
         if let Some(since) = self.stall_since {
             if since + self.write_timeout <= now {
                 // The peer has not taken a byte for the whole write timeout.
-                self.endpoint
+                self.owner
                     .emit(LocalEvent::Error("write timeout: the peer stopped reading".into()));
                 self.link.close(CLOSE_SLOW_CONSUMER, "Write timeout", true);
                 return Some(Closed::new(CLOSE_SLOW_CONSUMER, "Write timeout"));
@@ -200,7 +196,7 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
     }
 
     fn send_ping(&mut self, now: Instant) {
-        let Some((id, message)) = self.endpoint.ping_message() else {
+        let Some((id, message)) = self.owner.ping_message() else {
             // The send hook refused it: try again next interval.
             self.next_ping = Some(now + self.ping_interval);
             return;
@@ -209,7 +205,7 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
         if !self.link.add_pending(id, tx) {
             return;
         }
-        self.endpoint.emit(LocalEvent::Ping);
+        self.owner.emit(LocalEvent::Ping);
         if self.link.push_now(message).is_ok() {
             self.ping = Some(Ping {
                 id,
@@ -226,7 +222,7 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
         if let Poll::Ready(outcome) = Pin::new(&mut ping.reply).poll(cx) {
             self.ping = None;
             if let Ok(Ok(_)) = outcome {
-                self.endpoint.emit(LocalEvent::Pong);
+                self.owner.emit(LocalEvent::Pong);
                 if self.link.phase() == Phase::Open {
                     self.next_ping = Some(now + self.ping_interval);
                 }

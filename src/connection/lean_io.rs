@@ -9,7 +9,6 @@
 //! thread's spare (one of each kind per thread, not per connection), so the
 //! next connection to need one on that thread does not allocate it again.
 
-use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -17,69 +16,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-/// Size of the chunk read from the socket when data keeps coming.
-const READ_CHUNK: usize = 64 * 1024;
-/// Writes are gathered up to this size before going to the socket.
-const WRITE_CHUNK: usize = 64 * 1024;
-/// The gathering buffer's first size.
-const FIRST_GATHER: usize = 512;
-/// Writes this large skip the gathering buffer when it is empty.
-const DIRECT_WRITE: usize = 16 * 1024;
-/// The largest gathering buffer kept as a thread's spare.
-const KEEP_GATHER: usize = WRITE_CHUNK + DIRECT_WRITE;
-
-thread_local! {
-    /// This thread's spare gathering buffer (empty, at most `KEEP_GATHER`
-    /// bytes of capacity), or none.
-    static SPARE_OUT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    /// This thread's spare read buffer (`READ_CHUNK` bytes long; what it
-    /// holds is stale and only ever overwritten), or none.
-    static SPARE_SPILL: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// A gathering buffer for at least `want` bytes: the thread's spare when it
-/// has one (its capacity grows as needed), else a new one.
-fn take_out(want: usize) -> Vec<u8> {
-    let mut out = SPARE_OUT.try_with(Cell::take).unwrap_or_default();
-    out.reserve(want.max(FIRST_GATHER));
-    out
-}
-
-/// Keeps a gathering buffer as the thread's spare if the thread has none
-/// and it is not too large; frees it otherwise.
-fn give_out(mut out: Vec<u8>) {
-    if out.capacity() == 0 || out.capacity() > KEEP_GATHER {
-        return;
-    }
-    out.clear();
-    let _ = SPARE_OUT.try_with(|spare| {
-        let kept = spare.take();
-        spare.set(if kept.capacity() == 0 { out } else { kept });
-    });
-}
-
-/// A read buffer of `READ_CHUNK` bytes: the thread's spare when it has one,
-/// else a new, zeroed one.
-fn take_spill() -> Vec<u8> {
-    let spill = SPARE_SPILL.try_with(Cell::take).unwrap_or_default();
-    if spill.len() == READ_CHUNK {
-        spill
-    } else {
-        vec![0; READ_CHUNK]
-    }
-}
-
-/// Keeps a read buffer as the thread's spare if the thread has none; its
-/// length stays `READ_CHUNK`, so it needs no zeroing again.
-fn give_spill(spill: Vec<u8>) {
-    if spill.len() != READ_CHUNK {
-        return;
-    }
-    let _ = SPARE_SPILL.try_with(|spare| {
-        let kept = spare.take();
-        spare.set(if kept.len() == READ_CHUNK { kept } else { spill });
-    });
-}
+use crate::buffers::{give_out, give_spill, take_out, take_spill, DIRECT_WRITE, READ_CHUNK, WRITE_CHUNK};
 
 /// tungstenite settings for a connection over [`LeanIo`]: a small read
 /// buffer (LeanIo does the large reads) and no write buffering (LeanIo
@@ -266,7 +203,10 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
+    use std::cell::Cell;
+
     use super::*;
+    use crate::buffers::{FIRST_GATHER, KEEP_GATHER, SPARE_OUT, SPARE_SPILL};
 
     const WAIT: Duration = Duration::from_secs(10);
 

@@ -224,7 +224,7 @@ impl Link {
     }
 
     /// Queues `message`; `cut` when its bytes are a slice of a thread's
-    /// shared chunk ([`cut_frame`](crate::endpoint::cut_frame)), which a
+    /// shared chunk ([`cut_frame`](crate::buffers::cut_frame)), which a
     /// frame that is going to wait gives up for a copy of its own.
     fn enqueue(&self, state: &mut LinkState, message: Message, cut: bool) {
         let message = if cut && state.queue.len() >= DETACH_AFTER {
@@ -773,18 +773,18 @@ mod tests {
     #[test]
     fn cut_frames_that_wait_behind_others_get_bytes_of_their_own() {
         let link = open_link();
-        let chunk = crate::endpoint::cut_frame(b"x");
+        let chunk = crate::buffers::cut_frame(b"x");
         let in_chunk = |message: &Message| {
             let at = message_ptr(message);
             at >= chunk.as_ptr() as usize && at < chunk.as_ptr() as usize + 4096
         };
         for i in 0..DETACH_AFTER + 4 {
             let text = format!("{{\"n\":{i:03}}}");
-            let cut = Utf8Bytes::try_from(crate::endpoint::cut_frame(text.as_bytes())).unwrap();
+            let cut = Utf8Bytes::try_from(crate::buffers::cut_frame(text.as_bytes())).unwrap();
             link.push_cut_now(Message::Text(cut)).unwrap();
         }
         // A frame that is not cut is queued as it is, wherever it goes.
-        let shared = Message::Binary(crate::endpoint::cut_frame(b"shared"));
+        let shared = Message::Binary(crate::buffers::cut_frame(b"shared"));
         link.push_now(shared.clone()).unwrap();
         let mut popped = Vec::new();
         while let Some(message) = link.pop(Waker::noop()) {

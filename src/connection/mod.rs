@@ -14,11 +14,11 @@
 //! | step | where |
 //! |---|---|
 //! | read from the socket | `connection/lean_io.rs` (socket buffers), `connection/read.rs` |
-//! | decoded (routing fields only, arguments kept raw) | the codec's `decode_envelope` (`core/src/codec.rs`), called from `dispatch.rs` |
-//! | validated | `core/src/envelope.rs` (the shared rules), then `Codec::check` and the receive hook, from `dispatch.rs` |
-//! | dispatched | `dispatch.rs`: event → `endpoint/listeners.rs`, call → `rpc.rs`, reply → the pending invoke on `connection/link.rs` |
-//! | answered | `rpc.rs` (the procedure's result or error, encoded once) |
-//! | queued | `connection/link.rs` (the bounded backlog), from `endpoint/send.rs` and `rpc.rs` |
+//! | decoded (routing fields only, arguments kept raw) | the codec's `decode_envelope` (`core/src/codec.rs`), called from `endpoint/receive.rs` |
+//! | validated | `core/src/envelope.rs` (the shared rules), then `Codec::check` and the receive hook, from `endpoint/receive.rs` |
+//! | dispatched | `endpoint/receive.rs`: event → `endpoint/listeners.rs`, call → `endpoint/rpc.rs`, reply → the pending invoke on `connection/link.rs` |
+//! | answered | `endpoint/rpc.rs` (the procedure's result or error, encoded once) |
+//! | queued | `connection/link.rs` (the bounded backlog), from `endpoint/send.rs` and `endpoint/rpc.rs` |
 //! | written | `connection/write.rs`, batched, one flush per batch |
 
 pub(crate) mod driver;
@@ -28,6 +28,43 @@ pub(crate) mod read;
 mod write;
 
 pub(crate) use link::{Link, Phase, PushError, Settle};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::events::LocalEvent;
+
+/// What the connection's task needs of the endpoint it serves, and no more:
+/// the connection layer knows nothing of codecs, handlers or servers.
+pub(crate) trait Owner: Send + Sync {
+    /// Handles one incoming data frame of `link` (decode, validate,
+    /// dispatch); `text`: it came in a text frame.
+    fn receive(&self, link: &Arc<Link>, data: Bytes, text: bool);
+    /// Emits a local event (ping, pong, error).
+    fn emit(&self, event: LocalEvent);
+    /// The next heartbeat ping: its invoke id and frame; `None` when it
+    /// cannot be sent now (the send hook refused it).
+    fn ping_message(&self) -> Option<(u64, Message)>;
+}
+
+/// How a connection's task runs: its timers, and whether its reads pause
+/// at its backlog's soft mark.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// How long the socket may take no byte while frames wait.
+    pub(crate) write_timeout: Duration,
+    /// The heartbeat's interval (zero: no heartbeat) and its reply's wait.
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    /// Stop reading while the backlog is past its soft mark (servers; a
+    /// client always reads, so that two peers never both wait).
+    pub(crate) pause_reads: bool,
+    /// A client's wait for the `connect` event (closed with 4008 `Auth
+    /// timeout` after it).
+    pub(crate) auth_wait: Option<Duration>,
+}
 
 use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};

@@ -10,8 +10,7 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, Pro
 use tokio_tungstenite::tungstenite::Message;
 
 use super::driver::Driver;
-use super::Transport;
-use crate::codec::Codec;
+use super::{Owner, Transport};
 use crate::events::LocalEvent;
 use crate::protocol::{CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
 
@@ -31,7 +30,7 @@ pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
     }
 }
 
-impl<C: Codec, T: Transport> Driver<'_, C, T> {
+impl<O: Owner, T: Transport> Driver<'_, O, T> {
     /// Reads and dispatches what has arrived: whether everything was read
     /// (false when the read budget ran out).
     ///
@@ -59,8 +58,8 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
                 Poll::Ready(Some(Ok(message))) => {
                     handled += 1;
                     match message {
-                        Message::Text(text) => self.endpoint.receive(self.link, text.into(), true),
-                        Message::Binary(data) => self.endpoint.receive(self.link, data, false),
+                        Message::Text(text) => self.owner.receive(self.link, text.into(), true),
+                        Message::Binary(data) => self.owner.receive(self.link, data, false),
                         Message::Close(frame) => {
                             self.peer_close = Some(match frame {
                                 Some(f) => (f.code.into(), f.reason.to_string()),
@@ -89,12 +88,12 @@ impl<C: Codec, T: Transport> Driver<'_, C, T> {
         }
         let Some((code, reason)) = protocol_close(&error) else {
             if !matches!(error, WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)) {
-                self.endpoint.emit(LocalEvent::Error(error.to_string()));
+                self.owner.emit(LocalEvent::Error(error.to_string()));
             }
             self.write_done = true;
             return;
         };
-        self.endpoint
+        self.owner
             .emit(LocalEvent::Error(format!("the peer broke the protocol: {error}")));
         self.error_close = Some((code, reason.clone()));
         self.link.close(code, &reason, true);

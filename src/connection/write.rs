@@ -7,13 +7,12 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 use super::driver::Driver;
-use super::Transport;
-use crate::codec::Codec;
+use super::{Owner, Transport};
 
 /// Outgoing frames handed to the socket per wake-up before the task yields.
 const WRITE_BUDGET: usize = 256;
 
-impl<C: Codec, T: Transport> Driver<'_, C, T> {
+impl<O: Owner, T: Transport> Driver<'_, O, T> {
     /// Hands queued frames to the socket and flushes. False when the write
     /// budget ran out with frames left.
     pub(super) fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {

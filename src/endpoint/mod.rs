@@ -6,12 +6,16 @@
 //!   close);
 //! - `listeners`: event listeners and local events;
 //! - `send`: events and frames out, through the send hook;
-//! - [`crate::dispatch`] (frames in) and [`crate::rpc`] (procedures,
-//!   invokes, replies) add their methods from their own modules.
+//! - `receive`: frames in (decode → validate → hooks → route);
+//! - `rpc`: procedures, invokes and replies;
+//! - `handler`: what handlers take as arguments, and the handlers and state
+//!   every connection of a server shares.
 
 mod handler;
 mod life;
 mod listeners;
+mod receive;
+mod rpc;
 mod send;
 
 use std::any::{Any, TypeId};
@@ -39,10 +43,9 @@ pub(crate) use handler::{Handlers, StateMap};
 pub(crate) use life::Life;
 pub use listeners::ListenerId;
 pub(crate) use listeners::{add_entry, remove_entry, shared_async_entry, shared_entry};
-#[cfg(test)]
-pub(crate) use send::cut_frame;
+pub(crate) use rpc::procedure;
 pub use send::EncodedMessage;
-pub(crate) use send::{encode_event, message_bytes, scratch, to_message};
+pub(crate) use send::{encode_event, message_bytes};
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -398,5 +401,34 @@ impl<C: Codec> Endpoint<C> {
             .remove(&TypeId::of::<T>())
             .and_then(|b| b.downcast::<T>().ok())
             .map(|b| *b)
+    }
+}
+
+impl<C: Codec> crate::connection::Owner for Endpoint<C> {
+    fn receive(&self, link: &Arc<Link>, data: bytes::Bytes, text: bool) {
+        Endpoint::receive(self, link, data, text);
+    }
+
+    fn emit(&self, event: LocalEvent) {
+        Endpoint::emit(self, event);
+    }
+
+    fn ping_message(&self) -> Option<(u64, tokio_tungstenite::tungstenite::Message)> {
+        Endpoint::ping_message(self)
+    }
+}
+
+impl<C: Codec> Endpoint<C> {
+    /// How this endpoint's connection task runs; `auth_wait`: a client's
+    /// wait for the `connect` event.
+    pub(crate) fn connection_settings(&self, auth_wait: Option<std::time::Duration>) -> crate::connection::Settings {
+        let options = self.options();
+        crate::connection::Settings {
+            write_timeout: options.write_timeout,
+            ping_interval: options.ping_interval,
+            ping_timeout: options.ping_timeout,
+            pause_reads: self.role() == Role::Server,
+            auth_wait,
+        }
     }
 }

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::Endpoint;
 use crate::adapter::Answer;
+use crate::buffers::{bytes_to_message, cut_frame, recycle, scratch, to_message, CUT_LIMIT};
 use crate::codec::{Codec, FrameKind};
 use crate::config::{Outgoing, OutgoingKind};
 use crate::connection::{Link, PushError};
@@ -200,92 +201,6 @@ impl<C: Codec> Endpoint<C> {
         let bytes = cut_frame(&buf);
         recycle(buf);
         bytes_to_message::<C>(bytes)
-    }
-}
-
-/// Frames up to this size are copied out of the encoding buffer.
-const COPY_LIMIT: usize = 16 * 1024;
-/// The largest encoding buffer kept for reuse, per thread.
-const KEEP_LIMIT: usize = 64 * 1024;
-
-thread_local! {
-    /// This thread's spare encoding buffer (see [`scratch`]).
-    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// An empty buffer to encode a frame into: this thread's spare one when it
-/// has one, so that encoding reuses its capacity instead of growing a new
-/// buffer; [`to_message`] gives it back.
-pub(crate) fn scratch() -> Vec<u8> {
-    SCRATCH.with(|spare| spare.take())
-}
-
-/// Keeps `buf` as this thread's spare encoding buffer, unless it holds a
-/// larger one already.
-fn recycle(mut buf: Vec<u8>) {
-    if buf.capacity() > KEEP_LIMIT {
-        return;
-    }
-    buf.clear();
-    SCRATCH.with(|spare| {
-        let kept = spare.take();
-        spare.set(if kept.capacity() >= buf.capacity() { kept } else { buf });
-    });
-}
-
-/// Frames up to this size may be cut from a shared chunk.
-const CUT_LIMIT: usize = 512;
-/// The size of a chunk frames are cut from.
-const CHUNK: usize = 4096;
-
-thread_local! {
-    /// This thread's chunk of frame bytes (see [`cut_frame`]).
-    static CHUNKS: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
-}
-
-/// A copy of a small frame cut from this thread's chunk: no allocation of
-/// its own. Once every frame cut from the chunk is dropped (written), the
-/// chunk is reused; while one is still held, the next frames go to a new
-/// chunk. A frame that has to wait behind others in a backlog is copied
-/// out of the chunk (the link does it), so a connection that is behind
-/// holds few chunks. While the thread is being torn down, the frame is
-/// copied out exact.
-pub(crate) fn cut_frame(frame: &[u8]) -> Bytes {
-    CHUNKS
-        .try_with(|chunk| {
-            let mut chunk = chunk.try_borrow_mut().ok()?;
-            if chunk.capacity() - chunk.len() < frame.len() && !chunk.try_reclaim(CHUNK) {
-                *chunk = BytesMut::with_capacity(CHUNK);
-            }
-            chunk.extend_from_slice(frame);
-            Some(chunk.split().freeze())
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Bytes::copy_from_slice(frame))
-}
-
-pub(crate) fn to_message<C: Codec>(buf: Vec<u8>) -> Result<Message, SendError> {
-    // A small frame is copied out, exact, and the buffer kept for the next
-    // one: one allocation per frame. A large one is cut to size (a frame
-    // waiting in backlogs holds none of the encoder's slack) and becomes
-    // `Bytes` with no second allocation.
-    let bytes = if buf.len() <= COPY_LIMIT {
-        let bytes = Bytes::copy_from_slice(&buf);
-        recycle(buf);
-        bytes
-    } else {
-        Bytes::from(buf.into_boxed_slice())
-    };
-    bytes_to_message::<C>(bytes)
-}
-
-fn bytes_to_message<C: Codec>(bytes: Bytes) -> Result<Message, SendError> {
-    match C::FRAME_KIND {
-        FrameKind::Binary => Ok(Message::Binary(bytes)),
-        FrameKind::Text => Utf8Bytes::try_from(bytes)
-            .map(Message::Text)
-            .map_err(|_| SendError::Encode(CodecError::encode("a text codec produced invalid UTF-8"))),
     }
 }
 

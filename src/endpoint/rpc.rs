@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::buffers::scratch;
 use crate::codec::Codec;
 use crate::config::OutgoingKind;
 use crate::connection::Link;
-use crate::endpoint::{message_bytes, scratch, Endpoint, Handler, Procedure};
+use crate::endpoint::{message_bytes, Endpoint, Handler, Procedure};
 use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
 use crate::trace;
