@@ -49,6 +49,7 @@ use serde::Serialize;
 
 use super::{ByName, Endpoint, Procedure};
 use crate::codec::Codec;
+use crate::envelope::ArgList;
 use crate::error::HandlerError;
 use crate::server::Server;
 use crate::FromArgs;
@@ -200,12 +201,68 @@ shapes!(E1);
 shapes!(E1, E2);
 shapes!(E1, E2, E3);
 
+/// A listener, its arguments' type erased: `Err` with what went wrong
+/// (arguments that do not decode, a value it takes that cannot be had).
+pub(crate) type ListenerFn<C> = Arc<dyn Fn(&Endpoint<C>, ArgList) -> Result<(), String> + Send + Sync>;
+
+/// One listener of an event name.
+pub(crate) struct Entry<C: Codec> {
+    pub(crate) id: u64,
+    pub(crate) once: bool,
+    pub(crate) call: ListenerFn<C>,
+}
+
+impl<C: Codec> Clone for Entry<C> {
+    fn clone(&self) -> Self {
+        Entry {
+            id: self.id,
+            once: self.once,
+            call: self.call.clone(),
+        }
+    }
+}
+
+/// `listener` with its arguments' type erased.
+pub(crate) fn erase<C: Codec, M, L: Listener<C, M>>(listener: L) -> ListenerFn<C> {
+    Arc::new(move |endpoint: &Endpoint<C>, args| {
+        let args = L::Args::from_args(endpoint.codec(), args).map_err(|e| e.to_string())?;
+        listener.call(endpoint, args).map_err(|e| e.to_string())
+    })
+}
+
+/// An asynchronous listener as a listener that spawns its future.
+pub(crate) fn spawning<C: Codec, M, L: AsyncListener<C, M>>(listener: L) -> ListenerFn<C> {
+    Arc::new(move |endpoint: &Endpoint<C>, args| {
+        let args = L::Args::from_args(endpoint.codec(), args).map_err(|e| e.to_string())?;
+        tokio::spawn(listener.call(endpoint, args).map_err(|e| e.to_string())?);
+        Ok(())
+    })
+}
+
+/// A listener for every connection of a server.
+pub(crate) fn shared_entry<C: Codec, M, L: Listener<C, M>>(id: u64, listener: L) -> Entry<C> {
+    Entry {
+        id,
+        once: false,
+        call: erase(listener),
+    }
+}
+
+/// An asynchronous listener for every connection of a server.
+pub(crate) fn shared_async_entry<C: Codec, M, L: AsyncListener<C, M>>(id: u64, listener: L) -> Entry<C> {
+    Entry {
+        id,
+        once: false,
+        call: spawning(listener),
+    }
+}
+
 /// What every connection of a server (or a client's one endpoint) shares:
 /// the procedures and listeners registered once for all of them, and the
 /// application state. One `Arc` per connection.
 pub(crate) struct Handlers<C: Codec> {
     pub(crate) procedures: RwLock<ByName<Procedure<C>>>,
-    pub(crate) listeners: RwLock<ByName<Arc<Vec<super::listeners::Entry<C>>>>>,
+    pub(crate) listeners: RwLock<ByName<Arc<Vec<Entry<C>>>>>,
     state: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
 }
 

@@ -8,69 +8,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use super::handler::{AsyncListener, Listener};
+use super::handler::{erase, spawning, AsyncListener, Entry, Listener, ListenerFn};
 use super::{ByName, Endpoint};
 use crate::codec::Codec;
 use crate::envelope::ArgList;
 use crate::events::LocalEvent;
 use crate::trace;
-use crate::FromArgs;
-
-/// A listener, its arguments' type erased: `Err` with what went wrong
-/// (arguments that do not decode, a value it takes that cannot be had).
-type ListenerFn<C> = Arc<dyn Fn(&Endpoint<C>, ArgList) -> Result<(), String> + Send + Sync>;
-
-/// One listener of an event name.
-pub(crate) struct Entry<C: Codec> {
-    id: u64,
-    once: bool,
-    call: ListenerFn<C>,
-}
-
-impl<C: Codec> Clone for Entry<C> {
-    fn clone(&self) -> Self {
-        Entry {
-            id: self.id,
-            once: self.once,
-            call: self.call.clone(),
-        }
-    }
-}
-
-/// `listener` with its arguments' type erased.
-fn erase<C: Codec, M, L: Listener<C, M>>(listener: L) -> ListenerFn<C> {
-    Arc::new(move |endpoint: &Endpoint<C>, args| {
-        let args = L::Args::from_args(endpoint.codec(), args).map_err(|e| e.to_string())?;
-        listener.call(endpoint, args).map_err(|e| e.to_string())
-    })
-}
-
-/// An asynchronous listener as a listener that spawns its future.
-fn spawning<C: Codec, M, L: AsyncListener<C, M>>(listener: L) -> ListenerFn<C> {
-    Arc::new(move |endpoint: &Endpoint<C>, args| {
-        let args = L::Args::from_args(endpoint.codec(), args).map_err(|e| e.to_string())?;
-        tokio::spawn(listener.call(endpoint, args).map_err(|e| e.to_string())?);
-        Ok(())
-    })
-}
-
-/// A listener for every connection of a server.
-pub(crate) fn shared_entry<C: Codec, M, L: Listener<C, M>>(id: u64, listener: L) -> Entry<C> {
-    Entry {
-        id,
-        once: false,
-        call: erase(listener),
-    }
-}
-
-/// An asynchronous listener for every connection of a server.
-pub(crate) fn shared_async_entry<C: Codec, M, L: AsyncListener<C, M>>(id: u64, listener: L) -> Entry<C> {
-    Entry {
-        id,
-        once: false,
-        call: spawning(listener),
-    }
-}
 
 /// Adds `entry` to the listeners of `name` in `map`.
 pub(crate) fn add_entry<C: Codec>(map: &mut ByName<Arc<Vec<Entry<C>>>>, name: &str, entry: Entry<C>) {

@@ -38,11 +38,12 @@ use crate::events::LocalEvent;
 use crate::request::Request;
 use crate::server::{Server, ServerInner};
 
+pub(crate) use handler::{shared_async_entry, shared_entry};
 pub use handler::{AsyncListener, FromEndpoint, Handler, Listener, State};
 pub(crate) use handler::{Handlers, StateMap};
 pub(crate) use life::Life;
 pub use listeners::ListenerId;
-pub(crate) use listeners::{add_entry, remove_entry, shared_async_entry, shared_entry};
+pub(crate) use listeners::{add_entry, remove_entry};
 pub(crate) use rpc::procedure;
 pub use send::EncodedMessage;
 pub(crate) use send::{encode_event, message_bytes};
@@ -99,7 +100,7 @@ struct Inner<C: Codec> {
     counter: AtomicU64,
     life: Mutex<Life>,
     life_changed: Notify,
-    listeners: RwLock<ByName<Arc<Vec<listeners::Entry<C>>>>>,
+    listeners: RwLock<ByName<Arc<Vec<handler::Entry<C>>>>>,
     procedures: RwLock<ByName<Procedure<C>>>,
     /// What every connection of the server shares: its handlers and the
     /// application state.
