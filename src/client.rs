@@ -18,7 +18,7 @@ use crate::connection::{Closed, Link};
 use crate::endpoint::{to_message, BoxFuture, ConnectHook, Endpoint, Handlers, Life, Role, StateMap, WeakEndpoint};
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
-use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
+use crate::protocol::{CloseCode, SUBPROTOCOL};
 use crate::trace::{self, Instrument};
 
 /// Produces the auth value of each connection attempt (see
@@ -396,7 +396,7 @@ struct Alive<C: Codec>(WeakEndpoint<C>);
 impl<C: Codec> Drop for Alive<C> {
     fn drop(&mut self) {
         if let Some(endpoint) = self.0.upgrade() {
-            endpoint.close(1000, "");
+            endpoint.close(CloseCode::NORMAL, "");
         }
     }
 }
@@ -543,10 +543,11 @@ impl<C: Codec> Client<C> {
     ///
     /// ```no_run
     /// # async fn f(client: ws_messaging::Client<ws_messaging_json::Json>) {
-    /// client.close(1000, "bye").await;
+    /// use ws_messaging::CloseCode;
+    /// client.close(CloseCode::NORMAL, "bye").await;
     /// # }
     /// ```
-    pub fn close(&self, code: u16, reason: &str) -> impl Future<Output = ()> + Send + 'static {
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> impl Future<Output = ()> + Send + 'static {
         self.endpoint.close(code, reason);
         let endpoint = self.endpoint.clone();
         async move {
@@ -562,7 +563,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 fn stop_reason(life: &Life) -> ConnectError {
     match &life.last_close {
-        Some(AttemptError::Closed { code, reason }) if *code == CLOSE_FORBIDDEN => ConnectError::Refused {
+        Some(AttemptError::Closed { code, reason }) if !CloseCode::from(*code).reconnects() => ConnectError::Refused {
             code: *code,
             reason: reason.clone(),
         },
@@ -572,7 +573,7 @@ fn stop_reason(life: &Life) -> ConnectError {
         None if life.epoch == 0 => ConnectError::NotStarted,
         None => ConnectError::GaveUp {
             last: AttemptError::Closed {
-                code: 1006,
+                code: CloseCode::ABNORMAL.0,
                 reason: String::new(),
             },
         },
@@ -637,7 +638,7 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
         }
         let (closed, was_open) = connect_once(&endpoint, &shared)
             .await
-            .unwrap_or((Closed::new(1000, ""), false));
+            .unwrap_or((Closed::new(CloseCode::NORMAL, ""), false));
         if was_open {
             attempt = 0;
         }
@@ -645,7 +646,8 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
             if epoch != Some(life.epoch) {
                 return Next::Restart;
             }
-            if closed.code == CLOSE_FORBIDDEN {
+            // The one rule of what a close means for a client.
+            if !CloseCode::from(closed.code).reconnects() {
                 life.terminated = true;
             }
             // `fail_fast` is for a client that never connected: one that
@@ -686,10 +688,10 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
         endpoint.emit(LocalEvent::Error(reason.clone()));
         endpoint.update_life(|life| life.last_close = Some(error));
         endpoint.emit(LocalEvent::Close {
-            code: 1006,
+            code: CloseCode::ABNORMAL.0,
             reason: reason.clone(),
         });
-        Some((Closed::new(1006, reason), false))
+        Some((Closed::new(CloseCode::ABNORMAL, reason), false))
     };
     // The auth value of this attempt, before any socket is opened.
     let auth = match &shared.auth_provider {
@@ -747,7 +749,7 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
     };
     if let Err(e) = send_auth(endpoint, &auth, &link) {
         endpoint.emit(LocalEvent::Error(e.to_string()));
-        link.close(1000, "", false);
+        link.close(CloseCode::NORMAL, "", false);
     }
     let span = trace::debug_span!("ws_messaging.connection", url = %shared.url);
     let (closed, _) = drive(endpoint, &link, ws, Some(options.ack_timeout))

@@ -9,6 +9,7 @@ use tokio::task::AbortHandle;
 use super::Endpoint;
 use crate::codec::Codec;
 use crate::connection::{Closed, Link, Phase};
+use crate::protocol::CloseCode;
 use crate::error::{AttemptError, SendError};
 use crate::events::LocalEvent;
 use crate::trace;
@@ -135,7 +136,7 @@ impl<C: Codec> Endpoint<C> {
                         Err(error) => {
                             trace::warn!(%error, "the on_connect hook failed: closing, to try again");
                             endpoint.emit(LocalEvent::Error(format!("the on_connect hook failed: {error}")));
-                            link.close(1000, "on_connect hook failed", false);
+                            link.close(CloseCode::NORMAL, "on_connect hook failed", false);
                         }
                     }
                 });
@@ -197,7 +198,11 @@ impl<C: Codec> Endpoint<C> {
     ///
     /// It never blocks and needs no runtime: the close frame is queued for
     /// the connection's task.
-    pub fn close(&self, code: u16, reason: &str) {
+    ///
+    /// `code` is a [`CloseCode`] or a bare `u16`: `close(CloseCode::NORMAL, "bye")`,
+    /// `close(4000, "moved")`.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) {
+        let code = code.into();
         let link = self.update_life(|life| {
             life.terminated = true;
             life.link.clone()

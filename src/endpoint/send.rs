@@ -16,7 +16,7 @@ use crate::error::{CodecError, SendError};
 use crate::events::LocalEvent;
 use crate::trace;
 use crate::wire::{check_name, AsSeq};
-use crate::{Args, CLOSE_SLOW_CONSUMER};
+use crate::{Args, CloseCode};
 
 /// A message encoded once by [`Endpoint::encode_message`] (or the server's
 /// broadcast), to be sent to many peers with [`Endpoint::send_encoded`].
@@ -106,7 +106,7 @@ impl<C: Codec> Endpoint<C> {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(SendError::Connection),
             Err(_) => {
-                link.close(CLOSE_SLOW_CONSUMER, "Write timeout", true);
+                link.close(CloseCode::SLOW_CONSUMER, "Write timeout", true);
                 Err(SendError::Timeout)
             }
         }
