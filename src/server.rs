@@ -1022,7 +1022,7 @@ struct Registered<'a, C: Codec> {
 impl<C: Codec> Drop for Registered<'_, C> {
     fn drop(&mut self) {
         self.inner.clients.remove(self.id);
-        if let Some(link) = self.endpoint.life().link.clone() {
+        if let Some(link) = self.endpoint.life().link().cloned() {
             link.finish();
         }
         self.endpoint.clear_handlers();
