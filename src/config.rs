@@ -8,6 +8,14 @@ use crate::error::HandlerError;
 
 /// Runs on every valid incoming frame before dispatch; an `Err` refuses the
 /// frame (nothing is dispatched, the peer gets a `preprocessingError`).
+///
+/// It runs after the codec's own check ([`Codec::check`](crate::Codec::check),
+/// where a schema such as [`schema::Validated`](crate::schema::Validated)
+/// refuses frames). The two stay apart on purpose: the codec's check is the
+/// wire format's and travels with the codec value (every endpoint speaking
+/// that codec applies it); this hook is the application's, set per client
+/// or server, for rules about who may send what (permissions, rate limits).
+/// See [`Codec::check`](crate::Codec::check) ("`check` and the receive hook").
 pub type ReceiveHook = Arc<dyn Fn(&Frame) -> Result<(), HandlerError> + Send + Sync>;
 
 /// Runs on every outgoing frame before it is queued; an `Err` refuses it
@@ -83,7 +91,8 @@ pub struct EndpointOptions {
     pub ping_timeout: Duration,
     /// Skip the envelope validation rules. Default `false`.
     pub skip_validation: bool,
-    /// Optional receive hook.
+    /// Optional receive hook: the application's check of each incoming
+    /// frame, after the codec's ([`Codec::check`](crate::Codec::check)).
     pub receive_hook: Option<ReceiveHook>,
     /// Optional send hook.
     pub send_hook: Option<SendHook>,
