@@ -52,7 +52,8 @@ pub enum OutgoingKind<'a> {
         /// The id of the invoke being answered.
         id: u64,
     },
-    /// A frame pre-encoded with `encode_message` (sent with `send_encoded`).
+    /// A frame encoded once with [`EncodedMessage::encode`](crate::EncodedMessage::encode)
+    /// (sent with `send_encoded`).
     Encoded,
 }
 

@@ -22,8 +22,8 @@ mod wire;
 pub use ws_messaging_core::{codec, envelope, lenient, protocol, reader, schema};
 #[doc(inline)]
 pub use ws_messaging_core::{
-    ArgList, Args, BoxError, CheckError, Codec, CodecError, Frame, FrameKind, FromArgs, Name, PreprocessError, RawArgs,
-    RawValue, SharedError, CloseCode, RESERVED_NAMES, SUBPROTOCOL,
+    ArgList, Args, BoxError, CheckError, CloseCode, Codec, CodecError, Frame, FrameKind, FromArgs, Name,
+    PreprocessError, RawArgs, RawValue, SharedError, RESERVED_NAMES, SUBPROTOCOL,
 };
 
 /// Guides: the long-form documentation, one module a topic (the same text

@@ -28,8 +28,8 @@ use crate::connection::lean_io::{server_config, LeanIo};
 use crate::connection::read::protocol_close;
 use crate::connection::Transport;
 use crate::endpoint::{
-    add_entry, encode_event, message_bytes, remove_entry, shared_async_entry, shared_entry, AsyncListener, BoxFuture,
-    EncodedMessage, Endpoint, Handler, Handlers, Listener, ListenerId, Role, StateMap,
+    add_entry, message_bytes, remove_entry, shared_async_entry, shared_entry, AsyncListener, BoxFuture, Endpoint,
+    Handler, Handlers, Listener, ListenerId, Role, StateMap,
 };
 use crate::error::{AdapterError, HandlerError, RegisterError, SendError, ServeError};
 use crate::request::Request;
@@ -512,12 +512,6 @@ impl<C: Codec> Server<C> {
     /// [`on_async`](Self::on_async); returns whether it was there.
     pub fn off(&self, name: &str, id: ListenerId) -> bool {
         remove_entry(&mut self.inner.shared.listeners.write().unwrap(), name, id)
-    }
-
-    /// Encodes the event `name(args)` once with the server's codec.
-    /// Reserved names are refused.
-    pub fn encode_message<A: Args>(&self, name: &str, args: A) -> Result<EncodedMessage, SendError> {
-        encode_event(&*self.inner.codec, name, &args)
     }
 
     /// Sends the event `name(args)` to every connected client on every

@@ -7,12 +7,12 @@ use bytes::Bytes;
 use tokio::task::AbortHandle;
 
 use super::Endpoint;
-use crate::codec::Codec;
 use crate::client::ClientLife;
+use crate::codec::Codec;
 use crate::connection::{Closed, Link, Phase};
-use crate::protocol::CloseCode;
 use crate::error::{AttemptError, SendError};
 use crate::events::LocalEvent;
+use crate::protocol::CloseCode;
 use crate::trace;
 
 /// The endpoint's side of the connection state machine: which connection

@@ -172,8 +172,7 @@ pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Res
                 .map(M::from_json)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| Failure::usage(format!("--send {name}: {e}")))?;
-            client
-                .encode_message(name, args)
+            EncodedMessage::encode(client.codec(), name, args)
                 .map_err(|e| Failure::usage(format!("--send {name}: {e}")))
         })
         .collect::<Result<Vec<_>, Failure>>()?;

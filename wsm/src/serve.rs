@@ -124,7 +124,7 @@ fn setup<M: Model>(server: &Server<M>) -> Result<(), RegisterError> {
     })?;
     // Queued without waiting, so `said`s keep the order of their `say`s.
     server.on("say", |me: Endpoint<M>, args: Vec<M::Value>| {
-        if let Ok(said) = me.encode_message("said", args) {
+        if let Ok(said) = ws_messaging::EncodedMessage::encode(me.codec(), "said", args) {
             let _ = me.queue_encoded(&said);
         }
     });

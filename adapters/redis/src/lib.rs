@@ -811,7 +811,6 @@ impl<C: Codec> Shared<C> {
             () = stopped(&mut shutdown) => false,
         }
     }
-
 }
 
 /// Resolves once the adapter shuts down.
