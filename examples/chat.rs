@@ -27,7 +27,7 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
-use ws_messaging::{Endpoint, HandlerError, Server};
+use ws_messaging::{CloseCode, Endpoint, HandlerError, Server};
 use ws_messaging_json::Json;
 use ws_messaging_redis::RedisAdapter;
 
@@ -105,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            server.close(1001).await;
+            server.close(CloseCode::GOING_AWAY).await;
         })
         .await?;
     Ok(())

@@ -5,7 +5,7 @@
 //! ```
 
 use serde_json::{json, Value};
-use ws_messaging::{Client, Endpoint, HandlerError, Server};
+use ws_messaging::{Client, CloseCode, Endpoint, HandlerError, Server};
 use ws_messaging_json::Json;
 
 #[tokio::main]
@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => println!("invoking a missing procedure: {e}"),
         Ok(v) => println!("unexpected: {v}"),
     }
-    client.close(1000, "bye").await;
-    server.close(1000).await;
+    client.close(CloseCode::NORMAL, "bye").await;
+    server.close(CloseCode::NORMAL).await;
     Ok(())
 }

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use ws_messaging::schema::Validated;
-use ws_messaging::{BoxError, Bytes, Codec, Endpoint, HandlerError, ServeError, Server, ServerBuilder};
+use ws_messaging::{BoxError, Bytes, CloseCode, Codec, Endpoint, HandlerError, ServeError, Server, ServerBuilder};
 use ws_messaging_protobuf::{prost, Proto, Protobuf};
 
 /// The generated schema messages.
@@ -152,5 +152,5 @@ async fn main() {
     };
     println!("listening on {}", server.local_addr().expect("bound to a port"));
     let _ = tokio::signal::ctrl_c().await;
-    server.close(1001).await;
+    server.close(CloseCode::GOING_AWAY).await;
 }

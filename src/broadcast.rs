@@ -140,7 +140,7 @@ impl<C: Codec> Broadcast<C> {
     }
 
     /// [`emit`](Self::emit) for a frame encoded already
-    /// ([`Server::encode_message`]).
+    /// ([`EncodedMessage::encode`] with the server's codec).
     pub fn emit_encoded(&self, message: &EncodedMessage) -> Result<usize, SendError> {
         if !self.local {
             self.server.adapter_ref().publish(&self.target, message)?;

@@ -19,7 +19,7 @@ use crate::connection::{Closed, Link};
 use crate::endpoint::{BoxFuture, ConnectHook, Endpoint, Handlers, Life, Role, StateMap, WeakEndpoint};
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
-use crate::protocol::{CLOSE_FORBIDDEN, SUBPROTOCOL};
+use crate::protocol::{CloseCode, SUBPROTOCOL};
 use crate::trace::{self, Instrument};
 
 /// Produces the auth value of each connection attempt (see
@@ -397,7 +397,7 @@ struct Alive<C: Codec>(WeakEndpoint<C>);
 impl<C: Codec> Drop for Alive<C> {
     fn drop(&mut self) {
         if let Some(endpoint) = self.0.upgrade() {
-            endpoint.close(1000, "");
+            endpoint.close(CloseCode::NORMAL, "");
         }
     }
 }
@@ -472,9 +472,9 @@ impl<C: Codec> Client<C> {
     pub async fn connected(&self) -> Result<(), ConnectError> {
         self.endpoint
             .wait_life(|life| {
-                if life.ready && life.link.as_ref().is_some_and(|link| link.is_open()) {
+                if life.is_ready() {
                     Some(Ok(()))
-                } else if !life.running {
+                } else if !life.client.running {
                     Some(Err(stop_reason(life)))
                 } else {
                     None
@@ -485,13 +485,7 @@ impl<C: Codec> Client<C> {
 
     /// The server's auth reply of the current connection, decoded.
     pub fn auth_reply<T: DeserializeOwned>(&self) -> Option<T> {
-        let reply = {
-            let life = self.endpoint.life();
-            match &life.link {
-                Some(link) if link.is_open() => life.reply.clone(),
-                _ => return None,
-            }
-        };
+        let reply = self.endpoint.life().open_reply()?;
         self.endpoint.decode(&reply).ok()
     }
 
@@ -504,9 +498,9 @@ impl<C: Codec> Client<C> {
     /// Must be called within a tokio runtime.
     pub fn reconnect(&self) {
         let start = self.endpoint.update_life(|life| {
-            life.terminated = false;
-            life.epoch += 1;
-            !std::mem::replace(&mut life.running, true)
+            life.set_terminated(false);
+            life.client.epoch += 1;
+            !std::mem::replace(&mut life.client.running, true)
         });
         if start {
             let guard = RunGuard {
@@ -521,13 +515,13 @@ impl<C: Codec> Client<C> {
     /// Whether the connect loop is running (connected, connecting, or
     /// waiting to retry).
     pub fn is_running(&self) -> bool {
-        self.endpoint.life().running
+        self.endpoint.life().client.running
     }
 
     /// Whether the client stopped for good: refused by the server (4003) or
     /// closed by the user. [`reconnect`](Self::reconnect) starts it again.
     pub fn is_terminated(&self) -> bool {
-        self.endpoint.life().terminated
+        self.endpoint.life().is_terminated()
     }
 
     /// Closes the connection for good (no reconnect) with `code` and
@@ -544,14 +538,15 @@ impl<C: Codec> Client<C> {
     ///
     /// ```no_run
     /// # async fn f(client: ws_messaging::Client<ws_messaging_json::Json>) {
-    /// client.close(1000, "bye").await;
+    /// use ws_messaging::CloseCode;
+    /// client.close(CloseCode::NORMAL, "bye").await;
     /// # }
     /// ```
-    pub fn close(&self, code: u16, reason: &str) -> impl Future<Output = ()> + Send + 'static {
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> impl Future<Output = ()> + Send + 'static {
         self.endpoint.close(code, reason);
         let endpoint = self.endpoint.clone();
         async move {
-            let stopped = endpoint.wait_life(|life| (!life.running).then_some(()));
+            let stopped = endpoint.wait_life(|life| (!life.client.running).then_some(()));
             let _ = tokio::time::timeout(CLOSE_WAIT, stopped).await;
         }
     }
@@ -562,18 +557,18 @@ impl<C: Codec> Client<C> {
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 fn stop_reason(life: &Life) -> ConnectError {
-    match &life.last_close {
-        Some(AttemptError::Closed { code, reason }) if *code == CLOSE_FORBIDDEN => ConnectError::Refused {
+    match life.last_close() {
+        Some(AttemptError::Closed { code, reason }) if !CloseCode::from(*code).reconnects() => ConnectError::Refused {
             code: *code,
             reason: reason.clone(),
         },
-        _ if life.terminated => ConnectError::Closed,
+        _ if life.is_terminated() => ConnectError::Closed,
         Some(last) => ConnectError::GaveUp { last: last.clone() },
         // `reconnect()` bumps the epoch: never called.
-        None if life.epoch == 0 => ConnectError::NotStarted,
+        None if life.client.epoch == 0 => ConnectError::NotStarted,
         None => ConnectError::GaveUp {
             last: AttemptError::Closed {
-                code: 1006,
+                code: CloseCode::ABNORMAL.0,
                 reason: String::new(),
             },
         },
@@ -593,9 +588,24 @@ impl<C: Codec> Drop for RunGuard<C> {
             return;
         }
         if let Some(endpoint) = self.endpoint.upgrade() {
-            endpoint.update_life(|life| life.running = false);
+            endpoint.update_life(|life| life.client.running = false);
         }
     }
+}
+
+/// The client's own connection state, kept in the endpoint's [`Life`]
+/// (one lock, and its waiters wake on every change) but read and changed
+/// by this module only.
+#[derive(Debug, Default)]
+pub(crate) struct ClientLife {
+    /// Whether the connect loop is running.
+    running: bool,
+    /// Bumped by [`Client::reconnect`], so a running loop starts afresh;
+    /// 0 until the client is first started.
+    epoch: u64,
+    /// A connection was made at least once since the client was built:
+    /// from then on `fail_fast` no longer applies.
+    connected_once: bool,
 }
 
 /// What the connect loop does after an attempt.
@@ -619,12 +629,12 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
     loop {
         let Some(endpoint) = weak.upgrade() else { return };
         let go = endpoint.update_life(|life| {
-            if life.terminated {
-                life.running = false;
+            if life.is_terminated() {
+                life.client.running = false;
                 return false;
             }
-            if epoch != Some(life.epoch) {
-                epoch = Some(life.epoch);
+            if epoch != Some(life.client.epoch) {
+                epoch = Some(life.client.epoch);
                 attempt = 0;
             }
             true
@@ -638,25 +648,30 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
         }
         let (closed, was_open) = connect_once(&endpoint, &shared)
             .await
-            .unwrap_or((Closed::new(1000, ""), false));
+            .unwrap_or((Closed::new(CloseCode::NORMAL, ""), false));
         if was_open {
             attempt = 0;
         }
         let next = endpoint.update_life(|life| {
-            if epoch != Some(life.epoch) {
+            if was_open {
+                life.client.connected_once = true;
+            }
+            if epoch != Some(life.client.epoch) {
                 return Next::Restart;
             }
-            if closed.code == CLOSE_FORBIDDEN {
-                life.terminated = true;
+            // The one rule of what a close means for a client.
+            if !CloseCode::from(closed.code).reconnects() {
+                life.set_terminated(true);
             }
             // `fail_fast` is for a client that never connected: one that
             // did (before a `reconnect()` too) follows the retry policy.
-            let given_up = shared.fail_fast && !life.connected_once;
-            if life.terminated || !shared.auto_reconnect || attempt >= shared.retry.retries || given_up {
-                if !life.terminated {
+            let given_up = shared.fail_fast && !life.client.connected_once;
+            let terminated = life.is_terminated();
+            if terminated || !shared.auto_reconnect || attempt >= shared.retry.retries || given_up {
+                if !terminated {
                     trace::info!(url = %shared.url, attempts = attempt + 1, "gave up connecting");
                 }
-                life.running = false;
+                life.client.running = false;
                 return Next::Stop;
             }
             Next::Wait(shared.retry.delay(attempt))
@@ -671,7 +686,7 @@ async fn run<C: Codec>(mut guard: RunGuard<C>, shared: Arc<Shared<C>>) {
                 attempt += 1;
                 // Wait, but wake at once if the client is closed or restarted.
                 let interrupted =
-                    endpoint.wait_life(|life| (life.terminated || epoch != Some(life.epoch)).then_some(()));
+                    endpoint.wait_life(|life| (life.is_terminated() || epoch != Some(life.client.epoch)).then_some(()));
                 let _ = tokio::time::timeout(delay, interrupted).await;
             }
         }
@@ -685,18 +700,18 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
     let failed = |error: AttemptError| {
         let reason = error.to_string();
         endpoint.emit(LocalEvent::Error(reason.clone()));
-        endpoint.update_life(|life| life.last_close = Some(error));
+        endpoint.update_life(|life| life.set_last_close(error));
         endpoint.emit(LocalEvent::Close {
-            code: 1006,
+            code: CloseCode::ABNORMAL.0,
             reason: reason.clone(),
         });
-        Some((Closed::new(1006, reason), false))
+        Some((Closed::new(CloseCode::ABNORMAL, reason), false))
     };
     // The auth value of this attempt, before any socket is opened.
     let auth = match &shared.auth_provider {
         None => shared.auth.clone(),
         Some(provider) => {
-            let closed_meanwhile = endpoint.wait_life(|life| life.terminated.then_some(()));
+            let closed_meanwhile = endpoint.wait_life(|life| life.is_terminated().then_some(()));
             tokio::select! {
                 auth = tokio::time::timeout(shared.connect_timeout, provider(endpoint.clone())) => match auth {
                     Ok(Ok(auth)) => Bytes::from(auth),
@@ -730,7 +745,7 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
     );
     #[cfg(not(feature = "rustls"))]
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(options.websocket_config()), true);
-    let closed_meanwhile = endpoint.wait_life(|life| life.terminated.then_some(()));
+    let closed_meanwhile = endpoint.wait_life(|life| life.is_terminated().then_some(()));
     let ws = tokio::select! {
         connected = tokio::time::timeout(shared.connect_timeout, connecting) => match connected {
             Ok(Ok((ws, _))) => ws,
@@ -748,7 +763,7 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
     };
     if let Err(e) = send_auth(endpoint, &auth, &link) {
         endpoint.emit(LocalEvent::Error(e.to_string()));
-        link.close(1000, "", false);
+        link.close(CloseCode::NORMAL, "", false);
     }
     let span = trace::debug_span!("ws_messaging.connection", url = %shared.url);
     let (closed, _) = drive(

@@ -8,6 +8,14 @@ use crate::error::HandlerError;
 
 /// Runs on every valid incoming frame before dispatch; an `Err` refuses the
 /// frame (nothing is dispatched, the peer gets a `preprocessingError`).
+///
+/// It runs after the codec's own check ([`Codec::check`](crate::Codec::check),
+/// where a schema such as [`schema::Validated`](crate::schema::Validated)
+/// refuses frames). The two stay apart on purpose: the codec's check is the
+/// wire format's and travels with the codec value (every endpoint speaking
+/// that codec applies it); this hook is the application's, set per client
+/// or server, for rules about who may send what (permissions, rate limits).
+/// See [`Codec::check`](crate::Codec::check) ("`check` and the receive hook").
 pub type ReceiveHook = Arc<dyn Fn(&Frame) -> Result<(), HandlerError> + Send + Sync>;
 
 /// Runs on every outgoing frame before it is queued; an `Err` refuses it
@@ -44,7 +52,8 @@ pub enum OutgoingKind<'a> {
         /// The id of the invoke being answered.
         id: u64,
     },
-    /// A frame pre-encoded with `encode_message` (sent with `send_encoded`).
+    /// A frame encoded once with [`EncodedMessage::encode`](crate::EncodedMessage::encode)
+    /// (sent with `send_encoded`).
     Encoded,
 }
 
@@ -83,7 +92,8 @@ pub struct EndpointOptions {
     pub ping_timeout: Duration,
     /// Skip the envelope validation rules. Default `false`.
     pub skip_validation: bool,
-    /// Optional receive hook.
+    /// Optional receive hook: the application's check of each incoming
+    /// frame, after the codec's ([`Codec::check`](crate::Codec::check)).
     pub receive_hook: Option<ReceiveHook>,
     /// Optional send hook.
     pub send_hook: Option<SendHook>,
@@ -157,9 +167,14 @@ impl EndpointOptions {
     }
 }
 
-/// Auto reconnect backoff: attempt `n` (0-based) waits
-/// `min((1 + r) * min_timeout * factor^n, max_timeout)`, `r` uniform in
-/// `[0, 1)` when `randomize` is on.
+/// The reconnect backoff, one type for every reconnect loop: the client's
+/// ([`ClientBuilder::retry`](crate::ClientBuilder::retry)) and the Redis
+/// adapter's (`RedisConfig::retry` in `ws-messaging-redis`).
+///
+/// Attempt `n` (0-based) waits `min((1 + r) * min_timeout * factor^n,
+/// max_timeout)`, `r` uniform in `[0, 1)` when `randomize` is on. The
+/// defaults are the client's (and the JavaScript package's); the Redis
+/// adapter's are [`RetryConfig::doubling`]`(50 ms, 2 s)`.
 ///
 /// Start from the defaults and change what you need:
 ///
@@ -182,7 +197,8 @@ pub struct RetryConfig {
     pub max_timeout: Option<Duration>,
     /// Add jitter. Default on.
     pub randomize: bool,
-    /// Attempts before giving up. Default 10.
+    /// Attempts before giving up. Default 10. (A Redis adapter or emitter
+    /// never gives up while it runs: it does not read this.)
     pub retries: u32,
 }
 
@@ -199,6 +215,27 @@ impl Default for RetryConfig {
 }
 
 impl RetryConfig {
+    /// A delay that doubles from `min` up to `max` (at least `min`), with
+    /// no jitter, retried without limit: the Redis adapter's backoff
+    /// (`doubling(50 ms, 2 s)` by default).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let backoff = ws_messaging::RetryConfig::doubling(Duration::from_millis(50), Duration::from_secs(2));
+    /// assert_eq!(backoff.delay(0), Duration::from_millis(50));
+    /// assert_eq!(backoff.delay(2), Duration::from_millis(200));
+    /// assert_eq!(backoff.delay(9), Duration::from_secs(2));
+    /// ```
+    pub fn doubling(min: Duration, max: Duration) -> Self {
+        RetryConfig {
+            factor: 2.0,
+            min_timeout: min,
+            max_timeout: Some(max.max(min)),
+            randomize: false,
+            retries: u32::MAX,
+        }
+    }
+
     /// Sets the growth factor.
     pub fn factor(mut self, factor: f64) -> Self {
         self.factor = factor;
@@ -229,7 +266,8 @@ impl RetryConfig {
         self
     }
 
-    /// The delay before reconnect attempt `attempt` (0-based).
+    /// The delay before reconnect attempt `attempt` (0-based). Never
+    /// panics: a delay that does not fit is cut to a day.
     ///
     /// ```
     /// use std::time::Duration;
@@ -239,12 +277,46 @@ impl RetryConfig {
     /// ```
     pub fn delay(&self, attempt: u32) -> Duration {
         let rand = if self.randomize { rand::random::<f64>() } else { 0.0 };
-        let ms = (1.0 + rand) * self.min_timeout.as_secs_f64() * 1000.0 * self.factor.powi(attempt as i32);
+        let exponent = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let ms = (1.0 + rand) * self.min_timeout.as_secs_f64() * 1000.0 * self.factor.powi(exponent);
+        // A zero first delay times an infinite factor is NaN: no delay.
+        let ms = if ms.is_nan() { 0.0 } else { ms };
         let ms = match self.max_timeout {
             Some(max) => ms.min(max.as_secs_f64() * 1000.0),
             None => ms,
         };
         // Clamp to a day so an absurd factor cannot overflow a Duration.
         Duration::from_secs_f64((ms / 1000.0).clamp(0.0, 86_400.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delay_is_bounded_whatever_the_settings() {
+        let absurd = RetryConfig::default()
+            .min_timeout(Duration::ZERO)
+            .factor(f64::INFINITY)
+            .randomize(false);
+        assert_eq!(absurd.delay(3), Duration::ZERO);
+        let huge = RetryConfig::default().factor(10.0).randomize(false);
+        assert_eq!(huge.delay(u32::MAX), Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn the_doubling_backoff_is_the_redis_adapters_old_one() {
+        let min = Duration::from_millis(50);
+        let max = Duration::from_secs(2);
+        let backoff = RetryConfig::doubling(min, max);
+        // The adapter's own loop was: `min`, then doubled up to `max`.
+        let mut expected = min;
+        for attempt in 0..40 {
+            assert_eq!(backoff.delay(attempt), expected, "attempt {attempt}");
+            expected = (expected * 2).min(max);
+        }
+        // A `max` below `min` is `min`.
+        assert_eq!(RetryConfig::doubling(max, min).delay(5), max);
     }
 }

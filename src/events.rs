@@ -15,7 +15,9 @@ pub enum LocalEvent {
     /// The connection closed.
     Close {
         /// The close code (1005 when the peer's close frame had none, 1006
-        /// when the socket ended without a close frame).
+        /// when the socket ended without a close frame). It compares with
+        /// the constants of [`CloseCode`](crate::CloseCode)
+        /// (`code == CloseCode::GOING_AWAY`).
         code: u16,
         /// The close reason.
         reason: String,

@@ -21,8 +21,8 @@ mod wire;
 pub use ws_messaging_core::{codec, envelope, lenient, protocol, reader, schema};
 #[doc(inline)]
 pub use ws_messaging_core::{
-    ArgList, Args, BoxError, CheckError, Codec, CodecError, Frame, FrameKind, FromArgs, Name, PreprocessError, RawArgs,
-    RawValue, SharedError, CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL,
+    ArgList, Args, BoxError, CheckError, CloseCode, Codec, CodecError, Frame, FrameKind, FromArgs, Name,
+    PreprocessError, RawArgs, RawValue, SharedError, RESERVED_NAMES, SUBPROTOCOL,
 };
 
 /// Guides: the long-form documentation, one module a topic (the same text

@@ -16,7 +16,6 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request as UpgradeRequest, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -29,14 +28,14 @@ use crate::connection::lean_io::{server_config, LeanIo};
 use crate::connection::read::protocol_close;
 use crate::connection::Transport;
 use crate::endpoint::{
-    add_entry, encode_event, message_bytes, remove_entry, shared_async_entry, shared_entry, AsyncListener, BoxFuture,
-    EncodedMessage, Endpoint, Handler, Handlers, Listener, ListenerId, Role, StateMap,
+    add_entry, message_bytes, remove_entry, shared_async_entry, shared_entry, AsyncListener, BoxFuture, Endpoint,
+    Handler, Handlers, Listener, ListenerId, Role, StateMap,
 };
 use crate::error::{AdapterError, HandlerError, RegisterError, SendError, ServeError};
 use crate::request::Request;
 use crate::trace::{self, Instrument};
 use crate::wire::{check_name, truncate_reason};
-use crate::{protocol::choose_subprotocol, Args, CLOSE_FORBIDDEN};
+use crate::{protocol::choose_subprotocol, Args, CloseCode};
 
 type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
 type DisconnectHook<C> = Arc<dyn Fn(Endpoint<C>, u16, String) -> BoxFuture<()> + Send + Sync>;
@@ -314,7 +313,7 @@ pub(crate) struct ServerInner<C: Codec> {
     adapter: Arc<dyn Adapter<C>>,
     local_addr: Option<SocketAddr>,
     /// The close code, once `close` was called.
-    shutdown: watch::Sender<Option<u16>>,
+    shutdown: watch::Sender<Option<CloseCode>>,
     live: Mutex<usize>,
     drained: Notify,
     /// The allowed origins; `None`: all.
@@ -515,12 +514,6 @@ impl<C: Codec> Server<C> {
         remove_entry(&mut self.inner.shared.listeners.write().unwrap(), name, id)
     }
 
-    /// Encodes the event `name(args)` once with the server's codec.
-    /// Reserved names are refused.
-    pub fn encode_message<A: Args>(&self, name: &str, args: A) -> Result<EncodedMessage, SendError> {
-        encode_event(&*self.inner.codec, name, &args)
-    }
-
     /// Sends the event `name(args)` to every connected client on every
     /// node, encoded once. Returns how many clients of this node it was
     /// queued for. It never waits on a client (one whose backlog is past
@@ -618,9 +611,12 @@ impl<C: Codec> Server<C> {
         Server { inner }
     }
 
-    /// Stops accepting and closes every connection with `code`; resolves
-    /// when every connection has ended (their close handshakes are bounded).
-    pub async fn close(&self, code: u16) {
+    /// Stops accepting and closes every connection with `code` (a
+    /// [`CloseCode`] or a bare `u16`: `close(CloseCode::GOING_AWAY)`,
+    /// `close(1001)`); resolves when every connection has ended (their
+    /// close handshakes are bounded).
+    pub async fn close(&self, code: impl Into<CloseCode>) {
+        let code = code.into();
         let first = self.inner.shutdown.send_replace(Some(code)).is_none();
         if first {
             self.inner.adapter.close().await;
@@ -693,7 +689,7 @@ impl<C: Codec> Server<C> {
         .await;
         if !self.allows_origin(request.header("origin")) {
             trace::info!(origin = ?request.header("origin"), "upgrade from an origin not allowed: refused (4003)");
-            refuse(&mut ws, CLOSE_FORBIDDEN, "origin not allowed").await;
+            refuse(&mut ws, CloseCode::FORBIDDEN, "origin not allowed").await;
             return;
         }
         if let Some(mut ws) = serve_connection(&self.inner, ws, Some(Box::new(request))).await {
@@ -751,7 +747,7 @@ async fn accept_loop<C: Codec>(inner: Arc<ServerInner<C>>, listener: TcpListener
     }
 }
 
-async fn stopped(shutdown: &mut watch::Receiver<Option<u16>>) {
+async fn stopped(shutdown: &mut watch::Receiver<Option<CloseCode>>) {
     let _ = shutdown.wait_for(|code| code.is_some()).await;
 }
 
@@ -874,7 +870,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     };
     let auth = match first {
         Err(_) => {
-            refuse(&mut ws, CLOSE_FORBIDDEN, "").await;
+            refuse(&mut ws, CloseCode::FORBIDDEN, "").await;
             return None;
         }
         Ok(First::Ended) => {
@@ -959,7 +955,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     }
     if let Some((code, reason)) = link.requested_close() {
         {
-            refuse(&mut ws, code, &reason).await;
+            refuse(&mut ws, code.into(), &reason).await;
             return None;
         } // the hook closed it
     }
@@ -967,7 +963,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         Ok(connect) => connect,
         Err(error) => {
             trace::info!(parent: &span, %error, "client refused (4003)");
-            refuse(&mut ws, CLOSE_FORBIDDEN, &error.to_string()).await;
+            refuse(&mut ws, CloseCode::FORBIDDEN, &error.to_string()).await;
             return None;
         }
     };
@@ -977,7 +973,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     };
     if let Err(error) = endpoint.run_send_hook(kind, message_bytes(&connect)) {
         {
-            refuse(&mut ws, CLOSE_FORBIDDEN, &error.to_string()).await;
+            refuse(&mut ws, CloseCode::FORBIDDEN, &error.to_string()).await;
             return None;
         }
     }
@@ -1021,7 +1017,7 @@ struct Registered<'a, C: Codec> {
 impl<C: Codec> Drop for Registered<'_, C> {
     fn drop(&mut self) {
         self.inner.clients.remove(self.id);
-        if let Some(link) = self.endpoint.life().link.clone() {
+        if let Some(link) = self.endpoint.life().link().cloned() {
             link.finish();
         }
         self.endpoint.clear_handlers();
@@ -1035,7 +1031,7 @@ enum First {
     /// The socket ended (or closed) first.
     Ended,
     /// The peer broke the protocol: close with this code and reason.
-    Broken(u16, String),
+    Broken(CloseCode, String),
 }
 
 /// The next text or binary frame's payload.
@@ -1066,9 +1062,9 @@ const REFUSE_GRACE: Duration = Duration::from_secs(3);
 /// Closes a connection that was not accepted with `code` and `reason`,
 /// bounded: the close frame gets [`REFUSE_GRACE`] to be written, the
 /// peer's answer as long again; then the socket is dropped.
-async fn refuse<T: Transport>(ws: &mut T, code: u16, reason: &str) {
+async fn refuse<T: Transport>(ws: &mut T, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
-        code: CloseCode::from(code),
+        code: code.0.into(),
         reason: truncate_reason(reason).into(),
     };
     match tokio::time::timeout(REFUSE_GRACE, ws.send(Message::Close(Some(frame)))).await {

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use ws_messaging::{Endpoint, HandlerError, LocalEvent, SendError, Server, CLOSE_SLOW_CONSUMER};
+use ws_messaging::{CloseCode, Endpoint, HandlerError, LocalEvent, SendError, Server};
 use ws_messaging_json::Json;
 
 /// A server that hands each accepted endpoint to the test.
@@ -88,7 +88,7 @@ async fn a_stalled_reader_is_closed_with_4009_while_the_others_get_every_broadca
         ))
         .await,
         LocalEvent::Close {
-            code: CLOSE_SLOW_CONSUMER,
+            code: CloseCode::SLOW_CONSUMER.into(),
             reason: "Slow consumer".into()
         }
     );
@@ -128,7 +128,7 @@ async fn send_waits_for_room_then_times_out_and_closes_the_peer() {
     assert_eq!(
         wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await,
         LocalEvent::Close {
-            code: CLOSE_SLOW_CONSUMER,
+            code: CloseCode::SLOW_CONSUMER.into(),
             reason: "Write timeout".into()
         }
     );

@@ -151,8 +151,8 @@ async fn broadcast_reaches_every_client_encoded_once() {
     for rx in &mut receivers {
         assert_eq!(recv(rx).await, vec![json!("hi"), json!(1)]);
     }
-    // encode_message / send_encoded: the same bytes to each peer.
-    let message = server.encode_message("shouted", ("again",)).unwrap();
+    // EncodedMessage::encode / send_encoded: the same bytes to each peer.
+    let message = ws_messaging::EncodedMessage::encode(server.codec(), "shouted", ("again",)).unwrap();
     assert_eq!(message.as_bytes(), br#"{"name":"shouted","args":["again"]}"#);
     for endpoint in server.connections() {
         endpoint.send_encoded(&message).await.unwrap();

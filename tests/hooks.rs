@@ -90,7 +90,7 @@ async fn reserved_names_are_refused_in_broadcasts_and_encoded_messages() {
     for name in ["connect", "close", "ping", ""] {
         assert!(matches!(server.broadcast(name, ()), Err(SendError::ReservedName(_))));
         assert!(matches!(
-            server.encode_message(name, ()),
+            ws_messaging::EncodedMessage::encode(server.codec(), name, ()),
             Err(SendError::ReservedName(_))
         ));
         assert!(matches!(server.send_to("x", name, ()), Err(SendError::ReservedName(_))));

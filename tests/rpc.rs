@@ -470,7 +470,7 @@ async fn handlers_take_their_connection_state_and_server_as_arguments() {
         .register("missing-state", |State(n): State<u64>, ()| async move { Ok(n) })
         .unwrap();
     server.on("say", |me: Endpoint<Json>, (text,): (String,)| {
-        let said = me.encode_message("said", (text,)).unwrap();
+        let said = ws_messaging::EncodedMessage::encode(me.codec(), "said", (text,)).unwrap();
         me.queue_encoded(&said).unwrap();
     });
     assert!(matches!(

@@ -129,6 +129,22 @@ pub trait Codec: Send + Sync + 'static {
     /// Extra validation of a well-formed envelope before dispatch (a schema
     /// check per event or procedure name). The default accepts everything.
     /// An `Err` is sent to the peer as a `preprocessingError`.
+    ///
+    /// # `check` and the receive hook
+    /// Both refuse a frame before dispatch, in this order: `check` first,
+    /// then the runtime's receive hook (`EndpointOptions::receive_hook` in
+    /// `ws-messaging`). They stay two because they belong to different
+    /// owners. `check` belongs to the wire format: it travels with the codec
+    /// value, so a codec that wraps another
+    /// ([`schema::Validated`](crate::schema::Validated)) brings its rules to
+    /// every client and server that speaks it, and to code that has the core
+    /// crate alone (no runtime, no options); its refusals are typed
+    /// ([`CheckError`](crate::CheckError)). The receive hook belongs to the
+    /// application: a closure set per client or server, with the
+    /// application's state and its own error values, for rules that are
+    /// not the format's (permissions, rate limits). Put a rule about what a
+    /// frame may contain in the codec, a rule about who may send it in the
+    /// hook.
     fn check(&self, frame: &crate::Frame) -> Result<(), crate::CheckError> {
         let _ = frame;
         Ok(())

@@ -55,4 +55,4 @@ pub use codec::{Codec, FrameKind};
 pub use envelope::{ArgList, Frame, Name};
 pub use error::{BoxError, CheckError, CodecError, PreprocessError, SharedError};
 pub use payload::{Args, FromArgs, RawArgs, RawValue};
-pub use protocol::{CLOSE_FORBIDDEN, CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT, RESERVED_NAMES, SUBPROTOCOL};
+pub use protocol::{CloseCode, RESERVED_NAMES, SUBPROTOCOL};

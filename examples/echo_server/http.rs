@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
-use ws_messaging::{Codec, Server};
+use ws_messaging::{CloseCode, Codec, Server};
 
 /// Serves `server` at `/ws` of an HTTP server on `127.0.0.1:port`; prints
 /// the ready line; on SIGINT/SIGTERM closes every ws-messaging connection
@@ -31,7 +31,7 @@ pub(crate) async fn serve<C: Codec>(server: Server<C>, port: u16) -> Result<(), 
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             super::shutdown_signal().await;
-            server.close(1001).await;
+            server.close(CloseCode::GOING_AWAY).await;
         })
         .await
         .map_err(|e| e.to_string())

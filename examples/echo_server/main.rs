@@ -60,7 +60,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging::{Bytes, Codec, Endpoint, HandlerError, RawArgs, RawValue, RegisterError, Server, ServerBuilder};
+use ws_messaging::{
+    Bytes, CloseCode, Codec, Endpoint, HandlerError, RawArgs, RawValue, RegisterError, Server, ServerBuilder,
+};
 use ws_messaging_json::Json;
 use ws_messaging_redis::RedisAdapter;
 
@@ -172,7 +174,7 @@ impl<C: Codec> Start for ServerBuilder<C> {
         handlers(&server).map_err(|e| e.to_string())?;
         println!("listening on {}", server.local_addr().expect("bound to a port"));
         shutdown_signal().await;
-        server.close(1001).await;
+        server.close(CloseCode::GOING_AWAY).await;
         Ok(())
     }
 }
@@ -331,7 +333,7 @@ where
     })?;
     // Queued without waiting, so `said`s keep the order of their `say`s.
     server.on("say", |me: Endpoint<C>, args: Vec<V>| {
-        if let Ok(said) = me.encode_message("said", args) {
+        if let Ok(said) = ws_messaging::EncodedMessage::encode(me.codec(), "said", args) {
             let _ = me.queue_encoded(&said);
         }
     });

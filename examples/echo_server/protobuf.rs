@@ -74,7 +74,7 @@ fn setup(server: &Server<Protobuf>) -> Result<(), RegisterError> {
     })?;
     // Queued without waiting, so `said`s keep the order of their `say`s.
     server.on("say", |me: Endpoint<Protobuf>, args: Vec<Proto<Value>>| {
-        if let Ok(said) = me.encode_message("said", args) {
+        if let Ok(said) = ws_messaging::EncodedMessage::encode(me.codec(), "said", args) {
             let _ = me.queue_encoded(&said);
         }
     });

@@ -13,7 +13,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::{Closed, Link, Owner, Phase, Settings, Settle, Transport};
 use crate::events::LocalEvent;
-use crate::protocol::{CLOSE_SLOW_CONSUMER, CLOSE_TIMEOUT};
+use crate::protocol::CloseCode;
 
 /// How long a close handshake may take before the socket is dropped. A
 /// close of this side's that is still queued behind frames the peer has
@@ -163,15 +163,15 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
         }
         if self.auth_deadline.is_some_and(|at| at <= now) {
             self.auth_deadline = None;
-            self.link.close(CLOSE_TIMEOUT, "Auth timeout", false);
+            self.link.close(CloseCode::TIMEOUT, "Auth timeout", false);
         }
         if let Some(since) = self.stall_since {
             if since + self.write_timeout <= now {
                 // The peer has not taken a byte for the whole write timeout.
                 self.owner
                     .emit(LocalEvent::Error("write timeout: the peer stopped reading".into()));
-                self.link.close(CLOSE_SLOW_CONSUMER, "Write timeout", true);
-                return Some(Closed::new(CLOSE_SLOW_CONSUMER, "Write timeout"));
+                self.link.close(CloseCode::SLOW_CONSUMER, "Write timeout", true);
+                return Some(Closed::new(CloseCode::SLOW_CONSUMER, "Write timeout"));
             }
         }
         if self.next_ping.is_some_and(|at| at <= now) {
@@ -190,7 +190,7 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
             if let Some(ping) = self.ping.take() {
                 self.link.forget(ping.id);
             }
-            self.link.close(CLOSE_TIMEOUT, "Ping timeout", false);
+            self.link.close(CloseCode::TIMEOUT, "Ping timeout", false);
         }
         None
     }
@@ -248,7 +248,7 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
             .clone()
             .or_else(|| self.link.requested_close())
             .or_else(|| self.error_close.clone())
-            .unwrap_or((1006, String::new()));
+            .unwrap_or((CloseCode::ABNORMAL.0, String::new()));
         Closed {
             code,
             reason,

@@ -8,12 +8,11 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use tokio::sync::{oneshot, Notify};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::config::EndpointOptions;
-use crate::{wire::truncate_reason, CLOSE_SLOW_CONSUMER};
+use crate::{wire::truncate_reason, CloseCode};
 
 /// The outcome a pending invoke is settled with: the raw reply, or `Err`
 /// when the connection went away.
@@ -124,9 +123,9 @@ fn detach(message: Message) -> Message {
     }
 }
 
-fn close_message(code: u16, reason: &str) -> Message {
+fn close_message(code: CloseCode, reason: &str) -> Message {
     Message::Close(Some(CloseFrame {
-        code: CloseCode::from(code),
+        code: code.0.into(),
         reason: truncate_reason(reason).to_string().into(),
     }))
 }
@@ -290,7 +289,7 @@ impl Link {
         }
         if self.full(&state) {
             let (frames, bytes) = (state.queue.len(), state.bytes);
-            let failed = self.start_close(&mut state, CLOSE_SLOW_CONSUMER, "Slow consumer", true);
+            let failed = self.start_close(&mut state, CloseCode::SLOW_CONSUMER, "Slow consumer", true);
             drop(state);
             self.after_close(failed);
             return Err(PushError::SlowConsumer { frames, bytes });
@@ -442,7 +441,7 @@ impl Link {
     /// frame (after the backlog, or instead of it when `discard`), fails every
     /// pending invoke and wakes every waiting sender. Returns false if a
     /// close was already under way.
-    pub(crate) fn close(&self, code: u16, reason: &str, discard: bool) -> bool {
+    pub(crate) fn close(&self, code: CloseCode, reason: &str, discard: bool) -> bool {
         let mut state = self.lock();
         if matches!(state.phase, Phase::Closing | Phase::Closed) {
             return false;
@@ -484,9 +483,9 @@ impl Link {
         true
     }
 
-    fn start_close(&self, state: &mut LinkState, code: u16, reason: &str, discard: bool) -> Failed {
+    fn start_close(&self, state: &mut LinkState, code: CloseCode, reason: &str, discard: bool) -> Failed {
         self.set_phase(state, Phase::Closing);
-        state.close = Some((code, truncate_reason(reason).to_string()));
+        state.close = Some((code.0, truncate_reason(reason).to_string()));
         if discard {
             state.queue = VecDeque::new();
             state.bytes = 0;
@@ -688,7 +687,7 @@ mod tests {
         assert!(poll(&link, 1, &waker).is_pending());
         assert!(poll(&link, 2, &waker).is_pending());
         assert!(link.settle(3, Ok(Bytes::from_static(b"3"))));
-        assert!(link.close(1000, "", false));
+        assert!(link.close(CloseCode::NORMAL, "", false));
         // Both waiting invokes were woken, the channel failed at once.
         assert_eq!(waker.woken(), 2);
         assert_eq!(rx.try_recv(), Ok(Err(())));

@@ -81,6 +81,8 @@ impl<T> Transport for T where
 {
 }
 
+use crate::protocol::CloseCode;
+
 /// The end of a connection: its close code and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Closed {
@@ -94,9 +96,9 @@ pub(crate) struct Closed {
 }
 
 impl Closed {
-    pub(crate) fn new(code: u16, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(code: CloseCode, reason: impl Into<String>) -> Self {
         Closed {
-            code,
+            code: code.0,
             reason: reason.into(),
             drain: false,
         }

@@ -12,20 +12,20 @@ use tokio_tungstenite::tungstenite::Message;
 use super::driver::Driver;
 use super::{Owner, Transport};
 use crate::events::LocalEvent;
-use crate::protocol::{CLOSE_INVALID_DATA, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG};
+use crate::protocol::CloseCode;
 
 /// Incoming messages handled per wake-up before the task yields.
 const READ_BUDGET: usize = 64;
 
 /// The close code and reason for a WebSocket-level error of the peer's;
 /// `None` for errors that leave nothing to send (the socket is gone).
-pub(crate) fn protocol_close(error: &WsError) -> Option<(u16, String)> {
+pub(crate) fn protocol_close(error: &WsError) -> Option<(CloseCode, String)> {
     match error {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((CLOSE_TOO_BIG, "Message too big".into())),
-        WsError::Capacity(e) => Some((CLOSE_TOO_BIG, e.to_string())),
-        WsError::Utf8(_) => Some((CLOSE_INVALID_DATA, "Invalid UTF-8".into())),
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => Some((CloseCode::TOO_BIG, "Message too big".into())),
+        WsError::Capacity(e) => Some((CloseCode::TOO_BIG, e.to_string())),
+        WsError::Utf8(_) => Some((CloseCode::INVALID_DATA, "Invalid UTF-8".into())),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-        WsError::Protocol(e) => Some((CLOSE_PROTOCOL_ERROR, e.to_string())),
+        WsError::Protocol(e) => Some((CloseCode::PROTOCOL_ERROR, e.to_string())),
         _ => None,
     }
 }
@@ -63,7 +63,7 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
                         Message::Close(frame) => {
                             self.peer_close = Some(match frame {
                                 Some(f) => (f.code.into(), f.reason.to_string()),
-                                None => (1005, String::new()),
+                                None => (CloseCode::NO_STATUS.0, String::new()),
                             });
                             // Nothing pending can be answered any more.
                             self.link.peer_closed();
@@ -95,7 +95,7 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
         };
         self.owner
             .emit(LocalEvent::Error(format!("the peer broke the protocol: {error}")));
-        self.error_close = Some((code, reason.clone()));
+        self.error_close = Some((code.0, reason.clone()));
         self.link.close(code, &reason, true);
     }
 }

@@ -7,41 +7,80 @@ use bytes::Bytes;
 use tokio::task::AbortHandle;
 
 use super::Endpoint;
+use crate::client::ClientLife;
 use crate::codec::Codec;
 use crate::connection::{Closed, Link, Phase};
 use crate::error::{AttemptError, SendError};
 use crate::events::LocalEvent;
+use crate::protocol::CloseCode;
 use crate::trace;
 
 /// The endpoint's side of the connection state machine: which connection
-/// is current, and (on a client) whether the connect loop should run.
-/// Guarded by one lock; every change wakes `Inner::life_changed`.
+/// is current and how the last one ended; on a client, also the connect
+/// loop's own state ([`ClientLife`], owned by `client.rs`). Guarded by one
+/// lock; every change wakes `Inner::life_changed`. Outside the endpoint it
+/// is read and changed through its methods.
 #[derive(Default)]
 pub(crate) struct Life {
     /// The current connection (authenticating, open or closing).
-    pub(crate) link: Option<Arc<Link>>,
+    pub(super) link: Option<Arc<Link>>,
     /// The auth reply of the last accepted connection.
-    pub(crate) reply: Bytes,
+    reply: Bytes,
     /// How the last connection ended.
-    pub(crate) last_close: Option<AttemptError>,
+    last_close: Option<AttemptError>,
     /// Closed by the user (or refused with 4003): a client does not reconnect.
-    pub(crate) terminated: bool,
-    /// Whether a client's connect loop is running.
-    pub(crate) running: bool,
-    /// Bumped by `Client::reconnect`, so a running loop starts afresh.
-    pub(crate) epoch: u64,
+    terminated: bool,
     /// The current connection is authenticated and past the client's
     /// `on_connect` hook (`Client::connect` waits for this).
-    pub(crate) ready: bool,
-    /// A client's connection was made at least once since it was built:
-    /// from then on `fail_fast` no longer applies.
-    pub(crate) connected_once: bool,
+    ready: bool,
     /// The `on_connect` hook running for a connection: it belongs to that
     /// connection and is aborted when the connection ends.
-    pub(crate) hook: Option<(Arc<Link>, AbortHandle)>,
+    hook: Option<(Arc<Link>, AbortHandle)>,
+    /// The client's connect loop state (unused on a server's endpoints),
+    /// under the same lock so its waiters wake on every change.
+    pub(crate) client: ClientLife,
 }
 
 impl Life {
+    /// The current connection (authenticating, open or closing).
+    pub(crate) fn link(&self) -> Option<&Arc<Link>> {
+        self.link.as_ref()
+    }
+
+    /// The current connection is open, authenticated and past the
+    /// `on_connect` hook.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready && self.link.as_ref().is_some_and(|link| link.is_open())
+    }
+
+    /// The auth reply of the current connection, while it is open.
+    pub(crate) fn open_reply(&self) -> Option<Bytes> {
+        match &self.link {
+            Some(link) if link.is_open() => Some(self.reply.clone()),
+            _ => None,
+        }
+    }
+
+    /// How the last connection (or connection attempt) ended.
+    pub(crate) fn last_close(&self) -> Option<&AttemptError> {
+        self.last_close.as_ref()
+    }
+
+    /// Records how a connection attempt ended before it had a connection.
+    pub(crate) fn set_last_close(&mut self, error: AttemptError) {
+        self.last_close = Some(error);
+    }
+
+    /// Closed for good: no new connection is attached.
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated
+    }
+
+    /// Closes for good (`on` true), or allows connections again.
+    pub(crate) fn set_terminated(&mut self, on: bool) {
+        self.terminated = on;
+    }
+
     /// Aborts the `on_connect` hook of `link` (of any connection when
     /// `None`), if one runs.
     fn abort_hook(&mut self, link: Option<&Arc<Link>>) {
@@ -109,10 +148,7 @@ impl<C: Codec> Endpoint<C> {
         if !link.open() {
             return false;
         }
-        self.update_life(|life| {
-            life.reply = reply.clone();
-            life.connected_once = true;
-        });
+        self.update_life(|life| life.reply = reply.clone());
         match self.connect_hook() {
             None => self.set_ready(link, reply),
             Some(hook) => {
@@ -135,7 +171,7 @@ impl<C: Codec> Endpoint<C> {
                         Err(error) => {
                             trace::warn!(%error, "the on_connect hook failed: closing, to try again");
                             endpoint.emit(LocalEvent::Error(format!("the on_connect hook failed: {error}")));
-                            link.close(1000, "on_connect hook failed", false);
+                            link.close(CloseCode::NORMAL, "on_connect hook failed", false);
                         }
                     }
                 });
@@ -197,7 +233,11 @@ impl<C: Codec> Endpoint<C> {
     ///
     /// It never blocks and needs no runtime: the close frame is queued for
     /// the connection's task.
-    pub fn close(&self, code: u16, reason: &str) {
+    ///
+    /// `code` is a [`CloseCode`] or a bare `u16`: `close(CloseCode::NORMAL, "bye")`,
+    /// `close(4000, "moved")`.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) {
+        let code = code.into();
         let link = self.update_life(|life| {
             life.terminated = true;
             life.link.clone()

@@ -229,7 +229,7 @@ impl<C: Codec> Endpoint<C> {
     /// Open, authenticated, and past the client's `on_connect` hook.
     pub(crate) fn is_ready(&self) -> bool {
         let life = self.life();
-        life.ready && life.link.as_ref().is_some_and(|link| link.is_open())
+        life.is_ready()
     }
 
     /// The codec.

@@ -17,18 +17,23 @@ use crate::error::{CodecError, SendError};
 use crate::events::LocalEvent;
 use crate::trace;
 use crate::wire::{check_name, AsSeq};
-use crate::{Args, CLOSE_SLOW_CONSUMER};
+use crate::{Args, CloseCode};
 
-/// A message encoded once by [`Endpoint::encode_message`] (or the server's
-/// broadcast), to be sent to many peers with [`Endpoint::send_encoded`].
-/// Cloning it is cheap.
+/// An event encoded once, to be sent to many peers with
+/// [`Endpoint::send_encoded`] or [`queue_encoded`](Endpoint::queue_encoded),
+/// or to a server's targets with
+/// [`Broadcast::emit_encoded`](crate::Broadcast::emit_encoded). Made by
+/// [`EncodedMessage::encode`], the one way to encode once (with
+/// `endpoint.codec()` or `server.codec()`). Cloning it is cheap.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedMessage(pub(crate) Message);
 
 impl EncodedMessage {
-    /// Encodes the event `name(args)` with `codec`, once: what a process
-    /// with no connections of its own (a worker publishing through an
-    /// adapter's bus) sends. Reserved names are refused.
+    /// Encodes the event `name(args)` with `codec`, once. Reserved names
+    /// are refused. On a connection or a server, pass its codec
+    /// (`EncodedMessage::encode(endpoint.codec(), ...)`); a process with no
+    /// connections of its own (a worker publishing through an adapter's
+    /// bus) passes a codec value.
     ///
     /// ```
     /// use ws_messaging::EncodedMessage;
@@ -107,19 +112,13 @@ impl<C: Codec> Endpoint<C> {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(SendError::Connection),
             Err(_) => {
-                link.close(CLOSE_SLOW_CONSUMER, "Write timeout", true);
+                link.close(CloseCode::SLOW_CONSUMER, "Write timeout", true);
                 Err(SendError::Timeout)
             }
         }
     }
 
-    /// Encodes the event `name(args)` once, to send it to many peers with
-    /// [`send_encoded`](Self::send_encoded).
-    pub fn encode_message<A: Args>(&self, name: &str, args: A) -> Result<EncodedMessage, SendError> {
-        encode_event(&*self.inner.codec, name, &args)
-    }
-
-    /// Sends a frame made by [`encode_message`](Self::encode_message),
+    /// Sends a frame made by [`EncodedMessage::encode`],
     /// waiting while the backlog is full (as [`send`](Self::send)).
     pub async fn send_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
         self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
@@ -127,7 +126,7 @@ impl<C: Codec> Endpoint<C> {
         self.push_wait(&link, message.0.clone()).await
     }
 
-    /// Queues a frame made by [`encode_message`](Self::encode_message)
+    /// Queues a frame made by [`EncodedMessage::encode`]
     /// without waiting: what broadcasts use, so one slow peer never holds
     /// up the others. A connection whose backlog is already past its
     /// limits (`max_backlog_frames`, `max_backlog_bytes`) is closed with

@@ -123,7 +123,7 @@ pub(crate) async fn run<M: Model>(c: &Connect, self_server: bool, options: Optio
     }
     client::close(&client, Duration::from_secs(1)).await;
     if let Some(server) = server {
-        server.close(1001).await;
+        server.close(ws_messaging::CloseCode::GOING_AWAY).await;
     }
 
     latencies.sort_unstable();

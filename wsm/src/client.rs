@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde_json::{json, Value as Json};
 use tokio::sync::{broadcast, Notify};
 use ws_messaging::{
-    AttemptError, Client, EncodedMessage, Endpoint, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig,
-    CLOSE_FORBIDDEN, RESERVED_NAMES,
+    AttemptError, Client, CloseCode, EncodedMessage, Endpoint, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig,
+    RESERVED_NAMES,
 };
 
 use crate::model::{self, Model};
@@ -88,7 +88,7 @@ pub(crate) async fn connect<M: Model>(client: &Client<M>, c: &Connect) -> Result
 /// Closes the client with 1000 and waits (at most `within`) for the close
 /// handshake, so that everything queued before it has been written.
 pub(crate) async fn close<M: Model>(client: &Client<M>, within: Duration) {
-    let _ = tokio::time::timeout(within, client.close(1000, "")).await;
+    let _ = tokio::time::timeout(within, client.close(CloseCode::NORMAL, "")).await;
 }
 
 /// `wsm call`: connect, invoke, print the result.
@@ -172,8 +172,7 @@ pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Res
                 .map(M::from_json)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| Failure::usage(format!("--send {name}: {e}")))?;
-            client
-                .encode_message(name, args)
+            EncodedMessage::encode(client.codec(), name, args)
                 .map_err(|e| Failure::usage(format!("--send {name}: {e}")))
         })
         .collect::<Result<Vec<_>, Failure>>()?;
@@ -280,7 +279,7 @@ pub(crate) async fn watch_connection(
             LocalEvent::Close { code, reason } => {
                 let in_a_row = if std::mem::take(&mut opened) { 0 } else { attempt };
                 let last = AttemptError::Closed { code, reason };
-                if code == CLOSE_FORBIDDEN {
+                if !CloseCode::from(code).reconnects() {
                     return Failure::attempt(&url, &last);
                 }
                 if in_a_row >= retries {

@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::OnceLock;
 
 use serde_json::{json, Value as Json};
-use ws_messaging::{AttemptError, ConnectError, InvokeError, SendError, CLOSE_FORBIDDEN, CLOSE_TIMEOUT};
+use ws_messaging::{AttemptError, CloseCode, ConnectError, InvokeError, SendError};
 
 /// The kinds of failure, each with its own exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,11 +108,11 @@ impl Failure {
             AttemptError::OpenTimeout(d) => {
                 Self::new(Kind::Timeout, format!("{url}: the WebSocket did not open within {d:?}"))
             }
-            AttemptError::Closed { code, reason } if *code == CLOSE_TIMEOUT => Self::new(
+            AttemptError::Closed { code, reason } if *code == CloseCode::TIMEOUT => Self::new(
                 Kind::Timeout,
                 format!("{url}: no auth reply in time (closed with {code} {reason})"),
             ),
-            AttemptError::Closed { code, reason } if *code == CLOSE_FORBIDDEN => Failure {
+            AttemptError::Closed { code, reason } if *code == CloseCode::FORBIDDEN => Failure {
                 kind: Kind::Refused,
                 message: format!("{url} refused the connection ({code}): {reason}"),
                 detail: Some(json!({ "code": code, "reason": reason })),

@@ -21,7 +21,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use ws_messaging::{Endpoint, HandlerError, RawArgs, RawValue, RegisterError, Server};
+use ws_messaging::{CloseCode, Endpoint, HandlerError, RawArgs, RawValue, RegisterError, Server};
 
 use crate::model::Model;
 use crate::output::{out, Failure, Kind};
@@ -77,7 +77,7 @@ pub(crate) async fn run<M: Model>(host: &str, port: u16, token: Option<String>) 
     };
     out().note(&format!("try: wsm call{codec}{auth} ws://{addr} sum 1 2 3.5"));
     shutdown_signal().await;
-    server.close(1001).await;
+    server.close(CloseCode::GOING_AWAY).await;
     Ok(())
 }
 
@@ -124,7 +124,7 @@ fn setup<M: Model>(server: &Server<M>) -> Result<(), RegisterError> {
     })?;
     // Queued without waiting, so `said`s keep the order of their `say`s.
     server.on("say", |me: Endpoint<M>, args: Vec<M::Value>| {
-        if let Ok(said) = me.encode_message("said", args) {
+        if let Ok(said) = ws_messaging::EncodedMessage::encode(me.codec(), "said", args) {
             let _ = me.queue_encoded(&said);
         }
     });

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::ConnectionAddr;
@@ -37,8 +36,8 @@ use crate::{lost, take_over, within, Error, Identity, RedisConfig};
 /// opens a new one on the next send, so the first send after Redis is back
 /// goes through. While Redis cannot be reached, a send fails with
 /// [`Error::Unavailable`] and publishes nothing; reconnect attempts are
-/// spaced like the adapter's ([`RedisConfig::min_backoff`], doubled up to
-/// [`RedisConfig::max_backoff`]), and sends in between fail at once. A send
+/// spaced like the adapter's ([`RedisConfig::retry`]), and sends in
+/// between fail at once. A send
 /// whose connection breaks while it waits for Redis's answer fails with
 /// [`Error::Redis`] (or [`Error::Timeout`] after
 /// [`RedisConfig::response_timeout`]): it may or may not have been
@@ -64,8 +63,9 @@ struct Link {
     retry_at: Option<Instant>,
     /// Why the last attempt failed.
     error: String,
-    /// The wait after the next failed attempt.
-    backoff: Duration,
+    /// Failed attempts since the last connection: the next failure waits
+    /// `config.retry.delay(failures)`.
+    failures: u32,
     /// The connection given up on last: the next one kills it first.
     previous: Option<Identity>,
 }
@@ -116,7 +116,7 @@ impl<C: Codec> RedisEmitter<C> {
                     live: Some(live),
                     retry_at: None,
                     error: String::new(),
-                    backoff: config.min_backoff,
+                    failures: 0,
                     previous: None,
                 }),
             }),
@@ -209,14 +209,14 @@ impl<C: Codec> RedisEmitter<C> {
             Ok(live) => {
                 link.previous = None;
                 link.retry_at = None;
-                link.backoff = inner.config.min_backoff;
+                link.failures = 0;
                 link.live = Some(live.clone());
                 Ok(live)
             }
             Err(error) => {
-                let retry_in = link.backoff;
+                let retry_in = inner.config.retry.delay(link.failures);
                 link.retry_at = Some(Instant::now() + retry_in);
-                link.backoff = (retry_in * 2).min(inner.config.max_backoff);
+                link.failures = link.failures.saturating_add(1);
                 link.error = error.to_string();
                 Err(Error::Unavailable {
                     reason: link.error.clone(),

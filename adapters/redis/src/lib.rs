@@ -100,7 +100,7 @@ use redis::aio::{MultiplexedConnection, PubSubStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use ws_messaging::adapter::{Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Registry, Target};
-use ws_messaging::{AdapterError, Codec, EncodedMessage};
+use ws_messaging::{AdapterError, Codec, EncodedMessage, RetryConfig};
 
 use crate::bus::{Bus, Envelope, Outcome};
 pub use crate::emitter::{Emit, RedisEmitter};
@@ -131,11 +131,12 @@ pub struct RedisConfig {
     /// shorter than this (a slow fork, a `DEBUG SLEEP`) delays them, and
     /// refuses nothing. Default 5 s.
     pub response_timeout: Duration,
-    /// The first reconnect delay, doubled after each failed attempt up to
-    /// `max_backoff`. Default 50 ms.
-    pub min_backoff: Duration,
-    /// The longest reconnect delay. Default 2 s.
-    pub max_backoff: Duration,
+    /// The reconnect backoff of the adapter's Redis connections and of an
+    /// emitter's: the client's type. Default
+    /// [`RetryConfig::doubling`]`(50 ms, 2 s)` (the first delay 50 ms,
+    /// doubled after each failed attempt up to 2 s, no jitter). Its
+    /// `retries` does not apply: a node keeps trying while it runs.
+    pub retry: RetryConfig,
 }
 
 impl Default for RedisConfig {
@@ -148,8 +149,7 @@ impl Default for RedisConfig {
             max_queue: 65_536,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_secs(2),
+            retry: RetryConfig::doubling(Duration::from_millis(50), Duration::from_secs(2)),
         }
     }
 }
@@ -189,11 +189,16 @@ impl RedisConfig {
         self
     }
 
-    /// The first and the longest reconnect delay.
-    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.min_backoff = min;
-        self.max_backoff = max.max(min);
+    /// The reconnect backoff (see [`retry`](Self::retry) for the field).
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
         self
+    }
+
+    /// The first and the longest reconnect delay: the delay doubles from
+    /// `min` up to `max`, as [`RetryConfig::doubling`].
+    pub fn backoff(self, min: Duration, max: Duration) -> Self {
+        self.retry(RetryConfig::doubling(min, max))
     }
 
     /// The settings of every Redis connection that sends commands: this
@@ -806,10 +811,6 @@ impl<C: Codec> Shared<C> {
             () = stopped(&mut shutdown) => false,
         }
     }
-
-    fn next_backoff(&self, delay: Duration) -> Duration {
-        (delay * 2).min(self.config.max_backoff)
-    }
 }
 
 /// Resolves once the adapter shuts down.
@@ -1003,9 +1004,9 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
 /// A new publishing connection that replaces the one `previous`, retried
 /// with backoff; `None` when the adapter shuts down first.
 async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&Identity>) -> Option<Publisher> {
-    let mut delay = shared.config.min_backoff;
+    let mut attempt: u32 = 0;
     loop {
-        if !shared.pause(delay).await {
+        if !shared.pause(shared.config.retry.delay(attempt)).await {
             return None;
         }
         match within(
@@ -1015,7 +1016,7 @@ async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&Ide
         .await
         {
             Ok(publisher) => return Some(publisher),
-            Err(_) => delay = shared.next_backoff(delay),
+            Err(_) => attempt = attempt.saturating_add(1),
         }
     }
 }
@@ -1046,9 +1047,9 @@ async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) 
         let Some(error) = lost else { continue };
         shared.publisher_stale.notify_one();
         shared.set_up(&shared.subscriber_up, false, Some(error));
-        let mut delay = shared.config.min_backoff;
+        let mut attempt: u32 = 0;
         stream = loop {
-            if !shared.pause(delay).await {
+            if !shared.pause(shared.config.retry.delay(attempt)).await {
                 return;
             }
             match within(
@@ -1058,7 +1059,7 @@ async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) 
             .await
             {
                 Ok(stream) => break stream,
-                Err(_) => delay = shared.next_backoff(delay),
+                Err(_) => attempt = attempt.saturating_add(1),
             }
         };
         *shared.last_own_heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
 use serde_json::{json, Value};
-use ws_messaging::{HandlerError, Server};
+use ws_messaging::{CloseCode, HandlerError, Server};
 use ws_messaging_json::Json;
 
 #[tokio::main]
@@ -47,7 +47,7 @@ async fn main() -> std::io::Result<()> {
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             // Clients get 1001 (going away) and reconnect to the next instance.
-            server.close(1001).await;
+            server.close(CloseCode::GOING_AWAY).await;
         })
         .await
 }

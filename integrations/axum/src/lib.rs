@@ -18,7 +18,7 @@
 //! use axum::serve::ListenerExt;
 //! use axum::Router;
 //! use serde_json::{json, Value};
-//! use ws_messaging::{HandlerError, Server};
+//! use ws_messaging::{CloseCode, HandlerError, Server};
 //! use ws_messaging_json::Json;
 //!
 //! #[tokio::main]
@@ -54,7 +54,7 @@
 //!             let _ = tokio::signal::ctrl_c().await;
 //!             // Every ws-messaging client gets 1001 (going away) and reconnects
 //!             // to the next instance.
-//!             server.close(1001).await;
+//!             server.close(CloseCode::GOING_AWAY).await;
 //!         })
 //!         .await
 //! }

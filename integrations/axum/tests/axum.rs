@@ -58,7 +58,7 @@ fn server() -> Server<Json> {
             let me = endpoint.downgrade();
             endpoint.on("say", move |args: Vec<Value>| {
                 if let Some(endpoint) = me.upgrade() {
-                    if let Ok(said) = endpoint.encode_message("said", args) {
+                    if let Ok(said) = ws_messaging::EncodedMessage::encode(endpoint.codec(), "said", args) {
                         let _ = endpoint.queue_encoded(&said);
                     }
                 }
