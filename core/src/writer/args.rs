@@ -1,0 +1,208 @@
+//! An argument list split into its arguments, for sequence formats (bincode,
+//! protobuf) whose envelope frames each argument on its own.
+//!
+//! ```
+//! use serde::Serialize;
+//! use ws_messaging_core::writer::args::{split, ArgSink};
+//!
+//! /// Collects each argument's JSON text.
+//! struct Texts(Vec<String>);
+//!
+//! impl ArgSink for Texts {
+//!     type Error = serde_json::Error;
+//!     fn arg<T: Serialize + ?Sized>(&mut self, _index: usize, value: &T) -> Result<(), Self::Error> {
+//!         self.0.push(serde_json::to_string(value)?);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let mut texts = Texts(Vec::new());
+//! assert_eq!(split(&(1, "two"), &mut texts).unwrap(), 2);
+//! assert_eq!(texts.0, ["1", r#""two""#]);
+//! assert!(split(&5, &mut texts).is_err()); // not a list
+//! ```
+
+use serde::ser::{self, Impossible, Serialize, SerializeSeq, SerializeTuple, SerializeTupleStruct, Serializer};
+
+/// Where a sequence format writes each argument of a list.
+pub trait ArgSink {
+    /// The error of the format's value serializer.
+    type Error: ser::Error;
+
+    /// Writes the argument at `index` (0 first).
+    fn arg<T: Serialize + ?Sized>(&mut self, index: usize, value: &T) -> Result<(), Self::Error>;
+}
+
+/// Hands each element of `args` to `sink`, in order, and returns how many
+/// there were. `args` is a sequence: a tuple, a `Vec`, a slice or a tuple
+/// struct (a newtype around one is read through); `()` is no arguments.
+/// Anything else is an error that says what it was.
+pub fn split<A: Serialize + ?Sized, S: ArgSink>(args: &A, sink: &mut S) -> Result<usize, S::Error> {
+    args.serialize(Splitter { sink })
+}
+
+fn not_a_list<E: ser::Error>(what: &str) -> E {
+    E::custom(format_args!(
+        "the arguments must be a list (a tuple, a Vec or a slice), not {what}"
+    ))
+}
+
+struct Splitter<'a, S> {
+    sink: &'a mut S,
+}
+
+/// The arguments seen so far.
+struct Elements<'a, S> {
+    sink: &'a mut S,
+    count: usize,
+}
+
+impl<'a, S> Splitter<'a, S> {
+    fn elements(self) -> Elements<'a, S> {
+        Elements {
+            sink: self.sink,
+            count: 0,
+        }
+    }
+}
+
+impl<S: ArgSink> Elements<'_, S> {
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
+        self.sink.arg(self.count, value)?;
+        self.count += 1;
+        Ok(())
+    }
+}
+
+impl<S: ArgSink> SerializeSeq for Elements<'_, S> {
+    type Ok = usize;
+    type Error = S::Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
+        self.push(value)
+    }
+    fn end(self) -> Result<usize, S::Error> {
+        Ok(self.count)
+    }
+}
+
+impl<S: ArgSink> SerializeTuple for Elements<'_, S> {
+    type Ok = usize;
+    type Error = S::Error;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
+        self.push(value)
+    }
+    fn end(self) -> Result<usize, S::Error> {
+        Ok(self.count)
+    }
+}
+
+impl<S: ArgSink> SerializeTupleStruct for Elements<'_, S> {
+    type Ok = usize;
+    type Error = S::Error;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
+        self.push(value)
+    }
+    fn end(self) -> Result<usize, S::Error> {
+        Ok(self.count)
+    }
+}
+
+/// Refuses each of these `Serializer` methods: not a list.
+macro_rules! refuse {
+    ($($method:ident($($ty:ty),*) => $what:expr;)*) => {
+        $(fn $method(self, $(_: $ty),*) -> Result<usize, S::Error> {
+            Err(not_a_list($what))
+        })*
+    };
+}
+
+impl<'a, S: ArgSink> Serializer for Splitter<'a, S> {
+    type Ok = usize;
+    type Error = S::Error;
+    type SerializeSeq = Elements<'a, S>;
+    type SerializeTuple = Elements<'a, S>;
+    type SerializeTupleStruct = Elements<'a, S>;
+    type SerializeTupleVariant = Impossible<usize, S::Error>;
+    type SerializeMap = Impossible<usize, S::Error>;
+    type SerializeStruct = Impossible<usize, S::Error>;
+    type SerializeStructVariant = Impossible<usize, S::Error>;
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
+    refuse! {
+        serialize_bool(bool) => "a boolean";
+        serialize_i8(i8) => "an integer";
+        serialize_i16(i16) => "an integer";
+        serialize_i32(i32) => "an integer";
+        serialize_i64(i64) => "an integer";
+        serialize_i128(i128) => "an integer";
+        serialize_u8(u8) => "an integer";
+        serialize_u16(u16) => "an integer";
+        serialize_u32(u32) => "an integer";
+        serialize_u64(u64) => "an integer";
+        serialize_u128(u128) => "an integer";
+        serialize_f32(f32) => "a number";
+        serialize_f64(f64) => "a number";
+        serialize_char(char) => "a char";
+        serialize_str(&str) => "a string";
+        serialize_bytes(&[u8]) => "bytes";
+        serialize_none() => "an option";
+        serialize_unit_struct(&'static str) => "a unit struct";
+        serialize_unit_variant(&'static str, u32, &'static str) => "an enum";
+    }
+
+    /// `()` is no arguments, however it reaches the codec.
+    fn serialize_unit(self) -> Result<usize, S::Error> {
+        Ok(0)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<usize, S::Error> {
+        Err(not_a_list("an option"))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Result<usize, S::Error> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<usize, S::Error> {
+        Err(not_a_list("an enum"))
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Elements<'a, S>, S::Error> {
+        Ok(self.elements())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Elements<'a, S>, S::Error> {
+        Ok(self.elements())
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Elements<'a, S>, S::Error> {
+        Ok(self.elements())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, S::Error> {
+        Err(not_a_list("an enum"))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
+        Err(not_a_list("a map"))
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, S::Error> {
+        Err(not_a_list("a struct"))
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, S::Error> {
+        Err(not_a_list("an enum"))
+    }
+}
