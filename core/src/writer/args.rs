@@ -74,45 +74,34 @@ impl<S: ArgSink> Elements<'_, S> {
     }
 }
 
-impl<S: ArgSink> SerializeSeq for Elements<'_, S> {
-    type Ok = usize;
-    type Error = S::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<usize, S::Error> {
-        Ok(self.count)
-    }
+/// The three list shapes serde has, each element an argument.
+macro_rules! list {
+    ($($shape:ident::$element:ident),+) => {
+        $(impl<S: ArgSink> $shape for Elements<'_, S> {
+            type Ok = usize;
+            type Error = S::Error;
+            fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
+                self.push(value)
+            }
+            fn end(self) -> Result<usize, S::Error> {
+                Ok(self.count)
+            }
+        })+
+    };
 }
 
-impl<S: ArgSink> SerializeTuple for Elements<'_, S> {
-    type Ok = usize;
-    type Error = S::Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<usize, S::Error> {
-        Ok(self.count)
-    }
-}
+list!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field
+);
 
-impl<S: ArgSink> SerializeTupleStruct for Elements<'_, S> {
-    type Ok = usize;
-    type Error = S::Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), S::Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<usize, S::Error> {
-        Ok(self.count)
-    }
-}
-
-/// Refuses each of these `Serializer` methods: not a list.
+/// Refuses each of these `Serializer` methods: not a list, but `$what`.
 macro_rules! refuse {
-    ($($method:ident($($ty:ty),*) => $what:expr;)*) => {
-        $(fn $method(self, $(_: $ty),*) -> Result<usize, S::Error> {
+    ($($what:literal: $($method:ident($($ty:ty),*)),+;)*) => {
+        $($(fn $method(self, $(_: $ty),*) -> Result<usize, S::Error> {
             Err(not_a_list($what))
-        })*
+        })+)*
     };
 }
 
@@ -132,25 +121,17 @@ impl<'a, S: ArgSink> Serializer for Splitter<'a, S> {
     }
 
     refuse! {
-        serialize_bool(bool) => "a boolean";
-        serialize_i8(i8) => "an integer";
-        serialize_i16(i16) => "an integer";
-        serialize_i32(i32) => "an integer";
-        serialize_i64(i64) => "an integer";
-        serialize_i128(i128) => "an integer";
-        serialize_u8(u8) => "an integer";
-        serialize_u16(u16) => "an integer";
-        serialize_u32(u32) => "an integer";
-        serialize_u64(u64) => "an integer";
-        serialize_u128(u128) => "an integer";
-        serialize_f32(f32) => "a number";
-        serialize_f64(f64) => "a number";
-        serialize_char(char) => "a char";
-        serialize_str(&str) => "a string";
-        serialize_bytes(&[u8]) => "bytes";
-        serialize_none() => "an option";
-        serialize_unit_struct(&'static str) => "a unit struct";
-        serialize_unit_variant(&'static str, u32, &'static str) => "an enum";
+        "a boolean": serialize_bool(bool);
+        "an integer": serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+            serialize_i128(i128), serialize_u8(u8), serialize_u16(u16), serialize_u32(u32),
+            serialize_u64(u64), serialize_u128(u128);
+        "a number": serialize_f32(f32), serialize_f64(f64);
+        "a char": serialize_char(char);
+        "a string": serialize_str(&str);
+        "bytes": serialize_bytes(&[u8]);
+        "an option": serialize_none();
+        "a unit struct": serialize_unit_struct(&'static str);
+        "an enum": serialize_unit_variant(&'static str, u32, &'static str);
     }
 
     /// `()` is no arguments, however it reaches the codec.
