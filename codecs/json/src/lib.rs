@@ -469,4 +469,18 @@ mod tests {
             Ok(Frame::Reply { outcome: Err(_), .. })
         ));
     }
+
+    #[test]
+    fn keys_of_any_length_are_written_with_their_separator_and_colon() {
+        use ws_messaging_core::writer::Format as _;
+        let mut out = Vec::new();
+        JsonWriter::key(&mut out, 0, "id");
+        JsonWriter::key(&mut out, 1, "a key longer than the room");
+        JsonWriter::key(&mut out, 2, "result");
+        JsonWriter::key(&mut out, 0, "a key longer than the room");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""id":,"a key longer than the room":,"result":"a key longer than the room":"#
+        );
+    }
 }

@@ -187,3 +187,64 @@ impl<'a, S: ArgSink> Serializer for Splitter<'a, S> {
         Err(not_a_list("an enum"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the arguments and keeps the error type serde needs.
+    struct Count;
+
+    impl ArgSink for Count {
+        type Error = serde_json::Error;
+        fn arg<T: Serialize + ?Sized>(&mut self, _: usize, _: &T) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+
+    /// What `#[derive(Serialize)]` writes for `struct Pair(u8, &str)`.
+    struct Pair(u8, &'static str);
+
+    impl Serialize for Pair {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut fields = serializer.serialize_tuple_struct("Pair", 2)?;
+            fields.serialize_field(&self.0)?;
+            fields.serialize_field(&self.1)?;
+            fields.end()
+        }
+    }
+
+    /// What `#[derive(Serialize)]` writes for `struct Wrapped(Vec<u8>)`.
+    struct Wrapped(Vec<u8>);
+
+    impl Serialize for Wrapped {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_newtype_struct("Wrapped", &self.0)
+        }
+    }
+
+    #[test]
+    fn tuples_vecs_tuple_structs_newtypes_and_unit_are_argument_lists() {
+        assert_eq!(split(&(1, "two", 3.0), &mut Count).unwrap(), 3);
+        assert_eq!(split(&vec![1, 2], &mut Count).unwrap(), 2);
+        assert_eq!(split(&[7u8; 4][..], &mut Count).unwrap(), 4);
+        assert_eq!(split(&Pair(1, "b"), &mut Count).unwrap(), 2);
+        assert_eq!(split(&Wrapped(vec![1, 2, 3]), &mut Count).unwrap(), 3);
+        assert_eq!(split(&(), &mut Count).unwrap(), 0);
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_what_it_was() {
+        let error = split(&"text", &mut Count).unwrap_err().to_string();
+        assert!(
+            error.contains("must be a list") && error.contains("a string"),
+            "{error}"
+        );
+        let error = split(&Some(1), &mut Count).unwrap_err().to_string();
+        assert!(error.contains("an option"), "{error}");
+        let error = split(&std::collections::BTreeMap::from([(1, 2)]), &mut Count)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("a map"), "{error}");
+    }
+}
