@@ -18,7 +18,7 @@ mod wire;
 
 // The codec kit (ws-messaging-core), under the paths it has always had here.
 #[doc(inline)]
-pub use ws_messaging_core::{codec, envelope, lenient, protocol, reader, schema};
+pub use ws_messaging_core::{codec, envelope, lenient, protocol, reader, schema, writer};
 #[doc(inline)]
 pub use ws_messaging_core::{
     ArgList, Args, BoxError, CheckError, CloseCode, Codec, CodecError, Frame, FrameKind, FromArgs, Name,

@@ -5,6 +5,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::envelope::{MessageOut, RawEnvelope, ReplyOut};
 use crate::error::CodecError;
+use crate::writer::MapWriter;
 
 /// The kind of WebSocket frame a codec's output travels in
 /// ([protocol § Transport](crate::protocol#transport)).
@@ -46,6 +47,16 @@ pub trait Codec: Send + Sync + 'static {
     /// Text or binary frames.
     const FRAME_KIND: FrameKind;
 
+    /// For a self-describing format whose envelope is a map: its
+    /// primitives ([`MapWriter::of`] a [`writer::Format`](crate::writer::Format)),
+    /// with which the default [`encode_message`](Codec::encode_message),
+    /// [`encode_reply`](Codec::encode_reply) and
+    /// [`encode_raw_reply`](Codec::encode_raw_reply) write the envelope map
+    /// themselves around the values [`encode_value`](Codec::encode_value)
+    /// writes. `None` (the default): they encode the envelope as one serde
+    /// value, and a raw reply is refused.
+    const MAP_WRITER: Option<MapWriter> = None;
+
     /// Encodes a bare value (the auth frame,
     /// [protocol § Auth handshake](crate::protocol#auth-handshake)) into `out`.
     fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError>;
@@ -71,7 +82,8 @@ pub trait Codec: Send + Sync + 'static {
     }
 
     /// Encodes a message envelope `{name, args, id?}` into `out`. The
-    /// default encodes a [`MessageOut`] with
+    /// default writes it with [`MAP_WRITER`](Codec::MAP_WRITER), or without
+    /// one encodes a [`MessageOut`] with
     /// [`encode_value`](Codec::encode_value): right for any self-describing
     /// format whose envelope is a map.
     fn encode_message<A: Serialize + ?Sized>(
@@ -81,11 +93,15 @@ pub trait Codec: Send + Sync + 'static {
         id: Option<u64>,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        self.encode_value(&MessageOut { name, args, id }, out)
+        match Self::MAP_WRITER {
+            Some(writer) => writer.message(self, name, args, id, out),
+            None => self.encode_value(&MessageOut { name, args, id }, out),
+        }
     }
 
     /// Encodes an ack envelope `{id, result}` or `{id, error}` into `out`.
-    /// The default encodes a [`ReplyOut`] with
+    /// The default writes it with [`MAP_WRITER`](Codec::MAP_WRITER), or
+    /// without one encodes a [`ReplyOut`] with
     /// [`encode_value`](Codec::encode_value).
     fn encode_reply<T: Serialize + ?Sized>(
         &self,
@@ -93,7 +109,10 @@ pub trait Codec: Send + Sync + 'static {
         reply: Result<&T, &serde_json::Value>,
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
-        self.encode_value(&ReplyOut { id, reply }, out)
+        match Self::MAP_WRITER {
+            Some(writer) => writer.reply(self, id, reply, out),
+            None => self.encode_value(&ReplyOut { id, reply }, out),
+        }
     }
 
     /// Encodes an ack `{id, result}` whose result is `raw`, one value
@@ -101,11 +120,18 @@ pub trait Codec: Send + Sync + 'static {
     /// raw slice from [`decode_envelope`](Codec::decode_envelope), or what
     /// [`encode_value`](Codec::encode_value) wrote), copied as it is. The
     /// output must equal `encode_reply(id, Ok(&v))` for the value `v` that
-    /// `raw` encodes. The default refuses (the procedure's caller then gets
-    /// an error): a codec that can splice a value overrides it.
+    /// `raw` encodes. The default writes it with
+    /// [`MAP_WRITER`](Codec::MAP_WRITER); without one it refuses (the
+    /// procedure's caller then gets an error): a codec that can splice a
+    /// value otherwise overrides it.
     fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let _ = (id, raw, out);
-        Err(CodecError::encode("this codec cannot send a RawValue"))
+        match Self::MAP_WRITER {
+            Some(writer) => {
+                writer.raw_reply(id, raw, out);
+                Ok(())
+            }
+            None => Err(CodecError::encode("this codec cannot send a RawValue")),
+        }
     }
 
     /// Decodes the error value of an ack (or the argument of a

@@ -17,6 +17,10 @@
 //! - [`reader`]: a bounds-checked envelope reader for binary formats whose
 //!   values start with a self-delimiting head (MessagePack, CBOR), written
 //!   once, with the nesting limit;
+//! - [`writer`]: the envelope writers, written once: for formats whose
+//!   envelope is a map (JSON, MessagePack, CBOR) over the format's
+//!   primitives ([`writer::Format`]), and the argument-list splitter of
+//!   formats that frame each argument on its own (bincode, protobuf);
 //! - [`lenient`]: number leniency for values written by JavaScript encoders;
 //! - [`schema`]: a codec that wraps another and refuses frames its rules reject;
 //! - the codec-side errors: [`CodecError`], [`CheckError`],
@@ -50,6 +54,7 @@ mod payload;
 pub mod protocol;
 pub mod reader;
 pub mod schema;
+pub mod writer;
 
 pub use codec::{Codec, FrameKind};
 pub use envelope::{ArgList, Frame, Name};

@@ -37,6 +37,7 @@ use crate::envelope::{Frame, RawEnvelope};
 use crate::error::{BoxError, CheckError, CodecError, SharedError};
 use crate::payload::FromArgs;
 use crate::protocol::RUNTIME_NAMES;
+use crate::writer::MapWriter;
 
 /// Checks the raw arguments of one event or procedure; `Err` is what the
 /// peer is told is wrong (any error, or a message: `Err("too long".into())`).
@@ -100,6 +101,7 @@ impl<C: Codec> Validated<C> {
 
 impl<C: Codec> Codec for Validated<C> {
     const FRAME_KIND: FrameKind = C::FRAME_KIND;
+    const MAP_WRITER: Option<MapWriter> = C::MAP_WRITER;
 
     fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         self.inner.encode_value(value, out)

@@ -90,6 +90,7 @@ use bytes::Bytes;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::Serialize;
 use ws_messaging_core::envelope::RawEnvelope;
+use ws_messaging_core::writer::{self, MapWriter};
 use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 use js_numbers::JsNumbers;
@@ -134,8 +135,64 @@ fn decode_error(e: ciborium::de::Error<std::io::Error>) -> CodecError {
     }
 }
 
+/// The envelope's primitives, with the shortest heads, as ciborium writes
+/// them.
+struct CborWriter;
+
+impl writer::Format for CborWriter {
+    #[inline]
+    fn map_head(out: &mut Vec<u8>, len: usize) {
+        head(out, MAP, len as u64);
+    }
+
+    #[inline]
+    fn str(out: &mut Vec<u8>, text: &str) {
+        head(out, TEXT, text.len() as u64);
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    /// As [`encode`] writes it: an integer, or beyond `u32::MAX` the
+    /// number JavaScript would get (see [`js_numbers`]).
+    #[inline]
+    fn uint(out: &mut Vec<u8>, value: u64) {
+        if value <= u64::from(u32::MAX) {
+            head(out, UNSIGNED, value);
+        } else {
+            // A `u64` always serializes.
+            let _ = encode(&value, out);
+        }
+    }
+}
+
+/// Major types.
+const UNSIGNED: u8 = 0;
+const TEXT: u8 = 3 << 5;
+const MAP: u8 = 5 << 5;
+
+/// An item's head: its major type and `value` in the fewest bytes.
+#[inline]
+fn head(out: &mut Vec<u8>, major: u8, value: u64) {
+    match value {
+        0..24 => out.push(major | value as u8),
+        24..0x100 => out.extend_from_slice(&[major | 24, value as u8]),
+        0x100..0x1_0000 => {
+            out.push(major | 25);
+            out.extend_from_slice(&(value as u16).to_be_bytes());
+        }
+        0x1_0000..0x1_0000_0000 => {
+            out.push(major | 26);
+            out.extend_from_slice(&(value as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+    }
+}
+
 impl Codec for Cbor {
     const FRAME_KIND: FrameKind = FrameKind::Binary;
+    const MAP_WRITER: Option<MapWriter> = Some(MapWriter::of::<CborWriter>());
 
     fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         encode(value, out)
@@ -156,64 +213,6 @@ impl Codec for Cbor {
         ciborium::de::from_reader_with_recursion_limit::<LenientValue<T>, _>(data, MAX_DEPTH)
             .map(|value| value.0)
             .map_err(decode_error)
-    }
-
-    /// The envelope map written by hand around the values: the same bytes
-    /// as serializing it with ciborium (shortest heads), with less work.
-    fn encode_message<A: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        args: &A,
-        id: Option<u64>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let start = out.len();
-        out.push(if id.is_some() { 0xa3 } else { 0xa2 });
-        out.extend_from_slice(b"\x64name");
-        let written = encode(name, out).and_then(|()| {
-            out.extend_from_slice(b"\x64args");
-            encode(args, out)
-        });
-        let written = written.and_then(|()| match id {
-            Some(id) => {
-                out.extend_from_slice(b"\x62id");
-                encode(&id, out)
-            }
-            None => Ok(()),
-        });
-        written.inspect_err(|_| out.truncate(start))
-    }
-
-    /// The ack map written by hand, as [`encode_message`](Codec::encode_message) is.
-    fn encode_reply<T: Serialize + ?Sized>(
-        &self,
-        id: u64,
-        reply: Result<&T, &serde_json::Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let start = out.len();
-        out.extend_from_slice(b"\xa2\x62id");
-        let written = encode(&id, out).and_then(|()| match reply {
-            Ok(result) => {
-                out.extend_from_slice(b"\x66result");
-                encode(result, out)
-            }
-            Err(error) => {
-                out.extend_from_slice(b"\x65error");
-                encode(error, out)
-            }
-        });
-        written.inspect_err(|_| out.truncate(start))
-    }
-
-    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        // The result is the ack's last item: write the ack with `null`
-        // there, then put `raw` in its place.
-        self.encode_reply(id, Ok(&()), out)?;
-        debug_assert_eq!(out.last(), Some(&0xf6));
-        out.pop();
-        out.extend_from_slice(raw);
-        Ok(())
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {

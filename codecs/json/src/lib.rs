@@ -35,6 +35,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAn
 use serde::Serialize;
 use serde_json::value::RawValue;
 use ws_messaging_core::envelope::{ArgList, ArgsField, IdField, Key, KeyCount, NameField, RawEnvelope};
+use ws_messaging_core::writer::{self, MapWriter};
 use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 /// The JSON codec (serde_json). Zero-sized; `Json::default()` or `Json`.
@@ -49,8 +50,55 @@ fn decode_err(e: serde_json::Error) -> CodecError {
     CodecError::decode(e)
 }
 
+/// The envelope's primitives, as serde_json writes them (into a `Vec`,
+/// a string or a number cannot fail).
+struct JsonWriter;
+
+impl writer::Format for JsonWriter {
+    #[inline]
+    fn map_head(out: &mut Vec<u8>, _: usize) {
+        out.push(b'{');
+    }
+
+    #[inline]
+    fn str(out: &mut Vec<u8>, text: &str) {
+        let _ = serde_json::to_writer(out, text);
+    }
+
+    #[inline]
+    fn uint(out: &mut Vec<u8>, value: u64) {
+        let _ = serde_json::to_writer(out, &value);
+    }
+
+    /// `"key":`, after a comma but for the first entry, in one copy (the
+    /// envelope's keys are short and need no escaping).
+    #[inline]
+    fn key(out: &mut Vec<u8>, index: usize, key: &'static str) {
+        const ROOM: usize = 16;
+        let start = usize::from(index == 0);
+        if key.len() + 4 > ROOM {
+            out.extend_from_slice(&b","[start..]);
+            Self::str(out, key);
+            out.push(b':');
+            return;
+        }
+        let mut entry = [0u8; ROOM];
+        let end = key.len() + 4;
+        entry[..2].copy_from_slice(b",\"");
+        entry[2..end - 2].copy_from_slice(key.as_bytes());
+        entry[end - 2..end].copy_from_slice(b"\":");
+        out.extend_from_slice(&entry[start..end]);
+    }
+
+    #[inline]
+    fn map_end(out: &mut Vec<u8>) {
+        out.push(b'}');
+    }
+}
+
 impl Codec for Json {
     const FRAME_KIND: FrameKind = FrameKind::Text;
+    const MAP_WRITER: Option<MapWriter> = Some(MapWriter::of::<JsonWriter>());
 
     fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         serde_json::to_writer(out, value).map_err(encode_err)
@@ -64,71 +112,6 @@ impl Codec for Json {
             Ok(text) => serde_json::from_str(text).map_err(decode_err),
             Err(_) => serde_json::from_slice(data).map_err(decode_err),
         }
-    }
-
-    /// `{"name":…,"args":[…],"id":…}`, the fixed parts written as they
-    /// are: the same bytes as serializing the envelope map, with less work.
-    fn encode_message<A: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        args: &A,
-        id: Option<u64>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let start = out.len();
-        out.extend_from_slice(br#"{"name":"#);
-        let written = serde_json::to_writer(&mut *out, name).and_then(|()| {
-            out.extend_from_slice(br#","args":"#);
-            serde_json::to_writer(&mut *out, args)
-        });
-        if let Err(e) = written {
-            out.truncate(start);
-            return Err(encode_err(e));
-        }
-        if let Some(id) = id {
-            out.extend_from_slice(br#","id":"#);
-            serde_json::to_writer(&mut *out, &id).map_err(encode_err)?;
-        }
-        out.push(b'}');
-        Ok(())
-    }
-
-    /// `{"id":…,"result":…}` or `{"id":…,"error":…}`, written as
-    /// [`encode_message`](Codec::encode_message) is.
-    fn encode_reply<T: Serialize + ?Sized>(
-        &self,
-        id: u64,
-        reply: Result<&T, &serde_json::Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let start = out.len();
-        out.extend_from_slice(br#"{"id":"#);
-        serde_json::to_writer(&mut *out, &id).map_err(encode_err)?;
-        let written = match reply {
-            Ok(result) => {
-                out.extend_from_slice(br#","result":"#);
-                serde_json::to_writer(&mut *out, result)
-            }
-            Err(error) => {
-                out.extend_from_slice(br#","error":"#);
-                serde_json::to_writer(&mut *out, error)
-            }
-        };
-        if let Err(e) = written {
-            out.truncate(start);
-            return Err(encode_err(e));
-        }
-        out.push(b'}');
-        Ok(())
-    }
-
-    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        out.extend_from_slice(br#"{"id":"#);
-        serde_json::to_writer(&mut *out, &id).map_err(encode_err)?;
-        out.extend_from_slice(br#","result":"#);
-        out.extend_from_slice(raw);
-        out.push(b'}');
-        Ok(())
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {
@@ -485,5 +468,19 @@ mod tests {
             frame(r#"{"id":1,"error":null}"#),
             Ok(Frame::Reply { outcome: Err(_), .. })
         ));
+    }
+
+    #[test]
+    fn keys_of_any_length_are_written_with_their_separator_and_colon() {
+        use ws_messaging_core::writer::Format as _;
+        let mut out = Vec::new();
+        JsonWriter::key(&mut out, 0, "id");
+        JsonWriter::key(&mut out, 1, "a key longer than the room");
+        JsonWriter::key(&mut out, 2, "result");
+        JsonWriter::key(&mut out, 0, "a key longer than the room");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""id":,"a key longer than the room":,"result":"a key longer than the room":"#
+        );
     }
 }

@@ -99,8 +99,7 @@ fn random_and_mutated_frames_never_panic() {
 }
 
 proptest! {
-    /// The envelopes written by hand are the bytes serde_json writes for
-    /// the envelope maps.
+    /// The envelopes are the bytes serde_json writes for the envelope maps.
     #[test]
     fn envelopes_are_written_as_serde_writes_them(
         name in "\\PC{0,12}|[\"\\\\\u{1}-\u{1f}\u{7f}é✓]{1,6}",
@@ -108,18 +107,7 @@ proptest! {
         id in prop::option::of(any::<u64>()),
         error in value(),
     ) {
-        use ws_messaging_core::envelope::{MessageOut, ReplyOut};
-        let mut out = b"kept".to_vec();
-        Json.encode_message(&name, &args, id, &mut out).unwrap();
-        let expected = serde_json::to_vec(&MessageOut { name: &name, args: &args, id }).unwrap();
-        prop_assert_eq!(&out[4..], &expected[..]);
-        let id = id.unwrap_or(1);
-        for reply in [Ok(&args), Err(&error)] {
-            let mut out = b"kept".to_vec();
-            Json.encode_reply(id, reply, &mut out).unwrap();
-            let expected = serde_json::to_vec(&ReplyOut { id, reply }).unwrap();
-            prop_assert_eq!(&out[4..], &expected[..]);
-        }
+        kit().assert_envelopes_as_serde(&name, &args, id, &error);
     }
 }
 

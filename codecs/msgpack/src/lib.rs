@@ -77,6 +77,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use ws_messaging_core::envelope::RawEnvelope;
+use ws_messaging_core::writer::{self, MapWriter};
 use ws_messaging_core::{Codec, CodecError, FrameKind};
 
 pub use reader::MAX_DEPTH;
@@ -101,19 +102,30 @@ fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Cod
     })
 }
 
-/// A string with the shortest header for its length, as rmp-serde writes
-/// it (writing into a `Vec` cannot fail).
-fn write_str(out: &mut Vec<u8>, text: &str) {
-    let _ = rmp::encode::write_str(out, text);
-}
+/// The envelope's primitives, in the compact forms rmp-serde writes
+/// (writing into a `Vec` cannot fail).
+struct MsgPackWriter;
 
-/// An unsigned integer in its shortest form, as rmp-serde writes it.
-fn write_uint(out: &mut Vec<u8>, value: u64) {
-    let _ = rmp::encode::write_uint(out, value);
+impl writer::Format for MsgPackWriter {
+    #[inline]
+    fn map_head(out: &mut Vec<u8>, len: usize) {
+        let _ = rmp::encode::write_map_len(out, len as u32);
+    }
+
+    #[inline]
+    fn str(out: &mut Vec<u8>, text: &str) {
+        let _ = rmp::encode::write_str(out, text);
+    }
+
+    #[inline]
+    fn uint(out: &mut Vec<u8>, value: u64) {
+        let _ = rmp::encode::write_uint(out, value);
+    }
 }
 
 impl Codec for MsgPack {
     const FRAME_KIND: FrameKind = FrameKind::Binary;
+    const MAP_WRITER: Option<MapWriter> = Some(MapWriter::of::<MsgPackWriter>());
 
     fn encode_value<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
         encode(value, out)
@@ -135,65 +147,6 @@ impl Codec for MsgPack {
         // rmp-serde refuses a value at its limit: one more lets MAX_DEPTH in.
         deserializer.set_max_depth(MAX_DEPTH + 1);
         T::deserialize(ws_messaging_core::lenient::Lenient(&mut deserializer)).map_err(CodecError::decode)
-    }
-
-    /// The envelope map written by hand around the arguments: the same
-    /// bytes as serializing it with rmp-serde (compact string and integer
-    /// forms), with less work.
-    fn encode_message<A: Serialize + ?Sized>(
-        &self,
-        name: &str,
-        args: &A,
-        id: Option<u64>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let start = out.len();
-        out.push(if id.is_some() { 0x83 } else { 0x82 });
-        out.extend_from_slice(b"\xa4name");
-        write_str(out, name);
-        out.extend_from_slice(b"\xa4args");
-        if let Err(e) = encode(args, out) {
-            out.truncate(start);
-            return Err(e);
-        }
-        if let Some(id) = id {
-            out.extend_from_slice(b"\xa2id");
-            write_uint(out, id);
-        }
-        Ok(())
-    }
-
-    /// The ack map written by hand, as [`encode_message`](Codec::encode_message) is.
-    fn encode_reply<T: Serialize + ?Sized>(
-        &self,
-        id: u64,
-        reply: Result<&T, &serde_json::Value>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CodecError> {
-        let start = out.len();
-        out.extend_from_slice(b"\x82\xa2id");
-        write_uint(out, id);
-        let written = match reply {
-            Ok(result) => {
-                out.extend_from_slice(b"\xa6result");
-                encode(result, out)
-            }
-            Err(error) => {
-                out.extend_from_slice(b"\xa5error");
-                encode(error, out)
-            }
-        };
-        written.inspect_err(|_| out.truncate(start))
-    }
-
-    fn encode_raw_reply(&self, id: u64, raw: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-        // The result is the ack's last item: write the ack with `null`
-        // there, then put `raw` in its place.
-        self.encode_reply(id, Ok(&()), out)?;
-        debug_assert_eq!(out.last(), Some(&0xc0));
-        out.pop();
-        out.extend_from_slice(raw);
-        Ok(())
     }
 
     fn decode_envelope(&self, frame: &Bytes) -> Result<RawEnvelope, CodecError> {

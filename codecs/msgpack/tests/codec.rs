@@ -195,18 +195,8 @@ fn random_and_mutated_frames_never_panic() {
     });
 }
 
-/// What rmp-serde writes for `value`, structs as maps.
-fn serde_bytes_of<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    value
-        .serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())
-        .unwrap();
-    out
-}
-
 proptest! {
-    /// The envelopes written by hand are the bytes rmp-serde writes for the
-    /// envelope maps.
+    /// The envelopes are the bytes rmp-serde writes for the envelope maps.
     #[test]
     fn envelopes_are_written_as_rmp_serde_writes_them(
         name in "\\PC{0,40}",
@@ -215,17 +205,7 @@ proptest! {
         id in prop::option::of(prop_oneof![0u64..300, any::<u64>(), Just(u64::from(u32::MAX)), Just(65_536u64)]),
         error in any::<i64>(),
     ) {
-        use ws_messaging_core::envelope::{MessageOut, ReplyOut};
         let name = if long > 0 { "n".repeat(long) } else { name };
-        let mut out = b"kept".to_vec();
-        MsgPack.encode_message(&name, &args, id, &mut out).unwrap();
-        prop_assert_eq!(&out[4..], &serde_bytes_of(&MessageOut { name: &name, args: &args, id })[..]);
-        let id = id.unwrap_or(1);
-        let error = serde_json::json!(error);
-        for reply in [Ok(&args), Err(&error)] {
-            let mut out = b"kept".to_vec();
-            MsgPack.encode_reply(id, reply, &mut out).unwrap();
-            prop_assert_eq!(&out[4..], &serde_bytes_of(&ReplyOut { id, reply })[..]);
-        }
+        kit().assert_envelopes_as_serde(&name, &args, id, &serde_json::json!(error));
     }
 }

@@ -123,7 +123,7 @@ pub use proto::Proto;
 
 use crate::de::ValueDeserializer;
 use crate::error::ValueError;
-use crate::ser::{ArgsSerializer, Delimited, Head, ValueSerializer};
+use crate::ser::{ArgFields, Delimited, Head, ValueSerializer};
 
 /// `Envelope.message`: field 1, length-delimited.
 const MESSAGE_TAG: u8 = 1 << 3 | 2;
@@ -206,7 +206,7 @@ impl Codec for Protobuf {
             Head::put(out, NAME_TAG, name.len() as u64);
             out.extend_from_slice(name.as_bytes());
         }
-        if let Err(e) = args.serialize(ArgsSerializer { out }) {
+        if let Err(e) = ws_messaging_core::writer::args::split(args, &mut ArgFields { out }) {
             out.truncate(start);
             return Err(e.into_encode());
         }

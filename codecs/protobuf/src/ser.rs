@@ -6,12 +6,13 @@
 //! (numbers, booleans, maps and structs with fields, enums) is an error:
 //! protobuf has no self-describing values, so those belong in a message.
 //!
-//! [`ArgsSerializer`] writes an argument list (a sequence) as one `bytes`
-//! value per element: the envelope's `repeated bytes args`, each element
-//! framed as field 2 of `Message` (tag, length, bytes) straight into the
-//! output.
+//! [`ArgFields`] writes an argument list (a sequence, split by
+//! [`split`](ws_messaging_core::writer::args::split)) as one `bytes` value per element: the envelope's
+//! `repeated bytes args`, each element framed as field 2 of `Message` (tag,
+//! length, bytes) straight into the output.
 
 use serde::ser::{self, Impossible, Serialize};
+use ws_messaging_core::writer::args::ArgSink;
 
 use crate::error::{ValueError, SHAPES};
 
@@ -353,151 +354,26 @@ impl ser::Serializer for ByteElement {
     }
 }
 
-/// Writes an argument list into `out`: each element of a sequence becomes
-/// one `args` field of `Message`.
-pub(crate) struct ArgsSerializer<'a> {
+/// Writes each argument of a list as one `args` field of `Message` (see
+/// [`split`](ws_messaging_core::writer::args::split)).
+pub(crate) struct ArgFields<'a> {
     pub(crate) out: &'a mut Vec<u8>,
-}
-
-fn not_a_list(what: &str) -> ValueError {
-    ValueError(format!(
-        "the arguments must be a list (a tuple, a Vec or a slice), not {what}"
-    ))
-}
-
-macro_rules! reject_args_scalars {
-    ($($method:ident($ty:ty) => $what:expr;)*) => {
-        $(
-            fn $method(self, _: $ty) -> Result<(), ValueError> {
-                Err(not_a_list($what))
-            }
-        )*
-    };
-}
-
-impl<'a> ser::Serializer for ArgsSerializer<'a> {
-    type Ok = ();
-    type Error = ValueError;
-    type SerializeSeq = ArgList<'a>;
-    type SerializeTuple = ArgList<'a>;
-    type SerializeTupleStruct = ArgList<'a>;
-    type SerializeTupleVariant = Impossible<(), ValueError>;
-    type SerializeMap = Impossible<(), ValueError>;
-    type SerializeStruct = Impossible<(), ValueError>;
-    type SerializeStructVariant = Impossible<(), ValueError>;
-
-    fn is_human_readable(&self) -> bool {
-        false
-    }
-
-    reject_args_scalars! {
-        serialize_bool(bool) => "a boolean";
-        serialize_i8(i8) => "an integer";
-        serialize_i16(i16) => "an integer";
-        serialize_i32(i32) => "an integer";
-        serialize_i64(i64) => "an integer";
-        serialize_i128(i128) => "an integer";
-        serialize_u8(u8) => "an integer";
-        serialize_u16(u16) => "an integer";
-        serialize_u32(u32) => "an integer";
-        serialize_u64(u64) => "an integer";
-        serialize_u128(u128) => "an integer";
-        serialize_f32(f32) => "a number";
-        serialize_f64(f64) => "a number";
-        serialize_char(char) => "a char";
-        serialize_str(&str) => "a string";
-        serialize_bytes(&[u8]) => "bytes";
-        serialize_unit_struct(&'static str) => "a unit struct";
-    }
-
-    fn serialize_none(self) -> Result<(), ValueError> {
-        Err(not_a_list("an option"))
-    }
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), ValueError> {
-        Err(not_a_list("an option"))
-    }
-    /// `()` is no arguments, however it reaches the codec.
-    fn serialize_unit(self) -> Result<(), ValueError> {
-        Ok(())
-    }
-    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Result<(), ValueError> {
-        Err(not_a_list("an enum"))
-    }
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, value: &T) -> Result<(), ValueError> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), ValueError> {
-        Err(not_a_list("an enum"))
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<ArgList<'a>, ValueError> {
-        Ok(ArgList {
-            out: self.out,
-            count: 0,
-        })
-    }
-    fn serialize_tuple(self, _: usize) -> Result<ArgList<'a>, ValueError> {
-        Ok(ArgList {
-            out: self.out,
-            count: 0,
-        })
-    }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<ArgList<'a>, ValueError> {
-        Ok(ArgList {
-            out: self.out,
-            count: 0,
-        })
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, ValueError> {
-        Err(not_a_list("an enum"))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, ValueError> {
-        Err(not_a_list("a map"))
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, ValueError> {
-        Err(not_a_list("a struct"))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, ValueError> {
-        Err(not_a_list("an enum"))
-    }
-}
-
-/// Writes the arguments one after the other.
-pub(crate) struct ArgList<'a> {
-    out: &'a mut Vec<u8>,
-    count: usize,
 }
 
 /// The tag of `Message.args`: field 2, length-delimited.
 const ARGS_TAG: u8 = 2 << 3 | 2;
 
-impl ArgList<'_> {
+impl ArgSink for ArgFields<'_> {
+    type Error = ValueError;
+
     /// Writes the value as an `args` field, its length filled in after it
     /// (see [`Delimited`]).
-    fn push<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
+    fn arg<T: ?Sized + Serialize>(&mut self, index: usize, value: &T) -> Result<(), ValueError> {
         let field = Delimited::open(self.out, ARGS_TAG);
         value
             .serialize(ValueSerializer { out: self.out })
-            .map_err(|e| ValueError(format!("argument {}: {e}", self.count)))?;
+            .map_err(|e| ValueError(format!("argument {index}: {e}")))?;
         field.close(self.out);
-        self.count += 1;
         Ok(())
     }
 }
@@ -576,38 +452,5 @@ impl Delimited {
         out.resize(end + wider, 0);
         out.copy_within(content..end, content + wider);
         out[self.at..self.at + head.len].copy_from_slice(head.bytes());
-    }
-}
-
-impl ser::SerializeSeq for ArgList<'_> {
-    type Ok = ();
-    type Error = ValueError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<(), ValueError> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTuple for ArgList<'_> {
-    type Ok = ();
-    type Error = ValueError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<(), ValueError> {
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for ArgList<'_> {
-    type Ok = ();
-    type Error = ValueError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), ValueError> {
-        self.push(value)
-    }
-    fn end(self) -> Result<(), ValueError> {
-        Ok(())
     }
 }

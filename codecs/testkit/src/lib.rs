@@ -54,7 +54,7 @@ use bytes::Bytes;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::Serialize;
 use serde_json::json;
-use ws_messaging_core::envelope::{validate, ArgList, NameField, RawEnvelope};
+use ws_messaging_core::envelope::{validate, ArgList, MessageOut, NameField, RawEnvelope, ReplyOut};
 use ws_messaging_core::{Codec, CodecError, Frame, PreprocessError};
 
 mod hex;
@@ -175,6 +175,36 @@ impl<C: Codec> Kit<C> {
     /// `value` encoded as a bare value.
     pub fn value_bytes<T: Serialize + ?Sized>(&self, value: &T) -> Vec<u8> {
         self.encoded(|c, out| c.encode_value(value, out))
+    }
+
+    /// Asserts that the envelopes the codec writes are the bytes its
+    /// [`encode_value`](Codec::encode_value) writes for the envelope maps
+    /// ([`MessageOut`], [`ReplyOut`]), after bytes already in the buffer
+    /// (which are kept): the message `{name, args, id?}`, and the acks
+    /// `{id, result: args}` and `{id, error}` (with `id`, or 1).
+    ///
+    /// # Panics
+    /// When they differ, or an encoder fails.
+    pub fn assert_envelopes_as_serde<A: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+        id: Option<u64>,
+        error: &serde_json::Value,
+    ) {
+        let after_kept = |write: &dyn Fn(&mut Vec<u8>) -> Result<(), CodecError>| {
+            let mut out = b"kept".to_vec();
+            write(&mut out).unwrap_or_else(|e| panic!("encoding failed: {e}"));
+            assert_eq!(&out[..4], b"kept");
+            out.split_off(4)
+        };
+        let message = after_kept(&|out| self.codec.encode_message(name, args, id, out));
+        assert_eq!(hex(&message), hex(&self.value_bytes(&MessageOut { name, args, id })));
+        let id = id.unwrap_or(1);
+        for reply in [Ok(args), Err(error)] {
+            let ack = after_kept(&|out| self.codec.encode_reply(id, reply, out));
+            assert_eq!(hex(&ack), hex(&self.value_bytes(&ReplyOut { id, reply })));
+        }
     }
 
     /// Asserts that `frame` decodes but is not a valid envelope.
