@@ -87,8 +87,12 @@ fn fast(root: &Path) -> Result<(), String> {
             ));
         }
     }
+    // The examples the tests start (`echo_server`, `chat`) as plain
+    // binaries in target/debug/examples/: `cargo test --examples` would
+    // build them as test harnesses instead.
+    run(cargo_args(root, &["build", "--workspace", "--examples"]))?;
     let mut test = cargo(root);
-    test.args(["test", "--workspace", "--lib", "--bins", "--examples"]);
+    test.args(["test", "--workspace", "--lib", "--bins"]);
     for target in &targets {
         if !NEEDS_SERVICE.iter().any(|(name, _)| name == target) {
             test.args(["--test", target]);
