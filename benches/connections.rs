@@ -1353,7 +1353,14 @@ fn build_echo_server() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = std::process::Command::new(cargo);
     command
-        .args(["build", "--example", "echo_server", "--manifest-path"])
+        .args([
+            "build",
+            "--example",
+            "echo_server",
+            "--package",
+            "ws-messaging-examples",
+        ])
+        .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir);

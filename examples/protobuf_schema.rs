@@ -34,10 +34,7 @@ use ws_messaging_protobuf::{prost, Proto, Protobuf};
 /// The generated schema messages.
 #[allow(dead_code, unreachable_pub)] // generated code
 pub(crate) mod pb {
-    include!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/proto/generated/ws_messaging.schema_example.rs"
-    ));
+    include!("../proto/generated/ws_messaging.schema_example.rs");
 }
 
 use pb::{CreateUser, Note, Stats, User};

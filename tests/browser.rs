@@ -64,12 +64,12 @@ async fn serve_page(dir: &Path) -> String {
 async fn javascript_client_in_chromium_against_echo_server_http() {
     assert!(
         Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Chromium with `apt-get install chromium` (the README's test command does)"
+        "{CHROMIUM} is missing: install Chromium with `apt-get install chromium` (`cargo xtask ci` does)"
     );
     let dir = interop_dir();
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed: run `npm ci --prefix tests/interop` (the README's test command does)"
+        "playwright-core is not installed: run `npm ci --prefix tests/interop` (`cargo xtask ci` does)"
     );
 
     let mut server = Command::new(echo_server_path());

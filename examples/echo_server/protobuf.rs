@@ -12,10 +12,7 @@ use super::{Settings, Start};
 /// The generated conformance messages.
 #[allow(dead_code, unreachable_pub)] // generated code
 mod pb {
-    include!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/proto/generated/ws_messaging.conformance.rs"
-    ));
+    include!("../../proto/generated/ws_messaging.conformance.rs");
 }
 
 use pb::{Auth, AuthReply, Delay, Number, Value};

@@ -15,7 +15,7 @@ pub(crate) fn interop_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
     assert!(
         dir.join("node_modules/ws-messaging").is_dir(),
-        "the npm peers are not installed: run `npm ci --prefix tests/interop` (the README's test command does)"
+        "the npm peers are not installed: run `npm ci --prefix tests/interop` (`cargo xtask ci` does)"
     );
     dir
 }

@@ -1,7 +1,7 @@
 //! A `redis-server` of its own for a test: a free loopback port, no
 //! persistence, killed when dropped; SIGKILL and restart on the same port
 //! for outage tests. Needs `redis-server` on the PATH (`apt-get install
-//! redis-server`; the README's test command installs it).
+//! redis-server`; `cargo xtask ci` installs it).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -104,9 +104,9 @@ impl RedisServer {
             .spawn();
         let mut child = match spawned {
             Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed: `apt-get install redis-server` (the README's test command installs it)"
-            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("redis-server is not installed: `apt-get install redis-server` (`cargo xtask ci` installs it)")
+            }
             Err(e) => panic!("start redis-server: {e}"),
         };
         let deadline = Instant::now() + READY;

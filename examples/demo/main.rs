@@ -1,7 +1,7 @@
 //! The quick start, end to end: a server and a client in one process.
 //!
 //! ```text
-//! cargo run --example demo
+//! cargo run --release --example demo
 //! ```
 
 use serde_json::{json, Value};

@@ -1,11 +1,13 @@
 //! `wss://`: a server behind tokio-rustls with a certificate made in the
 //! test (rcgen), served through `Server::serve_stream_from` by a server
 //! built without a listener; a client trusting that certificate through
-//! `ClientBuilder::tls_config` (feature `rustls`, which the crate's tests
-//! enable).
+//! `ClientBuilder::tls_config` (feature `rustls`, which this package
+//! enables: a package of its own, outside the default members, so that the
+//! feature and its crypto provider are not built into every example).
 //!
-//! `cargo test --test tls`
+//! `cargo test -p ws-messaging-tls-tests`
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
