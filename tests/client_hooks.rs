@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
-use ws_messaging::{AttemptError, Client, ConnectError, HandlerError, LocalEvent, Server};
+use ws_messaging::{AttemptError, Client, ConnectError, Endpoint, HandlerError, LocalEvent, Server};
 use ws_messaging_json::Json;
 
 async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
@@ -24,7 +24,7 @@ async fn recv<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
         .expect("open")
 }
 
-/// A server with `join(room)`, a `news` sender, and the upgrade requests
+/// A server with `join(room)` (the conformance contract's), a `news` sender, and the upgrade requests
 /// its hook saw.
 async fn rooms_server() -> (
     Server<Json>,
@@ -45,15 +45,8 @@ async fn rooms_server() -> (
             if auth["token"] == "expired" {
                 return Err(HandlerError::text("token expired"));
             }
-            conformance(&endpoint)?;
-            let me = endpoint.downgrade();
-            endpoint.register("join", move |(room,): (String,)| {
-                let joined = me.upgrade().is_some_and(|e| e.join(&room));
-                async move { Ok(joined) }
-            })?;
-            let me = endpoint.downgrade();
-            endpoint.register("request-after-hook", move |()| {
-                let gone = me.upgrade().is_some_and(|e| e.request().is_none());
+            endpoint.register("request-after-hook", |me: Endpoint<Json>, ()| {
+                let gone = me.request().is_none();
                 async move { Ok(gone) }
             })?;
             Ok(())

@@ -26,7 +26,6 @@ async fn handing_server() -> (Server<Json>, mpsc::UnboundedReceiver<Endpoint<Jso
     let server = start(Server::<Json>::builder().on_connection(move |endpoint, _: Value| {
         let tx = tx.clone();
         async move {
-            conformance(&endpoint)?;
             tx.send(endpoint).unwrap();
             Ok(())
         }
@@ -241,12 +240,11 @@ async fn broadcasts_and_sends_to_one_go_through_the_adapter() {
     }
 
     let recording = Recording::default();
-    let server = start(Server::<Json>::builder().adapter(recording.clone()).on_connection(
-        |endpoint, _: Value| async move {
-            conformance(&endpoint)?;
-            Ok(())
-        },
-    ))
+    let server = start(
+        Server::<Json>::builder()
+            .adapter(recording.clone())
+            .on_connection(|_, _: Value| async move { Ok(()) }),
+    )
     .await;
     let (a, b) = (
         Client::<Json>::builder(url(&server)).connect().await.unwrap(),

@@ -145,6 +145,7 @@ async fn reconnects_after_the_server_restarts() {
     );
 
     let restarted = builder().serve(TcpListener::bind(addr).await.unwrap()).unwrap();
+    ws_messaging_conformance::register::<Json, Value>(&restarted, false).unwrap();
     wait_event(&mut events, |e| matches!(e, LocalEvent::Connect(_))).await;
     let counter_after: String = client.invoke("whoami", ()).await.unwrap();
     assert_ne!(counter_before, counter_after, "a new server-side connection");

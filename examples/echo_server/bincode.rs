@@ -2,10 +2,8 @@
 //! typed: the auth value is `Auth { token }`, the reply `User { user }`,
 //! and echoed values and event arguments are strings.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
-use ws_messaging::{Endpoint, HandlerError};
+use ws_messaging::Endpoint;
 use ws_messaging_bincode::Bincode;
 
 use super::{Settings, Start};
@@ -31,16 +29,11 @@ pub(crate) async fn run(settings: &Settings) -> Result<(), String> {
         .builder::<Bincode>()
         .await?
         .on_connection(move |_: Endpoint<Bincode>, auth: Auth| async move {
-            let user = match auth.token.as_str() {
-                "secret" => "alice",
-                "slow" => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    "slow"
-                }
-                _ => return Err(HandlerError::text("bad token")),
-            };
+            let user = super::user(&auth.token).await?;
             Ok(User { user: user.into() })
         })
-        .start(settings, |server| super::setup::<Bincode, String>(server, counters))
+        .start(settings, |server| {
+            ws_messaging_conformance::register::<Bincode, String>(server, counters)
+        })
         .await
 }

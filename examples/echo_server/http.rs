@@ -30,7 +30,7 @@ pub(crate) async fn serve<C: Codec>(server: Server<C>, port: u16) -> Result<(), 
     println!("listening on {addr}");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
-            super::shutdown_signal().await;
+            ws_messaging_conformance::shutdown_signal().await;
             server.close(CloseCode::GOING_AWAY).await;
         })
         .await

@@ -8,6 +8,9 @@
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
 //!     [--counters] [--redis URL] [--http]
 //! ```
+//! The handlers are the crate `ws-messaging-conformance`'s (`conformance/`),
+//! shared with `wsm serve` and the integration tests.
+//!
 //! Prints `listening on 127.0.0.1:PORT` once ready; SIGINT/SIGTERM close
 //! every connection with 1001 and exit 0. The limits default to the
 //! library's (README, "Limits and guarantees"): a message over 100 MiB is
@@ -54,15 +57,10 @@ mod http;
 mod msgpack;
 mod protobuf;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::json;
-use ws_messaging::{
-    Bytes, CloseCode, Codec, Endpoint, HandlerError, RawArgs, RawValue, RegisterError, Server, ServerBuilder,
-};
+use ws_messaging::{CloseCode, Codec, Endpoint, HandlerError, RegisterError, Server, ServerBuilder};
 use ws_messaging_json::Json;
 use ws_messaging_redis::RedisAdapter;
 
@@ -173,7 +171,7 @@ impl<C: Codec> Start for ServerBuilder<C> {
             .map_err(|e| e.to_string())?;
         handlers(&server).map_err(|e| e.to_string())?;
         println!("listening on {}", server.local_addr().expect("bound to a port"));
-        shutdown_signal().await;
+        ws_messaging_conformance::shutdown_signal().await;
         server.close(CloseCode::GOING_AWAY).await;
         Ok(())
     }
@@ -261,164 +259,31 @@ async fn main() {
 pub async fn run<C, V>(settings: &Settings) -> Result<(), String>
 where
     C: Codec + Default,
-    V: Serialize + DeserializeOwned + Send + Sync + 'static,
+    V: ws_messaging_conformance::Value,
 {
     let counters = settings.counters;
     settings
         .builder::<C>()
         .await?
         .on_connection(move |_: Endpoint<C>, auth: serde_json::Value| async move {
-            let user = match auth.get("token").and_then(|t| t.as_str()) {
-                Some("secret") => "alice",
-                Some("slow") => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    "slow"
-                }
-                _ => return Err(HandlerError::text("bad token")),
-            };
-            Ok(json!({ "user": user }))
+            let token = auth.get("token").and_then(|t| t.as_str()).unwrap_or_default();
+            Ok(json!({ "user": user(token).await? }))
         })
-        .start(settings, |server| setup::<C, V>(server, counters))
+        .start(settings, |server| {
+            ws_messaging_conformance::register::<C, V>(server, counters)
+        })
         .await
 }
 
-/// The `tick` events received, from every connection.
-static TICKS: AtomicU64 = AtomicU64::new(0);
-
-/// `raw` decoded as a `V` and encoded again; `null` for no `raw`.
-fn reencode<C: Codec, V: Serialize + DeserializeOwned>(endpoint: &Endpoint<C>, raw: Option<&[u8]>) -> Option<Bytes> {
-    let mut out = Vec::new();
-    match raw {
-        Some(raw) => {
-            let value: V = endpoint.decode(raw).ok()?;
-            endpoint.codec().encode_value(&value, &mut out).ok()?;
+/// The user a token authenticates: `secret` → `alice`, `slow` → `slow`
+/// after 500 ms; anything else is refused with `bad token`.
+async fn user(token: &str) -> Result<&'static str, HandlerError> {
+    match token {
+        "secret" => Ok("alice"),
+        "slow" => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok("slow")
         }
-        None => endpoint.codec().encode_value(&(), &mut out).ok()?,
+        _ => Err(HandlerError::text("bad token")),
     }
-    Some(out.into())
-}
-
-/// Registers the conformance procedures and events once for every
-/// connection of `server`: each handler takes its connection as an
-/// argument, so a connection holds no handler of its own.
-pub fn setup<C, V>(server: &Server<C>, counters: bool) -> Result<(), RegisterError>
-where
-    C: Codec,
-    V: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    // `echo(x)` answers with `x` exactly as it came, never decoded. A
-    // missing `x` is `null`; a tiny one goes through the codec's value type
-    // `V`, so that CBOR's `undefined` comes back as `null`.
-    server.register("echo", |me: Endpoint<C>, RawArgs(args)| {
-        let x = match args.into_iter().next() {
-            Some(x) if x.len() > 4 => x,
-            Some(x) => reencode::<C, V>(&me, Some(&x)).unwrap_or(x),
-            None => reencode::<C, V>(&me, None).unwrap_or_default(),
-        };
-        async move { Ok(RawValue(x)) }
-    })?;
-    server.register("sum", |numbers: Vec<f64>| async move {
-        Ok(numbers.iter().fold(0.0, |a, b| a + b))
-    })?;
-    server.register("sleep", |(ms, v): (u64, V)| async move {
-        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
-        Ok(v)
-    })?;
-    server.register("fail", |(msg,): (String,)| async move {
-        Err::<(), _>(HandlerError::new(msg))
-    })?;
-    server.register("whoami", |me: Endpoint<C>, ()| {
-        let id = me.id().map(str::to_string);
-        async move { Ok(id) }
-    })?;
-    // Queued without waiting, so `said`s keep the order of their `say`s.
-    server.on("say", |me: Endpoint<C>, args: Vec<V>| {
-        if let Ok(said) = ws_messaging::EncodedMessage::encode(me.codec(), "said", args) {
-            let _ = me.queue_encoded(&said);
-        }
-    });
-    rooms::<C, V>(server)?;
-    // Counted with its arguments left undecoded: what a load client
-    // measures is the event path itself.
-    if counters {
-        server.on("tick", |_: RawArgs| {
-            TICKS.fetch_add(1, Ordering::AcqRel);
-        });
-        server.register("ticks", |()| async move { Ok(TICKS.load(Ordering::Acquire)) })?;
-    }
-    server.on("call-me", |me: Endpoint<C>, RawArgs(raw)| {
-        let Some(procedure) = raw.first().and_then(|p| me.decode::<String>(p).ok()) else {
-            return;
-        };
-        tokio::spawn(async move {
-            let args: Vec<V> = raw[1..].iter().filter_map(|arg| me.decode(arg).ok()).collect();
-            match me.invoke::<_, V>(&procedure, args).await {
-                Ok(result) => me.send("called", (result,)).await,
-                // The peer's error as it was on the wire (`NoProcedureError` too).
-                Err(error) => match error.remote_value() {
-                    Some(value) => me.send("call-failed", (value,)).await,
-                    None => me.send("call-failed", (error.to_string(),)).await,
-                },
-            }
-        });
-    });
-    Ok(())
-}
-
-/// `shout`, rooms, presence and `tell`: every send goes through the
-/// server (to every node when there is an adapter), straight from the
-/// listener, so that what one client sends keeps its order.
-pub fn rooms<C, V>(server: &Server<C>) -> Result<(), RegisterError>
-where
-    C: Codec,
-    V: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    server.on("shout", |server: Server<C>, args: Vec<V>| {
-        let _ = server.broadcast("shouted", args);
-    });
-    server.register("join", |me: Endpoint<C>, (room,): (String,)| async move {
-        Ok(me.join(&room))
-    })?;
-    server.register("leave", |me: Endpoint<C>, (room,): (String,)| async move {
-        Ok(me.leave(&room))
-    })?;
-    server.register("count", |server: Server<C>, ()| async move {
-        server.count().await.map_err(HandlerError::from)
-    })?;
-    // `to-room(room, ...args)` → `room(room, ...args)` to every member.
-    server.on("to-room", |server: Server<C>, args: Vec<V>| {
-        if let Some(room) = room_name::<C, V>(&server, args.first()) {
-            let _ = server.to(room).emit("room", args);
-        }
-    });
-    // `tell(id, ...args)` → `told(...args)` to the connection `id` only.
-    server.on("tell", |server: Server<C>, mut args: Vec<V>| {
-        if let Some(id) = room_name::<C, V>(&server, args.first()) {
-            args.remove(0);
-            let _ = server.send_to(&id, "told", args);
-        }
-    });
-    Ok(())
-}
-
-/// The first argument as a string (a room name or a connection id).
-fn room_name<C: Codec, V: Serialize>(server: &Server<C>, first: Option<&V>) -> Option<String> {
-    let mut raw = Vec::new();
-    server.codec().encode_value(first?, &mut raw).ok()?;
-    server.codec().decode_value::<String>(&raw).ok()
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

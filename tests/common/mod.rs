@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: a test server with the
-//! conformance contract, raw WebSocket peers, and event waiters.
+//! conformance contract (crate `ws-messaging-conformance`), raw WebSocket peers, and event waiters.
 #![allow(dead_code, clippy::result_large_err)]
 
 pub(crate) mod peers;
@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use ws_messaging::{Client, ClientBuilder, Endpoint, HandlerError, LocalEvent, Server, ServerBuilder};
+use ws_messaging::{Client, ClientBuilder, HandlerError, LocalEvent, Server, ServerBuilder};
 use ws_messaging_json::Json;
 
 /// A reconnect backoff for tests: 20 ms, doubling, no jitter.
@@ -31,39 +31,13 @@ pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
 pub(crate) type RawWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// Registers the conformance procedures on a server-side endpoint.
-pub(crate) fn conformance(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
-    endpoint.register("echo", |(x,): (Value,)| async move { Ok(x) })?;
-    endpoint.register("sum", |n: Vec<f64>| async move { Ok(n.iter().fold(0.0, |a, b| a + b)) })?;
-    endpoint.register("sleep", |(ms, v): (u64, Value)| async move {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        Ok(v)
-    })?;
-    endpoint.register("fail", |(msg,): (String,)| async move {
-        Err::<(), _>(HandlerError::new(msg))
-    })?;
-    let me = endpoint.downgrade();
-    endpoint.register("whoami", move |()| {
-        let id = me.upgrade().and_then(|e| e.id().map(str::to_string));
-        async move { Ok(id) }
-    })?;
-    let me = endpoint.downgrade();
-    endpoint.on("say", move |args: Vec<Value>| {
-        if let Some(endpoint) = me.upgrade() {
-            tokio::spawn(async move { endpoint.send("said", args).await });
-        }
-    });
-    Ok(())
-}
-
 /// A builder for the test server: token `secret` → `{"user":"alice"}`,
-/// anything else refused with `bad token`; conformance procedures.
+/// anything else refused with `bad token`.
 pub(crate) fn builder() -> ServerBuilder<Json> {
-    Server::<Json>::builder().on_connection(|endpoint, auth: Value| async move {
+    Server::<Json>::builder().on_connection(|_, auth: Value| async move {
         if auth["token"] != "secret" {
             return Err(HandlerError::text("bad token"));
         }
-        conformance(&endpoint)?;
         Ok(json!({ "user": "alice" }))
     })
 }
@@ -72,8 +46,13 @@ pub(crate) async fn server() -> Server<Json> {
     start(builder()).await
 }
 
+/// `builder` bound to a loopback port, with the conformance contract's
+/// handlers (crate `ws-messaging-conformance`, as echo_server has them)
+/// registered for every connection.
 pub(crate) async fn start(builder: ServerBuilder<Json>) -> Server<Json> {
-    builder.bind("127.0.0.1:0").await.expect("bind a loopback port")
+    let server = builder.bind("127.0.0.1:0").await.expect("bind a loopback port");
+    ws_messaging_conformance::register::<Json, Value>(&server, false).expect("the conformance handlers");
+    server
 }
 
 pub(crate) fn url(server: &Server<Json>) -> String {

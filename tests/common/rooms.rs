@@ -1,27 +1,11 @@
-//! Rooms helpers shared by the rooms and Redis tests: the `join` / `leave`
-//! procedures, and clients that record every `news(tag)` they get.
+//! Rooms helpers shared by the rooms and Redis tests: clients that record
+//! every `news(tag)` they get.
 
 use tokio::sync::mpsc;
-use ws_messaging::{Client, Endpoint, HandlerError, Server};
+use ws_messaging::{Client, Server};
 use ws_messaging_json::Json;
 
 use super::{url, WAIT};
-
-/// Registers `join(room)` and `leave(room)`, which go through the
-/// connection's endpoint.
-pub(crate) fn register_rooms(endpoint: &Endpoint<Json>) -> Result<(), HandlerError> {
-    let me = endpoint.downgrade();
-    endpoint.register("join", move |(room,): (String,)| {
-        let joined = me.upgrade().is_some_and(|e| e.join(&room));
-        async move { Ok(joined) }
-    })?;
-    let me = endpoint.downgrade();
-    endpoint.register("leave", move |(room,): (String,)| {
-        let left = me.upgrade().is_some_and(|e| e.leave(&room));
-        async move { Ok(left) }
-    })?;
-    Ok(())
-}
 
 /// A connected client recording every `news(tag)` it gets, and its id.
 pub(crate) struct Peer {

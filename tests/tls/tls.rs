@@ -7,12 +7,8 @@
 //!
 //! `cargo test -p ws-messaging-tls-tests`
 
-#[path = "../common/mod.rs"]
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use ws_messaging::{AttemptError, Client, ConnectError, Server};
@@ -34,10 +30,10 @@ async fn tls_server() -> (String, Vec<u8>, Server<Json>) {
         .on_connection(|endpoint, _: Value| async move {
             let request = endpoint.request().unwrap();
             assert!(request.peer_addr().is_some_and(|a| a.ip().is_loopback()));
-            conformance(&endpoint)?;
             Ok(json!({ "secure": true }))
         })
         .build();
+    ws_messaging_conformance::register::<Json, Value>(&server, false).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = server.clone();
