@@ -11,6 +11,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod events;
+mod recovery;
 mod request;
 mod server;
 mod trace;

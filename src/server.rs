@@ -889,7 +889,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         }
         Ok(First::Data(auth)) => auth,
     };
-    let id = connection_id();
+    let id = random_id();
     let span = trace::debug_span!(
         "ws_messaging.connection",
         id = %id,
@@ -1076,9 +1076,10 @@ async fn refuse<T: Transport>(ws: &mut T, code: CloseCode, reason: &str) {
     let _ = tokio::time::timeout(REFUSE_GRACE, async { while let Some(Ok(_)) = ws.next().await {} }).await;
 }
 
-/// 18 random bytes, base64url without padding: 24 URL-safe characters, as
-/// the JavaScript server's ids.
-fn connection_id() -> String {
+/// 18 random bytes (a cryptographically secure generator seeded by the
+/// operating system), base64url without padding: 24 URL-safe characters,
+/// as the JavaScript server's ids. Connection ids and session tokens.
+pub(crate) fn random_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes: [u8; 18] = rand::random();
     let mut id = String::with_capacity(24);
@@ -1095,8 +1096,8 @@ fn connection_id() -> String {
 mod tests {
     #[test]
     fn ids_are_24_url_safe_chars() {
-        let a = super::connection_id();
-        let b = super::connection_id();
+        let a = super::random_id();
+        let b = super::random_id();
         assert_eq!(a.len(), 24);
         assert_ne!(a, b);
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));

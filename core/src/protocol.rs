@@ -4,6 +4,39 @@
 /// ([protocol § Transport](crate::protocol#transport)).
 pub const SUBPROTOCOL: &str = "ws-messaging";
 
+/// The subprotocol of the session recovery extension (`docs/recovery.md`):
+/// a client that wants it offers it before [`SUBPROTOCOL`]; a server that
+/// has recovery on selects it, any other selects [`SUBPROTOCOL`], so that
+/// the client speaks the 2.0.0 protocol.
+pub const RESUME_SUBPROTOCOL: &str = "ws-messaging.resume.1";
+
+/// [`choose_subprotocol`] for a server that speaks the recovery extension
+/// when `resume` is true: [`RESUME_SUBPROTOCOL`] when the client offers it,
+/// otherwise what [`choose_subprotocol`] picks.
+///
+/// ```
+/// use ws_messaging_core::protocol::choose_subprotocol_with;
+/// let offer = ["ws-messaging.resume.1, ws-messaging"];
+/// assert_eq!(choose_subprotocol_with(offer, true), Some("ws-messaging.resume.1"));
+/// assert_eq!(choose_subprotocol_with(offer, false), Some("ws-messaging"));
+/// assert_eq!(choose_subprotocol_with(["ws-messaging"], true), Some("ws-messaging"));
+/// ```
+pub fn choose_subprotocol_with<'a>(
+    offered: impl IntoIterator<Item = &'a str> + Clone,
+    resume: bool,
+) -> Option<&'a str> {
+    let resumable = resume
+        && offered
+            .clone()
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == RESUME_SUBPROTOCOL);
+    if resumable {
+        return Some(RESUME_SUBPROTOCOL);
+    }
+    choose_subprotocol(offered)
+}
+
 /// The subprotocol a server answers an upgrade with, given the values of
 /// its `Sec-WebSocket-Protocol` headers: `ws-messaging` when the client
 /// offers it (browsers fail the connection otherwise), else, like the

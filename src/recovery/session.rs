@@ -1,0 +1,278 @@
+//! Sessions of the recovery extension, in memory (`docs/recovery.md`,
+//! "Handshake", "Tokens", "Sessions and history"): what a connection that
+//! drops leaves behind for the session time, found again by its secret
+//! token and only by the identity the connection hook accepted.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long sessions live and how many may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionLimits {
+    /// How long a dropped session waits for its client.
+    pub(crate) time: Duration,
+    /// Dropped sessions kept at most (the oldest go first).
+    pub(crate) max_waiting: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            time: Duration::from_secs(120),
+            max_waiting: 100_000,
+        }
+    }
+}
+
+/// What a session keeps for its next connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Session {
+    /// The public connection id, kept across resumes.
+    pub(crate) id: Arc<str>,
+    /// What the connection hook accepted (by default its encoded reply).
+    pub(crate) identity: Box<[u8]>,
+    /// The rooms joined, each with the top offset its partition had when
+    /// the join took effect.
+    pub(crate) rooms: Vec<(Arc<str>, u16, u64)>,
+    /// Where replay starts for the partitions of its own id and of
+    /// everyone when the client presents no position for them.
+    pub(crate) started: Vec<(u16, u64)>,
+    /// How many of the client's messages the server has received.
+    pub(crate) received: u64,
+}
+
+/// Why a resume found nothing to resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResumeFailure {
+    /// No such token (forged, never given, resumed already, or forgotten).
+    Unknown,
+    /// The token's session belongs to another identity.
+    Identity,
+    /// The session's time ran out.
+    Expired,
+}
+
+impl ResumeFailure {
+    /// The reason's word on the wire (`failed:REASON`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ResumeFailure::Unknown => "unknown",
+            ResumeFailure::Identity => "identity",
+            ResumeFailure::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    session: Session,
+    /// When its connection dropped; `None` while one is open.
+    dropped: Option<Instant>,
+}
+
+/// The sessions of one node.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    limits: SessionLimits,
+    slots: HashMap<Box<str>, Slot>,
+    /// Dropped sessions in the order they dropped (a token may stand here
+    /// after its session resumed or dropped again: checked when popped).
+    waiting: VecDeque<(Instant, Box<str>)>,
+    waiting_count: usize,
+}
+
+impl Sessions {
+    pub(crate) fn new(limits: SessionLimits) -> Self {
+        Sessions {
+            limits,
+            ..Sessions::default()
+        }
+    }
+
+    /// A new session for a connection that has just been accepted; returns
+    /// its token.
+    pub(crate) fn start(&mut self, session: Session) -> String {
+        let token = new_token();
+        self.slots.insert(token.clone().into(), Slot { session, dropped: None });
+        token
+    }
+
+    /// The session of `token`, for a connection the hook accepted as
+    /// `identity`, at `now`: its state and a new token (the old one stops
+    /// working). A failure leaves a session of another identity as it was.
+    pub(crate) fn resume(
+        &mut self,
+        token: &str,
+        identity: &[u8],
+        now: Instant,
+    ) -> Result<(String, Session), ResumeFailure> {
+        self.expire(now);
+        let Some(slot) = self.slots.get(token) else {
+            return Err(ResumeFailure::Unknown);
+        };
+        if *slot.session.identity != *identity {
+            return Err(ResumeFailure::Identity);
+        }
+        if slot
+            .dropped
+            .is_some_and(|at| now.saturating_duration_since(at) > self.limits.time)
+        {
+            self.slots.remove(token);
+            return Err(ResumeFailure::Expired);
+        }
+        let slot = self.slots.remove(token).expect("looked up above");
+        if slot.dropped.is_some() {
+            self.waiting_count -= 1;
+        }
+        let new = new_token();
+        let session = slot.session.clone();
+        self.slots.insert(
+            new.clone().into(),
+            Slot {
+                session: slot.session,
+                dropped: None,
+            },
+        );
+        Ok((new, session))
+    }
+
+    /// The session of `token` with its connection gone at `now`: it waits
+    /// for its client for the session time.
+    pub(crate) fn dropped(&mut self, token: &str, now: Instant) {
+        let Some(slot) = self.slots.get_mut(token) else {
+            return;
+        };
+        if slot.dropped.is_none() {
+            slot.dropped = Some(now);
+            self.waiting.push_back((now, token.into()));
+            self.waiting_count += 1;
+        }
+        self.expire(now);
+    }
+
+    /// Updates the session of an open connection.
+    pub(crate) fn update(&mut self, token: &str, f: impl FnOnce(&mut Session)) {
+        if let Some(slot) = self.slots.get_mut(token) {
+            f(&mut slot.session);
+        }
+    }
+
+    /// Forgets the sessions whose time has run out at `now`, and the
+    /// oldest dropped ones past the count.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        while let Some((at, token)) = self.waiting.front() {
+            let overdue = now.saturating_duration_since(*at) > self.limits.time;
+            if !overdue && self.waiting_count <= self.limits.max_waiting {
+                break;
+            }
+            let (at, token) = (*at, token.clone());
+            self.waiting.pop_front();
+            // Only if it is still the same drop (not resumed since).
+            if self.slots.get(&token).is_some_and(|s| s.dropped == Some(at)) {
+                self.slots.remove(&token);
+                self.waiting_count -= 1;
+            }
+        }
+        // Entries of sessions that resumed: do not let them pile up.
+        if self.waiting.len() > 2 * self.waiting_count + 64 {
+            let slots = &self.slots;
+            self.waiting
+                .retain(|(at, token)| slots.get(token).is_some_and(|s| s.dropped == Some(*at)));
+        }
+    }
+
+    /// Sessions held: (with an open connection, waiting).
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (self.slots.len() - self.waiting_count, self.waiting_count)
+    }
+}
+
+/// A new secret token: 144 bits from a cryptographically secure
+/// generator (seeded by the operating system), base64url, as connection
+/// ids are made (and as unrelated to them).
+fn new_token() -> String {
+    crate::server::random_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(identity: &str) -> Session {
+        Session {
+            id: "c1".into(),
+            identity: identity.as_bytes().into(),
+            rooms: vec![("lobby".into(), 3, 17)],
+            started: vec![(64, 5)],
+            received: 9,
+        }
+    }
+
+    fn sessions(secs: u64, max_waiting: usize) -> Sessions {
+        Sessions::new(SessionLimits {
+            time: Duration::from_secs(secs),
+            max_waiting,
+        })
+    }
+
+    #[test]
+    fn a_dropped_session_resumes_once_with_its_state_and_a_new_token() {
+        let now = Instant::now();
+        let mut all = sessions(120, 10);
+        let token = all.start(session("alice"));
+        assert_eq!(token.len(), 24);
+        all.dropped(&token, now);
+        assert_eq!(all.counts(), (0, 1));
+        let (new, resumed) = all.resume(&token, b"alice", now + Duration::from_secs(1)).unwrap();
+        assert_eq!(resumed, session("alice"));
+        assert_ne!(new, token);
+        assert_eq!(all.counts(), (1, 0));
+        assert_eq!(
+            all.resume(&token, b"alice", now).err(),
+            Some(ResumeFailure::Unknown),
+            "the old token stops working"
+        );
+    }
+
+    #[test]
+    fn another_identity_gets_nothing_and_leaves_the_session_in_place() {
+        let now = Instant::now();
+        let mut all = sessions(120, 10);
+        let token = all.start(session("alice"));
+        all.dropped(&token, now);
+        assert_eq!(all.resume(&token, b"mallory", now).err(), Some(ResumeFailure::Identity));
+        assert_eq!(all.resume("forged", b"alice", now).err(), Some(ResumeFailure::Unknown));
+        assert!(all.resume(&token, b"alice", now).is_ok());
+    }
+
+    #[test]
+    fn sessions_past_their_time_or_the_count_are_forgotten() {
+        let now = Instant::now();
+        let mut all = sessions(2, 2);
+        let a = all.start(session("a"));
+        let b = all.start(session("b"));
+        let c = all.start(session("c"));
+        all.dropped(&a, now);
+        all.dropped(&b, now);
+        all.dropped(&c, now);
+        assert_eq!(all.counts(), (0, 2), "the oldest dropped went first");
+        assert_eq!(all.resume(&a, b"a", now).err(), Some(ResumeFailure::Unknown));
+        let later = now + Duration::from_secs(3);
+        assert!(all.resume(&b, b"b", later).is_err());
+        all.expire(later);
+        assert_eq!(all.counts(), (0, 0), "nothing left after the session time");
+    }
+
+    #[test]
+    fn an_open_session_is_never_expired_and_updates_stick() {
+        let now = Instant::now();
+        let mut all = sessions(1, 1);
+        let token = all.start(session("a"));
+        all.update(&token, |s| s.received = 42);
+        all.expire(now + Duration::from_secs(3600));
+        all.dropped(&token, now + Duration::from_secs(3600));
+        let (_, resumed) = all.resume(&token, b"a", now + Duration::from_secs(3600)).unwrap();
+        assert_eq!(resumed.received, 42);
+    }
+}
