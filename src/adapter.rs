@@ -232,17 +232,39 @@ pub type AckSender = mpsc::UnboundedSender<Ack>;
 /// The connections of one node, by id, and the rooms they joined.
 pub struct Registry<C: Codec> {
     state: Mutex<State<C>>,
+    /// With recovery on: held from a recoverable event's append to the
+    /// end of its queueing, so that every connection gets a partition's
+    /// events in offset order.
+    publishing: Mutex<()>,
 }
 
 struct State<C: Codec> {
     connections: HashMap<Arc<str>, Member<C>>,
     rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// The partition logs, with recovery on.
+    logs: Option<Box<crate::recovery::Logs>>,
 }
 
 struct Member<C: Codec> {
     endpoint: Endpoint<C>,
     rooms: Vec<Arc<str>>,
+    /// A connection that speaks the recovery extension: where each room's
+    /// partition stood when it joined (beside `rooms`), and where its own
+    /// id's and everyone's stood when it connected.
+    recovery: Option<Box<MemberRecovery>>,
 }
+
+#[derive(Debug, Default)]
+struct MemberRecovery {
+    joined_at: Vec<u64>,
+    started: Vec<(u16, u64)>,
+}
+
+/// What a recovery session keeps of a connection's membership: each room
+/// with its partition and that partition's offset when the room was
+/// joined, and the starting offsets of its own id's and everyone's
+/// partitions.
+pub(crate) type Membership = (Vec<(Arc<str>, u16, u64)>, Vec<(u16, u64)>);
 
 impl<C: Codec> std::fmt::Debug for Registry<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -260,7 +282,9 @@ impl<C: Codec> Default for Registry<C> {
             state: Mutex::new(State {
                 connections: HashMap::new(),
                 rooms: HashMap::new(),
+                logs: None,
             }),
+            publishing: Mutex::new(()),
         }
     }
 }
@@ -327,6 +351,78 @@ impl<C: Codec> Registry<C> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A registry that logs recoverable events (the recovery extension).
+    pub(crate) fn with_recovery(config: &crate::recovery::RecoveryConfig) -> Self {
+        let registry = Registry::default();
+        registry.lock().logs = Some(Box::new(crate::recovery::Logs::new(config)));
+        registry
+    }
+
+    /// Whether recoverable events are logged here.
+    pub(crate) fn recovers(&self) -> bool {
+        self.lock().logs.is_some()
+    }
+
+    /// Marks the connection `id` as one that speaks the recovery
+    /// extension, its own id's and everyone's partitions starting where
+    /// they stand now (or at `membership`'s, for a resumed session, whose
+    /// rooms it joins again). False without recovery or such connection.
+    pub(crate) fn set_resumable(&self, id: &str, membership: Option<&Membership>) -> bool {
+        let state = &mut *self.lock();
+        let Some(logs) = state.logs.as_deref() else {
+            return false;
+        };
+        let Some(member) = state.connections.get_mut(id) else {
+            return false;
+        };
+        let started = match membership {
+            Some((_, started)) => started.clone(),
+            None => {
+                let own = crate::recovery::position::partition_of(id, logs.partitions());
+                let everyone = logs.partitions();
+                vec![(own, logs.top(own)), (everyone, logs.top(everyone))]
+            }
+        };
+        member.recovery = Some(Box::new(MemberRecovery {
+            joined_at: vec![0; member.rooms.len()],
+            started,
+        }));
+        let id: Arc<str> = state.connections.get_key_value(id).map(|(id, _)| id.clone()).expect("found above");
+        for (room, _, at) in membership.map(|m| m.0.as_slice()).unwrap_or_default() {
+            let member = state.connections.get_mut(&id).expect("found above");
+            if member.rooms.iter().any(|r| r == room) {
+                continue;
+            }
+            member.rooms.push(room.clone());
+            if let Some(recovery) = member.recovery.as_mut() {
+                recovery.joined_at.push(*at);
+            }
+            state.rooms.entry(room.clone()).or_default().insert(id.clone());
+        }
+        true
+    }
+
+    /// The membership a recovery session keeps of the connection `id`.
+    pub(crate) fn membership(&self, id: &str) -> Option<Membership> {
+        let state = self.lock();
+        let logs = state.logs.as_deref()?;
+        let member = state.connections.get(id)?;
+        let recovery = member.recovery.as_deref()?;
+        let rooms = member
+            .rooms
+            .iter()
+            .zip(&recovery.joined_at)
+            .map(|(room, at)| {
+                (
+                    room.clone(),
+                    crate::recovery::position::partition_of(room, logs.partitions()),
+                    *at,
+                )
+            })
+            .collect();
+        Some((rooms, recovery.started.clone()))
+    }
+
     /// The connection with this id.
     pub fn get(&self, id: &str) -> Option<Endpoint<C>> {
         self.lock().connections.get(id).map(|m| m.endpoint.clone())
@@ -359,6 +455,7 @@ impl<C: Codec> Registry<C> {
         let member = Member {
             endpoint,
             rooms: Vec::new(),
+            recovery: None,
         };
         self.lock().connections.insert(Arc::from(id), member);
     }
@@ -393,6 +490,11 @@ impl<C: Codec> Registry<C> {
         if member.rooms.iter().any(|r| &**r == room) {
             return true;
         }
+        if let (Some(recovery), Some(logs)) = (member.recovery.as_mut(), state.logs.as_deref()) {
+            // Whatever is appended from now on reaches it, live or replayed.
+            let p = crate::recovery::position::partition_of(room, logs.partitions());
+            recovery.joined_at.push(logs.top(p));
+        }
         let room: Arc<str> = state
             .rooms
             .get_key_value(room)
@@ -413,6 +515,9 @@ impl<C: Codec> Registry<C> {
             return true;
         };
         member.rooms.swap_remove(at);
+        if let Some(recovery) = member.recovery.as_mut() {
+            recovery.joined_at.swap_remove(at);
+        }
         leave_room(&mut state.rooms, room, id);
         true
     }
@@ -441,6 +546,9 @@ impl<C: Codec> Registry<C> {
     /// use the server. Two deliveries made one after the other reach every
     /// connection in that order.
     pub fn deliver(&self, target: &Target, message: &EncodedMessage) -> usize {
+        if self.recovers() {
+            return self.deliver_recoverable(target, message);
+        }
         let mut recipients = Vec::new();
         self.lock()
             .select(target, |_, member| recipients.push(member.endpoint.clone()));
@@ -448,6 +556,56 @@ impl<C: Codec> Registry<C> {
             .iter()
             .filter(|endpoint| endpoint.queue_encoded(message).is_ok())
             .count()
+    }
+
+    /// [`deliver`](Self::deliver) with recovery on: the event is appended
+    /// to its partitions, and a connection that speaks the extension gets
+    /// it after its position (`wsm.at`), from the one partition the
+    /// delivery rule names for it.
+    fn deliver_recoverable(&self, target: &Target, message: &EncodedMessage) -> usize {
+        use crate::recovery::route::source_of;
+        let _order = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut recipients: Vec<(Endpoint<C>, Option<crate::recovery::position::Position>)> = Vec::new();
+        {
+            let state = &mut *self.lock();
+            // Out of the state while it selects (put back below).
+            let mut logs = state.logs.take().expect("recovers");
+            let offsets = logs.append(target, message, std::time::Instant::now());
+            let logs_ref = &*logs;
+            state.select(target, |id, member| {
+                let position = member.recovery.as_ref().and_then(|_| {
+                    let rooms: Vec<&str> = member.rooms.iter().map(|r| &**r).collect();
+                    let p = source_of(target, id, &rooms, logs_ref.partitions())?;
+                    let (_, offset) = offsets.iter().find(|(q, _)| *q == p)?;
+                    Some(logs_ref.position(p, *offset))
+                });
+                recipients.push((member.endpoint.clone(), position));
+            });
+            state.logs = Some(logs);
+        }
+        let mut delivered = 0;
+        // One `wsm.at` frame per partition, encoded once.
+        let mut ats: Vec<(crate::recovery::position::Position, EncodedMessage)> = Vec::new();
+        for (endpoint, position) in &recipients {
+            let queued = match position {
+                None => endpoint.queue_encoded(message),
+                Some(position) => {
+                    let at = match ats.iter().find(|(p, _)| p == position) {
+                        Some((_, at)) => at.clone(),
+                        None => match EncodedMessage::encode(endpoint.codec(), crate::recovery::AT, (position.to_string(),)) {
+                            Ok(at) => {
+                                ats.push((position.clone(), at.clone()));
+                                at
+                            }
+                            Err(_) => continue,
+                        },
+                    };
+                    endpoint.queue_tagged(&at, message)
+                }
+            };
+            delivered += usize::from(queued.is_ok());
+        }
+        delivered
     }
 
     /// The authenticated connections `target` selects.

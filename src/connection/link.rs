@@ -301,6 +301,26 @@ impl Link {
         Ok(())
     }
 
+    /// Queues `first` and `second` next to each other, nothing between
+    /// them (a position and its event), without waiting; limits as for
+    /// [`push_now`](Self::push_now).
+    pub(crate) fn push_pair_now(&self, first: Message, second: Message) -> Result<(), PushError> {
+        let mut state = self.lock();
+        if state.phase != Phase::Open {
+            return Err(PushError::Closed);
+        }
+        if self.full(&state) {
+            let (frames, bytes) = (state.queue.len(), state.bytes);
+            let failed = self.start_close(&mut state, CloseCode::SLOW_CONSUMER, "Slow consumer", true);
+            drop(state);
+            self.after_close(failed);
+            return Err(PushError::SlowConsumer { frames, bytes });
+        }
+        self.enqueue(&mut state, first, false);
+        self.enqueue(&mut state, second, false);
+        Ok(())
+    }
+
     /// Queues a frame, waiting while the backlog is full (backpressure).
     /// With `pending`, registers an invoke under that id in the same step;
     /// its outcome is then waited for with [`poll_settled`](Self::poll_settled).

@@ -144,6 +144,18 @@ impl<C: Codec> Endpoint<C> {
         self.pushed(pushed)
     }
 
+    /// Queues the recoverable event `message` after its position `at`
+    /// (`wsm.at`), the two frames next to each other (the recovery
+    /// extension; `docs/recovery.md`).
+    pub(crate) fn queue_tagged(&self, at: &EncodedMessage, message: &EncodedMessage) -> Result<(), SendError> {
+        self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
+        let pushed = match &self.life().link {
+            Some(link) => link.push_pair_now(at.0.clone(), message.0.clone()),
+            None => Err(PushError::Closed),
+        };
+        self.pushed(pushed)
+    }
+
     /// Queues a broadcast invoke's frame (its id is `id`) without waiting,
     /// as [`queue_encoded`](Self::queue_encoded) does, with a pending
     /// invoke under `id`: the link it went on and where its answer comes.
