@@ -402,6 +402,68 @@ impl<C: Codec> Registry<C> {
         true
     }
 
+    /// Held while a resumed or new recovery session is set up (replay
+    /// queued, then connected), so that no recoverable event falls
+    /// between what is replayed and what is delivered live.
+    pub(crate) fn hold_publishing(&self) -> MutexGuard<'_, ()> {
+        self.publishing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the connection `id`, whose session kept `membership`, missed
+    /// after the positions the client `presented`: each event with its
+    /// position, oldest first (by append time, then partition and
+    /// offset). An event reaches it only through a key it held then (a
+    /// room joined, its own id, everyone, each from where it started).
+    /// Call with [`hold_publishing`](Self::hold_publishing) held.
+    pub(crate) fn replay(
+        &self,
+        id: &str,
+        membership: &Membership,
+        presented: &[crate::recovery::position::Position],
+    ) -> Result<Vec<(crate::recovery::position::Position, EncodedMessage)>, crate::recovery::Failure> {
+        use crate::recovery::log::Gap;
+        use crate::recovery::Failure;
+        let state = &mut *self.lock();
+        let logs = state.logs.as_deref_mut().ok_or(Failure::Epoch)?;
+        let partitions = logs.partitions();
+        let (rooms, started) = membership;
+        // Where each key started: rooms by their joins, the id's and
+        // everyone's by the connection's start.
+        let mut wanted: Vec<(u16, u64)> = rooms.iter().map(|(_, p, at)| (*p, *at)).collect();
+        wanted.extend(started.iter().copied());
+        let mut from: Vec<(u16, u64)> = Vec::new();
+        for (p, at) in &wanted {
+            match from.iter_mut().find(|(q, _)| q == p) {
+                Some((_, start)) => *start = (*start).min(*at),
+                None => from.push((*p, *at)),
+            }
+        }
+        let now = std::time::Instant::now();
+        let mut out = Vec::new();
+        for (p, start) in from {
+            let log_epoch = logs.position(p, 0).epoch;
+            let start = match presented.iter().find(|q| q.partition == p) {
+                Some(q) if q.epoch != log_epoch => return Err(Failure::Epoch),
+                Some(q) => q.offset.max(start),
+                None => start,
+            };
+            let entries = logs.log_mut(p).after(start, now).map_err(|gap| match gap {
+                Gap::Trimmed => Failure::Trimmed,
+                Gap::Ahead => Failure::Epoch,
+            })?;
+            for entry in entries {
+                if entry.item.source_for(id, rooms, started, partitions) == Some(p) {
+                    out.push((entry.at, p, entry.offset, entry.item.message.clone()));
+                }
+            }
+        }
+        out.sort_by_key(|(at, p, offset, _)| (*at, *p, *offset));
+        Ok(out
+            .into_iter()
+            .map(|(_, p, offset, message)| (logs.position(p, offset), message))
+            .collect())
+    }
+
     /// The membership a recovery session keeps of the connection `id`.
     pub(crate) fn membership(&self, id: &str) -> Option<Membership> {
         let state = self.lock();

@@ -53,6 +53,43 @@ impl Default for RecoveryConfig {
 pub(crate) struct Logged {
     pub(crate) target: Target,
     pub(crate) message: EncodedMessage,
+    /// Its offset in each partition it was appended to.
+    pub(crate) offsets: Vec<(u16, u64)>,
+}
+
+impl Logged {
+    /// The partition a connection `id` receives this event from, given
+    /// what it held and since when: its `rooms` (name, partition, the
+    /// partition's offset at the join) and the `started` offsets of its
+    /// own id's and everyone's partitions. A key counts only if it was
+    /// held before this event was appended to the key's partition.
+    pub(crate) fn source_for(
+        &self,
+        id: &str,
+        rooms: &[(Arc<str>, u16, u64)],
+        started: &[(u16, u64)],
+        partitions: u16,
+    ) -> Option<u16> {
+        let offset_in = |p: u16| self.offsets.iter().find(|(q, _)| *q == p).map(|(_, o)| *o);
+        let before = |p: u16, at: u64| offset_in(p).is_some_and(|o| at < o);
+        let held: Vec<&str> = rooms
+            .iter()
+            .filter(|(_, p, at)| before(*p, *at))
+            .map(|(room, _, _)| &**room)
+            .collect();
+        let source = route::source_of(&self.target, id, &held, partitions)?;
+        // Through its own id or everyone: only from where it started.
+        let through_room = held
+            .iter()
+            .any(|room| self.target.rooms().iter().any(|r| r == room) && position::partition_of(room, partitions) == source);
+        if through_room {
+            return Some(source);
+        }
+        started
+            .iter()
+            .any(|(p, at)| *p == source && before(*p, *at))
+            .then_some(source)
+    }
 }
 
 /// The partition logs of one node (in memory).
@@ -88,15 +125,21 @@ impl Logs {
     /// Appends an event to each partition of its target; returns the
     /// offsets, by partition.
     pub(crate) fn append(&mut self, target: &Target, message: &EncodedMessage, now: Instant) -> Vec<(u16, u64)> {
+        let offsets: Vec<(u16, u64)> = route::partitions_of(target, self.partitions)
+            .into_iter()
+            .map(|p| (p, self.logs[usize::from(p)].top() + 1))
+            .collect();
         let logged = Arc::new(Logged {
             target: target.clone(),
             message: message.clone(),
+            offsets: offsets.clone(),
         });
         let size = message.as_bytes().len() + target.rooms().iter().map(String::len).sum::<usize>() + 64;
-        route::partitions_of(target, self.partitions)
-            .into_iter()
-            .map(|p| (p, self.logs[usize::from(p)].append(logged.clone(), size, now)))
-            .collect()
+        for (p, offset) in &offsets {
+            let appended = self.logs[usize::from(*p)].append(logged.clone(), size, now);
+            debug_assert_eq!(appended, *offset);
+        }
+        offsets
     }
 
     /// The position of `offset` in partition `p`.
@@ -116,6 +159,37 @@ impl Logs {
     /// Partition `p`'s log.
     pub(crate) fn log_mut(&mut self, p: u16) -> &mut PartitionLog<Arc<Logged>> {
         &mut self.logs[usize::from(p)]
+    }
+}
+
+/// Why a session could not be recovered (`failed:REASON`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// No such session (or it is not waiting).
+    Unknown,
+    /// Another identity's session.
+    Identity,
+    /// Its time ran out.
+    Expired,
+    /// The history no longer holds the gap.
+    Trimmed,
+    /// The history is another incarnation's.
+    Epoch,
+    /// The gap is larger than a resume replays.
+    Limit,
+}
+
+impl Failure {
+    /// The reason's word on the wire.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Failure::Unknown => "unknown",
+            Failure::Identity => "identity",
+            Failure::Expired => "expired",
+            Failure::Trimmed => "trimmed",
+            Failure::Epoch => "epoch",
+            Failure::Limit => "limit",
+        }
     }
 }
 

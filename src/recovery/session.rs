@@ -7,6 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Failure;
+
 /// How long sessions live and how many may wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SessionLimits {
@@ -40,28 +42,6 @@ pub(crate) struct Session {
     pub(crate) started: Vec<(u16, u64)>,
     /// How many of the client's messages the server has received.
     pub(crate) received: u64,
-}
-
-/// Why a resume found nothing to resume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ResumeFailure {
-    /// No such token (forged, never given, resumed already, or forgotten).
-    Unknown,
-    /// The token's session belongs to another identity.
-    Identity,
-    /// The session's time ran out.
-    Expired,
-}
-
-impl ResumeFailure {
-    /// The reason's word on the wire (`failed:REASON`).
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            ResumeFailure::Unknown => "unknown",
-            ResumeFailure::Identity => "identity",
-            ResumeFailure::Expired => "expired",
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -106,20 +86,20 @@ impl Sessions {
         token: &str,
         identity: &[u8],
         now: Instant,
-    ) -> Result<(String, Session), ResumeFailure> {
+    ) -> Result<(String, Session), Failure> {
         self.expire(now);
         let Some(slot) = self.slots.get(token) else {
-            return Err(ResumeFailure::Unknown);
+            return Err(Failure::Unknown);
         };
         if *slot.session.identity != *identity {
-            return Err(ResumeFailure::Identity);
+            return Err(Failure::Identity);
         }
         if slot
             .dropped
             .is_some_and(|at| now.saturating_duration_since(at) > self.limits.time)
         {
             self.slots.remove(token);
-            return Err(ResumeFailure::Expired);
+            return Err(Failure::Expired);
         }
         let slot = self.slots.remove(token).expect("looked up above");
         if slot.dropped.is_some() {
@@ -135,6 +115,14 @@ impl Sessions {
             },
         );
         Ok((new, session))
+    }
+
+    /// The public id of the session of `token` while it waits for its
+    /// client (dropped, within its time at `now`).
+    pub(crate) fn waiting_id(&self, token: &str, now: Instant) -> Option<Arc<str>> {
+        let slot = self.slots.get(token)?;
+        let at = slot.dropped?;
+        (now.saturating_duration_since(at) <= self.limits.time).then(|| slot.session.id.clone())
     }
 
     /// The session of `token` with its connection gone at `now`: it waits
@@ -230,7 +218,7 @@ mod tests {
         assert_eq!(all.counts(), (1, 0));
         assert_eq!(
             all.resume(&token, b"alice", now).err(),
-            Some(ResumeFailure::Unknown),
+            Some(Failure::Unknown),
             "the old token stops working"
         );
     }
@@ -241,8 +229,8 @@ mod tests {
         let mut all = sessions(120, 10);
         let token = all.start(session("alice"));
         all.dropped(&token, now);
-        assert_eq!(all.resume(&token, b"mallory", now).err(), Some(ResumeFailure::Identity));
-        assert_eq!(all.resume("forged", b"alice", now).err(), Some(ResumeFailure::Unknown));
+        assert_eq!(all.resume(&token, b"mallory", now).err(), Some(Failure::Identity));
+        assert_eq!(all.resume("forged", b"alice", now).err(), Some(Failure::Unknown));
         assert!(all.resume(&token, b"alice", now).is_ok());
     }
 
@@ -257,7 +245,7 @@ mod tests {
         all.dropped(&b, now);
         all.dropped(&c, now);
         assert_eq!(all.counts(), (0, 2), "the oldest dropped went first");
-        assert_eq!(all.resume(&a, b"a", now).err(), Some(ResumeFailure::Unknown));
+        assert_eq!(all.resume(&a, b"a", now).err(), Some(Failure::Unknown));
         let later = now + Duration::from_secs(3);
         assert!(all.resume(&b, b"b", later).is_err());
         all.expire(later);
