@@ -387,7 +387,11 @@ impl<C: Codec> Registry<C> {
             joined_at: vec![0; member.rooms.len()],
             started,
         }));
-        let id: Arc<str> = state.connections.get_key_value(id).map(|(id, _)| id.clone()).expect("found above");
+        let id: Arc<str> = state
+            .connections
+            .get_key_value(id)
+            .map(|(id, _)| id.clone())
+            .expect("found above");
         for (room, _, at) in membership.map(|m| m.0.as_slice()).unwrap_or_default() {
             let member = state.connections.get_mut(&id).expect("found above");
             if member.rooms.iter().any(|r| r == room) {
@@ -654,13 +658,16 @@ impl<C: Codec> Registry<C> {
                 Some(position) => {
                     let at = match ats.iter().find(|(p, _)| p == position) {
                         Some((_, at)) => at.clone(),
-                        None => match EncodedMessage::encode(endpoint.codec(), crate::recovery::AT, (position.to_string(),)) {
-                            Ok(at) => {
-                                ats.push((position.clone(), at.clone()));
-                                at
+                        None => {
+                            match EncodedMessage::encode(endpoint.codec(), crate::recovery::AT, (position.to_string(),))
+                            {
+                                Ok(at) => {
+                                    ats.push((position.clone(), at.clone()));
+                                    at
+                                }
+                                Err(_) => continue,
                             }
-                            Err(_) => continue,
-                        },
+                        }
                     };
                     endpoint.queue_tagged(&at, message)
                 }

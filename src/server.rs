@@ -32,10 +32,13 @@ use crate::endpoint::{
     Handler, Handlers, Listener, ListenerId, Role, StateMap,
 };
 use crate::error::{AdapterError, HandlerError, RegisterError, SendError, ServeError};
+use crate::protocol::{choose_subprotocol_with, RESUME_SUBPROTOCOL};
+use crate::recovery::serve::{parse_resume, ServerRecovery};
+use crate::recovery::RecoveryConfig;
 use crate::request::Request;
 use crate::trace::{self, Instrument};
 use crate::wire::{check_name, truncate_reason};
-use crate::{protocol::choose_subprotocol, Args, CloseCode};
+use crate::{Args, CloseCode};
 
 type Hook<C> = Arc<dyn Fn(Endpoint<C>, Bytes) -> BoxFuture<Result<Message, HandlerError>> + Send + Sync>;
 type DisconnectHook<C> = Arc<dyn Fn(Endpoint<C>, u16, String) -> BoxFuture<()> + Send + Sync>;
@@ -51,6 +54,7 @@ pub struct ServerBuilder<C: Codec> {
     adapter: Arc<dyn Adapter<C>>,
     origins: Option<Vec<String>>,
     state: StateMap,
+    recovery: Option<RecoveryConfig>,
 }
 
 impl<C: Codec> std::fmt::Debug for ServerBuilder<C> {
@@ -78,7 +82,20 @@ impl<C: Codec> ServerBuilder<C> {
             adapter: Arc::new(LocalAdapter),
             origins: None,
             state: StateMap::new(),
+            recovery: None,
         }
+    }
+
+    /// Turns on session recovery for the clients that negotiate it (the
+    /// `ws-messaging.resume.1` subprotocol; others see the 2.0.0 protocol
+    /// unchanged): events sent through the server (to everyone, to rooms,
+    /// to a connection id) are logged and replayed, in order, to a client
+    /// that resumes its session within `config.session_time`. One node,
+    /// in memory; see `docs/recovery.md`. Only on the server's own
+    /// listener and `serve_stream*` for now.
+    pub fn recovery(mut self, config: RecoveryConfig) -> Self {
+        self.recovery = Some(config);
+        self
     }
 
     /// Application state every handler can take as a [`State<S>`](crate::State)
@@ -278,7 +295,11 @@ impl<C: Codec> ServerBuilder<C> {
             hook_timeout,
             hook: self.hook,
             disconnect: self.disconnect,
-            clients: Arc::new(Registry::default()),
+            clients: Arc::new(match &self.recovery {
+                Some(config) => Registry::with_recovery(config),
+                None => Registry::default(),
+            }),
+            recovery: self.recovery.map(ServerRecovery::new),
             adapter: self.adapter,
             local_addr,
             shutdown,
@@ -321,6 +342,8 @@ pub(crate) struct ServerInner<C: Codec> {
     /// The handlers every connection shares, and the application state.
     shared: Arc<Handlers<C>>,
     next_listener: AtomicU64,
+    /// Sessions, with recovery on.
+    recovery: Option<ServerRecovery>,
 }
 
 /// An origin as compared: ASCII lower case, no trailing `/`.
@@ -692,7 +715,7 @@ impl<C: Codec> Server<C> {
             refuse(&mut ws, CloseCode::FORBIDDEN, "origin not allowed").await;
             return;
         }
-        if let Some(mut ws) = serve_connection(&self.inner, ws, Some(Box::new(request))).await {
+        if let Some(mut ws) = serve_connection(&self.inner, ws, Some(Box::new(request)), false).await {
             drain(ws.get_mut()).await;
         }
     }
@@ -702,7 +725,7 @@ impl<C: Codec> Server<C> {
     /// it ends. The upgrade should have echoed the `ws-messaging` subprotocol.
     pub async fn serve_websocket<T: Transport>(&self, ws: T) {
         let _live = LiveGuard::new(&self.inner);
-        serve_connection(&self.inner, ws, None).await;
+        serve_connection(&self.inner, ws, None, false).await;
     }
 }
 
@@ -780,6 +803,7 @@ where
 {
     let config = server_config(inner.options.max_message_size);
     let mut request = None;
+    let mut resumable = false;
     #[allow(clippy::result_large_err)] // tungstenite's callback type
     let seen = |upgrade: &UpgradeRequest, response: Response| {
         let origin = upgrade
@@ -797,7 +821,9 @@ where
             upgrade.headers().clone(),
             peer,
         )));
-        echo_subprotocol(upgrade, response)
+        let (response, chosen) = echo_subprotocol(upgrade, response, inner.recovery.is_some());
+        resumable = chosen == Some(RESUME_SUBPROTOCOL);
+        response
     };
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(LeanIo::new(stream), seen, Some(config));
     let mut shutdown = inner.shutdown.subscribe();
@@ -810,7 +836,7 @@ where
         },
         () = stopped(&mut shutdown) => return,
     };
-    if let Some(mut ws) = serve_connection(inner, ws, request).await {
+    if let Some(mut ws) = serve_connection(inner, ws, request, resumable).await {
         drain(ws.get_mut()).await;
     }
 }
@@ -841,15 +867,27 @@ async fn drain<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(io: &mut
     let _ = tokio::time::timeout(Duration::from_secs(2), discard).await;
 }
 
-/// Echoes the subprotocol [`choose_subprotocol`] picks.
+/// Echoes the subprotocol [`choose_subprotocol_with`] picks (the recovery
+/// extension's when `resume` and offered); returns it too when it is one
+/// of ours.
 #[allow(clippy::result_large_err)]
-fn echo_subprotocol(request: &UpgradeRequest, mut response: Response) -> Result<Response, ErrorResponse> {
+fn echo_subprotocol(
+    request: &UpgradeRequest,
+    mut response: Response,
+    resume: bool,
+) -> (Result<Response, ErrorResponse>, Option<&'static str>) {
     let offered = request.headers().get_all("sec-websocket-protocol");
-    let chosen = choose_subprotocol(offered.iter().filter_map(|v| v.to_str().ok()));
+    let offered: Vec<&str> = offered.iter().filter_map(|v| v.to_str().ok()).collect();
+    let chosen = choose_subprotocol_with(offered.iter().copied(), resume);
+    let known = match chosen {
+        Some(RESUME_SUBPROTOCOL) => Some(RESUME_SUBPROTOCOL),
+        Some(crate::protocol::SUBPROTOCOL) => Some(crate::protocol::SUBPROTOCOL),
+        _ => None,
+    };
     if let Some(protocol) = chosen.and_then(|p| HeaderValue::from_str(p).ok()) {
         response.headers_mut().insert("sec-websocket-protocol", protocol);
     }
-    Ok(response)
+    (Ok(response), known)
 }
 
 /// Serves one upgraded connection to its end. Returns the socket when it
@@ -860,6 +898,8 @@ async fn serve_connection<C: Codec, T: Transport>(
     mut ws: T,
     // Boxed: the connection's task keeps this slot for its whole life.
     request: Option<Box<Request>>,
+    // The client negotiated the recovery extension.
+    resumable: bool,
 ) -> Option<T> {
     let mut shutdown = inner.shutdown.subscribe();
 
@@ -889,7 +929,39 @@ async fn serve_connection<C: Codec, T: Transport>(
         }
         Ok(First::Data(auth)) => auth,
     };
-    let id = random_id();
+    // 1b. With the recovery extension, the second frame is `wsm.resume`.
+    let recovery = inner.recovery.as_ref().filter(|_| resumable);
+    let mut resume = None;
+    if recovery.is_some() {
+        let second = tokio::select! {
+            second = tokio::time::timeout(inner.auth_timeout, next_data(&mut ws)) => second,
+            () = stopped(&mut shutdown) => Ok(First::Ended),
+        };
+        match second {
+            Ok(First::Data(data)) => match parse_resume(&*inner.codec, &data) {
+                Ok(asked) => resume = asked,
+                Err(error) => {
+                    trace::info!(%error, "bad resume frame: refused (4003)");
+                    refuse(&mut ws, CloseCode::FORBIDDEN, "bad resume").await;
+                    return Some(ws);
+                }
+            },
+            Ok(First::Broken(code, reason)) => {
+                refuse(&mut ws, code, &reason).await;
+                return Some(ws);
+            }
+            Err(_) | Ok(First::Ended) => {
+                refuse(&mut ws, CloseCode::FORBIDDEN, "").await;
+                return None;
+            }
+        }
+    }
+    let resumed_id = match recovery {
+        Some(recovery) => recovery.resumed_id(resume.as_ref(), &inner.clients).await,
+        None => None,
+    };
+    let id = resumed_id.map_or_else(random_id, |id| id.to_string());
+    let token = std::sync::OnceLock::<String>::new();
     let span = trace::debug_span!(
         "ws_messaging.connection",
         id = %id,
@@ -910,6 +982,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         inner,
         id: &id,
         endpoint: &endpoint,
+        token: &token,
     };
 
     // 2. The connection hook decides; frames arriving meanwhile are dropped.
@@ -978,9 +1051,32 @@ async fn serve_connection<C: Codec, T: Transport>(
         }
     }
 
-    // 3. Connected: `connect` goes out first, then the connection runs.
-    link.push_first(connect);
-    endpoint.set_connected(&link, Bytes::new());
+    // 3. Connected: `connect` goes out first (after `wsm.session` with
+    // recovery, and before what a resumed session missed), then the
+    // connection runs.
+    match recovery {
+        None => {
+            link.push_first(connect);
+            endpoint.set_connected(&link, Bytes::new());
+        }
+        Some(recovery) => {
+            // No recoverable event between the replay and the first live one.
+            let publishing = inner.clients.hold_publishing();
+            match recovery.open(&*inner.codec, &inner.clients, &link, &id, connect, resume) {
+                Ok((session, status)) => {
+                    trace::debug!(parent: &span, ?status, "session");
+                    let _ = token.set(session);
+                }
+                Err(_) => {
+                    drop(publishing);
+                    refuse(&mut ws, CloseCode::FORBIDDEN, "bad resume").await;
+                    return None;
+                }
+            }
+            endpoint.set_connected(&link, Bytes::new());
+            drop(publishing);
+        }
+    }
     // `close` may have run since the check above.
     let closing = *shutdown.borrow();
     if let Some(code) = closing {
@@ -998,7 +1094,11 @@ async fn serve_connection<C: Codec, T: Transport>(
         None
     };
 
-    // 4. Out of the registry, `close` emitted, then the disconnect hook.
+    // 4. Out of the registry (its session, if any, kept), `close` emitted,
+    // then the disconnect hook.
+    if let (Some(recovery), Some(token)) = (&inner.recovery, token.get()) {
+        recovery.closed(&inner.clients, &id, token);
+    }
     inner.clients.remove(&id);
     endpoint.detach(&link, &closed);
     if let Some(hook) = &inner.disconnect {
@@ -1012,10 +1112,17 @@ struct Registered<'a, C: Codec> {
     inner: &'a ServerInner<C>,
     id: &'a str,
     endpoint: &'a Endpoint<C>,
+    /// The recovery session's token, once it has one.
+    token: &'a std::sync::OnceLock<String>,
 }
 
 impl<C: Codec> Drop for Registered<'_, C> {
     fn drop(&mut self) {
+        if let (Some(recovery), Some(token)) = (&self.inner.recovery, self.token.get()) {
+            if self.inner.clients.get(self.id).is_some() {
+                recovery.closed(&self.inner.clients, self.id, token);
+            }
+        }
         self.inner.clients.remove(self.id);
         if let Some(link) = self.endpoint.life().link().cloned() {
             link.finish();

@@ -6,6 +6,7 @@
 pub(crate) mod log;
 pub(crate) mod position;
 pub(crate) mod route;
+pub(crate) mod serve;
 pub(crate) mod session;
 
 use std::sync::Arc;
@@ -79,9 +80,9 @@ impl Logged {
             .collect();
         let source = route::source_of(&self.target, id, &held, partitions)?;
         // Through its own id or everyone: only from where it started.
-        let through_room = held
-            .iter()
-            .any(|room| self.target.rooms().iter().any(|r| r == room) && position::partition_of(room, partitions) == source);
+        let through_room = held.iter().any(|room| {
+            self.target.rooms().iter().any(|r| r == room) && position::partition_of(room, partitions) == source
+        });
         if through_room {
             return Some(source);
         }

@@ -85,12 +85,18 @@ impl Sessions {
         &mut self,
         token: &str,
         identity: &[u8],
+        id: &str,
         now: Instant,
     ) -> Result<(String, Session), Failure> {
         self.expire(now);
         let Some(slot) = self.slots.get(token) else {
             return Err(Failure::Unknown);
         };
+        // Only a connection that got the session's id takes it over (the
+        // id was free when it came).
+        if *slot.session.id != *id {
+            return Err(Failure::Unknown);
+        }
         if *slot.session.identity != *identity {
             return Err(Failure::Identity);
         }
@@ -137,6 +143,12 @@ impl Sessions {
             self.waiting_count += 1;
         }
         self.expire(now);
+    }
+
+    /// How many of the client's messages the session of `token` has
+    /// received (0 for none).
+    pub(crate) fn received(&self, token: &str) -> u64 {
+        self.slots.get(token).map_or(0, |s| s.session.received)
     }
 
     /// Updates the session of an open connection.
@@ -212,12 +224,14 @@ mod tests {
         assert_eq!(token.len(), 24);
         all.dropped(&token, now);
         assert_eq!(all.counts(), (0, 1));
-        let (new, resumed) = all.resume(&token, b"alice", now + Duration::from_secs(1)).unwrap();
+        let (new, resumed) = all
+            .resume(&token, b"alice", "c1", now + Duration::from_secs(1))
+            .unwrap();
         assert_eq!(resumed, session("alice"));
         assert_ne!(new, token);
         assert_eq!(all.counts(), (1, 0));
         assert_eq!(
-            all.resume(&token, b"alice", now).err(),
+            all.resume(&token, b"alice", "c1", now).err(),
             Some(Failure::Unknown),
             "the old token stops working"
         );
@@ -229,9 +243,9 @@ mod tests {
         let mut all = sessions(120, 10);
         let token = all.start(session("alice"));
         all.dropped(&token, now);
-        assert_eq!(all.resume(&token, b"mallory", now).err(), Some(Failure::Identity));
-        assert_eq!(all.resume("forged", b"alice", now).err(), Some(Failure::Unknown));
-        assert!(all.resume(&token, b"alice", now).is_ok());
+        assert_eq!(all.resume(&token, b"mallory", "c1", now).err(), Some(Failure::Identity));
+        assert_eq!(all.resume("forged", b"alice", "c1", now).err(), Some(Failure::Unknown));
+        assert!(all.resume(&token, b"alice", "c1", now).is_ok());
     }
 
     #[test]
@@ -245,9 +259,9 @@ mod tests {
         all.dropped(&b, now);
         all.dropped(&c, now);
         assert_eq!(all.counts(), (0, 2), "the oldest dropped went first");
-        assert_eq!(all.resume(&a, b"a", now).err(), Some(Failure::Unknown));
+        assert_eq!(all.resume(&a, b"a", "c1", now).err(), Some(Failure::Unknown));
         let later = now + Duration::from_secs(3);
-        assert!(all.resume(&b, b"b", later).is_err());
+        assert!(all.resume(&b, b"b", "c1", later).is_err());
         all.expire(later);
         assert_eq!(all.counts(), (0, 0), "nothing left after the session time");
     }
@@ -260,7 +274,7 @@ mod tests {
         all.update(&token, |s| s.received = 42);
         all.expire(now + Duration::from_secs(3600));
         all.dropped(&token, now + Duration::from_secs(3600));
-        let (_, resumed) = all.resume(&token, b"a", now + Duration::from_secs(3600)).unwrap();
+        let (_, resumed) = all.resume(&token, b"a", "c1", now + Duration::from_secs(3600)).unwrap();
         assert_eq!(resumed.received, 42);
     }
 }
