@@ -20,7 +20,9 @@ use crate::endpoint::{BoxFuture, ConnectHook, Endpoint, Handlers, Life, Role, St
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CloseCode, SUBPROTOCOL};
+use crate::recovery::client::SessionStatus;
 use crate::trace::{self, Instrument};
+use crate::EncodedMessage;
 
 /// Produces the auth value of each connection attempt (see
 /// [`ClientBuilder::auth_with`]).
@@ -41,6 +43,7 @@ pub struct ClientBuilder<C: Codec> {
     auto_reconnect: bool,
     retry: RetryConfig,
     state: StateMap,
+    recovery: bool,
     #[cfg(feature = "rustls")]
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -79,9 +82,23 @@ impl<C: Codec> ClientBuilder<C> {
             auto_reconnect: true,
             retry: RetryConfig::default(),
             state: StateMap::new(),
+            recovery: false,
             #[cfg(feature = "rustls")]
             tls: None,
         }
+    }
+
+    /// Asks the server for session recovery (the `ws-messaging.resume.1`
+    /// subprotocol, offered before `ws-messaging`; `docs/recovery.md`).
+    /// A server that has it on keeps this client's session when its
+    /// connection drops, and on reconnect gives back its rooms and id and
+    /// replays, in order, the events it missed; the client applies each
+    /// event once. [`Client::session_status`] says how the last connection
+    /// went. A server without it (the JavaScript one included) is spoken
+    /// to in the 2.0.0 protocol, as without this option.
+    pub fn recovery(mut self, on: bool) -> Self {
+        self.recovery = on;
+        self
     }
 
     /// Application state the client's handlers can take as a
@@ -275,7 +292,11 @@ impl<C: Codec> ClientBuilder<C> {
                 }
             }
         }
-        let offered = std::iter::once(SUBPROTOCOL)
+        let offered = self
+            .recovery
+            .then_some(crate::protocol::RESUME_SUBPROTOCOL)
+            .into_iter()
+            .chain(std::iter::once(SUBPROTOCOL))
             .chain(
                 self.subprotocols
                     .iter()
@@ -293,6 +314,9 @@ impl<C: Codec> ClientBuilder<C> {
         let endpoint = Endpoint::new(Arc::new(self.codec), Arc::new(self.options), Role::Client, None, shared);
         if let Some(hook) = self.on_connect {
             endpoint.set_connect_hook(hook);
+        }
+        if self.recovery {
+            endpoint.life().client.session = Some(Box::default());
         }
         Ok(Client {
             alive: Arc::new(Alive(endpoint.downgrade())),
@@ -512,6 +536,19 @@ impl<C: Codec> Client<C> {
         }
     }
 
+    /// How the server decided this client's session on its current (or
+    /// last) connection: `None` before the first, without
+    /// [`ClientBuilder::recovery`], or when the server does not speak the
+    /// recovery extension.
+    pub fn session_status(&self) -> Option<SessionStatus> {
+        let life = self.endpoint.life();
+        let session = life.client.session.as_ref()?;
+        if !life.link().is_some_and(|link| link.resumable()) {
+            return None;
+        }
+        session.status().cloned()
+    }
+
     /// Whether the connect loop is running (connected, connecting, or
     /// waiting to retry).
     pub fn is_running(&self) -> bool {
@@ -606,6 +643,8 @@ pub(crate) struct ClientLife {
     /// A connection was made at least once since the client was built:
     /// from then on `fail_fast` no longer applies.
     connected_once: bool,
+    /// With recovery asked for: the session, kept across connections.
+    pub(crate) session: Option<Box<crate::recovery::client::ClientSession>>,
 }
 
 /// What the connect loop does after an attempt.
@@ -746,9 +785,9 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
     #[cfg(not(feature = "rustls"))]
     let connecting = tokio_tungstenite::connect_async_with_config(request, Some(options.websocket_config()), true);
     let closed_meanwhile = endpoint.wait_life(|life| life.is_terminated().then_some(()));
-    let ws = tokio::select! {
+    let (ws, response) = tokio::select! {
         connected = tokio::time::timeout(shared.connect_timeout, connecting) => match connected {
-            Ok(Ok((ws, _))) => ws,
+            Ok(Ok(upgraded)) => upgraded,
             Ok(Err(e)) => return failed(AttemptError::Open(SharedError::new(e))),
             Err(_) => return failed(AttemptError::OpenTimeout(shared.connect_timeout)),
         },
@@ -761,9 +800,32 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
         let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::close(&mut ws)).await;
         return None;
     };
+    let resumable = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .is_some_and(|p| p.as_bytes() == crate::protocol::RESUME_SUBPROTOCOL.as_bytes());
     if let Err(e) = send_auth(endpoint, &auth, &link) {
         endpoint.emit(LocalEvent::Error(e.to_string()));
         link.close(CloseCode::NORMAL, "", false);
+    } else if resumable {
+        // The extension's second frame: the session to resume, if any.
+        link.set_resumable();
+        let args = endpoint
+            .life()
+            .client
+            .session
+            .as_ref()
+            .map(|s| s.resume_args())
+            .unwrap_or_default();
+        match EncodedMessage::encode(endpoint.codec(), crate::recovery::RESUME, args) {
+            Ok(resume) => {
+                link.push_first(resume.0);
+            }
+            Err(e) => {
+                endpoint.emit(LocalEvent::Error(e.to_string()));
+                link.close(CloseCode::NORMAL, "", false);
+            }
+        }
     }
     let span = trace::debug_span!("ws_messaging.connection", url = %shared.url);
     let (closed, _) = drive(

@@ -61,6 +61,7 @@ pub use error::{
     AdapterError, AttemptError, ConnectError, HandlerError, InvokeError, RegisterError, SendError, ServeError,
 };
 pub use events::LocalEvent;
+pub use recovery::client::SessionStatus;
 pub use recovery::RecoveryConfig;
 pub use request::Request;
 pub use server::{Server, ServerBuilder};

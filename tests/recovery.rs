@@ -168,3 +168,92 @@ async fn a_forged_or_foreign_token_recovers_nothing() {
     let (_ann, again) = session(&server, "ann", json!([args[0], "", ""])).await;
     assert_eq!(again[1], "recovered");
 }
+
+/// A TCP proxy on a loopback port in front of `target` that can cut every
+/// connection through it at once (both sides see the TCP connection end).
+struct Cutter {
+    url: String,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl Cutter {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let (cuts, watch) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = watch.clone();
+                cut.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Cutter { url, cuts }
+    }
+
+    fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
+    }
+}
+
+#[tokio::test]
+async fn a_rust_client_gets_every_room_event_once_in_order_through_repeated_cuts() {
+    const EVENTS: u64 = 400;
+    let (server, _) = recovering_server().await;
+    let proxy = Cutter::start(server.local_addr().unwrap()).await;
+    let client = ws_messaging::Client::<Json>::builder(proxy.url.clone())
+        .recovery(true)
+        .auth(&json!({ "token": "ann" }))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let mut events = client.events();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    client.on("room", move |(_, n): (String, u64)| {
+        let _ = tx.send(n);
+    });
+    tokio::time::timeout(WAIT, client.connect()).await.unwrap().unwrap();
+    assert_eq!(client.session_status(), Some(ws_messaging::SessionStatus::New));
+    assert!(client.invoke::<_, bool>("join", ("lobby",)).await.unwrap());
+
+    // A steady stream into the room, from the server.
+    let emitter = tokio::spawn({
+        let server = server.clone();
+        async move {
+            for n in 1..=EVENTS {
+                server.to("lobby").emit("room", ("lobby", n)).unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let mut got = Vec::new();
+    while got.len() < EVENTS as usize {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("stuck after {:?}", got.last()))
+            .unwrap();
+        got.push(n);
+        if got.len() % 60 == 0 {
+            proxy.cut();
+        }
+    }
+    emitter.await.unwrap();
+    assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "every event once, in order");
+    assert_eq!(client.session_status(), Some(ws_messaging::SessionStatus::Recovered));
+    let mut connects = 0;
+    while let Ok(event) = events.try_recv() {
+        connects += usize::from(matches!(event, ws_messaging::LocalEvent::Connect(_)));
+    }
+    assert!(
+        connects > (EVENTS as usize - 1) / 60,
+        "{connects} connections: the cuts happened"
+    );
+}

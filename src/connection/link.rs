@@ -99,6 +99,8 @@ pub(crate) struct Link {
     /// stops reading this connection's frames until it is written down
     /// below it again. Changed only under the lock.
     over_soft_mark: AtomicBool,
+    /// The connection speaks the recovery extension.
+    resumable: AtomicBool,
 }
 
 fn payload_len(message: &Message) -> usize {
@@ -149,7 +151,18 @@ impl Link {
             max_frames: options.max_backlog_frames.max(1),
             max_bytes: options.max_backlog_bytes.max(1),
             over_soft_mark: AtomicBool::new(false),
+            resumable: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the connection speaks the recovery extension.
+    pub(crate) fn resumable(&self) -> bool {
+        self.resumable.load(Ordering::Relaxed)
+    }
+
+    /// Marks the connection as one that speaks the recovery extension.
+    pub(crate) fn set_resumable(&self) {
+        self.resumable.store(true, Ordering::Relaxed);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LinkState> {

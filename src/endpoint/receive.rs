@@ -86,6 +86,10 @@ impl<C: Codec> Endpoint<C> {
             return;
         }
         let Some(id) = id else {
+            if self.role() == Role::Client && link.resumable() {
+                self.receive_recoverable(&name, args);
+                return;
+            }
             if name == "preprocessingError" {
                 let value = args
                     .first()
@@ -137,6 +141,51 @@ impl<C: Codec> Endpoint<C> {
                 }
                 .instrument(span),
             );
+        }
+    }
+}
+
+impl<C: Codec> Endpoint<C> {
+    /// An event on a client connection that speaks the recovery extension:
+    /// the extension's own (`wsm.*`), or an application event applied once
+    /// and its position (from the `wsm.at` before it) held.
+    fn receive_recoverable(&self, name: &str, args: crate::envelope::ArgList) {
+        let text = |args: &crate::envelope::ArgList| -> Vec<String> {
+            args.iter()
+                .filter_map(|arg| self.codec().decode_value::<String>(arg).ok())
+                .collect()
+        };
+        match name {
+            crate::recovery::SESSION => {
+                let args = text(&args);
+                if let Some(session) = self.life().client.session.as_mut() {
+                    session.on_session(&args);
+                }
+            }
+            crate::recovery::AT => {
+                let args = text(&args);
+                if let Some(session) = self.life().client.session.as_mut() {
+                    session.on_at(args.first().map_or("", String::as_str));
+                }
+            }
+            _ if name.starts_with("wsm.") => {}
+            _ => {
+                let apply = self.life().client.session.as_mut().is_none_or(|s| s.take_event());
+                if !apply {
+                    return;
+                }
+                if name == "preprocessingError" {
+                    let value = args
+                        .first()
+                        .and_then(|raw| self.codec().decode_error(raw).ok())
+                        .unwrap_or(serde_json::Value::Null);
+                    self.emit(LocalEvent::PreprocessingError(value));
+                }
+                self.call_listeners(name, args);
+                if let Some(session) = self.life().client.session.as_mut() {
+                    session.applied();
+                }
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 //! yet wired into the server or the client.
 #![allow(dead_code)]
 
+pub(crate) mod client;
 pub(crate) mod log;
 pub(crate) mod position;
 pub(crate) mod route;
