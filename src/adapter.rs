@@ -236,6 +236,8 @@ pub struct Registry<C: Codec> {
     /// end of its queueing, so that every connection gets a partition's
     /// events in offset order.
     publishing: Mutex<()>,
+    /// Recovery is on (the logs exist); fixed at construction.
+    recovers: bool,
 }
 
 struct State<C: Codec> {
@@ -285,6 +287,7 @@ impl<C: Codec> Default for Registry<C> {
                 logs: None,
             }),
             publishing: Mutex::new(()),
+            recovers: false,
         }
     }
 }
@@ -353,14 +356,15 @@ impl<C: Codec> Registry<C> {
 
     /// A registry that logs recoverable events (the recovery extension).
     pub(crate) fn with_recovery(config: &crate::recovery::RecoveryConfig) -> Self {
-        let registry = Registry::default();
+        let mut registry = Registry::default();
         registry.lock().logs = Some(Box::new(crate::recovery::Logs::new(config)));
+        registry.recovers = true;
         registry
     }
 
     /// Whether recoverable events are logged here.
     pub(crate) fn recovers(&self) -> bool {
-        self.lock().logs.is_some()
+        self.recovers
     }
 
     /// Marks the connection `id` as one that speaks the recovery

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::peers::{echo_server_path, spawn_listening};
 use common::rooms::recv;
 use common::*;
 use futures_util::SinkExt;
@@ -256,4 +257,54 @@ async fn a_rust_client_gets_every_room_event_once_in_order_through_repeated_cuts
         connects > (EVENTS as usize - 1) / 60,
         "{connects} connections: the cuts happened"
     );
+}
+
+#[tokio::test]
+async fn echo_server_recovery_replays_room_events_sent_by_another_client_through_cuts() {
+    const EVENTS: u64 = 300;
+    let mut command = tokio::process::Command::new(echo_server_path());
+    command.args(["--port", "0", "--recovery"]);
+    let (_server, url) = spawn_listening(command).await;
+    let addr = url.strip_prefix("ws://").unwrap().parse().unwrap();
+    let proxy = Cutter::start(addr).await;
+    let member = ws_messaging::Client::<Json>::builder(proxy.url.clone())
+        .recovery(true)
+        .auth(&json!({ "token": "secret" }))
+        .retry(fast_retry())
+        .build()
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    member.on("room", move |(_, n): (String, u64)| {
+        let _ = tx.send(n);
+    });
+    tokio::time::timeout(WAIT, member.connect()).await.unwrap().unwrap();
+    assert!(member.invoke::<_, bool>("join", ("lobby",)).await.unwrap());
+    // The sender speaks the plain protocol, straight to the server.
+    let sender = ws_messaging::Client::<Json>::builder(url.clone())
+        .auth(&json!({ "token": "secret" }))
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(sender.session_status(), None);
+    let sending = tokio::spawn(async move {
+        for n in 1..=EVENTS {
+            sender.send("to-room", ("lobby", n)).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        sender
+    });
+    let mut got = Vec::new();
+    while got.len() < EVENTS as usize {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("stuck after {:?}", got.last()))
+            .unwrap();
+        got.push(n);
+        if got.len() % 50 == 0 {
+            proxy.cut();
+        }
+    }
+    let _sender = sending.await.unwrap();
+    assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "every event once, in order");
+    assert_eq!(member.session_status(), Some(ws_messaging::SessionStatus::Recovered));
 }

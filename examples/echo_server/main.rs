@@ -6,7 +6,7 @@
 //!     [--ping-interval-ms N] [--ping-timeout-ms N] [--auth-timeout-ms N]
 //!     [--write-timeout-ms N] [--max-message-bytes N]
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
-//!     [--counters] [--redis URL] [--http]
+//!     [--counters] [--redis URL] [--http] [--recovery]
 //! ```
 //! The handlers are the crate `ws-messaging-conformance`'s (`conformance/`),
 //! shared with `wsm serve` and the integration tests.
@@ -49,7 +49,14 @@
 //!   (`ws://127.0.0.1:PORT/ws`) and `GET /health` answering 200 `ok`; a
 //!   request to `/ws` that is not a WebSocket upgrade gets a 4xx answer.
 //!   SIGINT/SIGTERM close every ws-messaging connection with 1001, stop the
-//!   HTTP server and exit 0.
+//!   HTTP server and exit 0;
+//! - with `--recovery` (no value; not with `--http` yet): session recovery
+//!   for clients that negotiate it (`docs/recovery.md`): what goes through
+//!   the server (`shout` → `shouted`, `to-room` → `room`, `tell` →
+//!   `told`) is replayed, in order, to a client that resumes within 2
+//!   minutes; clients that do not ask (the JavaScript client) see the
+//!   2.0.0 protocol unchanged. The history is this node's (with
+//!   `--redis`, a resume on another node fails and says so).
 
 mod bincode;
 mod cbor;
@@ -93,6 +100,8 @@ pub struct Settings {
     pub redis: Option<String>,
     /// `--http`: served through axum at `/ws`, beside `GET /health`.
     pub http: bool,
+    /// `--recovery`: session recovery for the clients that ask for it.
+    pub recovery: bool,
 }
 
 impl Settings {
@@ -124,6 +133,9 @@ impl Settings {
         });
         if let Some(d) = self.auth_timeout {
             builder = builder.auth_timeout(d);
+        }
+        if self.recovery {
+            builder = builder.recovery(ws_messaging::RecoveryConfig::default());
         }
         if let Some(url) = &self.redis {
             let adapter = RedisAdapter::<C>::connect(url)
@@ -192,6 +204,7 @@ fn parse_args() -> Result<Settings, String> {
         counters: false,
         redis: None,
         http: false,
+        recovery: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -201,6 +214,10 @@ fn parse_args() -> Result<Settings, String> {
         }
         if flag == "--http" {
             settings.http = true;
+            continue;
+        }
+        if flag == "--recovery" {
+            settings.recovery = true;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -225,6 +242,9 @@ fn parse_args() -> Result<Settings, String> {
             "--max-concurrent-calls" => settings.max_concurrent_calls = Some(count()?),
             other => return Err(format!("unknown option {other}")),
         }
+    }
+    if settings.recovery && settings.http {
+        return Err("--recovery does not work with --http yet".into());
     }
     Ok(settings)
 }
