@@ -20,7 +20,6 @@ use crate::endpoint::{BoxFuture, ConnectHook, Endpoint, Handlers, Life, Role, St
 use crate::error::{AttemptError, CodecError, ConnectError, HandlerError, SendError, SharedError};
 use crate::events::LocalEvent;
 use crate::protocol::{CloseCode, SUBPROTOCOL};
-use crate::recovery::client::SessionStatus;
 use crate::trace::{self, Instrument};
 use crate::EncodedMessage;
 
@@ -536,19 +535,6 @@ impl<C: Codec> Client<C> {
         }
     }
 
-    /// How the server decided this client's session on its current (or
-    /// last) connection: `None` before the first, without
-    /// [`ClientBuilder::recovery`], or when the server does not speak the
-    /// recovery extension.
-    pub fn session_status(&self) -> Option<SessionStatus> {
-        let life = self.endpoint.life();
-        let session = life.client.session.as_ref()?;
-        if !life.link().is_some_and(|link| link.resumable()) {
-            return None;
-        }
-        session.status().cloned()
-    }
-
     /// Whether the connect loop is running (connected, connecting, or
     /// waiting to retry).
     pub fn is_running(&self) -> bool {
@@ -804,6 +790,9 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
         .headers()
         .get("sec-websocket-protocol")
         .is_some_and(|p| p.as_bytes() == crate::protocol::RESUME_SUBPROTOCOL.as_bytes());
+    if let Some(session) = endpoint.life().client.session.as_mut() {
+        session.active = resumable;
+    }
     if let Err(e) = send_auth(endpoint, &auth, &link) {
         endpoint.emit(LocalEvent::Error(e.to_string()));
         link.close(CloseCode::NORMAL, "", false);

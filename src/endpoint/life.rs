@@ -224,6 +224,16 @@ impl<C: Codec> Endpoint<C> {
         });
     }
 
+    /// On a client: how the server decided its session on its current (or
+    /// last) connection: `None` before the first, without
+    /// [`ClientBuilder::recovery`](crate::ClientBuilder::recovery), or when
+    /// the server did not speak the recovery extension.
+    pub fn session_status(&self) -> Option<crate::SessionStatus> {
+        let life = self.life();
+        let session = life.client.session.as_ref().filter(|s| s.active)?;
+        session.status().cloned()
+    }
+
     /// Closes the connection with `code` and `reason` (at most 123 bytes;
     /// longer reasons are cut on a character boundary). Every pending invoke
     /// fails at once with a connection error. On a client this is final: it

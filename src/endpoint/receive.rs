@@ -24,13 +24,13 @@ impl<C: Codec> Endpoint<C> {
     /// `text`: the frame came in a text frame, whose UTF-8 the WebSocket
     /// layer has checked already.
     pub(crate) fn receive(&self, link: &Arc<Link>, data: Bytes, text: bool) {
-        match self.preprocess(&data, text) {
+        match self.preprocess(link, &data, text) {
             Ok(frame) => self.dispatch(link, frame),
             Err(error) => self.report_preprocessing_error(link, &error),
         }
     }
 
-    fn preprocess(&self, data: &Bytes, text: bool) -> Result<Frame, HandlerError> {
+    fn preprocess(&self, link: &Link, data: &Bytes, text: bool) -> Result<Frame, HandlerError> {
         let codec = self.codec();
         let raw = if text {
             codec.decode_text_envelope(data)
@@ -43,7 +43,9 @@ impl<C: Codec> Endpoint<C> {
             .check(&frame)
             .map_err(|e| HandlerError::from(PreprocessError::Check(e)))?;
         if let Some(hook) = &self.options().receive_hook {
-            hook(&frame)?;
+            if !self.recovery_frame(link, &frame) {
+                hook(&frame)?;
+            }
         }
         Ok(frame)
     }
@@ -146,6 +148,21 @@ impl<C: Codec> Endpoint<C> {
 }
 
 impl<C: Codec> Endpoint<C> {
+    /// Whether `frame` is the recovery extension's business alone on this
+    /// client connection (a `wsm.*` event, or an event received already):
+    /// the application's receive hook does not see it.
+    fn recovery_frame(&self, link: &Link, frame: &Frame) -> bool {
+        if self.role() != Role::Client || !link.resumable() {
+            return false;
+        }
+        match frame {
+            Frame::Message { name, id: None, .. } => {
+                name.as_str().starts_with("wsm.") || self.life().client.session.as_ref().is_some_and(|s| s.repeats())
+            }
+            _ => false,
+        }
+    }
+
     /// An event on a client connection that speaks the recovery extension:
     /// the extension's own (`wsm.*`), or an application event applied once
     /// and its position (from the `wsm.at` before it) held.

@@ -84,6 +84,11 @@ impl ClientSession {
         self.next = Some(position);
     }
 
+    /// Whether the next event is one received already.
+    pub(crate) fn repeats(&self) -> bool {
+        self.skip_next
+    }
+
     /// Whether the event that just came is to be applied (not a repeat).
     pub(crate) fn take_event(&mut self) -> bool {
         !std::mem::take(&mut self.skip_next)

@@ -31,9 +31,19 @@ pub(crate) fn build<M: Model>(
     retries: Option<u32>,
     sink: Option<EventSink>,
 ) -> Result<Client<M>, Failure> {
+    build_with::<M>(c, retries, sink, false)
+}
+
+/// [`build`], asking for session recovery when `resume`.
+pub(crate) fn build_with<M: Model>(
+    c: &Connect,
+    retries: Option<u32>,
+    sink: Option<EventSink>,
+    resume: bool,
+) -> Result<Client<M>, Failure> {
     let hook = sink.map(receive_hook::<M>);
     let timeout = c.timeout;
-    let mut builder = Client::<M>::builder(c.url.clone()).configure(|o| {
+    let mut builder = Client::<M>::builder(c.url.clone()).recovery(resume).configure(|o| {
         o.ack_timeout = timeout;
         o.receive_hook = hook;
     });
@@ -131,6 +141,9 @@ pub(crate) struct ListenOptions {
     pub(crate) count: Option<u64>,
     /// Reconnect attempts in a row before giving up (`None`: never).
     pub(crate) retries: Option<u32>,
+    /// Resume the session across drops (the recovery extension), and say
+    /// when a resume fails.
+    pub(crate) resume: bool,
 }
 
 /// `wsm listen`: print events until told to stop, reconnecting.
@@ -155,7 +168,7 @@ pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Res
             }
         })
     };
-    let client = build::<M>(c, Some(retries), Some(sink))?;
+    let client = build_with::<M>(c, Some(retries), Some(sink), options.resume)?;
     for (name, result) in &options.register {
         register_fixed(&client, name, result)?;
     }
@@ -177,6 +190,9 @@ pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Res
         })
         .collect::<Result<Vec<_>, Failure>>()?;
     report_changes(&client, &c.url, sends);
+    if options.resume {
+        report_resumes(&client);
+    }
 
     let mut watcher = tokio::spawn(watch_connection(client.events(), c.url.clone(), retries));
     let outcome = match connect(&client, c).await {
@@ -252,6 +268,25 @@ pub(crate) fn report_changes<M: Model>(client: &Client<M>, url: &str, sends: Vec
     });
     client.on("error", move |(message,): (String,)| {
         out().status("error", &[("message", json!(message))], &format!("wsm: {message}"));
+    });
+}
+
+/// With `listen --resume`: after each connection whose session could not
+/// be resumed, a line `{"local":"resume","resumed":false,"reason":..}` on
+/// stdout (events may be missing from before it), whatever the output
+/// mode; a server without the extension gets one such line, reason
+/// `unsupported`, at the first connection.
+fn report_resumes<M: Model>(client: &Client<M>) {
+    let told_unsupported = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    client.on("connect", move |endpoint: Endpoint<M>, _: RawArgs| {
+        let reason = match endpoint.session_status() {
+            Some(ws_messaging::SessionStatus::Failed(reason)) => reason,
+            Some(_) => return,
+            None if told_unsupported.swap(true, Ordering::AcqRel) => return,
+            None => "unsupported".to_string(),
+        };
+        let line = json!({ "local": "resume", "resumed": false, "reason": reason });
+        out().line(&line.to_string());
     });
 }
 

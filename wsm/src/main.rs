@@ -116,6 +116,11 @@ enum Command {
         /// give up).
         #[arg(long, value_name = "N")]
         retries: Option<u32>,
+        /// Resume the session after a drop (the recovery extension): the
+        /// events sent meanwhile are printed once, in order; a resume that
+        /// fails prints `{"local":"resume","resumed":false,"reason":..}`.
+        #[arg(long)]
+        resume: bool,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -305,6 +310,7 @@ async fn run<M: Model>(command: Command) -> Result<(), Failure> {
             send,
             count,
             retries,
+            resume,
             connect,
         } => {
             let options = client::ListenOptions {
@@ -313,6 +319,7 @@ async fn run<M: Model>(command: Command) -> Result<(), Failure> {
                 send: pairs(&send, "--send")?,
                 count,
                 retries,
+                resume,
             };
             client::listen::<M>(&connect.resolve(&url)?, options).await
         }

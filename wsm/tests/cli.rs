@@ -693,3 +693,109 @@ async fn serve_tells_the_connection_and_not_a_room_named_like_its_id() {
     assert_eq!(attacker.next().await, json!({"event": "shouted", "args": ["end2"]}));
     assert_eq!(victim.next().await, json!({"event": "shouted", "args": ["end2"]}));
 }
+
+/// The workspace's `echo_server` example (built by `cargo test` and both
+/// test tiers), beside this test binary's directory.
+fn echo_server_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("this test's path");
+    let profile = exe.parent().and_then(Path::parent).expect("target/PROFILE/deps/this");
+    let path = profile.join("examples").join("echo_server");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --example echo_server` first",
+        path.display()
+    );
+    path
+}
+
+/// A TCP proxy on a loopback port in front of `target` that cuts every
+/// connection through it at once.
+struct Cutter {
+    url: String,
+    cuts: tokio::sync::watch::Sender<u64>,
+}
+
+impl Cutter {
+    async fn start(target: &str) -> Self {
+        let target = target.to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}", listener.local_addr().unwrap());
+        let (cuts, watch) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = watch.clone();
+                cut.mark_unchanged();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Cutter { url, cuts }
+    }
+
+    fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
+    }
+}
+
+/// `listen --resume` through a proxy that cuts the connection: each
+/// `shouted` printed once, in order; against a server that lost the
+/// session (restarted), a `"resumed":false` line.
+#[tokio::test]
+async fn listen_resume_prints_each_event_once_through_cuts() {
+    const EVENTS: u64 = 120;
+    let start_server = |port: u16| {
+        let mut command = Command::new(echo_server_path());
+        command.args(["--port", &port.to_string(), "--recovery"]);
+        listening(command, "echo_server --recovery")
+    };
+    let mut server = start_server(0).await;
+    let addr = server.url.strip_prefix("ws://").unwrap().to_string();
+    let proxy = Cutter::start(&addr).await;
+    let mut listener = Listener::start(&["listen", &proxy.url, "--resume", "--auth", AUTH, "--json"]).await;
+    listener.connected().await;
+    let sender = ws_messaging::Client::<ws_messaging_json::Json>::builder(server.url.clone())
+        .auth(&json!({ "token": "secret" }))
+        .connect()
+        .await
+        .unwrap();
+    let sending = tokio::spawn(async move {
+        for n in 1..=EVENTS {
+            sender.send("shout", (n,)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sender
+    });
+    let mut got = Vec::new();
+    while got.len() < EVENTS as usize {
+        let line = listener.next().await;
+        if line.get("local").is_some() {
+            assert_ne!(line["resumed"], json!(false), "{line}");
+            continue;
+        }
+        assert_eq!(line["event"], "shouted", "{line}");
+        got.push(line["args"][0].as_u64().unwrap());
+        if got.len() % 30 == 0 {
+            proxy.cut();
+        }
+    }
+    let _sender = sending.await.unwrap();
+    assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "each event once, in order");
+
+    // The server restarts: the session is gone, and the listener says so.
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    server.child.start_kill().unwrap();
+    tokio::time::timeout(WAIT, server.child.wait()).await.unwrap().unwrap();
+    let _server = start_server(port).await;
+    assert_eq!(
+        listener.local("resume").await,
+        json!({"local": "resume", "resumed": false, "reason": "unknown"})
+    );
+}
