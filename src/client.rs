@@ -92,9 +92,11 @@ impl<C: Codec> ClientBuilder<C> {
     /// A server that has it on keeps this client's session when its
     /// connection drops, and on reconnect gives back its rooms and id and
     /// replays, in order, the events it missed; the client applies each
-    /// event once. [`Endpoint::session_status`](crate::Endpoint::session_status) says how the last connection
-    /// went. A server without it (the JavaScript one included) is spoken
-    /// to in the 2.0.0 protocol, as without this option.
+    /// event once.
+    /// [`Endpoint::session_status`](crate::Endpoint::session_status) says
+    /// how the last connection went. A server without it (the JavaScript
+    /// one included) is spoken to in the 2.0.0 protocol, as without this
+    /// option.
     pub fn recovery(mut self, on: bool) -> Self {
         self.recovery = on;
         self
