@@ -76,6 +76,11 @@ pub enum SendError {
     /// nothing was sent to any connection.
     #[error(transparent)]
     Adapter(#[from] AdapterError),
+    /// A client with a recovery session keeps what it sends until the
+    /// server has it, and its outbox is full (1,000 events or 1 MiB):
+    /// nothing was sent. The server has been unreachable for a while.
+    #[error("the outbox of events kept for the server is full (1,000 events or 1 MiB): nothing was sent")]
+    Backlog,
 }
 
 /// The failure of an [`invoke`](crate::Endpoint::invoke).

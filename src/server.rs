@@ -977,6 +977,9 @@ async fn serve_connection<C: Codec, T: Transport>(
     endpoint.set_server(Arc::downgrade(inner));
     endpoint.set_request(request);
     let link = endpoint.attach()?;
+    if recovery.is_some() {
+        link.set_resumable();
+    }
     inner.clients.insert(&id, endpoint.clone());
     let _registered = Registered {
         inner,
@@ -1097,7 +1100,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     // 4. Out of the registry (its session, if any, kept), `close` emitted,
     // then the disconnect hook.
     if let (Some(recovery), Some(token)) = (&inner.recovery, token.get()) {
-        recovery.closed(&inner.clients, &id, token);
+        recovery.closed(&inner.clients, &id, token, link.received());
     }
     inner.clients.remove(&id);
     endpoint.detach(&link, &closed);
@@ -1120,7 +1123,8 @@ impl<C: Codec> Drop for Registered<'_, C> {
     fn drop(&mut self) {
         if let (Some(recovery), Some(token)) = (&self.inner.recovery, self.token.get()) {
             if self.inner.clients.get(self.id).is_some() {
-                recovery.closed(&self.inner.clients, self.id, token);
+                let received = self.endpoint.life().link().map_or(0, |l| l.received());
+                recovery.closed(&self.inner.clients, self.id, token, received);
             }
         }
         self.inner.clients.remove(self.id);

@@ -308,3 +308,42 @@ async fn echo_server_recovery_replays_room_events_sent_by_another_client_through
     assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "every event once, in order");
     assert_eq!(member.session_status(), Some(ws_messaging::SessionStatus::Recovered));
 }
+
+#[tokio::test]
+async fn a_rust_clients_events_reach_the_server_once_in_order_through_repeated_cuts() {
+    const EVENTS: u64 = 300;
+    let (server, _) = recovering_server().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    server.on("note", move |(n,): (u64,)| {
+        let _ = tx.send(n);
+    });
+    let proxy = Cutter::start(server.local_addr().unwrap()).await;
+    let client = ws_messaging::Client::<Json>::builder(proxy.url.clone())
+        .recovery(true)
+        .auth(&json!({ "token": "ann" }))
+        .retry(fast_retry())
+        .connect()
+        .await
+        .unwrap();
+    for n in 1..=EVENTS {
+        // Connected or not: kept until the server has it.
+        client.send("note", (n,)).await.unwrap();
+        if n % 50 == 0 {
+            proxy.cut();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < EVENTS as usize {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("stuck after {:?}", got.last()))
+            .unwrap();
+        got.push(n);
+    }
+    assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "every event once, in order");
+    assert_eq!(client.session_status(), Some(ws_messaging::SessionStatus::Recovered));
+    // Nothing more comes.
+    client.send("note", (0,)).await.unwrap();
+    assert_eq!(recv(&mut rx).await, 0);
+}

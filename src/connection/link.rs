@@ -2,7 +2,7 @@
 //! (its phase, its outgoing backlog, its pending invokes), behind one lock.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
@@ -101,6 +101,9 @@ pub(crate) struct Link {
     over_soft_mark: AtomicBool,
     /// The connection speaks the recovery extension.
     resumable: AtomicBool,
+    /// With the extension, on a server: the client's events received in
+    /// its session.
+    received: AtomicU64,
 }
 
 fn payload_len(message: &Message) -> usize {
@@ -152,12 +155,28 @@ impl Link {
             max_bytes: options.max_backlog_bytes.max(1),
             over_soft_mark: AtomicBool::new(false),
             resumable: AtomicBool::new(false),
+            received: AtomicU64::new(0),
         }
     }
 
     /// Whether the connection speaks the recovery extension.
     pub(crate) fn resumable(&self) -> bool {
         self.resumable.load(Ordering::Relaxed)
+    }
+
+    /// The client's events received in its session (with the extension).
+    pub(crate) fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Starts the count of the client's events at `n` (a resumed session's).
+    pub(crate) fn set_received(&self, n: u64) {
+        self.received.store(n, Ordering::Relaxed);
+    }
+
+    /// Counts one more event from the client; returns the count.
+    pub(crate) fn count_received(&self) -> u64 {
+        self.received.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Marks the connection as one that speaks the recovery extension.

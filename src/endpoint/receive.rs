@@ -84,13 +84,32 @@ impl<C: Codec> Endpoint<C> {
                     None => null_value(self.codec()),
                 };
                 self.set_connected(link, reply);
+                if link.resumable() {
+                    // What the session kept goes first.
+                    let mut life = self.life();
+                    self.queue_kept(&mut life);
+                }
             }
             return;
         }
         let Some(id) = id else {
-            if self.role() == Role::Client && link.resumable() {
-                self.receive_recoverable(&name, args);
-                return;
+            if link.resumable() {
+                match self.role() {
+                    Role::Client => {
+                        self.receive_recoverable(&name, args);
+                        return;
+                    }
+                    Role::Server => {
+                        if name.as_str().starts_with("wsm.") {
+                            return;
+                        }
+                        // What a client's application sends (the runtime's
+                        // own reports are not numbered).
+                        if !crate::protocol::RUNTIME_NAMES.contains(&name.as_str()) {
+                            self.count_event(link);
+                        }
+                    }
+                }
             }
             if name == "preprocessingError" {
                 let value = args
@@ -148,6 +167,19 @@ impl<C: Codec> Endpoint<C> {
 }
 
 impl<C: Codec> Endpoint<C> {
+    /// Counts an event of a recovery session's client (`received`), and
+    /// tells the client every [`ACK_EVERY`] events (`wsm.ack`), so that
+    /// it can forget what the server has.
+    fn count_event(&self, link: &Link) {
+        let received = link.count_received();
+        if received % ACK_EVERY != 0 {
+            return;
+        }
+        if let Ok(ack) = encode_event(self.codec(), crate::recovery::ACK, &(received.to_string(),)) {
+            let _ = self.push_now(link, ack.0);
+        }
+    }
+
     /// Whether `frame` is the recovery extension's business alone on this
     /// client connection (a `wsm.*` event, or an event received already):
     /// the application's receive hook does not see it.
@@ -179,6 +211,12 @@ impl<C: Codec> Endpoint<C> {
                     session.on_session(&args);
                 }
             }
+            crate::recovery::ACK => {
+                let args = text(&args);
+                if let Some(session) = self.life().client.session.as_mut() {
+                    session.on_ack(args.first().map_or("", String::as_str));
+                }
+            }
             crate::recovery::AT => {
                 let args = text(&args);
                 if let Some(session) = self.life().client.session.as_mut() {
@@ -206,6 +244,9 @@ impl<C: Codec> Endpoint<C> {
         }
     }
 }
+
+/// How many client events between two `wsm.ack`s.
+const ACK_EVERY: u64 = 16;
 
 /// A running handler's slot in `max_concurrent_calls`, freed on drop.
 struct CallSlot(Arc<Link>);

@@ -12,7 +12,7 @@ use crate::adapter::Answer;
 use crate::buffers::{bytes_to_message, cut_frame, recycle, scratch, to_message, CUT_LIMIT};
 use crate::codec::{Codec, FrameKind};
 use crate::config::{Outgoing, OutgoingKind};
-use crate::connection::{Link, PushError};
+use crate::connection::{Link, Phase, PushError};
 use crate::error::{CodecError, SendError};
 use crate::events::LocalEvent;
 use crate::trace;
@@ -102,8 +102,52 @@ impl<C: Codec> Endpoint<C> {
     pub async fn send<A: Args>(&self, name: &str, args: A) -> Result<(), SendError> {
         let message = encode_event(&*self.inner.codec, name, &args)?;
         self.run_send_hook(OutgoingKind::Message { name, id: None }, message.as_bytes())?;
+        if let Some(kept) = self.send_kept(&message.0) {
+            return kept;
+        }
         let link = self.open_link()?;
         self.push_wait(&link, message.0).await
+    }
+
+    /// A client with a recovery session: the event is numbered, kept
+    /// until the server has it, and queued now when connected (else on
+    /// resume). `None` without a session; fails only when the outbox is
+    /// full ([`SendError::Backlog`]).
+    fn send_kept(&self, message: &Message) -> Option<Result<(), SendError>> {
+        // Servers never keep: no lock taken on their (broadcast) path.
+        if self.role() != super::Role::Client {
+            return None;
+        }
+        let mut life = self.life();
+        // A connection that did not negotiate the extension: a plain send.
+        if life
+            .link
+            .as_ref()
+            .is_some_and(|l| l.phase() == Phase::Open && !l.resumable())
+        {
+            return None;
+        }
+        let session = life.client.session.as_mut().filter(|s| s.keeps())?;
+        if !session.keep(message) {
+            return Some(Err(SendError::Backlog));
+        }
+        self.queue_kept(&mut life);
+        Some(Ok(()))
+    }
+
+    /// Queues the kept events not yet queued on the current connection,
+    /// in order, when it is open and speaks the extension (the outbox
+    /// bounds them; under the endpoint's lock, so in number order).
+    pub(crate) fn queue_kept(&self, life: &mut super::Life) {
+        let Some(link) = life.link.clone().filter(|l| l.phase() == Phase::Open && l.resumable()) else {
+            return;
+        };
+        let Some(session) = life.client.session.as_mut() else {
+            return;
+        };
+        for message in session.take_unqueued() {
+            link.push_first(message);
+        }
     }
 
     /// Queues `message` on `link`, waiting for room at most `write_timeout`.
@@ -122,6 +166,9 @@ impl<C: Codec> Endpoint<C> {
     /// waiting while the backlog is full (as [`send`](Self::send)).
     pub async fn send_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
         self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
+        if let Some(kept) = self.send_kept(&message.0) {
+            return kept;
+        }
         let link = self.open_link()?;
         self.push_wait(&link, message.0.clone()).await
     }
@@ -134,6 +181,9 @@ impl<C: Codec> Endpoint<C> {
     /// emitted) and this fails with [`SendError::SlowConsumer`].
     pub fn queue_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
         self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
+        if let Some(kept) = self.send_kept(&message.0) {
+            return kept;
+        }
         // One step under the endpoint's lock: the link's own check of its
         // phase is the only one (this runs once per recipient of a
         // broadcast).

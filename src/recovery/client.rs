@@ -2,7 +2,15 @@
 //! session's token, the positions received, and the rule that an event
 //! is applied once.
 
+use std::collections::VecDeque;
+
+use tokio_tungstenite::tungstenite::Message;
+
 use super::position::Position;
+
+/// Events kept for a resume at most, and their bytes.
+pub(crate) const OUTBOX_FRAMES: usize = 1_000;
+pub(crate) const OUTBOX_BYTES: usize = 1 << 20;
 
 /// How the server decided a client's session on its last connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +51,14 @@ pub(crate) struct ClientSession {
     next: Option<Position>,
     /// The next event was received already: drop it.
     skip_next: bool,
+    /// The events this client sent in the session (numbered 1, 2, 3…)
+    /// that the server has not said it received: resent on resume.
+    outbox: VecDeque<(u64, Message)>,
+    outbox_bytes: usize,
+    /// The number of the last event sent in the session.
+    sent: u64,
+    /// The number of the last event queued on the current connection.
+    queued: u64,
 }
 
 impl ClientSession {
@@ -55,19 +71,74 @@ impl ClientSession {
         }
     }
 
-    /// `wsm.session [token, status, received]`.
+    /// `wsm.session [token, status, received]`: after a resume, the kept
+    /// events the server has not received are queued again
+    /// ([`take_unqueued`](Self::take_unqueued)); a new session forgets them.
     pub(crate) fn on_session(&mut self, args: &[String]) {
-        let [token, status, _received] = args else {
+        let [token, status, received] = args else {
             return;
         };
         let status = SessionStatus::parse(status);
-        if status != SessionStatus::Recovered {
+        if status == SessionStatus::Recovered {
+            self.on_ack(received);
+            // What the server has not received goes again, in order.
+            self.queued = received.parse().unwrap_or(0);
+        } else {
+            // A new session counts from zero; what was kept is lost.
             self.positions.clear();
+            self.outbox.clear();
+            self.outbox_bytes = 0;
+            self.sent = 0;
+            self.queued = 0;
         }
         self.token = Some(token.clone());
         self.status = Some(status);
         self.next = None;
         self.skip_next = false;
+    }
+
+    /// The kept events not yet queued on the current connection, in order,
+    /// now counted as queued.
+    pub(crate) fn take_unqueued(&mut self) -> Vec<Message> {
+        let queued = self.queued;
+        let out: Vec<Message> = self
+            .outbox
+            .iter()
+            .filter(|(n, _)| *n > queued)
+            .map(|(_, m)| m.clone())
+            .collect();
+        self.queued = self.sent;
+        out
+    }
+
+    /// `wsm.ack [received]`: the server has received the first `received`
+    /// events of the session.
+    pub(crate) fn on_ack(&mut self, received: &str) {
+        let Ok(received) = received.parse::<u64>() else {
+            return;
+        };
+        while self.outbox.front().is_some_and(|(n, _)| *n <= received) {
+            if let Some((_, message)) = self.outbox.pop_front() {
+                self.outbox_bytes -= message.len();
+            }
+        }
+    }
+
+    /// Whether the session has a token (the server gave one): events are
+    /// then numbered and kept until the server has them.
+    pub(crate) fn keeps(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Numbers an event and keeps it; `false` when the outbox is full.
+    pub(crate) fn keep(&mut self, message: &Message) -> bool {
+        if self.outbox.len() >= OUTBOX_FRAMES || self.outbox_bytes + message.len() > OUTBOX_BYTES {
+            return false;
+        }
+        self.sent += 1;
+        self.outbox_bytes += message.len();
+        self.outbox.push_back((self.sent, message.clone()));
+        true
     }
 
     /// `wsm.at [position]`: the next event's position.
@@ -114,6 +185,26 @@ impl ClientSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_events_go_again_after_what_the_server_received() {
+        let mut session = ClientSession::default();
+        session.on_session(&["t".into(), "new".into(), "0".into()]);
+        assert!(session.keeps());
+        for n in 1..=3 {
+            assert!(session.keep(&Message::text(format!("e{n}"))));
+        }
+        assert_eq!(session.take_unqueued().len(), 3);
+        for n in 4..=5 {
+            assert!(session.keep(&Message::text(format!("e{n}"))));
+        }
+        session.on_ack("2");
+        session.on_session(&["t".into(), "recovered".into(), "4".into()]);
+        assert_eq!(session.take_unqueued(), [Message::text("e5")]);
+        assert!(session.take_unqueued().is_empty());
+        session.on_session(&["u".into(), "failed:expired".into(), "0".into()]);
+        assert!(session.take_unqueued().is_empty());
+    }
 
     #[test]
     fn an_event_is_applied_once_and_its_position_held() {

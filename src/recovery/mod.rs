@@ -197,6 +197,8 @@ impl Failure {
 
 /// The event that gives the position of the recoverable event after it.
 pub(crate) const AT: &str = "wsm.at";
+/// How many of the client's events the server has received.
+pub(crate) const ACK: &str = "wsm.ack";
 /// The client's second frame: a new session, or the one to resume.
 pub(crate) const RESUME: &str = "wsm.resume";
 /// The server's first frame: the session's token, status and count.

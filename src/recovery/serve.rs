@@ -175,6 +175,7 @@ impl ServerRecovery {
                             Ok(missed) => {
                                 registry.set_resumable(id, Some(&membership));
                                 replay = missed;
+                                link.set_received(session.received);
                                 (token, Status::Recovered)
                             }
                             Err(failure) => {
@@ -224,15 +225,16 @@ impl ServerRecovery {
 
     /// The connection of the session `token` (id `id`) has ended: its
     /// membership is kept, and the session waits for its client.
-    pub(crate) fn closed<C: Codec>(&self, registry: &Registry<C>, id: &str, token: &str) {
+    pub(crate) fn closed<C: Codec>(&self, registry: &Registry<C>, id: &str, token: &str, received: u64) {
         let membership = registry.membership(id);
         let mut sessions = self.sessions();
-        if let Some((rooms, started)) = membership {
-            sessions.update(token, |session| {
+        sessions.update(token, |session| {
+            if let Some((rooms, started)) = membership {
                 session.rooms = rooms;
                 session.started = started;
-            });
-        }
+            }
+            session.received = received;
+        });
         sessions.dropped(token, Instant::now());
     }
 }
