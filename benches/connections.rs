@@ -19,6 +19,7 @@
 //! WSM_SCENARIO=idle|stalled                                # one scenario only
 //! WSM_PING_INTERVAL_MS=5000   # the server's ping interval in the idle scenario (0: no pings; timeout 10 s)
 //! WSM_CONCURRENCY=500         # connections being opened at once
+//! WSM_SERVER_ARGS=--recovery  # more echo_server options (space-separated)
 //! ```
 //!
 //! It builds the echo_server example itself (`cargo build --release --example
@@ -85,6 +86,8 @@ impl ServerProcess {
             .arg(exe)
             .args(["--port", "0", "--codec", "json"])
             .args(extra)
+            // More options for the server, e.g. `--recovery`.
+            .args(std::env::var("WSM_SERVER_ARGS").unwrap_or_default().split_whitespace())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
