@@ -91,8 +91,10 @@ impl<C: Codec> ServerBuilder<C> {
     /// unchanged): events sent through the server (to everyone, to rooms,
     /// to a connection id) are logged and replayed, in order, to a client
     /// that resumes its session within `config.session_time`. One node,
-    /// in memory; see `docs/recovery.md`. Only on the server's own
-    /// listener and `serve_stream*` for now.
+    /// in memory; see `docs/recovery.md`. On the server's own listener,
+    /// `serve_stream*` and `serve_upgraded` (`ws-messaging-axum`); a
+    /// connection handed over already upgraded
+    /// ([`Server::serve_websocket`]) speaks 2.0.0.
     pub fn recovery(mut self, config: RecoveryConfig) -> Self {
         self.recovery = Some(config);
         self
@@ -715,9 +717,28 @@ impl<C: Codec> Server<C> {
             refuse(&mut ws, CloseCode::FORBIDDEN, "origin not allowed").await;
             return;
         }
-        if let Some(mut ws) = serve_connection(&self.inner, ws, Some(Box::new(request)), false).await {
+        let offered: Vec<&str> = request
+            .headers()
+            .get_all("sec-websocket-protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let resumable = self.subprotocol_for(offered) == Some(RESUME_SUBPROTOCOL);
+        if let Some(mut ws) = serve_connection(&self.inner, ws, Some(Box::new(request)), resumable).await {
             drain(ws.get_mut()).await;
         }
+    }
+
+    /// The subprotocol this server answers an upgrade offering `offered`
+    /// with (the values of its `Sec-WebSocket-Protocol` headers):
+    /// `ws-messaging.resume.1` when recovery is on
+    /// ([`ServerBuilder::recovery`]) and the client offers it, else what
+    /// [`choose_subprotocol`](crate::protocol::choose_subprotocol) picks.
+    /// What an upgrade answered elsewhere (a web framework's route) must
+    /// echo for [`serve_upgraded`](Self::serve_upgraded), which decides
+    /// the same way.
+    pub fn subprotocol_for<'a>(&self, offered: impl IntoIterator<Item = &'a str> + Clone) -> Option<&'a str> {
+        choose_subprotocol_with(offered, self.inner.recovery.is_some())
     }
 
     /// Serves one WebSocket that was already upgraded elsewhere (a web

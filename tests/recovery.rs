@@ -261,13 +261,25 @@ async fn a_rust_client_gets_every_room_event_once_in_order_through_repeated_cuts
 
 #[tokio::test]
 async fn echo_server_recovery_replays_room_events_sent_by_another_client_through_cuts() {
+    echo_server_replays_through_cuts(&[], "").await;
+}
+
+#[tokio::test]
+async fn echo_server_recovery_works_through_axum_too() {
+    echo_server_replays_through_cuts(&["--http"], "/ws").await;
+}
+
+/// `echo_server --recovery EXTRA` at `path`: a member through a cutting
+/// proxy gets every `room` event a plain sender causes, once, in order.
+async fn echo_server_replays_through_cuts(extra: &[&str], path: &str) {
     const EVENTS: u64 = 300;
     let mut command = tokio::process::Command::new(echo_server_path());
-    command.args(["--port", "0", "--recovery"]);
+    command.args(["--port", "0", "--recovery"]).args(extra);
     let (_server, url) = spawn_listening(command).await;
     let addr = url.strip_prefix("ws://").unwrap().parse().unwrap();
+    let url = format!("{url}{path}");
     let proxy = Cutter::start(addr).await;
-    let member = ws_messaging::Client::<Json>::builder(proxy.url.clone())
+    let member = ws_messaging::Client::<Json>::builder(format!("{}{path}", proxy.url))
         .recovery(true)
         .auth(&json!({ "token": "secret" }))
         .retry(fast_retry())

@@ -50,7 +50,7 @@
 //!   request to `/ws` that is not a WebSocket upgrade gets a 4xx answer.
 //!   SIGINT/SIGTERM close every ws-messaging connection with 1001, stop the
 //!   HTTP server and exit 0;
-//! - with `--recovery` (no value; not with `--http` yet): session recovery
+//! - with `--recovery` (no value; with or without `--http`): session recovery
 //!   for clients that negotiate it (`docs/recovery.md`): what goes through
 //!   the server (`shout` → `shouted`, `to-room` → `room`, `tell` →
 //!   `told`) is replayed, in order, to a client that resumes within 2
@@ -242,9 +242,6 @@ fn parse_args() -> Result<Settings, String> {
             "--max-concurrent-calls" => settings.max_concurrent_calls = Some(count()?),
             other => return Err(format!("unknown option {other}")),
         }
-    }
-    if settings.recovery && settings.http {
-        return Err("--recovery does not work with --http yet".into());
     }
     Ok(settings)
 }

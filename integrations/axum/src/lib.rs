@@ -167,6 +167,17 @@ impl WsMessaging {
             on_upgrade,
             request,
         } = self;
+        // The server's choice: the recovery extension's when it has it on.
+        let offered: Vec<&str> = request
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let protocol = server
+            .subprotocol_for(offered)
+            .and_then(|p| HeaderValue::from_str(p).ok())
+            .or(protocol);
         let server = server.clone();
         tokio::spawn(async move {
             // Err: the client went away before the upgrade completed.
