@@ -472,11 +472,12 @@ impl<C: Codec> Registry<C> {
             .collect())
     }
 
-    /// The membership a recovery session keeps of the connection `id`.
-    pub(crate) fn membership(&self, id: &str) -> Option<Membership> {
+    /// The membership a recovery session keeps of the connection `id`,
+    /// if it is `endpoint`.
+    pub(crate) fn membership(&self, id: &str, endpoint: &Endpoint<C>) -> Option<Membership> {
         let state = self.lock();
         let logs = state.logs.as_deref()?;
-        let member = state.connections.get(id)?;
+        let member = state.connections.get(id).filter(|m| m.endpoint.same(endpoint))?;
         let recovery = member.recovery.as_deref()?;
         let rooms = member
             .rooms
@@ -530,9 +531,17 @@ impl<C: Codec> Registry<C> {
         self.lock().connections.insert(Arc::from(id), member);
     }
 
-    /// Forgets a connection and its rooms.
-    pub(crate) fn remove(&self, id: &str) {
+    /// Forgets the connection `id` and its rooms if it is `endpoint` (not
+    /// a newer connection that took its id over: a resumed session's).
+    pub(crate) fn remove_endpoint(&self, id: &str, endpoint: &Endpoint<C>) {
+        self.remove_if(id, |member| member.endpoint.same(endpoint));
+    }
+
+    fn remove_if(&self, id: &str, which: impl FnOnce(&Member<C>) -> bool) {
         let mut state = self.lock();
+        if !state.connections.get(id).is_some_and(which) {
+            return;
+        }
         let Some(member) = state.connections.remove(id) else {
             return;
         };

@@ -978,7 +978,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         }
     }
     let resumed_id = match recovery {
-        Some(recovery) => recovery.resumed_id(resume.as_ref(), &inner.clients).await,
+        Some(recovery) => recovery.resumed_id(resume.as_ref(), &inner.clients),
         None => None,
     };
     let id = resumed_id.map_or_else(random_id, |id| id.to_string());
@@ -1121,9 +1121,9 @@ async fn serve_connection<C: Codec, T: Transport>(
     // 4. Out of the registry (its session, if any, kept), `close` emitted,
     // then the disconnect hook.
     if let (Some(recovery), Some(token)) = (&inner.recovery, token.get()) {
-        recovery.closed(&inner.clients, &id, token, link.received());
+        recovery.closed(&inner.clients, &endpoint, &id, token, link.received());
     }
-    inner.clients.remove(&id);
+    inner.clients.remove_endpoint(&id, &endpoint);
     endpoint.detach(&link, &closed);
     if let Some(hook) = &inner.disconnect {
         hook(endpoint.clone(), closed.code, closed.reason).await;
@@ -1143,12 +1143,13 @@ struct Registered<'a, C: Codec> {
 impl<C: Codec> Drop for Registered<'_, C> {
     fn drop(&mut self) {
         if let (Some(recovery), Some(token)) = (&self.inner.recovery, self.token.get()) {
-            if self.inner.clients.get(self.id).is_some() {
+            // Unless step 4 (or a newer connection's takeover) kept it already.
+            if self.inner.clients.get(self.id).is_some_and(|e| e.same(self.endpoint)) {
                 let received = self.endpoint.life().link().map_or(0, |l| l.received());
-                recovery.closed(&self.inner.clients, self.id, token, received);
+                recovery.closed(&self.inner.clients, self.endpoint, self.id, token, received);
             }
         }
-        self.inner.clients.remove(self.id);
+        self.inner.clients.remove_endpoint(self.id, self.endpoint);
         if let Some(link) = self.endpoint.life().link().cloned() {
             link.finish();
         }

@@ -359,3 +359,54 @@ async fn a_rust_clients_events_reach_the_server_once_in_order_through_repeated_c
     client.send("note", (0,)).await.unwrap();
     assert_eq!(recv(&mut rx).await, 0);
 }
+
+#[tokio::test]
+async fn a_resume_takes_over_a_connection_the_server_still_holds() {
+    let (server, _) = recovering_server().await;
+    let (mut old, args) = session(&server, "ann", json!([])).await;
+    old.send(Message::text(r#"{"name":"join","args":["lobby"],"id":1}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut old).await, json!({"id":1,"result":true}));
+    old.send(Message::text(r#"{"name":"whoami","args":[],"id":2}"#))
+        .await
+        .unwrap();
+    let id = next_json(&mut old).await["result"].clone();
+    server.to("lobby").emit("room", ("lobby", 1)).unwrap();
+    let (position, _) = next_tagged(&mut old).await;
+    // Its client is gone without a close the server saw; it comes back.
+    server.to("lobby").emit("room", ("lobby", 2)).unwrap();
+    let (mut ws, again) = session(&server, "ann", json!([args[0], position, ""])).await;
+    assert_eq!(again[1], "recovered");
+    assert_eq!(next_tagged(&mut ws).await.1, json!({"name":"room","args":["lobby",2]}));
+    server.to("lobby").emit("room", ("lobby", 3)).unwrap();
+    assert_eq!(next_tagged(&mut ws).await.1, json!({"name":"room","args":["lobby",3]}));
+    ws.send(Message::text(r#"{"name":"whoami","args":[],"id":1}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await, json!({"id":1,"result":id}));
+    // The old connection was closed, and no longer gets the room's events.
+    loop {
+        match next_json_or_close(&mut old).await {
+            Ok(frame) => assert_ne!(frame["args"], json!(["lobby", 3]), "{frame}"),
+            Err(close) => break assert_eq!(close, (4003, "session resumed elsewhere".to_string())),
+        }
+    }
+}
+
+/// The next JSON frame, or the close frame's code and reason.
+async fn next_json_or_close(ws: &mut RawWs) -> Result<Value, (u16, String)> {
+    use futures_util::StreamExt;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await.expect("socket open").expect("frame") {
+                Message::Text(text) => return Ok(serde_json::from_str(&text).unwrap()),
+                Message::Close(Some(frame)) => return Err((u16::from(frame.code), frame.reason.to_string())),
+                Message::Close(None) => return Err((1005, String::new())),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a frame in time")
+}

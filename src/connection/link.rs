@@ -106,6 +106,10 @@ pub(crate) struct Link {
     received: AtomicU64,
 }
 
+/// The bit of `received` that marks a connection whose session a newer
+/// connection took over.
+const TAKEN_OVER: u64 = 1 << 63;
+
 fn payload_len(message: &Message) -> usize {
     match message {
         Message::Text(t) => t.len(),
@@ -166,17 +170,36 @@ impl Link {
 
     /// The client's events received in its session (with the extension).
     pub(crate) fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
+        self.received.load(Ordering::Acquire) & !TAKEN_OVER
     }
 
     /// Starts the count of the client's events at `n` (a resumed session's).
     pub(crate) fn set_received(&self, n: u64) {
-        self.received.store(n, Ordering::Relaxed);
+        self.received.store(n & !TAKEN_OVER, Ordering::Release);
     }
 
-    /// Counts one more event from the client; returns the count.
-    pub(crate) fn count_received(&self) -> u64 {
-        self.received.fetch_add(1, Ordering::Relaxed) + 1
+    /// Counts one more event from the client; returns the count, or `None`
+    /// once the session was taken over by a newer connection (the event
+    /// is then not this connection's to handle: its client sends it again).
+    pub(crate) fn count_received(&self) -> Option<u64> {
+        self.received
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n & TAKEN_OVER == 0).then_some(n + 1)
+            })
+            .ok()
+            .map(|n| n + 1)
+    }
+
+    /// Hands the session over to a newer connection: returns the final
+    /// count; from now on this connection handles nothing its client
+    /// sends.
+    pub(crate) fn take_over(&self) -> u64 {
+        self.received.fetch_or(TAKEN_OVER, Ordering::AcqRel) & !TAKEN_OVER
+    }
+
+    /// Whether the session was taken over by a newer connection.
+    pub(crate) fn taken_over(&self) -> bool {
+        self.received.load(Ordering::Acquire) & TAKEN_OVER != 0
     }
 
     /// Marks the connection as one that speaks the recovery extension.

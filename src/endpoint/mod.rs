@@ -139,6 +139,14 @@ pub struct Endpoint<C: Codec> {
     inner: Arc<Inner<C>>,
 }
 
+impl<C: Codec> Endpoint<C> {
+    /// Whether `other` is this same connection's endpoint (not a clone of
+    /// another one with the same id).
+    pub(crate) fn same(&self, other: &Endpoint<C>) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
 impl<C: Codec> Clone for Endpoint<C> {
     fn clone(&self) -> Self {
         Endpoint {

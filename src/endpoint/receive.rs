@@ -67,6 +67,10 @@ impl<C: Codec> Endpoint<C> {
     }
 
     fn dispatch(&self, link: &Arc<Link>, frame: Frame) {
+        // A session taken over by a newer connection: nothing more here.
+        if link.resumable() && link.taken_over() {
+            return;
+        }
         let (name, args, id) = match frame {
             Frame::Reply { id, outcome } => {
                 link.settle(id, outcome);
@@ -105,8 +109,8 @@ impl<C: Codec> Endpoint<C> {
                         }
                         // What a client's application sends (the runtime's
                         // own reports are not numbered).
-                        if !crate::protocol::RUNTIME_NAMES.contains(&name.as_str()) {
-                            self.count_event(link);
+                        if !crate::protocol::RUNTIME_NAMES.contains(&name.as_str()) && !self.count_event(link) {
+                            return;
                         }
                     }
                 }
@@ -170,14 +174,18 @@ impl<C: Codec> Endpoint<C> {
     /// Counts an event of a recovery session's client (`received`), and
     /// tells the client every [`ACK_EVERY`] events (`wsm.ack`), so that
     /// it can forget what the server has.
-    fn count_event(&self, link: &Link) {
-        let received = link.count_received();
-        if received % ACK_EVERY != 0 {
-            return;
+    /// False when the session was taken over by a newer connection: the
+    /// event is not handled here.
+    fn count_event(&self, link: &Link) -> bool {
+        let Some(received) = link.count_received() else {
+            return false;
+        };
+        if received % ACK_EVERY == 0 {
+            if let Ok(ack) = encode_event(self.codec(), crate::recovery::ACK, &(received.to_string(),)) {
+                let _ = self.push_now(link, ack.0);
+            }
         }
-        if let Ok(ack) = encode_event(self.codec(), crate::recovery::ACK, &(received.to_string(),)) {
-            let _ = self.push_now(link, ack.0);
-        }
+        true
     }
 
     /// Whether `frame` is the recovery extension's business alone on this

@@ -13,15 +13,11 @@ use crate::adapter::Registry;
 use crate::codec::Codec;
 use crate::connection::Link;
 use crate::envelope::{validate, Frame};
-use crate::EncodedMessage;
+use crate::{CloseCode, EncodedMessage, Endpoint};
 
 use super::position::Position;
 use super::session::{Session, SessionLimits, Sessions};
 use super::{Failure, RecoveryConfig, AT, RESUME, SESSION};
-
-/// How long a resume waits for the connection that still holds its
-/// session's id to be gone.
-const ID_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The most ids a `wsm.resume` may list as pending.
 const MAX_PENDING: usize = 65_536;
@@ -121,23 +117,24 @@ impl ServerRecovery {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The connection id a resume asks to keep: its session's, while that
-    /// session waits for its client, once no connection holds the id (a
-    /// connection that still does, on its way out, is waited for up to
-    /// [`ID_WAIT`]).
-    pub(crate) async fn resumed_id<C: Codec>(
-        &self,
-        resume: Option<&Resume>,
-        registry: &Registry<C>,
-    ) -> Option<Arc<str>> {
-        let id = self.sessions().waiting_id(&resume?.token, Instant::now())?;
-        // Bounded: the registry has no removal notice to await yet.
-        let deadline = tokio::time::Instant::now() + ID_WAIT;
-        while registry.get(&id).is_some() {
-            if tokio::time::Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    /// The connection id a resume asks to keep: its session's, while the
+    /// session lives. A connection of the session that is still there (its
+    /// client went away without the server noticing: no close, a ping not
+    /// yet late) is taken over: its membership and count go into the
+    /// session, it leaves the registry at once and is closed with 4003
+    /// `session resumed elsewhere` (its client, if any, does not come
+    /// back). Only the holder of the session's secret token gets here; the
+    /// identity is checked after the connection hook, as for every resume.
+    pub(crate) fn resumed_id<C: Codec>(&self, resume: Option<&Resume>, registry: &Registry<C>) -> Option<Arc<str>> {
+        let token = &resume?.token;
+        let now = Instant::now();
+        let id = self.sessions().session_id(token, now)?;
+        if let Some(old) = registry.get(&id) {
+            // Its final count: what it reads from now on is not handled.
+            let received = old.life().link().map_or(0, |l| l.take_over());
+            self.closed(registry, &old, &id, token, received);
+            registry.remove_endpoint(&id, &old);
+            old.close(CloseCode::FORBIDDEN, "session resumed elsewhere");
         }
         Some(id)
     }
@@ -186,7 +183,7 @@ impl ServerRecovery {
                     }
                     // The id was kept for this session: another identity
                     // must not have it.
-                    Err(Failure::Identity) if self.sessions().waiting_id(&resume.token, now).as_deref() == Some(id) => {
+                    Err(Failure::Identity) if self.sessions().session_id(&resume.token, now).as_deref() == Some(id) => {
                         return Err(Failure::Identity)
                     }
                     Ok(_) | Err(_) => {
@@ -225,8 +222,15 @@ impl ServerRecovery {
 
     /// The connection of the session `token` (id `id`) has ended: its
     /// membership is kept, and the session waits for its client.
-    pub(crate) fn closed<C: Codec>(&self, registry: &Registry<C>, id: &str, token: &str, received: u64) {
-        let membership = registry.membership(id);
+    pub(crate) fn closed<C: Codec>(
+        &self,
+        registry: &Registry<C>,
+        endpoint: &Endpoint<C>,
+        id: &str,
+        token: &str,
+        received: u64,
+    ) {
+        let membership = registry.membership(id, endpoint);
         let mut sessions = self.sessions();
         sessions.update(token, |session| {
             if let Some((rooms, started)) = membership {

@@ -123,12 +123,14 @@ impl Sessions {
         Ok((new, session))
     }
 
-    /// The public id of the session of `token` while it waits for its
-    /// client (dropped, within its time at `now`).
-    pub(crate) fn waiting_id(&self, token: &str, now: Instant) -> Option<Arc<str>> {
+    /// The public id of the session of `token` while it lives (open, or
+    /// dropped within its time at `now`).
+    pub(crate) fn session_id(&self, token: &str, now: Instant) -> Option<Arc<str>> {
         let slot = self.slots.get(token)?;
-        let at = slot.dropped?;
-        (now.saturating_duration_since(at) <= self.limits.time).then(|| slot.session.id.clone())
+        let alive = slot
+            .dropped
+            .is_none_or(|at| now.saturating_duration_since(at) <= self.limits.time);
+        alive.then(|| slot.session.id.clone())
     }
 
     /// The session of `token` with its connection gone at `now`: it waits
