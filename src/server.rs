@@ -1086,7 +1086,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         Some(recovery) => {
             // No recoverable event between the replay and the first live one.
             let publishing = inner.clients.hold_publishing();
-            match recovery.open(&*inner.codec, &inner.clients, &link, &id, connect, resume) {
+            match recovery.open(&inner.clients, &endpoint, &link, &id, connect, resume) {
                 Ok((session, status)) => {
                     trace::debug!(parent: &span, ?status, "session");
                     let _ = token.set(session);

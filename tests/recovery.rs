@@ -410,3 +410,55 @@ async fn next_json_or_close(ws: &mut RawWs) -> Result<Value, (u16, String)> {
     .await
     .expect("a frame in time")
 }
+
+#[tokio::test]
+async fn a_rust_clients_invokes_run_once_and_are_answered_through_repeated_cuts() {
+    const INVOKES: u64 = 200;
+    let (server, _) = recovering_server().await;
+    let ran = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    server
+        .register("once", {
+            let ran = ran.clone();
+            move |(n,): (u64,)| {
+                ran.lock().unwrap().push(n);
+                async move {
+                    // Some are still running when their connection is cut.
+                    tokio::time::sleep(std::time::Duration::from_millis(n % 7)).await;
+                    Ok(n * 10)
+                }
+            }
+        })
+        .unwrap();
+    let proxy = std::sync::Arc::new(Cutter::start(server.local_addr().unwrap()).await);
+    let client = ws_messaging::Client::<Json>::builder(proxy.url.clone())
+        .recovery(true)
+        .auth(&json!({ "token": "ann" }))
+        .retry(fast_retry())
+        .connect()
+        .await
+        .unwrap();
+    let mut workers = Vec::new();
+    for worker in 0..4u64 {
+        let client = client.clone();
+        let proxy = proxy.clone();
+        workers.push(tokio::spawn(async move {
+            for n in (worker..INVOKES).step_by(4) {
+                let answer: u64 = client.invoke("once", (n,)).await.unwrap_or_else(|e| panic!("{n}: {e}"));
+                assert_eq!(answer, n * 10);
+                if worker == 0 && n % 40 == 0 {
+                    proxy.cut();
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        tokio::time::timeout(std::time::Duration::from_secs(30), worker)
+            .await
+            .expect("the invokes end")
+            .unwrap();
+    }
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort_unstable();
+    assert_eq!(ran, (0..INVOKES).collect::<Vec<_>>(), "each invoke ran once");
+    assert_eq!(client.session_status(), Some(ws_messaging::SessionStatus::Recovered));
+}

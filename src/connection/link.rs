@@ -124,7 +124,7 @@ fn payload_len(message: &Message) -> usize {
 const DETACH_AFTER: usize = 16;
 
 /// The frame with bytes of its own, no longer a slice of a shared chunk.
-fn detach(message: Message) -> Message {
+pub(crate) fn detach(message: Message) -> Message {
     match message {
         Message::Text(text) => Message::Text(Utf8Bytes::from(text.as_str().to_owned())),
         Message::Binary(bytes) => Message::Binary(Bytes::copy_from_slice(&bytes)),

@@ -27,7 +27,7 @@ mod link;
 pub(crate) mod read;
 mod write;
 
-pub(crate) use link::{Link, Phase, PushError, Settle};
+pub(crate) use link::{detach, Link, Phase, PushError, Settle};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -39,6 +39,9 @@ pub(crate) struct Life {
     /// The client's connect loop state (unused on a server's endpoints),
     /// under the same lock so its waiters wake on every change.
     pub(crate) client: ClientLife,
+    /// With recovery, on a server: the replies of the connection's
+    /// session.
+    pub(crate) replies: Option<crate::recovery::SharedReplies>,
 }
 
 impl Life {

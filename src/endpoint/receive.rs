@@ -73,6 +73,19 @@ impl<C: Codec> Endpoint<C> {
         }
         let (name, args, id) = match frame {
             Frame::Reply { id, outcome } => {
+                // A recovery session's invoke waits in the session.
+                let outcome = if self.role() == Role::Client && link.resumable() {
+                    let mut life = self.life();
+                    match life.client.session.as_mut() {
+                        Some(session) => match session.answer(id, outcome) {
+                            None => return,
+                            Some(outcome) => outcome,
+                        },
+                        None => outcome,
+                    }
+                } else {
+                    outcome
+                };
                 link.settle(id, outcome);
                 return;
             }
@@ -129,6 +142,10 @@ impl<C: Codec> Endpoint<C> {
             // Every endpoint answers the peer's heartbeat with `null`.
             let reply = self.encode_reply(id, Ok(&()));
             self.send_reply(link, id, reply);
+            return;
+        }
+        // A recovery session's client numbers its invokes with its events.
+        if link.resumable() && self.role() == Role::Server && !self.count_event(link) {
             return;
         }
         let Some(procedure) = self.procedure(&name) else {

@@ -124,6 +124,21 @@ impl<C: Codec> Endpoint<C> {
     pub(crate) fn send_reply(&self, link: &Link, id: u64, reply: Result<Message, SendError>) {
         let sent = reply.and_then(|message| {
             self.run_send_hook(OutgoingKind::Reply { id }, message_bytes(&message))?;
+            if link.resumable() && self.role() == super::Role::Server {
+                // Kept for the session; on its newer connection too.
+                let replies = self.life().replies.clone();
+                if let Some(replies) = replies {
+                    let message = crate::connection::detach(message);
+                    let current = replies
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .keep(id, &message, link);
+                    if let Some(current) = current {
+                        let _ = current.push_now(message.clone());
+                    }
+                    return self.push_cut_now(link, message);
+                }
+            }
             self.push_cut_now(link, message)
         });
         match sent {
@@ -176,6 +191,9 @@ impl<C: Codec> Endpoint<C> {
         self.run_send_hook(OutgoingKind::Message { name, id: Some(id) }, &buf)
             .map_err(|e| InvokeError::from_send(e, Some(id)))?;
         let message = self.frame(buf).map_err(|e| InvokeError::from_send(e, Some(id)))?;
+        if let Some(kept) = self.invoke_kept(name, id, message.clone(), timeout).await {
+            return kept;
+        }
         let link = self.open_link().map_err(|e| InvokeError::from_send(e, Some(id)))?;
         // The reply is waited for in the link's pending map (no channel per
         // invoke); the guard removes the entry however this ends, unless
@@ -214,6 +232,56 @@ impl<C: Codec> Endpoint<C> {
             Err(error) => trace::debug!(name, id, %error, elapsed = ?trace::since(started), "invoke failed"),
         }
         outcome
+    }
+}
+
+impl<C: Codec> Endpoint<C> {
+    /// An invoke of a client's recovery session: numbered and kept with
+    /// its events, waited for in the session, across connections, until
+    /// its timeout. `None` without such a session (or on a connection
+    /// that did not negotiate the extension).
+    async fn invoke_kept(
+        &self,
+        name: &str,
+        id: u64,
+        message: Message,
+        timeout: Duration,
+    ) -> Option<Result<Bytes, InvokeError>> {
+        if self.role() != super::Role::Client {
+            return None;
+        }
+        let reply = {
+            let mut life = self.life();
+            if life
+                .link()
+                .is_some_and(|l| l.phase() == crate::connection::Phase::Open && !l.resumable())
+            {
+                return None;
+            }
+            let session = life.client.session.as_mut().filter(|s| s.keeps())?;
+            let message = crate::connection::detach(message);
+            if !session.keep(&message) {
+                return Some(Err(InvokeError::Send(SendError::Backlog)));
+            }
+            let reply = session.wait(id);
+            self.queue_kept(&mut life);
+            reply
+        };
+        Some(match tokio::time::timeout(timeout, reply).await {
+            Err(_) => {
+                if let Some(session) = self.life().client.session.as_mut() {
+                    session.forget(id);
+                }
+                Err(InvokeError::Timeout { id })
+            }
+            Ok(Err(_)) => Err(InvokeError::Connection { id: Some(id) }),
+            Ok(Ok(Ok(result))) => Ok(result),
+            Ok(Ok(Err(error))) => self
+                .codec()
+                .decode_error(&error)
+                .map_err(InvokeError::Decode)
+                .and_then(|error| Err(InvokeError::remote(name, error))),
+        })
     }
 }
 

@@ -59,6 +59,8 @@ pub(crate) struct ClientSession {
     sent: u64,
     /// The number of the last event queued on the current connection.
     queued: u64,
+    /// The session's invokes waiting for their reply, across connections.
+    waiting: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<Result<bytes::Bytes, bytes::Bytes>>>,
 }
 
 impl ClientSession {
@@ -67,7 +69,12 @@ impl ClientSession {
     pub(crate) fn resume_args(&self) -> Vec<String> {
         match &self.token {
             None => Vec::new(),
-            Some(token) => vec![token.clone(), Position::format_list(&self.positions), String::new()],
+            Some(token) => {
+                let mut pending: Vec<u64> = self.waiting.keys().copied().collect();
+                pending.sort_unstable();
+                let pending = pending.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+                vec![token.clone(), Position::format_list(&self.positions), pending]
+            }
         }
     }
 
@@ -84,8 +91,10 @@ impl ClientSession {
             // What the server has not received goes again, in order.
             self.queued = received.parse().unwrap_or(0);
         } else {
-            // A new session counts from zero; what was kept is lost.
+            // A new session counts from zero; what was kept is lost, and
+            // the invokes waiting end (a connection error).
             self.positions.clear();
+            self.waiting.clear();
             self.outbox.clear();
             self.outbox_bytes = 0;
             self.sent = 0;
@@ -121,6 +130,34 @@ impl ClientSession {
             if let Some((_, message)) = self.outbox.pop_front() {
                 self.outbox_bytes -= message.len();
             }
+        }
+    }
+
+    /// Waits for the reply to the session's invoke `id` across connections.
+    pub(crate) fn wait(&mut self, id: u64) -> tokio::sync::oneshot::Receiver<Result<bytes::Bytes, bytes::Bytes>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting.insert(id, tx);
+        rx
+    }
+
+    /// No longer waits for `id` (it timed out).
+    pub(crate) fn forget(&mut self, id: u64) {
+        self.waiting.remove(&id);
+    }
+
+    /// A reply: taken when the session waits for it (`None`), else given
+    /// back.
+    pub(crate) fn answer(
+        &mut self,
+        id: u64,
+        outcome: Result<bytes::Bytes, bytes::Bytes>,
+    ) -> Option<Result<bytes::Bytes, bytes::Bytes>> {
+        match self.waiting.remove(&id) {
+            Some(waiting) => {
+                let _ = waiting.send(outcome);
+                None
+            }
+            None => Some(outcome),
         }
     }
 

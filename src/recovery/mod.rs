@@ -197,6 +197,58 @@ impl Failure {
 
 /// The event that gives the position of the recoverable event after it.
 pub(crate) const AT: &str = "wsm.at";
+/// The replies of a session's invokes, kept until the client no longer
+/// waits for them (bounded), and the connection the session is on now:
+/// a handler that ends after its connection dropped answers there.
+#[derive(Debug, Default)]
+pub(crate) struct Replies {
+    current: std::sync::Weak<crate::connection::Link>,
+    kept: std::collections::VecDeque<(u64, tokio_tungstenite::tungstenite::Message)>,
+    bytes: usize,
+}
+
+/// Replies kept per session at most, and their bytes.
+const KEPT_REPLIES: usize = 256;
+const KEPT_REPLY_BYTES: usize = 256 << 10;
+
+impl Replies {
+    /// Keeps the reply to `id`; returns the session's current connection
+    /// when it is not `from` (the reply goes there too).
+    pub(crate) fn keep(
+        &mut self,
+        id: u64,
+        reply: &tokio_tungstenite::tungstenite::Message,
+        from: &crate::connection::Link,
+    ) -> Option<Arc<crate::connection::Link>> {
+        self.kept.push_back((id, reply.clone()));
+        self.bytes += reply.len();
+        while self.kept.len() > KEPT_REPLIES || self.bytes > KEPT_REPLY_BYTES {
+            match self.kept.pop_front() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+        self.current.upgrade().filter(|l| !std::ptr::eq(&**l, from))
+    }
+
+    /// The session moves to `link`: the kept replies to the invokes the
+    /// client still waits for (`pending`), to send there; the others are
+    /// forgotten (the client has them).
+    pub(crate) fn resume(
+        &mut self,
+        link: &Arc<crate::connection::Link>,
+        pending: &[u64],
+    ) -> Vec<tokio_tungstenite::tungstenite::Message> {
+        self.current = Arc::downgrade(link);
+        self.kept.retain(|(id, _)| pending.contains(id));
+        self.bytes = self.kept.iter().map(|(_, m)| m.len()).sum();
+        self.kept.iter().map(|(_, m)| m.clone()).collect()
+    }
+}
+
+/// A session's replies, shared by its connections.
+pub(crate) type SharedReplies = Arc<std::sync::Mutex<Replies>>;
+
 /// How many of the client's events the server has received.
 pub(crate) const ACK: &str = "wsm.ack";
 /// The client's second frame: a new session, or the one to resume.

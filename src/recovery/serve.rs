@@ -147,16 +147,19 @@ impl ServerRecovery {
     /// the connection holds another identity's id and must be refused.
     pub(crate) fn open<C: Codec>(
         &self,
-        codec: &C,
         registry: &Registry<C>,
-        link: &Link,
+        endpoint: &Endpoint<C>,
+        link: &Arc<Link>,
         id: &str,
         connect: Message,
         resume: Option<Resume>,
     ) -> Result<(String, Status), Failure> {
+        let pending = resume.as_ref().map(|r| r.pending.clone()).unwrap_or_default();
+        let codec = endpoint.codec();
         let identity: Box<[u8]> = crate::endpoint::message_bytes(&connect).into();
         let now = Instant::now();
         let mut replay = Vec::new();
+        let mut replies: Option<super::SharedReplies> = None;
         let (token, status) = match resume {
             None => (self.start(id, identity), Status::New),
             Some(resume) => {
@@ -173,6 +176,7 @@ impl ServerRecovery {
                                 registry.set_resumable(id, Some(&membership));
                                 replay = missed;
                                 link.set_received(session.received);
+                                replies = Some(session.replies.clone());
                                 (token, Status::Recovered)
                             }
                             Err(failure) => {
@@ -207,6 +211,21 @@ impl ServerRecovery {
                 link.push_first(message.0);
             }
         }
+        // The session's replies: those the client still waits for go now;
+        // replies of handlers still running will come here.
+        let replies = match replies {
+            Some(replies) => replies,
+            None => {
+                let fresh = super::SharedReplies::default();
+                self.sessions().update(&token, |s| s.replies = fresh.clone());
+                fresh
+            }
+        };
+        let resent = replies.lock().unwrap_or_else(|e| e.into_inner()).resume(link, &pending);
+        for reply in resent {
+            link.push_first(reply);
+        }
+        endpoint.life().replies = Some(replies);
         Ok((token, status))
     }
 
@@ -217,6 +236,7 @@ impl ServerRecovery {
             rooms: Vec::new(),
             started: Vec::new(),
             received: 0,
+            replies: Default::default(),
         })
     }
 
