@@ -30,6 +30,7 @@
 //! WSM_REMOTE_SCENARIOS=pipelined,broadcast                   # latency, pipelined, events, broadcast
 //! WSM_REMOTE_ROUNDS=5  WSM_REMOTE_PIPELINED=100000  WSM_REMOTE_CLIENTS=1000,10000
 //! WSM_REMOTE_SERVER=/path/to/an/earlier/echo_server  # measure another build
+//! WSM_SERVER_ARGS=--recovery                         # more echo_server options
 //! ```
 //! The process ids of the servers are printed, for a profiler (`perf record
 //! -g -p PID`); `WSM_REMOTE_PAUSE_S=5` waits that long after printing them,

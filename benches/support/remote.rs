@@ -392,6 +392,8 @@ impl Process {
     pub(crate) async fn echo_server(exe: &Path, codec: &str) -> Result<Process, String> {
         let mut command = Command::new(exe);
         command.args(["--port", "0", "--codec", codec, "--ping-interval-ms", "0", "--counters"]);
+        // More options for the server, e.g. `--recovery`.
+        command.args(std::env::var("WSM_SERVER_ARGS").unwrap_or_default().split_whitespace());
         Process::spawn(&format!("echo_server --codec {codec}"), command).await
     }
 
