@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::cutter::Cutter;
 use common::peers::{echo_server_path, spawn_listening};
 use common::rooms::recv;
 use common::*;
@@ -170,52 +171,12 @@ async fn a_forged_or_foreign_token_recovers_nothing() {
     assert_eq!(again[1], "recovered");
 }
 
-/// A TCP proxy on a loopback port in front of `target` that can cut every
-/// connection through it at once (both sides see the TCP connection end).
-struct Cutter {
-    url: String,
-    cuts: tokio::sync::watch::Sender<u64>,
-}
-
-impl Cutter {
-    async fn start(target: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}", listener.local_addr().unwrap());
-        let (cuts, watch) = tokio::sync::watch::channel(0u64);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cut = watch.clone();
-                cut.mark_unchanged();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Cutter { url, cuts }
-    }
-
-    fn cut(&self) {
-        self.cuts.send_modify(|n| *n += 1);
-    }
-}
-
 #[tokio::test]
 async fn a_rust_client_gets_every_room_event_once_in_order_through_repeated_cuts() {
     const EVENTS: u64 = 400;
     let (server, _) = recovering_server().await;
     let proxy = Cutter::start(server.local_addr().unwrap()).await;
-    let client = ws_messaging::Client::<Json>::builder(proxy.url.clone())
-        .recovery(true)
-        .auth(&json!({ "token": "ann" }))
-        .retry(fast_retry())
-        .build()
-        .unwrap();
+    let client = recovering_client(&proxy.url).build().unwrap();
     let mut events = client.events();
     let (tx, mut rx) = mpsc::unbounded_channel();
     client.on("room", move |(_, n): (String, u64)| {
@@ -235,17 +196,12 @@ async fn a_rust_client_gets_every_room_event_once_in_order_through_repeated_cuts
             }
         }
     });
-    let mut got = Vec::new();
-    while got.len() < EVENTS as usize {
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("stuck after {:?}", got.last()))
-            .unwrap();
-        got.push(n);
-        if got.len() % 60 == 0 {
+    let got = receive_numbers(&mut rx, EVENTS, |got| {
+        if got % 60 == 0 {
             proxy.cut();
         }
-    }
+    })
+    .await;
     emitter.await.unwrap();
     assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "every event once, in order");
     assert_eq!(client.session_status(), Some(ws_messaging::SessionStatus::Recovered));
@@ -276,7 +232,7 @@ async fn echo_server_replays_through_cuts(extra: &[&str], path: &str) {
     let mut command = tokio::process::Command::new(echo_server_path());
     command.args(["--port", "0", "--recovery"]).args(extra);
     let (_server, url) = spawn_listening(command).await;
-    let addr = url.strip_prefix("ws://").unwrap().parse().unwrap();
+    let addr = url.strip_prefix("ws://").unwrap().to_string();
     let url = format!("{url}{path}");
     let proxy = Cutter::start(addr).await;
     let member = ws_messaging::Client::<Json>::builder(format!("{}{path}", proxy.url))
@@ -305,17 +261,12 @@ async fn echo_server_replays_through_cuts(extra: &[&str], path: &str) {
         }
         sender
     });
-    let mut got = Vec::new();
-    while got.len() < EVENTS as usize {
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("stuck after {:?}", got.last()))
-            .unwrap();
-        got.push(n);
-        if got.len() % 50 == 0 {
+    let got = receive_numbers(&mut rx, EVENTS, |got| {
+        if got % 50 == 0 {
             proxy.cut();
         }
-    }
+    })
+    .await;
     let _sender = sending.await.unwrap();
     assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "every event once, in order");
     assert_eq!(member.session_status(), Some(ws_messaging::SessionStatus::Recovered));
@@ -330,13 +281,7 @@ async fn a_rust_clients_events_reach_the_server_once_in_order_through_repeated_c
         let _ = tx.send(n);
     });
     let proxy = Cutter::start(server.local_addr().unwrap()).await;
-    let client = ws_messaging::Client::<Json>::builder(proxy.url.clone())
-        .recovery(true)
-        .auth(&json!({ "token": "ann" }))
-        .retry(fast_retry())
-        .connect()
-        .await
-        .unwrap();
+    let client = recovering_client(&proxy.url).connect().await.unwrap();
     for n in 1..=EVENTS {
         // Connected or not: kept until the server has it.
         client.send("note", (n,)).await.unwrap();
@@ -345,14 +290,7 @@ async fn a_rust_clients_events_reach_the_server_once_in_order_through_repeated_c
         }
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    let mut got = Vec::new();
-    while got.len() < EVENTS as usize {
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
-            .await
-            .unwrap_or_else(|_| panic!("stuck after {:?}", got.last()))
-            .unwrap();
-        got.push(n);
-    }
+    let got = receive_numbers(&mut rx, EVENTS, |_| {}).await;
     assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "every event once, in order");
     assert_eq!(client.session_status(), Some(ws_messaging::SessionStatus::Recovered));
     // Nothing more comes.
@@ -430,13 +368,7 @@ async fn a_rust_clients_invokes_run_once_and_are_answered_through_repeated_cuts(
         })
         .unwrap();
     let proxy = std::sync::Arc::new(Cutter::start(server.local_addr().unwrap()).await);
-    let client = ws_messaging::Client::<Json>::builder(proxy.url.clone())
-        .recovery(true)
-        .auth(&json!({ "token": "ann" }))
-        .retry(fast_retry())
-        .connect()
-        .await
-        .unwrap();
+    let client = recovering_client(&proxy.url).connect().await.unwrap();
     let mut workers = Vec::new();
     for worker in 0..4u64 {
         let client = client.clone();
@@ -461,4 +393,28 @@ async fn a_rust_clients_invokes_run_once_and_are_answered_through_repeated_cuts(
     ran.sort_unstable();
     assert_eq!(ran, (0..INVOKES).collect::<Vec<_>>(), "each invoke ran once");
     assert_eq!(client.session_status(), Some(ws_messaging::SessionStatus::Recovered));
+}
+
+/// Receives `count` numbers from `rx` (at most 10 s between two), calling
+/// `each` with how many have come after each one.
+async fn receive_numbers(rx: &mut mpsc::UnboundedReceiver<u64>, count: u64, mut each: impl FnMut(usize)) -> Vec<u64> {
+    let mut got = Vec::new();
+    while got.len() < count as usize {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("stuck after {:?}", got.last()))
+            .unwrap();
+        got.push(n);
+        each(got.len());
+    }
+    got
+}
+
+/// A client of `url` asking for session recovery, as `ann`, reconnecting
+/// at once.
+fn recovering_client(url: &str) -> ws_messaging::ClientBuilder<Json> {
+    ws_messaging::Client::<Json>::builder(url)
+        .recovery(true)
+        .auth(&json!({ "token": "ann" }))
+        .retry(fast_retry())
 }

@@ -335,20 +335,14 @@ impl Link {
         pending: Option<(u64, oneshot::Sender<Settle>)>,
         cut: bool,
     ) -> Result<(), PushError> {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.phase != Phase::Open {
             return Err(PushError::Closed);
         }
         if pending.as_ref().is_some_and(|(id, _)| state.pending.contains_key(id)) {
             return Err(PushError::Closed);
         }
-        if self.full(&state) {
-            let (frames, bytes) = (state.queue.len(), state.bytes);
-            let failed = self.start_close(&mut state, CloseCode::SLOW_CONSUMER, "Slow consumer", true);
-            drop(state);
-            self.after_close(failed);
-            return Err(PushError::SlowConsumer { frames, bytes });
-        }
+        let mut state = self.room_now(state)?;
         if let Some((id, settle)) = pending {
             state.pending.insert(id, Pending::Channel(settle));
         }
@@ -356,21 +350,31 @@ impl Link {
         Ok(())
     }
 
+    /// The lock back when the backlog has room for a frame that cannot
+    /// wait; past its limits, the link is closed as a slow consumer.
+    fn room_now<'a>(
+        &self,
+        mut state: std::sync::MutexGuard<'a, LinkState>,
+    ) -> Result<std::sync::MutexGuard<'a, LinkState>, PushError> {
+        if !self.full(&state) {
+            return Ok(state);
+        }
+        let (frames, bytes) = (state.queue.len(), state.bytes);
+        let failed = self.start_close(&mut state, CloseCode::SLOW_CONSUMER, "Slow consumer", true);
+        drop(state);
+        self.after_close(failed);
+        Err(PushError::SlowConsumer { frames, bytes })
+    }
+
     /// Queues `first` and `second` next to each other, nothing between
     /// them (a position and its event), without waiting; limits as for
     /// [`push_now`](Self::push_now).
     pub(crate) fn push_pair_now(&self, first: Message, second: Message) -> Result<(), PushError> {
-        let mut state = self.lock();
+        let state = self.lock();
         if state.phase != Phase::Open {
             return Err(PushError::Closed);
         }
-        if self.full(&state) {
-            let (frames, bytes) = (state.queue.len(), state.bytes);
-            let failed = self.start_close(&mut state, CloseCode::SLOW_CONSUMER, "Slow consumer", true);
-            drop(state);
-            self.after_close(failed);
-            return Err(PushError::SlowConsumer { frames, bytes });
-        }
+        let mut state = self.room_now(state)?;
         self.enqueue(&mut state, first, false);
         self.enqueue(&mut state, second, false);
         Ok(())

@@ -128,14 +128,7 @@ impl<C: Codec> Endpoint<C> {
                     }
                 }
             }
-            if name == "preprocessingError" {
-                let value = args
-                    .first()
-                    .and_then(|raw| self.codec().decode_error(raw).ok())
-                    .unwrap_or(serde_json::Value::Null);
-                self.emit(LocalEvent::PreprocessingError(value));
-            }
-            self.call_listeners(&name, args);
+            self.apply_event(&name, args);
             return;
         };
         if name == "ping" {
@@ -188,6 +181,19 @@ impl<C: Codec> Endpoint<C> {
 }
 
 impl<C: Codec> Endpoint<C> {
+    /// An event to the listeners (a peer's `preprocessingError` report
+    /// is also a local event).
+    fn apply_event(&self, name: &str, args: crate::envelope::ArgList) {
+        if name == "preprocessingError" {
+            let value = args
+                .first()
+                .and_then(|raw| self.codec().decode_error(raw).ok())
+                .unwrap_or(serde_json::Value::Null);
+            self.emit(LocalEvent::PreprocessingError(value));
+        }
+        self.call_listeners(name, args);
+    }
+
     /// Counts an event of a recovery session's client (`received`), and
     /// tells the client every [`ACK_EVERY`] events (`wsm.ack`), so that
     /// it can forget what the server has.
@@ -254,14 +260,7 @@ impl<C: Codec> Endpoint<C> {
                 if !apply {
                     return;
                 }
-                if name == "preprocessingError" {
-                    let value = args
-                        .first()
-                        .and_then(|raw| self.codec().decode_error(raw).ok())
-                        .unwrap_or(serde_json::Value::Null);
-                    self.emit(LocalEvent::PreprocessingError(value));
-                }
-                self.call_listeners(name, args);
+                self.apply_event(name, args);
                 if let Some(session) = self.life().client.session.as_mut() {
                     session.applied();
                 }

@@ -2,6 +2,7 @@
 //! conformance contract (crate `ws-messaging-conformance`), raw WebSocket peers, and event waiters.
 #![allow(dead_code, clippy::result_large_err)]
 
+pub(crate) mod cutter;
 pub(crate) mod peers;
 pub(crate) mod redis;
 pub(crate) mod rooms;

@@ -18,6 +18,11 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, ChildStdout, Command};
 
 /// The longest any one step may take.
+#[path = "../../tests/common/cutter.rs"]
+mod cutter;
+
+use cutter::Cutter;
+
 const WAIT: Duration = Duration::from_secs(20);
 /// The auth value both conformance servers accept.
 const AUTH: &str = r#"{"token":"secret"}"#;
@@ -706,43 +711,6 @@ fn echo_server_path() -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A TCP proxy on a loopback port in front of `target` that cuts every
-/// connection through it at once.
-struct Cutter {
-    url: String,
-    cuts: tokio::sync::watch::Sender<u64>,
-}
-
-impl Cutter {
-    async fn start(target: &str) -> Self {
-        let target = target.to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}", listener.local_addr().unwrap());
-        let (cuts, watch) = tokio::sync::watch::channel(0u64);
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cut = watch.clone();
-                cut.mark_unchanged();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Cutter { url, cuts }
-    }
-
-    fn cut(&self) {
-        self.cuts.send_modify(|n| *n += 1);
-    }
 }
 
 /// `listen --resume` through a proxy that cuts the connection: each
