@@ -653,8 +653,7 @@ impl<C: Codec> Registry<C> {
             let logs_ref = &*logs;
             state.select(target, |id, member| {
                 let position = member.recovery.as_ref().and_then(|_| {
-                    let rooms: Vec<&str> = member.rooms.iter().map(|r| &**r).collect();
-                    let p = source_of(target, id, &rooms, logs_ref.partitions())?;
+                    let p = source_of(target, id, &member.rooms, logs_ref.partitions())?;
                     let (_, offset) = offsets.iter().find(|(q, _)| *q == p)?;
                     Some(logs_ref.position(p, *offset))
                 });

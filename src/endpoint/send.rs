@@ -102,37 +102,36 @@ impl<C: Codec> Endpoint<C> {
     pub async fn send<A: Args>(&self, name: &str, args: A) -> Result<(), SendError> {
         let message = encode_event(&*self.inner.codec, name, &args)?;
         self.run_send_hook(OutgoingKind::Message { name, id: None }, message.as_bytes())?;
-        if let Some(kept) = self.send_kept(&message.0) {
-            return kept;
+        match self.route(&message.0)? {
+            Route::Kept => Ok(()),
+            Route::Link(link) => self.push_wait(&link, message.0).await,
         }
-        let link = self.open_link()?;
-        self.push_wait(&link, message.0).await
     }
 
-    /// A client with a recovery session: the event is numbered, kept
-    /// until the server has it, and queued now when connected (else on
-    /// resume). `None` without a session; fails only when the outbox is
-    /// full ([`SendError::Backlog`]).
-    fn send_kept(&self, message: &Message) -> Option<Result<(), SendError>> {
-        // Servers never keep: no lock taken on their (broadcast) path.
-        if self.role() != super::Role::Client {
-            return None;
-        }
+    /// Where a client's frame goes, decided under one lock: kept by its
+    /// recovery session (numbered, kept until the server has it, queued
+    /// now when connected, else on resume; [`SendError::Backlog`] when the
+    /// outbox is full), or the current connection.
+    fn route(&self, message: &Message) -> Result<Route, SendError> {
         let mut life = self.life();
         // A connection that did not negotiate the extension: a plain send.
-        if life
+        let plain = life
             .link
             .as_ref()
-            .is_some_and(|l| l.phase() == Phase::Open && !l.resumable())
-        {
-            return None;
+            .is_some_and(|l| l.phase() == Phase::Open && !l.resumable());
+        if self.role() == super::Role::Client && !plain {
+            if let Some(session) = life.client.session.as_mut().filter(|s| s.keeps()) {
+                if !session.keep(message) {
+                    return Err(SendError::Backlog);
+                }
+                self.queue_kept(&mut life);
+                return Ok(Route::Kept);
+            }
         }
-        let session = life.client.session.as_mut().filter(|s| s.keeps())?;
-        if !session.keep(message) {
-            return Some(Err(SendError::Backlog));
+        match &life.link {
+            Some(link) if link.phase() == Phase::Open => Ok(Route::Link(link.clone())),
+            _ => Err(SendError::Connection),
         }
-        self.queue_kept(&mut life);
-        Some(Ok(()))
     }
 
     /// Queues the kept events not yet queued on the current connection,
@@ -166,11 +165,10 @@ impl<C: Codec> Endpoint<C> {
     /// waiting while the backlog is full (as [`send`](Self::send)).
     pub async fn send_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
         self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
-        if let Some(kept) = self.send_kept(&message.0) {
-            return kept;
+        match self.route(&message.0)? {
+            Route::Kept => Ok(()),
+            Route::Link(link) => self.push_wait(&link, message.0.clone()).await,
         }
-        let link = self.open_link()?;
-        self.push_wait(&link, message.0.clone()).await
     }
 
     /// Queues a frame made by [`EncodedMessage::encode`]
@@ -181,8 +179,12 @@ impl<C: Codec> Endpoint<C> {
     /// emitted) and this fails with [`SendError::SlowConsumer`].
     pub fn queue_encoded(&self, message: &EncodedMessage) -> Result<(), SendError> {
         self.run_send_hook(OutgoingKind::Encoded, message.as_bytes())?;
-        if let Some(kept) = self.send_kept(&message.0) {
-            return kept;
+        // A client's frame may be its recovery session's to keep.
+        if self.role() == super::Role::Client {
+            return match self.route(&message.0)? {
+                Route::Kept => Ok(()),
+                Route::Link(link) => self.pushed(link.push_now(message.0.clone())),
+            };
         }
         // One step under the endpoint's lock: the link's own check of its
         // phase is the only one (this runs once per recipient of a
@@ -285,4 +287,12 @@ pub(crate) fn message_bytes(message: &Message) -> &[u8] {
         Message::Binary(b) => b,
         _ => &[],
     }
+}
+
+/// Where a frame goes (see `Endpoint::route`).
+enum Route {
+    /// Kept by a client's recovery session (and queued if connected).
+    Kept,
+    /// On this open connection.
+    Link(Arc<Link>),
 }

@@ -26,8 +26,9 @@ pub(crate) fn partitions_of(target: &Target, partitions: u16) -> Vec<u16> {
 
 /// The partition a connection `id` in `rooms` receives an event to
 /// `target` from, or `None` when `target` does not select it.
-pub(crate) fn source_of(target: &Target, id: &str, rooms: &[&str], partitions: u16) -> Option<u16> {
-    let excepted = target.except().iter().any(|e| e == id || rooms.contains(&e.as_str()));
+pub(crate) fn source_of<R: AsRef<str>>(target: &Target, id: &str, rooms: &[R], partitions: u16) -> Option<u16> {
+    let member = |room: &str| rooms.iter().any(|r| r.as_ref() == room);
+    let excepted = target.except().iter().any(|e| e == id || member(e));
     if excepted {
         return None;
     }
@@ -37,7 +38,7 @@ pub(crate) fn source_of(target: &Target, id: &str, rooms: &[&str], partitions: u
     let by_room = target
         .rooms()
         .iter()
-        .filter(|room| rooms.contains(&room.as_str()))
+        .filter(|room| member(room))
         .map(|room| partition_of(room, partitions));
     let by_id = target
         .connections()
@@ -57,10 +58,10 @@ mod tests {
     fn everyone_is_its_own_partition_and_exceptions_hold() {
         let everyone = Target::all();
         assert_eq!(partitions_of(&everyone, P), [P]);
-        assert_eq!(source_of(&everyone, "c1", &[], P), Some(P));
+        assert_eq!(source_of::<&str>(&everyone, "c1", &[], P), Some(P));
         let but_muted = Target::new(Vec::<String>::new(), ["muted"]);
         assert_eq!(source_of(&but_muted, "c1", &["muted"], P), None);
-        assert_eq!(source_of(&but_muted, "muted", &[], P), None, "an id in except");
+        assert_eq!(source_of::<&str>(&but_muted, "muted", &[], P), None, "an id in except");
         assert_eq!(source_of(&but_muted, "c1", &["lobby"], P), Some(P));
     }
 
@@ -83,7 +84,7 @@ mod tests {
     fn an_id_target_reaches_that_connection_only_not_a_room_of_its_name() {
         let target = Target::connection("c1");
         assert_eq!(partitions_of(&target, P), [partition_of("c1", P)]);
-        assert_eq!(source_of(&target, "c1", &[], P), Some(partition_of("c1", P)));
+        assert_eq!(source_of::<&str>(&target, "c1", &[], P), Some(partition_of("c1", P)));
         assert_eq!(source_of(&target, "c2", &["c1"], P), None);
     }
 }
