@@ -51,6 +51,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::codec::Codec;
 use crate::endpoint::{EncodedMessage, Endpoint};
 use crate::error::AdapterError;
+pub use crate::recovery::store::{Appended, LogRead, LoggedEvent, RecoveryStore, StoredSession};
 
 /// What an [`Adapter`]'s asynchronous methods return.
 pub type AdapterFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -238,13 +239,25 @@ pub struct Registry<C: Codec> {
     publishing: Mutex<()>,
     /// Recovery is on (the logs exist); fixed at construction.
     recovers: bool,
+    /// With recovery on: how much history to keep.
+    recovery: Option<crate::recovery::RecoveryConfig>,
+    /// The store shared by every node, when the adapter has one.
+    store: std::sync::OnceLock<Arc<dyn RecoveryStore>>,
+    /// Set once this node knows where the shared logs stand.
+    ready: tokio::sync::watch::Sender<bool>,
+    /// Told when a session's membership changes (its token): a shared
+    /// store keeps it for a resume on another node.
+    on_membership: std::sync::OnceLock<MembershipSink>,
 }
+
+/// Told the token and membership of a session whose rooms changed.
+pub(crate) type MembershipSink = Box<dyn Fn(&Arc<str>, Membership) + Send + Sync>;
 
 struct State<C: Codec> {
     connections: HashMap<Arc<str>, Member<C>>,
     rooms: HashMap<Arc<str>, HashSet<Arc<str>>>,
-    /// The partition logs, with recovery on.
-    logs: Option<Box<crate::recovery::Logs>>,
+    /// Where the partition logs stand, with recovery on.
+    history: Option<Box<History>>,
 }
 
 struct Member<C: Codec> {
@@ -260,13 +273,18 @@ struct Member<C: Codec> {
 struct MemberRecovery {
     joined_at: Vec<u64>,
     started: Vec<(u16, u64)>,
+    epochs: Vec<(u16, Option<Epoch>)>,
+    /// While its missed events are read: the live ones, held back.
+    buffer: Option<Vec<Buffered>>,
+    /// Its session's token, where a shared store keeps the membership.
+    session: Option<Arc<str>>,
 }
 
-/// What a recovery session keeps of a connection's membership: each room
-/// with its partition and that partition's offset when the room was
-/// joined, and the starting offsets of its own id's and everyone's
-/// partitions.
-pub(crate) type Membership = (Vec<(Arc<str>, u16, u64)>, Vec<(u16, u64)>);
+/// A live event held back while a resume reads what was missed.
+type Buffered = (Position, EncodedMessage);
+
+use crate::recovery::position::{partition_of, Epoch, Position};
+use crate::recovery::{Failure, History, Logged, Membership};
 
 impl<C: Codec> std::fmt::Debug for Registry<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -284,10 +302,14 @@ impl<C: Codec> Default for Registry<C> {
             state: Mutex::new(State {
                 connections: HashMap::new(),
                 rooms: HashMap::new(),
-                logs: None,
+                history: None,
             }),
             publishing: Mutex::new(()),
             recovers: false,
+            recovery: None,
+            store: std::sync::OnceLock::new(),
+            ready: tokio::sync::watch::channel(true).0,
+            on_membership: std::sync::OnceLock::new(),
         }
     }
 }
@@ -354,11 +376,14 @@ impl<C: Codec> Registry<C> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A registry that logs recoverable events (the recovery extension).
+    /// A registry that logs recoverable events (the recovery extension),
+    /// in memory until [`use_store`](Self::use_store) gives it a shared
+    /// store.
     pub(crate) fn with_recovery(config: &crate::recovery::RecoveryConfig) -> Self {
         let mut registry = Registry::default();
-        registry.lock().logs = Some(Box::new(crate::recovery::Logs::new(config)));
+        registry.lock().history = Some(Box::new(History::local(config)));
         registry.recovers = true;
+        registry.recovery = Some(config.clone());
         registry
     }
 
@@ -367,36 +392,120 @@ impl<C: Codec> Registry<C> {
         self.recovers
     }
 
+    /// Logs recoverable events in `store`, shared with the other nodes,
+    /// instead of this node's memory; where the logs stand is read in the
+    /// background (connections wait for it: [`ready`](Self::ready)).
+    pub(crate) fn use_store(self: &Arc<Self>, store: Arc<dyn RecoveryStore>) {
+        let Some(config) = self.recovery.clone() else {
+            return;
+        };
+        if self.store.set(store.clone()).is_err() {
+            return;
+        }
+        self.lock().history = Some(Box::new(History::shared(&config)));
+        self.ready.send_replace(false);
+        let registry = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut attempt = 0u32;
+            loop {
+                let partitions = match registry.upgrade() {
+                    Some(registry) => registry.lock().history.as_ref().map_or(0, |h| h.partitions()),
+                    None => return,
+                };
+                match store.tops(partitions).await {
+                    Ok(tops) => {
+                        let Some(registry) = registry.upgrade() else { return };
+                        {
+                            let _order = registry.hold_publishing();
+                            let mut state = registry.lock();
+                            if let Some(history) = state.history.as_deref_mut() {
+                                for (p, epoch, top) in tops {
+                                    if let Some(epoch) = epoch.as_deref().and_then(Epoch::parse) {
+                                        history.seen(p, &epoch, top);
+                                    }
+                                }
+                            }
+                        }
+                        registry.ready.send_replace(true);
+                        return;
+                    }
+                    Err(_) => {
+                        attempt = attempt.saturating_add(1);
+                        let delay = crate::RetryConfig::default().delay(attempt);
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Resolves once this node knows where the logs stand (at once without
+    /// a shared store).
+    pub(crate) async fn ready(&self) {
+        let mut ready = self.ready.subscribe();
+        let _ = ready.wait_for(|ready| *ready).await;
+    }
+
+    /// Where a session's membership changes go (set once).
+    pub(crate) fn on_membership(&self, sink: MembershipSink) {
+        let _ = self.on_membership.set(sink);
+    }
+
     /// Marks the connection `id` as one that speaks the recovery
     /// extension, its own id's and everyone's partitions starting where
     /// they stand now (or at `membership`'s, for a resumed session, whose
-    /// rooms it joins again). False without recovery or such connection.
-    pub(crate) fn set_resumable(&self, id: &str, membership: Option<&Membership>) -> bool {
+    /// rooms it joins again: returned, those it was not in). `buffer`:
+    /// live events are held back until [`finish_resume`](Self::finish_resume).
+    /// `session`: its token, where a shared store keeps its membership.
+    pub(crate) fn set_resumable(
+        &self,
+        id: &str,
+        membership: Option<&Membership>,
+        buffer: bool,
+        session: Option<Arc<str>>,
+    ) -> Vec<Arc<str>> {
         let state = &mut *self.lock();
-        let Some(logs) = state.logs.as_deref() else {
-            return false;
+        let Some(history) = state.history.as_deref() else {
+            return Vec::new();
         };
-        let Some(member) = state.connections.get_mut(id) else {
-            return false;
+        let Some((id, member)) = state.connections.get_key_value(id) else {
+            return Vec::new();
         };
-        let started = match membership {
-            Some((_, started)) => started.clone(),
+        let id = id.clone();
+        let (started, epochs) = match membership {
+            Some(m) => (m.started.clone(), m.epochs.clone()),
             None => {
-                let own = crate::recovery::position::partition_of(id, logs.partitions());
-                let everyone = logs.partitions();
-                vec![(own, logs.top(own)), (everyone, logs.top(everyone))]
+                let mut epochs = Vec::new();
+                let started = [partition_of(&id, history.partitions()), history.partitions()]
+                    .into_iter()
+                    .map(|p| {
+                        let (epoch, top) = history.top(p);
+                        Membership::note_epoch(&mut epochs, p, epoch);
+                        (p, top)
+                    })
+                    .collect();
+                (started, epochs)
             }
         };
+        // Rooms the hook joined already: from where they stand now.
+        let mut joined_at = Vec::with_capacity(member.rooms.len());
+        let mut epochs = epochs;
+        for room in &member.rooms {
+            let p = partition_of(room, history.partitions());
+            let (epoch, top) = history.top(p);
+            Membership::note_epoch(&mut epochs, p, epoch);
+            joined_at.push(top);
+        }
+        let member = state.connections.get_mut(&id).expect("found above");
         member.recovery = Some(Box::new(MemberRecovery {
-            joined_at: vec![0; member.rooms.len()],
+            joined_at,
             started,
+            epochs,
+            buffer: buffer.then(Vec::new),
+            session,
         }));
-        let id: Arc<str> = state
-            .connections
-            .get_key_value(id)
-            .map(|(id, _)| id.clone())
-            .expect("found above");
-        for (room, _, at) in membership.map(|m| m.0.as_slice()).unwrap_or_default() {
+        let mut restored = Vec::new();
+        for (room, _, at) in membership.map(|m| m.rooms.as_slice()).unwrap_or_default() {
             let member = state.connections.get_mut(&id).expect("found above");
             if member.rooms.iter().any(|r| r == room) {
                 continue;
@@ -406,8 +515,19 @@ impl<C: Codec> Registry<C> {
                 recovery.joined_at.push(*at);
             }
             state.rooms.entry(room.clone()).or_default().insert(id.clone());
+            restored.push(room.clone());
         }
-        true
+        restored
+    }
+
+    /// A resume that failed: the rooms it `restored` are left, the live
+    /// events held back dropped, and its partitions start now (a new
+    /// session).
+    pub(crate) fn abandon_resume(&self, id: &str, restored: &[Arc<str>], session: Option<Arc<str>>) {
+        for room in restored {
+            self.leave_quietly(id, room);
+        }
+        self.set_resumable(id, None, false, session);
     }
 
     /// Held while a resumed or new recovery session is set up (replay
@@ -420,25 +540,21 @@ impl<C: Codec> Registry<C> {
     /// What the connection `id`, whose session kept `membership`, missed
     /// after the positions the client `presented`: each event with its
     /// position, oldest first (by append time, then partition and
-    /// offset). An event reaches it only through a key it held then (a
-    /// room joined, its own id, everyone, each from where it started).
-    /// Call with [`hold_publishing`](Self::hold_publishing) held.
-    pub(crate) fn replay(
+    /// offset), `max` at most (more: `Failure::Limit`). An event reaches
+    /// it only through a key it held then (a room joined, its own id,
+    /// everyone, each from where it started).
+    pub(crate) async fn replay(
         &self,
         id: &str,
         membership: &Membership,
-        presented: &[crate::recovery::position::Position],
-    ) -> Result<Vec<(crate::recovery::position::Position, EncodedMessage)>, crate::recovery::Failure> {
-        use crate::recovery::log::Gap;
-        use crate::recovery::Failure;
-        let state = &mut *self.lock();
-        let logs = state.logs.as_deref_mut().ok_or(Failure::Epoch)?;
-        let partitions = logs.partitions();
-        let (rooms, started) = membership;
+        presented: &[Position],
+        max: usize,
+    ) -> Result<Vec<(Position, EncodedMessage)>, Failure> {
+        let partitions = self.lock().history.as_ref().ok_or(Failure::Epoch)?.partitions();
         // Where each key started: rooms by their joins, the id's and
         // everyone's by the connection's start.
-        let mut wanted: Vec<(u16, u64)> = rooms.iter().map(|(_, p, at)| (*p, *at)).collect();
-        wanted.extend(started.iter().copied());
+        let mut wanted: Vec<(u16, u64)> = membership.rooms.iter().map(|(_, p, at)| (*p, *at)).collect();
+        wanted.extend(membership.started.iter().copied());
         let mut from: Vec<(u16, u64)> = Vec::new();
         for (p, at) in &wanted {
             match from.iter_mut().find(|(q, _)| q == p) {
@@ -446,52 +562,195 @@ impl<C: Codec> Registry<C> {
                 None => from.push((*p, *at)),
             }
         }
-        let now = std::time::Instant::now();
-        let mut out = Vec::new();
-        for (p, start) in from {
-            let log_epoch = logs.position(p, 0).epoch;
-            let start = match presented.iter().find(|q| q.partition == p) {
-                Some(q) if q.epoch != log_epoch => return Err(Failure::Epoch),
-                Some(q) => q.offset.max(start),
-                None => start,
-            };
-            let entries = logs.log_mut(p).after(start, now).map_err(|gap| match gap {
-                Gap::Trimmed => Failure::Trimmed,
-                Gap::Ahead => Failure::Epoch,
-            })?;
-            for entry in entries {
-                if entry.item.source_for(id, rooms, started, partitions) == Some(p) {
-                    out.push((entry.at, p, entry.offset, entry.item.message.clone()));
+        let mut out: Vec<(u64, u16, u64, EncodedMessage, Epoch)> = Vec::new();
+        for (p, joined) in from {
+            let recorded = membership.epochs.iter().find(|(q, _)| *q == p).map(|(_, e)| e.clone());
+            let (epoch, events) = self.read(p, presented, recorded.flatten().as_ref(), joined, max).await?;
+            let Some(epoch) = epoch else { continue };
+            for logged in events {
+                let Some(offset) = logged.offsets.iter().find(|(q, _)| *q == p).map(|(_, o)| *o) else {
+                    continue;
+                };
+                if logged.source_for(id, membership, partitions) == Some(p) {
+                    out.push((logged.time, p, offset, logged.message.clone(), epoch.clone()));
                 }
             }
+            if out.len() > max {
+                return Err(Failure::Limit);
+            }
         }
-        out.sort_by_key(|(at, p, offset, _)| (*at, *p, *offset));
+        out.sort_by_key(|(time, p, offset, _, _)| (*time, *p, *offset));
         Ok(out
             .into_iter()
-            .map(|(_, p, offset, message)| (logs.position(p, offset), message))
+            .map(|(_, partition, offset, message, epoch)| {
+                (
+                    Position {
+                        partition,
+                        epoch,
+                        offset,
+                    },
+                    message,
+                )
+            })
             .collect())
+    }
+
+    /// Partition `p`'s events after where the session stands: the
+    /// client's position when it `presented` one, else where the session
+    /// joined (`joined`, taken under `recorded`). Returns the log's epoch
+    /// (`None`: no log, nothing to read) and the events.
+    async fn read(
+        &self,
+        p: u16,
+        presented: &[Position],
+        recorded: Option<&Epoch>,
+        joined: u64,
+        max: usize,
+    ) -> Result<(Option<Epoch>, Vec<Arc<Logged>>), Failure> {
+        use crate::recovery::log::Gap;
+        let presented = presented.iter().find(|q| q.partition == p);
+        let check = |epoch: Option<&Epoch>| -> Result<u64, Failure> {
+            // Offsets taken under another incarnation of the log are
+            // meaningless in this one.
+            if let Some(recorded) = recorded {
+                if Some(recorded) != epoch {
+                    return Err(Failure::Epoch);
+                }
+            }
+            match presented {
+                Some(q) if Some(&q.epoch) != epoch => Err(Failure::Epoch),
+                Some(q) => Ok(q.offset.max(joined)),
+                None => Ok(if recorded.is_some() { joined } else { 0 }),
+            }
+        };
+        let Some(store) = self.store.get() else {
+            let now = std::time::Instant::now();
+            let mut state = self.lock();
+            let history = state.history.as_deref_mut().ok_or(Failure::Epoch)?;
+            let epoch = history.top(p).0.cloned();
+            let start = check(epoch.as_ref())?;
+            let log = history.log_mut(p).ok_or(Failure::Epoch)?;
+            let events = log
+                .after(start, now)
+                .map_err(|gap| match gap {
+                    Gap::Trimmed => Failure::Trimmed,
+                    Gap::Ahead => Failure::Epoch,
+                })?
+                .take(max.saturating_add(1))
+                .map(|e| e.item.clone())
+                .collect();
+            return Ok((epoch, events));
+        };
+        // The epoch first: where to start depends on it.
+        let head = store.read(p, u64::MAX, 0).await.map_err(|_| Failure::Unavailable)?;
+        let epoch = head.epoch.as_deref().and_then(Epoch::parse);
+        let start = check(epoch.as_ref())?;
+        if start > head.top {
+            return Err(Failure::Epoch);
+        }
+        let read = store
+            .read(p, start, max.saturating_add(1))
+            .await
+            .map_err(|_| Failure::Unavailable)?;
+        if read.epoch.as_deref() != epoch.as_ref().map(Epoch::as_str) {
+            return Err(Failure::Epoch);
+        }
+        let first = read.events.first().and_then(|e| {
+            e.appended
+                .iter()
+                .find(|a| a.partition == p)
+                .map(|a| a.offset)
+        });
+        let trimmed = match first {
+            Some(first) => first != start + 1,
+            None => read.top > start,
+        };
+        if trimmed {
+            return Err(Failure::Trimmed);
+        }
+        let events = read
+            .events
+            .into_iter()
+            .map(|e| {
+                Arc::new(Logged {
+                    offsets: e.appended.iter().map(|a| (a.partition, a.offset)).collect(),
+                    target: e.target,
+                    message: e.frame,
+                    time: e.time,
+                })
+            })
+            .collect();
+        Ok((epoch, events))
+    }
+
+    /// The end of a resume: the live events held back while it read, minus
+    /// those `replayed` already, after them; live delivery starts. Call
+    /// with [`hold_publishing`](Self::hold_publishing) held, and queue the
+    /// result before anything else.
+    pub(crate) fn finish_resume(
+        &self,
+        id: &str,
+        mut replayed: Vec<(Position, EncodedMessage)>,
+    ) -> Vec<(Position, EncodedMessage)> {
+        let held = {
+            let mut state = self.lock();
+            state
+                .connections
+                .get_mut(id)
+                .and_then(|m| m.recovery.as_mut())
+                .and_then(|r| r.buffer.take())
+                .unwrap_or_default()
+        };
+        for (position, message) in held {
+            let covered = replayed
+                .iter()
+                .any(|(q, _)| q.partition == position.partition && q.epoch == position.epoch && q.offset >= position.offset);
+            if !covered {
+                replayed.push((position, message));
+            }
+        }
+        replayed
     }
 
     /// The membership a recovery session keeps of the connection `id`,
     /// if it is `endpoint`.
     pub(crate) fn membership(&self, id: &str, endpoint: &Endpoint<C>) -> Option<Membership> {
         let state = self.lock();
-        let logs = state.logs.as_deref()?;
         let member = state.connections.get(id).filter(|m| m.endpoint.same(endpoint))?;
+        Self::membership_of(&state, member)
+    }
+
+    fn membership_of(state: &State<C>, member: &Member<C>) -> Option<Membership> {
+        let history = state.history.as_deref()?;
         let recovery = member.recovery.as_deref()?;
         let rooms = member
             .rooms
             .iter()
             .zip(&recovery.joined_at)
-            .map(|(room, at)| {
-                (
-                    room.clone(),
-                    crate::recovery::position::partition_of(room, logs.partitions()),
-                    *at,
-                )
-            })
+            .map(|(room, at)| (room.clone(), partition_of(room, history.partitions()), *at))
             .collect();
-        Some((rooms, recovery.started.clone()))
+        Some(Membership {
+            rooms,
+            started: recovery.started.clone(),
+            epochs: recovery.epochs.clone(),
+        })
+    }
+
+    /// Tells the membership sink of the change of `id`'s rooms.
+    fn membership_changed(&self, id: &str) {
+        let Some(sink) = self.on_membership.get() else {
+            return;
+        };
+        let changed = {
+            let state = self.lock();
+            state.connections.get(id).and_then(|member| {
+                let session = member.recovery.as_ref()?.session.clone()?;
+                Some((session, Self::membership_of(&state, member)?))
+            })
+        };
+        if let Some((session, membership)) = changed {
+            sink(&session, membership);
+        }
     }
 
     /// The connection with this id.
@@ -559,46 +818,63 @@ impl<C: Codec> Registry<C> {
     /// only: a room named like a connection id does not reach that
     /// connection's private sends, which name it by id.
     pub fn join(&self, id: &str, room: &str) -> bool {
-        let state = &mut *self.lock();
-        let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {
-            return false;
-        };
-        let Some(member) = state.connections.get_mut(&id) else {
-            return false;
-        };
-        if member.rooms.iter().any(|r| &**r == room) {
-            return true;
+        {
+            let state = &mut *self.lock();
+            let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {
+                return false;
+            };
+            let Some(member) = state.connections.get_mut(&id) else {
+                return false;
+            };
+            if member.rooms.iter().any(|r| &**r == room) {
+                return true;
+            }
+            if let (Some(recovery), Some(history)) = (member.recovery.as_mut(), state.history.as_deref()) {
+                // Whatever is appended from now on reaches it, live or
+                // replayed.
+                let p = partition_of(room, history.partitions());
+                let (epoch, top) = history.top(p);
+                Membership::note_epoch(&mut recovery.epochs, p, epoch);
+                recovery.joined_at.push(top);
+            }
+            let room: Arc<str> = state
+                .rooms
+                .get_key_value(room)
+                .map_or_else(|| Arc::from(room), |(r, _)| r.clone());
+            member.rooms.push(room.clone());
+            state.rooms.entry(room).or_default().insert(id);
         }
-        if let (Some(recovery), Some(logs)) = (member.recovery.as_mut(), state.logs.as_deref()) {
-            // Whatever is appended from now on reaches it, live or replayed.
-            let p = crate::recovery::position::partition_of(room, logs.partitions());
-            recovery.joined_at.push(logs.top(p));
-        }
-        let room: Arc<str> = state
-            .rooms
-            .get_key_value(room)
-            .map_or_else(|| Arc::from(room), |(r, _)| r.clone());
-        member.rooms.push(room.clone());
-        state.rooms.entry(room).or_default().insert(id);
+        self.membership_changed(id);
         true
     }
 
     /// Takes the connection `id` out of `room`; false when there is no
     /// such connection. Leaving a room never joined does nothing.
     pub fn leave(&self, id: &str, room: &str) -> bool {
+        match self.leave_quietly(id, room) {
+            Some(true) => {
+                self.membership_changed(id);
+                true
+            }
+            Some(false) => true,
+            None => false,
+        }
+    }
+
+    /// [`leave`](Self::leave) without telling the membership sink: whether
+    /// it left (`None`: no such connection).
+    fn leave_quietly(&self, id: &str, room: &str) -> Option<bool> {
         let state = &mut *self.lock();
-        let Some(member) = state.connections.get_mut(id) else {
-            return false;
-        };
+        let member = state.connections.get_mut(id)?;
         let Some(at) = member.rooms.iter().position(|r| &**r == room) else {
-            return true;
+            return Some(false);
         };
         member.rooms.swap_remove(at);
         if let Some(recovery) = member.recovery.as_mut() {
             recovery.joined_at.swap_remove(at);
         }
         leave_room(&mut state.rooms, room, id);
-        true
+        Some(true)
     }
 
     /// The rooms the connection `id` joined (not its own id).
@@ -625,8 +901,16 @@ impl<C: Codec> Registry<C> {
     /// use the server. Two deliveries made one after the other reach every
     /// connection in that order.
     pub fn deliver(&self, target: &Target, message: &EncodedMessage) -> usize {
-        if self.recovers() {
-            return self.deliver_recoverable(target, message);
+        if self.recovers() && self.store.get().is_none() {
+            let _order = self.hold_publishing();
+            let logged = self
+                .lock()
+                .history
+                .as_deref_mut()
+                .and_then(|h| h.append_local(target, message, std::time::Instant::now()));
+            if let Some(appended) = logged {
+                return self.deliver_positions(&appended, target, message);
+            }
         }
         let mut recipients = Vec::new();
         self.lock()
@@ -637,33 +921,95 @@ impl<C: Codec> Registry<C> {
             .count()
     }
 
-    /// [`deliver`](Self::deliver) with recovery on: the event is appended
-    /// to its partitions, and a connection that speaks the extension gets
-    /// it after its position (`wsm.at`), from the one partition the
-    /// delivery rule names for it.
-    fn deliver_recoverable(&self, target: &Target, message: &EncodedMessage) -> usize {
+    /// Sends a recoverable event through the shared store, when there is
+    /// one: it is appended to its partitions and comes back to every node
+    /// (this one too) through [`deliver_logged`](Self::deliver_logged).
+    /// Returns how many of this node's connections it addresses now;
+    /// `None` without a shared store.
+    pub(crate) fn publish_logged(&self, target: &Target, message: &EncodedMessage) -> Option<Result<usize, AdapterError>> {
+        let store = self.store.get()?;
+        let config = self.recovery.as_ref()?;
+        let partitions = self.lock().history.as_deref()?.partitions();
+        let parts = crate::recovery::route::partitions_of(target, partitions);
+        Some(
+            store
+                .append(&parts, target, message, config.history_len, config.session_time)
+                .map(|()| self.count(target)),
+        )
+    }
+
+    /// Delivers a recoverable event that a shared store logged at
+    /// `appended` (each partition of its target, with the log's epoch and
+    /// the event's offset) to the connections of this node `target`
+    /// selects: a connection that speaks the recovery extension gets it
+    /// after its position, from the one partition the delivery rule names
+    /// for it. A store calls this on every node, in offset order per
+    /// partition. Returns how many it was queued for; an `appended` with a
+    /// malformed epoch delivers nothing.
+    pub fn deliver_logged(&self, appended: &[Appended], target: &Target, message: &EncodedMessage) -> usize {
+        let mut positions = Vec::with_capacity(appended.len());
+        for a in appended {
+            let Some(epoch) = Epoch::parse(&a.epoch) else {
+                return 0;
+            };
+            positions.push((a.partition, epoch, a.offset));
+        }
+        let _order = self.hold_publishing();
+        if let Some(history) = self.lock().history.as_deref_mut() {
+            for (p, epoch, offset) in &positions {
+                history.seen(*p, epoch, *offset);
+            }
+        }
+        self.deliver_positions(&positions, target, message)
+    }
+
+    /// Queues a logged event on the connections `target` selects, with
+    /// `wsm.at` before it for those that speak the extension. Call with
+    /// [`hold_publishing`](Self::hold_publishing) held.
+    fn deliver_positions(&self, appended: &[(u16, Epoch, u64)], target: &Target, message: &EncodedMessage) -> usize {
         use crate::recovery::route::source_of;
-        let _order = self.publishing.lock().unwrap_or_else(|e| e.into_inner());
-        let mut recipients: Vec<(Endpoint<C>, Option<crate::recovery::position::Position>)> = Vec::new();
+        let mut recipients: Vec<(Endpoint<C>, Option<Position>)> = Vec::new();
         {
             let state = &mut *self.lock();
-            // Out of the state while it selects (put back below).
-            let mut logs = state.logs.take().expect("recovers");
-            let offsets = logs.append(target, message, std::time::Instant::now());
-            let logs_ref = &*logs;
+            let partitions = state.history.as_deref().map_or(0, |h| h.partitions());
+            let mut held: Vec<(Arc<str>, Buffered)> = Vec::new();
             state.select(target, |id, member| {
-                let position = member.recovery.as_ref().and_then(|_| {
-                    let p = source_of(target, id, &member.rooms, logs_ref.partitions())?;
-                    let (_, offset) = offsets.iter().find(|(q, _)| *q == p)?;
-                    Some(logs_ref.position(p, *offset))
-                });
-                recipients.push((member.endpoint.clone(), position));
+                let Some(recovery) = member.recovery.as_ref() else {
+                    recipients.push((member.endpoint.clone(), None));
+                    return;
+                };
+                // From the one partition the rule names, or not at all.
+                let Some(p) = source_of(target, id, &member.rooms, partitions) else {
+                    return;
+                };
+                let Some((_, epoch, offset)) = appended.iter().find(|(q, _, _)| *q == p) else {
+                    return;
+                };
+                let position = Position {
+                    partition: p,
+                    epoch: epoch.clone(),
+                    offset: *offset,
+                };
+                if recovery.buffer.is_some() {
+                    held.push((id.clone(), (position, message.clone())));
+                } else {
+                    recipients.push((member.endpoint.clone(), Some(position)));
+                }
             });
-            state.logs = Some(logs);
+            for (id, buffered) in held {
+                if let Some(buffer) = state
+                    .connections
+                    .get_mut(&id)
+                    .and_then(|m| m.recovery.as_mut())
+                    .and_then(|r| r.buffer.as_mut())
+                {
+                    buffer.push(buffered);
+                }
+            }
         }
         let mut delivered = 0;
         // One `wsm.at` frame per partition, encoded once.
-        let mut ats: Vec<(crate::recovery::position::Position, EncodedMessage)> = Vec::new();
+        let mut ats: Vec<(Position, EncodedMessage)> = Vec::new();
         for (endpoint, position) in &recipients {
             let queued = match position {
                 None => endpoint.queue_encoded(message),
@@ -876,6 +1222,15 @@ pub trait Adapter<C: Codec>: Send + Sync + 'static {
     fn invoke(&self, target: &Target, request: &AckRequest, acks: AckSender) -> Result<(), AdapterError> {
         let _ = (target, request, acks);
         Ok(())
+    }
+
+    /// The store in which this adapter shares the recovery extension's
+    /// history and sessions between nodes, if it has one
+    /// (`docs/recovery.md`, "Across nodes"). Without one, a server with
+    /// recovery on keeps them in its own memory: a client then resumes on
+    /// the same node only.
+    fn recovery_store(&self) -> Option<Arc<dyn RecoveryStore>> {
+        None
     }
 
     /// Called when the server closes: leave the cluster.

@@ -141,8 +141,18 @@ impl<C: Codec> Broadcast<C> {
 
     /// [`emit`](Self::emit) for a frame encoded already
     /// ([`EncodedMessage::encode`] with the server's codec).
+    ///
+    /// With recovery on an adapter that shares its history
+    /// ([`Adapter::recovery_store`](crate::adapter::Adapter::recovery_store)),
+    /// the event is logged there first and delivered, to this node's
+    /// connections too, when it comes back with its position: the count is
+    /// of the connections it addresses here now. A [`local`](Self::local)
+    /// send is then not recoverable.
     pub fn emit_encoded(&self, message: &EncodedMessage) -> Result<usize, SendError> {
         if !self.local {
+            if let Some(logged) = self.server.registry().publish_logged(&self.target, message) {
+                return Ok(logged?);
+            }
             self.server.adapter_ref().publish(&self.target, message)?;
         }
         Ok(self.server.registry().deliver(&self.target, message))

@@ -312,6 +312,16 @@ impl<C: Codec> ServerBuilder<C> {
             next_listener: AtomicU64::new(1),
         });
         inner.adapter.start(inner.clients.clone());
+        if let (Some(recovery), Some(store)) = (&inner.recovery, inner.adapter.recovery_store()) {
+            recovery.use_store(store.clone());
+            inner.clients.use_store(store);
+            let weak = Arc::downgrade(&inner);
+            inner.clients.on_membership(Box::new(move |session, membership| {
+                if let Some(recovery) = weak.upgrade().as_ref().and_then(|inner| inner.recovery.as_ref()) {
+                    recovery.membership_changed(session, membership);
+                }
+            }));
+        }
         Server { inner }
     }
 }
@@ -977,11 +987,21 @@ async fn serve_connection<C: Codec, T: Transport>(
             }
         }
     }
-    let resumed_id = match recovery {
-        Some(recovery) => recovery.resumed_id(resume.as_ref(), &inner.clients),
+    // Where the shared logs stand is known before a session opens.
+    let found = match recovery {
+        Some(recovery) => {
+            let looked_up = async {
+                inner.clients.ready().await;
+                recovery.lookup(resume.as_ref(), &inner.clients).await
+            };
+            tokio::select! {
+                found = tokio::time::timeout(inner.auth_timeout, looked_up) => found.ok().flatten(),
+                () = stopped(&mut shutdown) => None,
+            }
+        }
         None => None,
     };
-    let id = resumed_id.map_or_else(random_id, |id| id.to_string());
+    let id = found.as_ref().map_or_else(random_id, |f| f.id.to_string());
     let token = std::sync::OnceLock::<String>::new();
     let span = trace::debug_span!(
         "ws_messaging.connection",
@@ -1084,21 +1104,17 @@ async fn serve_connection<C: Codec, T: Transport>(
             endpoint.set_connected(&link, Bytes::new());
         }
         Some(recovery) => {
-            // No recoverable event between the replay and the first live one.
-            let publishing = inner.clients.hold_publishing();
-            match recovery.open(&inner.clients, &endpoint, &link, &id, connect, resume) {
+            let opened = recovery.open(&inner.clients, &endpoint, &link, &id, connect, resume, found);
+            match opened.instrument(span.clone()).await {
                 Ok((session, status)) => {
                     trace::debug!(parent: &span, ?status, "session");
                     let _ = token.set(session);
                 }
                 Err(_) => {
-                    drop(publishing);
                     refuse(&mut ws, CloseCode::FORBIDDEN, "bad resume").await;
                     return None;
                 }
             }
-            endpoint.set_connected(&link, Bytes::new());
-            drop(publishing);
         }
     }
     // `close` may have run since the check above.

@@ -131,6 +131,7 @@ impl<M> PartitionLog<M> {
     }
 
     /// Entries held and their bytes.
+    #[cfg(test)]
     pub(crate) fn held(&self) -> (usize, usize) {
         (self.entries.len(), self.bytes)
     }

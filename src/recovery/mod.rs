@@ -1,14 +1,14 @@
 //! Session recovery (`docs/recovery.md`): the pieces the negotiated
-//! `ws-messaging.resume.1` extension is built from. Work in progress: not
-//! yet wired into the server or the client.
-#![allow(dead_code)]
+//! `ws-messaging.resume.1` extension is built from.
 
 pub(crate) mod client;
 pub(crate) mod log;
 pub(crate) mod position;
 pub(crate) mod route;
 pub(crate) mod serve;
+pub(crate) mod record;
 pub(crate) mod session;
+pub(crate) mod store;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use crate::adapter::Target;
 use crate::EncodedMessage;
 
 use log::{LogLimits, PartitionLog};
-use position::{Epoch, Position};
+use position::Epoch;
 
 /// The recovery extension's settings (`ServerBuilder::recovery`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,31 +50,25 @@ impl Default for RecoveryConfig {
 }
 
 /// A recoverable event as logged: its target (for the delivery rule on
-/// replay) and its frame.
+/// replay), its frame, its offset in each partition it was appended to,
+/// and when (orders the events of several partitions on replay).
 #[derive(Debug)]
 pub(crate) struct Logged {
     pub(crate) target: Target,
     pub(crate) message: EncodedMessage,
-    /// Its offset in each partition it was appended to.
     pub(crate) offsets: Vec<(u16, u64)>,
+    pub(crate) time: u64,
 }
 
 impl Logged {
     /// The partition a connection `id` receives this event from, given
-    /// what it held and since when: its `rooms` (name, partition, the
-    /// partition's offset at the join) and the `started` offsets of its
-    /// own id's and everyone's partitions. A key counts only if it was
-    /// held before this event was appended to the key's partition.
-    pub(crate) fn source_for(
-        &self,
-        id: &str,
-        rooms: &[(Arc<str>, u16, u64)],
-        started: &[(u16, u64)],
-        partitions: u16,
-    ) -> Option<u16> {
+    /// what it held and since when (`membership`). A key counts only if it
+    /// was held before this event was appended to the key's partition.
+    pub(crate) fn source_for(&self, id: &str, membership: &Membership, partitions: u16) -> Option<u16> {
         let offset_in = |p: u16| self.offsets.iter().find(|(q, _)| *q == p).map(|(_, o)| *o);
         let before = |p: u16, at: u64| offset_in(p).is_some_and(|o| at < o);
-        let held: Vec<&str> = rooms
+        let held: Vec<&str> = membership
+            .rooms
             .iter()
             .filter(|(_, p, at)| before(*p, *at))
             .map(|(room, _, _)| &**room)
@@ -87,22 +81,56 @@ impl Logged {
         if through_room {
             return Some(source);
         }
-        started
+        membership
+            .started
             .iter()
             .any(|(p, at)| *p == source && before(*p, *at))
             .then_some(source)
     }
 }
 
-/// The partition logs of one node (in memory).
-#[derive(Debug)]
-pub(crate) struct Logs {
-    partitions: u16,
-    logs: Vec<PartitionLog<Arc<Logged>>>,
+/// What a recovery session keeps of a connection's membership: each room
+/// with its partition and that partition's offset when the room was
+/// joined, the starting offsets of its own id's and everyone's
+/// partitions, and the epoch each of those offsets belongs to (`None`: the
+/// partition had no log yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Membership {
+    pub(crate) rooms: Vec<(Arc<str>, u16, u64)>,
+    pub(crate) started: Vec<(u16, u64)>,
+    pub(crate) epochs: Vec<(u16, Option<Epoch>)>,
 }
 
-impl Logs {
-    pub(crate) fn new(config: &RecoveryConfig) -> Self {
+impl Membership {
+    /// Records that an offset of partition `p` was taken under `epoch`;
+    /// two different epochs for one partition make it unrecoverable
+    /// (`Epoch::lost`).
+    pub(crate) fn note_epoch(epochs: &mut Vec<(u16, Option<Epoch>)>, p: u16, epoch: Option<&Epoch>) {
+        match epochs.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, held)) if held.as_ref() == epoch => {}
+            Some((_, held)) => *held = Some(Epoch::lost()),
+            None => epochs.push((p, epoch.cloned())),
+        }
+    }
+}
+
+/// Where recoverable events are logged, as one node sees it: each
+/// partition's epoch and newest offset, and the events themselves when
+/// this node keeps them (no shared store).
+#[derive(Debug)]
+pub(crate) struct History {
+    partitions: u16,
+    /// Each partition's epoch and the offset of the newest event seen here.
+    tops: Vec<(Option<Epoch>, u64)>,
+    /// This node's own logs; `None` when a shared store keeps them.
+    local: Option<Vec<PartitionLog<Arc<Logged>>>>,
+    /// Appends made here: the order of local events on replay.
+    clock: u64,
+}
+
+impl History {
+    /// The partition logs of one node, in memory.
+    pub(crate) fn local(config: &RecoveryConfig) -> Self {
         let limits = LogLimits {
             len: config.history_len,
             bytes: config.history_bytes,
@@ -111,11 +139,26 @@ impl Logs {
         let partitions = config.partitions.clamp(1, u16::MAX - 1);
         // One epoch for every partition of this node's run.
         let epoch = Epoch::random();
-        Logs {
+        History {
             partitions,
-            logs: (0..=partitions)
-                .map(|_| PartitionLog::new(epoch.clone(), limits))
-                .collect(),
+            tops: vec![(Some(epoch.clone()), 0); usize::from(partitions) + 1],
+            local: Some(
+                (0..=partitions)
+                    .map(|_| PartitionLog::new(epoch.clone(), limits))
+                    .collect(),
+            ),
+            clock: 0,
+        }
+    }
+
+    /// What a node sees of logs a shared store keeps.
+    pub(crate) fn shared(config: &RecoveryConfig) -> Self {
+        let partitions = config.partitions.clamp(1, u16::MAX - 1);
+        History {
+            partitions,
+            tops: vec![(None, 0); usize::from(partitions) + 1],
+            local: None,
+            clock: 0,
         }
     }
 
@@ -124,43 +167,64 @@ impl Logs {
         self.partitions
     }
 
-    /// Appends an event to each partition of its target; returns the
-    /// offsets, by partition.
-    pub(crate) fn append(&mut self, target: &Target, message: &EncodedMessage, now: Instant) -> Vec<(u16, u64)> {
+    /// Appends an event to each partition of its target in this node's
+    /// logs; `None` when a shared store keeps them.
+    pub(crate) fn append_local(
+        &mut self,
+        target: &Target,
+        message: &EncodedMessage,
+        now: Instant,
+    ) -> Option<Vec<(u16, Epoch, u64)>> {
+        let logs = self.local.as_mut()?;
+        self.clock += 1;
         let offsets: Vec<(u16, u64)> = route::partitions_of(target, self.partitions)
             .into_iter()
-            .map(|p| (p, self.logs[usize::from(p)].top() + 1))
+            .map(|p| (p, logs[usize::from(p)].top() + 1))
             .collect();
         let logged = Arc::new(Logged {
             target: target.clone(),
             message: message.clone(),
-            offsets: offsets.clone(),
+            offsets,
+            time: self.clock,
         });
         let size = message.as_bytes().len() + target.rooms().iter().map(String::len).sum::<usize>() + 64;
-        for (p, offset) in &offsets {
-            let appended = self.logs[usize::from(*p)].append(logged.clone(), size, now);
+        for (p, offset) in &logged.offsets {
+            let appended = logs[usize::from(*p)].append(logged.clone(), size, now);
             debug_assert_eq!(appended, *offset);
+            self.tops[usize::from(*p)].1 = *offset;
         }
-        offsets
+        Some(
+            logged
+                .offsets
+                .iter()
+                .map(|(p, offset)| (*p, logs[usize::from(*p)].epoch().clone(), *offset))
+                .collect(),
+        )
     }
 
-    /// The position of `offset` in partition `p`.
-    pub(crate) fn position(&self, p: u16, offset: u64) -> Position {
-        Position {
-            partition: p,
-            epoch: self.logs[usize::from(p)].epoch().clone(),
-            offset,
+    /// An event of partition `p` at `offset` under `epoch` was seen here:
+    /// the newest, unless an older one arrives late.
+    pub(crate) fn seen(&mut self, p: u16, epoch: &Epoch, offset: u64) {
+        let Some(top) = self.tops.get_mut(usize::from(p)) else {
+            return;
+        };
+        if top.0.as_ref() != Some(epoch) {
+            *top = (Some(epoch.clone()), offset);
+        } else if offset > top.1 {
+            top.1 = offset;
         }
     }
 
-    /// The offset of partition `p`'s newest event.
-    pub(crate) fn top(&self, p: u16) -> u64 {
-        self.logs[usize::from(p)].top()
+    /// Partition `p`'s epoch and newest offset, as this node knows them.
+    pub(crate) fn top(&self, p: u16) -> (Option<&Epoch>, u64) {
+        self.tops
+            .get(usize::from(p))
+            .map_or((None, 0), |(epoch, top)| (epoch.as_ref(), *top))
     }
 
-    /// Partition `p`'s log.
-    pub(crate) fn log_mut(&mut self, p: u16) -> &mut PartitionLog<Arc<Logged>> {
-        &mut self.logs[usize::from(p)]
+    /// Partition `p`'s log on this node, if it keeps it.
+    pub(crate) fn log_mut(&mut self, p: u16) -> Option<&mut PartitionLog<Arc<Logged>>> {
+        self.local.as_mut()?.get_mut(usize::from(p))
     }
 }
 
@@ -179,6 +243,8 @@ pub(crate) enum Failure {
     Epoch,
     /// The gap is larger than a resume replays.
     Limit,
+    /// The shared store could not be read.
+    Unavailable,
 }
 
 impl Failure {
@@ -191,6 +257,7 @@ impl Failure {
             Failure::Trimmed => "trimmed",
             Failure::Epoch => "epoch",
             Failure::Limit => "limit",
+            Failure::Unavailable => "unavailable",
         }
     }
 }

@@ -53,6 +53,12 @@ impl Epoch {
         Epoch(format!("{:016x}", rand::random::<u64>()).into())
     }
 
+    /// Stands for offsets taken under two epochs of one partition: never a
+    /// log's epoch (a log's is never `-`), so it matches none.
+    pub(crate) fn lost() -> Self {
+        Epoch("-".into())
+    }
+
     /// `text` when it is a well-formed epoch.
     pub(crate) fn parse(text: &str) -> Option<Self> {
         let ok = (1..=MAX_EPOCH_LEN).contains(&text.len())

@@ -3,8 +3,8 @@
 //! `wsm.session`, `connect` and the replay before the connection is
 //! connected, and keeping the session when the connection ends.
 
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio_tungstenite::tungstenite::Message;
@@ -16,8 +16,10 @@ use crate::envelope::{validate, Frame};
 use crate::{CloseCode, EncodedMessage, Endpoint};
 
 use super::position::Position;
+use super::record::{session_key, Record};
 use super::session::{Session, SessionLimits, Sessions};
-use super::{Failure, RecoveryConfig, AT, RESUME, SESSION};
+use super::store::RecoveryStore;
+use super::{Failure, Membership, RecoveryConfig, AT, RESUME, SESSION};
 
 /// The most ids a `wsm.resume` may list as pending.
 const MAX_PENDING: usize = 65_536;
@@ -27,6 +29,14 @@ const MAX_PENDING: usize = 65_536;
 pub(crate) struct ServerRecovery {
     config: RecoveryConfig,
     sessions: Mutex<Sessions>,
+    /// The store shared with the other nodes, when the adapter has one.
+    store: OnceLock<Arc<dyn RecoveryStore>>,
+}
+
+impl std::fmt::Debug for dyn RecoveryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryStore").field("node", &self.node()).finish()
+    }
 }
 
 /// What a client asks for in `wsm.resume`.
@@ -97,6 +107,19 @@ impl Status {
     }
 }
 
+/// What a resume found before the connection hook ran: the session's
+/// public id, and its record when another node held it last.
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub(crate) id: Arc<str>,
+    shared: Option<Record>,
+}
+
+/// How long a resume waits for another live node to give up the
+/// session's previous connection (its final count) before it goes on
+/// with the record as stored.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
 impl ServerRecovery {
     pub(crate) fn new(config: RecoveryConfig) -> Self {
         let limits = SessionLimits {
@@ -106,27 +129,67 @@ impl ServerRecovery {
         ServerRecovery {
             config,
             sessions: Mutex::new(Sessions::new(limits)),
+            store: OnceLock::new(),
         }
     }
 
-    pub(crate) fn config(&self) -> &RecoveryConfig {
-        &self.config
+    /// Keeps sessions in `store` too, shared with the other nodes.
+    pub(crate) fn use_store(&self, store: Arc<dyn RecoveryStore>) {
+        let _ = self.store.set(store);
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The connection id a resume asks to keep: its session's, while the
-    /// session lives. A connection of the session that is still there (its
-    /// client went away without the server noticing: no close, a ping not
-    /// yet late) is taken over: its membership and count go into the
-    /// session, it leaves the registry at once and is closed with 4003
-    /// `session resumed elsewhere` (its client, if any, does not come
-    /// back). Only the holder of the session's secret token gets here; the
-    /// identity is checked after the connection hook, as for every resume.
-    pub(crate) fn resumed_id<C: Codec>(&self, resume: Option<&Resume>, registry: &Registry<C>) -> Option<Arc<str>> {
+    /// The session a resume asks for, before the connection hook runs:
+    /// its public id, which the connection keeps. A connection of the
+    /// session that is still there (its client went away without the
+    /// server noticing: no close, a ping not yet late) is taken over: on
+    /// this node its membership and count go into the session, it leaves
+    /// the registry at once and is closed with 4003 `session resumed
+    /// elsewhere` (its client, if any, does not come back); on another live
+    /// node, that node is asked to close it, and the resume waits (2 s at
+    /// most) for its final count. Only the holder of the session's secret
+    /// token gets here; the identity is checked after the connection hook,
+    /// as for every resume.
+    pub(crate) async fn lookup<C: Codec>(&self, resume: Option<&Resume>, registry: &Registry<C>) -> Option<Found> {
         let token = &resume?.token;
+        let Some(store) = self.store.get() else {
+            return self.lookup_here(token, registry).map(|id| Found { id, shared: None });
+        };
+        let key = session_key(token);
+        let mut stored = store.load_session(&key).await.ok()??;
+        if stored.owner == store.node() {
+            return self.lookup_here(token, registry).map(|id| Found { id, shared: None });
+        }
+        let mut record = Record::decode(stored.record.clone())?;
+        if record.open && store.is_live(&stored.owner) {
+            let _ = store.release(&record.id);
+            let deadline = tokio::time::Instant::now() + RELEASE_WAIT;
+            while record.open && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                stored = store.load_session(&key).await.ok()??;
+                record = Record::decode(stored.record.clone())?;
+            }
+        }
+        // A connection of this id still here (the session was here before
+        // it moved): it handles nothing more.
+        if let Some(old) = registry.get(&record.id) {
+            if let Some(link) = old.life().link() {
+                link.take_over();
+            }
+            registry.remove_endpoint(&record.id, &old);
+            old.close(CloseCode::FORBIDDEN, "session resumed elsewhere");
+        }
+        Some(Found {
+            id: record.id.clone(),
+            shared: Some(record),
+        })
+    }
+
+    /// [`lookup`](Self::lookup) among this node's sessions.
+    fn lookup_here<C: Codec>(&self, token: &str, registry: &Registry<C>) -> Option<Arc<str>> {
         let now = Instant::now();
         let id = self.sessions().session_id(token, now)?;
         if let Some(old) = registry.get(&id) {
@@ -140,12 +203,13 @@ impl ServerRecovery {
     }
 
     /// Decides the session of the accepted connection `id` (its hook
-    /// replied `connect`, which is also its identity) and queues, before
-    /// anything else, `wsm.session`, `connect` and what it missed. Call
-    /// with the registry's publishing held until the connection is
-    /// connected. Returns the session's token and its status; `Err` when
-    /// the connection holds another identity's id and must be refused.
-    pub(crate) fn open<C: Codec>(
+    /// replied `connect`, which is also its identity), reads what it
+    /// missed, and queues, before anything else, `wsm.session`, `connect`
+    /// and the replay; then the connection is connected. Returns the
+    /// session's token and its status; `Err` when the connection holds
+    /// another identity's id and must be refused.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn open<C: Codec>(
         &self,
         registry: &Registry<C>,
         endpoint: &Endpoint<C>,
@@ -153,91 +217,191 @@ impl ServerRecovery {
         id: &str,
         connect: Message,
         resume: Option<Resume>,
+        found: Option<Found>,
     ) -> Result<(String, Status), Failure> {
-        let pending = resume.as_ref().map(|r| r.pending.clone()).unwrap_or_default();
         let codec = endpoint.codec();
         let identity: Box<[u8]> = crate::endpoint::message_bytes(&connect).into();
-        let now = Instant::now();
-        let mut replay = Vec::new();
-        let mut replies: Option<super::SharedReplies> = None;
-        let (token, status) = match resume {
-            None => (self.start(id, identity), Status::New),
-            Some(resume) => {
-                let resumed = self.sessions().resume(&resume.token, &identity, id, now);
-                match resumed {
-                    Ok((token, session)) if &*session.id == id => {
-                        let membership = (session.rooms.clone(), session.started.clone());
-                        match registry.replay(id, &membership, &resume.positions) {
-                            Ok(missed) if missed.len() > self.config.history_len => {
-                                registry.set_resumable(id, None);
-                                (token, Status::Failed(Failure::Limit))
-                            }
-                            Ok(missed) => {
-                                registry.set_resumable(id, Some(&membership));
-                                replay = missed;
-                                link.set_received(session.received);
-                                replies = Some(session.replies.clone());
-                                (token, Status::Recovered)
-                            }
-                            Err(failure) => {
-                                registry.set_resumable(id, None);
-                                (token, Status::Failed(failure))
-                            }
-                        }
+        let store = self.store.get();
+        let (token, status, resumed) = match resume {
+            None => (self.start(id, identity, None), Status::New, None),
+            Some(resume) => match self.take(&resume, found, &identity, id)? {
+                Ok((token, kept)) => {
+                    if let Some(store) = store {
+                        let _ = store.remove_session(&session_key(&resume.token));
                     }
-                    // The id was kept for this session: another identity
-                    // must not have it.
-                    Err(Failure::Identity) if self.sessions().session_id(&resume.token, now).as_deref() == Some(id) => {
-                        return Err(Failure::Identity)
-                    }
-                    Ok(_) | Err(_) => {
-                        let failure = resumed.err().unwrap_or(Failure::Unknown);
-                        (self.start(id, identity), Status::Failed(failure))
+                    (token, Status::Recovered, Some((kept, resume)))
+                }
+                Err(failure) => (self.start(id, identity, None), Status::Failed(failure), None),
+            },
+        };
+        let session: Arc<str> = token.as_str().into();
+        let shared = store.map(|_| session.clone());
+        let (status, replayed, kept) = match resumed {
+            None => {
+                registry.set_resumable(id, None, false, shared);
+                (status, Vec::new(), None)
+            }
+            Some((kept, resume)) => {
+                let restored = registry.set_resumable(id, Some(&kept.membership), true, shared.clone());
+                let max = self.config.history_len;
+                match registry.replay(id, &kept.membership, &resume.positions, max).await {
+                    Ok(missed) => (Status::Recovered, missed, Some((kept, resume.pending))),
+                    Err(failure) => {
+                        registry.abandon_resume(id, &restored, shared);
+                        (Status::Failed(failure), Vec::new(), None)
                     }
                 }
             }
         };
-        if status == Status::New {
-            registry.set_resumable(id, None);
-        }
-        let received = self.sessions().received(&token);
-        let session = EncodedMessage::encode(codec, SESSION, (token.clone(), status.text(), received.to_string()))
-            .map_err(|_| Failure::Unknown)?;
-        link.push_first(session.0);
-        link.push_first(connect);
-        for (position, message) in replay {
-            if let Ok(at) = EncodedMessage::encode(codec, AT, (position.to_string(),)) {
-                link.push_first(at.0);
-                link.push_first(message.0);
-            }
-        }
         // The session's replies: those the client still waits for go now;
         // replies of handlers still running will come here.
-        let replies = match replies {
-            Some(replies) => replies,
-            None => {
-                let fresh = super::SharedReplies::default();
-                self.sessions().update(&token, |s| s.replies = fresh.clone());
-                fresh
+        let (replies, pending) = match kept {
+            Some((kept, pending)) => {
+                link.set_received(kept.received);
+                let replies = kept.replies.unwrap_or_default();
+                (replies, pending)
             }
+            None => (super::SharedReplies::default(), Vec::new()),
         };
-        let resent = replies.lock().unwrap_or_else(|e| e.into_inner()).resume(link, &pending);
-        for reply in resent {
-            link.push_first(reply);
+        let received = {
+            let mut sessions = self.sessions();
+            sessions.update(&token, |s| {
+                s.replies = replies.clone();
+                if status != Status::Recovered {
+                    s.membership = Membership::default();
+                }
+            });
+            sessions.received(&token)
+        };
+        let frame = EncodedMessage::encode(codec, SESSION, (token.clone(), status.text(), received.to_string()))
+            .map_err(|_| Failure::Unknown)?;
+        {
+            // No recoverable event between the replay and the first live one.
+            let _order = registry.hold_publishing();
+            let replay = if status == Status::Recovered {
+                registry.finish_resume(id, replayed)
+            } else {
+                Vec::new()
+            };
+            link.push_first(frame.0);
+            link.push_first(connect);
+            for (position, message) in replay {
+                if let Ok(at) = EncodedMessage::encode(codec, AT, (position.to_string(),)) {
+                    link.push_first(at.0);
+                    link.push_first(message.0);
+                }
+            }
+            let resent = replies.lock().unwrap_or_else(|e| e.into_inner()).resume(link, &pending);
+            for reply in resent {
+                link.push_first(reply);
+            }
+            endpoint.life().replies = Some(replies);
+            endpoint.set_connected(link, Bytes::new());
         }
-        endpoint.life().replies = Some(replies);
+        self.save(registry, endpoint, id, &token, true);
         Ok((token, status))
     }
 
-    fn start(&self, id: &str, identity: Box<[u8]>) -> String {
+    /// The session `resume` asks for, if this connection (`id`, accepted
+    /// as `identity`) may have it: its new token and what it kept. The
+    /// outer `Err`: the connection holds another identity's id and must be
+    /// refused.
+    #[allow(clippy::type_complexity)]
+    fn take(
+        &self,
+        resume: &Resume,
+        found: Option<Found>,
+        identity: &[u8],
+        id: &str,
+    ) -> Result<Result<(String, Kept), Failure>, Failure> {
+        let now = Instant::now();
+        match found.and_then(|f| f.shared) {
+            // Held last by another node: its record is the session.
+            Some(record) if *record.id == *id => {
+                if *record.identity != *identity {
+                    return Err(Failure::Identity);
+                }
+                let token = self.start(id, identity.into(), Some(&record));
+                Ok(Ok((
+                    token,
+                    Kept {
+                        membership: record.membership,
+                        received: record.received,
+                        replies: None,
+                    },
+                )))
+            }
+            Some(_) => Ok(Err(Failure::Unknown)),
+            None => {
+                let resumed = self.sessions().resume(&resume.token, identity, id, now);
+                match resumed {
+                    Ok((token, session)) if &*session.id == id => Ok(Ok((
+                        token,
+                        Kept {
+                            membership: session.membership,
+                            received: session.received,
+                            replies: Some(session.replies),
+                        },
+                    ))),
+                    // The id was kept for this session: another identity
+                    // must not have it.
+                    Err(Failure::Identity) if self.sessions().session_id(&resume.token, now).as_deref() == Some(id) => {
+                        Err(Failure::Identity)
+                    }
+                    Ok(_) => Ok(Err(Failure::Unknown)),
+                    Err(failure) => Ok(Err(failure)),
+                }
+            }
+        }
+    }
+
+    /// A new session for the connection `id` (or one taken over from
+    /// another node's `record`); returns its token.
+    fn start(&self, id: &str, identity: Box<[u8]>, record: Option<&Record>) -> String {
         self.sessions().start(Session {
             id: id.into(),
             identity,
-            rooms: Vec::new(),
-            started: Vec::new(),
-            received: 0,
+            membership: record.map(|r| r.membership.clone()).unwrap_or_default(),
+            received: record.map_or(0, |r| r.received),
             replies: Default::default(),
         })
+    }
+
+    /// Writes the session `token` to the shared store, if there is one:
+    /// open (claimed by this node) or closed.
+    fn save<C: Codec>(&self, registry: &Registry<C>, endpoint: &Endpoint<C>, id: &str, token: &str, open: bool) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let membership = registry.membership(id, endpoint);
+        let record = {
+            let mut sessions = self.sessions();
+            if let Some(membership) = membership {
+                sessions.update(token, |s| s.membership = membership);
+            }
+            sessions.record(token, open)
+        };
+        if let Some(record) = record {
+            let ttl = self.config.session_time;
+            let _ = store.save_session(&session_key(token), record.encode(), open, ttl, open);
+        }
+    }
+
+    /// The membership of the open session `token` changed: the shared
+    /// store keeps it.
+    pub(crate) fn membership_changed(&self, token: &str, membership: Membership) {
+        let Some(store) = self.store.get() else {
+            return;
+        };
+        let record = {
+            let mut sessions = self.sessions();
+            sessions.update(token, |s| s.membership = membership);
+            sessions.record(token, true)
+        };
+        if let Some(record) = record {
+            let ttl = self.config.session_time;
+            let _ = store.save_session(&session_key(token), record.encode(), true, ttl, false);
+        }
     }
 
     /// The connection of the session `token` (id `id`) has ended: its
@@ -251,14 +415,30 @@ impl ServerRecovery {
         received: u64,
     ) {
         let membership = registry.membership(id, endpoint);
-        let mut sessions = self.sessions();
-        sessions.update(token, |session| {
-            if let Some((rooms, started)) = membership {
-                session.rooms = rooms;
-                session.started = started;
-            }
-            session.received = received;
-        });
-        sessions.dropped(token, Instant::now());
+        let record = {
+            let mut sessions = self.sessions();
+            sessions.update(token, |session| {
+                if let Some(membership) = membership {
+                    session.membership = membership;
+                }
+                session.received = received;
+            });
+            let record = sessions.record(token, false);
+            sessions.dropped(token, Instant::now());
+            record
+        };
+        if let (Some(store), Some(record)) = (self.store.get(), record) {
+            let ttl = self.config.session_time;
+            let _ = store.save_session(&session_key(token), record.encode(), false, ttl, false);
+        }
     }
+}
+
+/// What a resumed session kept.
+#[derive(Debug)]
+struct Kept {
+    membership: Membership,
+    received: u64,
+    /// Its replies, when it was on this node.
+    replies: Option<super::SharedReplies>,
 }

@@ -34,12 +34,11 @@ pub(crate) struct Session {
     pub(crate) id: Arc<str>,
     /// What the connection hook accepted (by default its encoded reply).
     pub(crate) identity: Box<[u8]>,
-    /// The rooms joined, each with the top offset its partition had when
-    /// the join took effect.
-    pub(crate) rooms: Vec<(Arc<str>, u16, u64)>,
-    /// Where replay starts for the partitions of its own id and of
-    /// everyone when the client presents no position for them.
-    pub(crate) started: Vec<(u16, u64)>,
+    /// The rooms joined (each with the top offset its partition had when
+    /// the join took effect) and where replay starts for the partitions
+    /// of its own id and of everyone when the client presents no position
+    /// for them.
+    pub(crate) membership: super::Membership,
     /// How many of the client's messages the server has received.
     pub(crate) received: u64,
     /// The replies of its invokes, shared with its connections.
@@ -155,6 +154,19 @@ impl Sessions {
         self.slots.get(token).map_or(0, |s| s.session.received)
     }
 
+    /// The record of the session `token` for a shared store, as `open` or
+    /// not.
+    pub(crate) fn record(&self, token: &str, open: bool) -> Option<super::record::Record> {
+        let session = &self.slots.get(token)?.session;
+        Some(super::record::Record {
+            id: session.id.clone(),
+            identity: session.identity.clone(),
+            membership: session.membership.clone(),
+            received: session.received,
+            open,
+        })
+    }
+
     /// Updates the session of an open connection.
     pub(crate) fn update(&mut self, token: &str, f: impl FnOnce(&mut Session)) {
         if let Some(slot) = self.slots.get_mut(token) {
@@ -187,6 +199,7 @@ impl Sessions {
     }
 
     /// Sessions held: (with an open connection, waiting).
+    #[cfg(test)]
     pub(crate) fn counts(&self) -> (usize, usize) {
         (self.slots.len() - self.waiting_count, self.waiting_count)
     }
@@ -207,8 +220,11 @@ mod tests {
         Session {
             id: "c1".into(),
             identity: identity.as_bytes().into(),
-            rooms: vec![("lobby".into(), 3, 17)],
-            started: vec![(64, 5)],
+            membership: super::super::Membership {
+                rooms: vec![("lobby".into(), 3, 17)],
+                started: vec![(64, 5)],
+                epochs: Vec::new(),
+            },
             received: 9,
             replies: Default::default(),
         }
@@ -233,8 +249,8 @@ mod tests {
             .resume(&token, b"alice", "c1", now + Duration::from_secs(1))
             .unwrap();
         assert_eq!(
-            (resumed.id, resumed.rooms, resumed.received),
-            ("c1".into(), session("alice").rooms, 9)
+            (resumed.id, resumed.membership, resumed.received),
+            ("c1".into(), session("alice").membership, 9)
         );
         assert_ne!(new, token);
         assert_eq!(all.counts(), (1, 0));
