@@ -419,9 +419,9 @@ impl<C: Codec> Registry<C> {
                             let _order = registry.hold_publishing();
                             let mut state = registry.lock();
                             if let Some(history) = state.history.as_deref_mut() {
-                                for (p, epoch, top) in tops {
-                                    if let Some(epoch) = epoch.as_deref().and_then(Epoch::parse) {
-                                        history.seen(p, &epoch, top);
+                                for (p, top) in (0..=partitions).zip(tops) {
+                                    if let Some(epoch) = top.epoch.as_deref().and_then(Epoch::parse) {
+                                        history.seen(p, &epoch, top.top);
                                     }
                                 }
                             }
@@ -565,7 +565,9 @@ impl<C: Codec> Registry<C> {
         let mut out: Vec<(u64, u16, u64, EncodedMessage, Epoch)> = Vec::new();
         for (p, joined) in from {
             let recorded = membership.epochs.iter().find(|(q, _)| *q == p).map(|(_, e)| e.clone());
-            let (epoch, events) = self.read(p, presented, recorded.flatten().as_ref(), joined, max).await?;
+            let (epoch, events) = self
+                .read(p, presented, recorded.flatten().as_ref(), joined, max)
+                .await?;
             let Some(epoch) = epoch else { continue };
             for logged in events {
                 let Some(offset) = logged.offsets.iter().find(|(q, _)| *q == p).map(|(_, o)| *o) else {
@@ -655,12 +657,10 @@ impl<C: Codec> Registry<C> {
         if read.epoch.as_deref() != epoch.as_ref().map(Epoch::as_str) {
             return Err(Failure::Epoch);
         }
-        let first = read.events.first().and_then(|e| {
-            e.appended
-                .iter()
-                .find(|a| a.partition == p)
-                .map(|a| a.offset)
-        });
+        let first = read
+            .events
+            .first()
+            .and_then(|e| e.appended.iter().find(|a| a.partition == p).map(|a| a.offset));
         let trimmed = match first {
             Some(first) => first != start + 1,
             None => read.top > start,
@@ -702,9 +702,9 @@ impl<C: Codec> Registry<C> {
                 .unwrap_or_default()
         };
         for (position, message) in held {
-            let covered = replayed
-                .iter()
-                .any(|(q, _)| q.partition == position.partition && q.epoch == position.epoch && q.offset >= position.offset);
+            let covered = replayed.iter().any(|(q, _)| {
+                q.partition == position.partition && q.epoch == position.epoch && q.offset >= position.offset
+            });
             if !covered {
                 replayed.push((position, message));
             }
@@ -926,7 +926,11 @@ impl<C: Codec> Registry<C> {
     /// (this one too) through [`deliver_logged`](Self::deliver_logged).
     /// Returns how many of this node's connections it addresses now;
     /// `None` without a shared store.
-    pub(crate) fn publish_logged(&self, target: &Target, message: &EncodedMessage) -> Option<Result<usize, AdapterError>> {
+    pub(crate) fn publish_logged(
+        &self,
+        target: &Target,
+        message: &EncodedMessage,
+    ) -> Option<Result<usize, AdapterError>> {
         let store = self.store.get()?;
         let config = self.recovery.as_ref()?;
         let partitions = self.lock().history.as_deref()?.partitions();

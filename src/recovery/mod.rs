@@ -4,9 +4,9 @@
 pub(crate) mod client;
 pub(crate) mod log;
 pub(crate) mod position;
+pub(crate) mod record;
 pub(crate) mod route;
 pub(crate) mod serve;
-pub(crate) mod record;
 pub(crate) mod session;
 pub(crate) mod store;
 
@@ -46,6 +46,28 @@ impl Default for RecoveryConfig {
             history_bytes: 16 << 20,
             max_waiting_sessions: 100_000,
         }
+    }
+}
+
+impl RecoveryConfig {
+    /// Sets how long a dropped connection's session waits for its client
+    /// (and the oldest history kept).
+    pub fn with_session_time(mut self, time: Duration) -> Self {
+        self.session_time = time;
+        self
+    }
+
+    /// Sets the number of room partitions (the same on every node).
+    pub fn with_partitions(mut self, partitions: u16) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// Sets the events (and bytes, in memory) kept per partition.
+    pub fn with_history(mut self, len: usize, bytes: usize) -> Self {
+        self.history_len = len;
+        self.history_bytes = bytes;
+        self
     }
 }
 

@@ -315,6 +315,12 @@ impl ServerRecovery {
         id: &str,
     ) -> Result<Result<(String, Kept), Failure>, Failure> {
         let now = Instant::now();
+        // With a shared store, only what it holds is a session: a token
+        // this node still knows but the store does not (resumed elsewhere
+        // since, or lost with the store's data) resumes nothing.
+        if self.store.get().is_some() && found.is_none() {
+            return Ok(Err(Failure::Unknown));
+        }
         match found.and_then(|f| f.shared) {
             // Held last by another node: its record is the session.
             Some(record) if *record.id == *id => {

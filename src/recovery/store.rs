@@ -99,15 +99,23 @@ pub trait RecoveryStore: Send + Sync + 'static {
     /// only the epoch and top).
     fn read(&self, partition: u16, after: u64, max: usize) -> AdapterFuture<'_, Result<LogRead, AdapterError>>;
 
-    /// Each partition's epoch and newest offset (`partitions` room
-    /// partitions and everyone's): where a node starts.
-    fn tops(&self, partitions: u16) -> AdapterFuture<'_, Result<Vec<(u16, Option<String>, u64)>, AdapterError>>;
+    /// Each partition's epoch and newest offset, without events, the
+    /// `partitions` room partitions and everyone's (numbered
+    /// `partitions`), in order: where a node starts.
+    fn tops(&self, partitions: u16) -> AdapterFuture<'_, Result<Vec<LogRead>, AdapterError>>;
 
     /// Stores the session `key` as this node's, for `ttl` (while `open`,
     /// refreshed by the store until the session is saved closed or
     /// removed). `claim`: whoever owned it before; otherwise only if this
     /// node owns it still. Queued, in order with appends.
-    fn save_session(&self, key: &str, record: Bytes, open: bool, ttl: Duration, claim: bool) -> Result<(), AdapterError>;
+    fn save_session(
+        &self,
+        key: &str,
+        record: Bytes,
+        open: bool,
+        ttl: Duration,
+        claim: bool,
+    ) -> Result<(), AdapterError>;
 
     /// The session `key`, if it lives.
     fn load_session<'a>(&'a self, key: &'a str) -> AdapterFuture<'a, Result<Option<StoredSession>, AdapterError>>;

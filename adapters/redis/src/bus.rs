@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use ws_messaging::adapter::Target;
+use ws_messaging::adapter::{Appended, Target};
 
 /// The format version of messages whose target names no connection; a
 /// node ignores messages of a version it does not know.
@@ -67,6 +67,17 @@ pub(crate) enum Bus {
     },
     /// Every answer of this node to `Invoke` was sent.
     AckDone { request: u64 },
+    /// A recoverable event, as the append script published it: where it
+    /// was appended (each partition, epoch, offset), when (microseconds of
+    /// the Redis clock), and the event for the connections `target`
+    /// selects. Never encoded by a node: the script writes it
+    /// ([`logged_header`], [`logged_body`]).
+    Logged {
+        appended: Vec<Appended>,
+        time: u64,
+        target: Target,
+        frame: Bytes,
+    },
 }
 
 impl Bus {
@@ -117,6 +128,62 @@ const COUNTED: u8 = 8;
 const LISTED: u8 = 9;
 const ACK: u8 = 10;
 const ACK_DONE: u8 = 11;
+const LOGGED: u8 = 12;
+
+/// The start of a `Logged` message from `sender`: the append script adds
+/// the positions and the time (each a 4-byte big-endian length and its
+/// text), then the [`logged_body`].
+pub(crate) fn logged_header(sender: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(8 + sender.len());
+    out.put_u8(VERSION);
+    out.put_u8(LOGGED);
+    put_str(&mut out, sender);
+    out.freeze()
+}
+
+/// A recoverable event's target and frame, as a log entry keeps them: the
+/// target's format version, the target, the frame.
+pub(crate) fn logged_body(target: &Target, frame: &[u8]) -> Bytes {
+    let version = if target.connections().is_empty() {
+        VERSION
+    } else {
+        VERSION_CONNECTIONS
+    };
+    let mut out = BytesMut::with_capacity(16 + frame.len());
+    out.put_u8(version);
+    put_target(&mut out, target, version);
+    out.put_slice(frame);
+    out.freeze()
+}
+
+/// The target and frame of a [`logged_body`].
+pub(crate) fn decode_logged_body(mut data: Bytes) -> Option<(Target, Bytes)> {
+    let version = get_u8(&mut data)?;
+    if version != VERSION && version != VERSION_CONNECTIONS {
+        return None;
+    }
+    let target = get_target(&mut data, version)?;
+    Some((target, data))
+}
+
+/// Parses the positions an append script wrote: `P:EPOCH:OFFSET`,
+/// comma-separated.
+pub(crate) fn parse_appended(text: &str) -> Option<Vec<Appended>> {
+    text.split(',')
+        .map(|item| {
+            let mut parts = item.split(':');
+            let (Some(p), Some(epoch), Some(offset), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return None;
+            };
+            Some(Appended {
+                partition: p.parse().ok()?,
+                epoch: epoch.to_string(),
+                offset: offset.parse().ok()?,
+            })
+        })
+        .collect()
+}
 
 pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
     let mut out = BytesMut::with_capacity(64);
@@ -141,6 +208,7 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
         Bus::Count { .. } => COUNT,
         Bus::Ids { .. } => IDS,
         Bus::Invoke { .. } => INVOKE,
+        Bus::Logged { .. } => LOGGED,
         Bus::Counted { .. } => COUNTED,
         Bus::Listed { .. } => LISTED,
         Bus::Ack { .. } => ACK,
@@ -208,6 +276,20 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
             }
         }
         Bus::AckDone { request } => out.put_u64(*request),
+        Bus::Logged {
+            appended,
+            time,
+            target,
+            frame,
+        } => {
+            let text: Vec<String> = appended
+                .iter()
+                .map(|a| format!("{}:{}:{}", a.partition, a.epoch, a.offset))
+                .collect();
+            put_str(&mut out, &text.join(","));
+            put_str(&mut out, &time.to_string());
+            out.put_slice(&logged_body(target, frame));
+        }
     }
     out.freeze()
 }
@@ -279,6 +361,17 @@ pub(crate) fn decode(mut data: Bytes) -> Option<Envelope> {
         ACK_DONE => Bus::AckDone {
             request: get_u64(data)?,
         },
+        LOGGED => {
+            let appended = parse_appended(&get_str(data)?)?;
+            let time = get_str(data)?.parse().ok()?;
+            let (target, frame) = decode_logged_body(std::mem::take(data))?;
+            Bus::Logged {
+                appended,
+                time,
+                target,
+                frame,
+            }
+        }
         _ => return None,
     };
     Some(Envelope { sender, message })
@@ -365,6 +458,23 @@ mod tests {
             },
             Bus::Heartbeat,
             Bus::Bye,
+            Bus::Logged {
+                appended: vec![
+                    Appended {
+                        partition: 3,
+                        epoch: "0123abcd".into(),
+                        offset: 17,
+                    },
+                    Appended {
+                        partition: 64,
+                        epoch: "ffff".into(),
+                        offset: 1,
+                    },
+                ],
+                time: 1_765_000_000_123_456,
+                target: Target::new(["a"], ["c"]).with_connection("id1"),
+                frame: Bytes::from_static(br#"{"name":"x","args":[]}"#),
+            },
             Bus::Disconnect {
                 target: Target::all(),
                 code: 4000,

@@ -88,6 +88,7 @@
 
 mod bus;
 mod emitter;
+mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -283,17 +284,30 @@ enum Kind {
     Other,
 }
 
-/// A publish waiting for the Redis connection.
+/// A publish (or other write) waiting for the Redis connection.
 struct Outgoing {
-    channel: Arc<str>,
-    payload: Bytes,
+    command: Command,
     kind: Kind,
     /// Told once the batch holding this publish was written.
     flushed: Option<oneshot::Sender<()>>,
 }
 
-struct Shared<C: Codec> {
+/// What an [`Outgoing`] writes.
+pub(crate) enum Command {
+    /// `PUBLISH channel payload`.
+    Publish { channel: Arc<str>, payload: Bytes },
+    /// Commands written in this order (a script, a session's write).
+    Cmds(Vec<redis::Cmd>),
+}
+
+pub(crate) struct Shared<C: Codec> {
     node: String,
+    /// The recovery scripts' names.
+    scripts: store::Scripts,
+    /// The open recovery sessions this node owns.
+    open_sessions: Mutex<store::OpenSessions>,
+    /// The connection for reads (logs, sessions), made when first needed.
+    reader: Mutex<Option<MultiplexedConnection>>,
     config: RedisConfig,
     client: redis::Client,
     all: Arc<str>,
@@ -367,6 +381,9 @@ impl<C: Codec> RedisAdapter<C> {
         let shared = Arc::new(Shared {
             all: Arc::from(config.all_channel()),
             node,
+            scripts: connection.scripts.clone(),
+            open_sessions: Mutex::new(store::OpenSessions::default()),
+            reader: Mutex::new(None),
             config,
             client,
             queue,
@@ -384,6 +401,7 @@ impl<C: Codec> RedisAdapter<C> {
         tokio::spawn(publisher(shared.clone(), outgoing, connection));
         tokio::spawn(subscriber(shared.clone(), stream));
         tokio::spawn(heartbeat(shared.clone()));
+        tokio::spawn(store::push_open_sessions(shared.clone()));
         Ok(RedisAdapter {
             handle: Arc::new(Handle { shared }),
         })
@@ -535,6 +553,12 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
         Ok(())
     }
 
+    fn recovery_store(&self) -> Option<Arc<dyn ws_messaging::adapter::RecoveryStore>> {
+        Some(Arc::new(store::RedisStore {
+            shared: self.handle.shared.clone(),
+        }))
+    }
+
     fn close(&self) -> AdapterFuture<'_, ()> {
         Box::pin(async move {
             let shared = self.shared();
@@ -574,11 +598,30 @@ impl<C: Codec> Shared<C> {
             _ => Kind::Other,
         };
         let outgoing = Outgoing {
-            channel: channel.clone(),
-            payload: bus::encode(&self.node, message),
+            command: Command::Publish {
+                channel: channel.clone(),
+                payload: bus::encode(&self.node, message),
+            },
             kind,
             flushed,
         };
+        self.enqueue(outgoing)
+    }
+
+    /// Queues other writes, in order with the publishes; refused as they
+    /// are.
+    pub(crate) fn queue_command(&self, command: Command) -> Result<(), AdapterError> {
+        if !self.is_up() {
+            return Err(AdapterError::Unavailable("the Redis connection is down".into()));
+        }
+        self.enqueue(Outgoing {
+            command,
+            kind: Kind::Other,
+            flushed: None,
+        })
+    }
+
+    fn enqueue(&self, outgoing: Outgoing) -> Result<(), AdapterError> {
         self.queue.try_send(outgoing).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => AdapterError::Full,
             mpsc::error::TrySendError::Closed(_) => AdapterError::Unavailable("the adapter was closed".into()),
@@ -600,6 +643,23 @@ impl<C: Codec> Shared<C> {
             // forgotten this node during the outage.
             let _ = self.send(&self.all, &Bus::Heartbeat, None);
         }
+    }
+
+    /// The connection for reads, connected when first needed.
+    pub(crate) async fn reader(&self) -> Result<MultiplexedConnection, Error> {
+        if let Some(connection) = self.reader.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(connection);
+        }
+        let config = self.config.connection_config();
+        let connect = self.client.get_multiplexed_async_connection_with_config(&config);
+        let connection = within(self.config.connect_timeout, connect).await?;
+        *self.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Forgets the read connection (it failed): the next read makes one.
+    pub(crate) fn drop_reader(&self) {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
     fn registry(&self) -> Option<Arc<Registry<C>>> {
@@ -684,7 +744,10 @@ impl<C: Codec> Shared<C> {
         let Some(Envelope { sender, message }) = bus::decode(payload) else {
             return;
         };
-        if sender == self.node {
+        // A node's own messages come back to it: only its heartbeats (it
+        // hears the bus) and its logged events (delivered here too, with
+        // their positions) matter.
+        if sender == self.node && !matches!(message, Bus::Logged { .. }) {
             if message == Bus::Heartbeat {
                 *self.last_own_heartbeat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             }
@@ -716,6 +779,16 @@ impl<C: Codec> Shared<C> {
             Bus::Broadcast { target, frame } => {
                 if let (Some(registry), Ok(message)) = (self.registry(), EncodedMessage::from_bytes::<C>(frame)) {
                     registry.deliver(&target, &message);
+                }
+            }
+            Bus::Logged {
+                appended,
+                target,
+                frame,
+                ..
+            } => {
+                if let (Some(registry), Ok(message)) = (self.registry(), EncodedMessage::from_bytes::<C>(frame)) {
+                    registry.deliver_logged(&appended, &target, &message);
                 }
             }
             Bus::Disconnect { target, code, reason } => {
@@ -848,6 +921,8 @@ async fn subscribe(
 struct Publisher {
     connection: MultiplexedConnection,
     identity: Option<Identity>,
+    /// The recovery scripts' names on its Redis.
+    scripts: store::Scripts,
 }
 
 /// A connection as the Redis server knows it: `CLIENT ID` is unique only
@@ -893,7 +968,12 @@ async fn connect_publisher(
         .get_multiplexed_async_connection_with_config(&config.connection_config())
         .await?;
     let identity = take_over(&mut connection, previous).await?;
-    Ok(Publisher { connection, identity })
+    let scripts = store::load_scripts(&mut connection).await?;
+    Ok(Publisher {
+        connection,
+        identity,
+        scripts,
+    })
 }
 
 /// Makes a new `connection` the successor of the lost one `previous`: when
@@ -967,10 +1047,16 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
         }
         let mut pipe = redis::pipe();
         for outgoing in &batch {
-            pipe.cmd("PUBLISH")
-                .arg(&*outgoing.channel)
-                .arg(&outgoing.payload[..])
-                .ignore();
+            match &outgoing.command {
+                Command::Publish { channel, payload } => {
+                    pipe.cmd("PUBLISH").arg(&**channel).arg(&payload[..]).ignore();
+                }
+                Command::Cmds(cmds) => {
+                    for cmd in cmds {
+                        pipe.add_command(cmd.clone()).ignore();
+                    }
+                }
+            }
         }
         // The connection's own response timeout bounds this too; this one
         // only makes the bound plain here.
