@@ -46,7 +46,9 @@
 //! WSM_CLUSTER_QUICK=1 cargo bench --bench cluster   # 90 clients, 300 shouts, 1 round
 //! WSM_CLUSTER_CLIENTS=300 WSM_CLUSTER_SHOUTS=2000 WSM_CLUSTER_ROUNDS=3 WSM_CLUSTER_WINDOW=16
 //! ```
-//! (the defaults). Needs `redis-server` on the PATH (`apt-get install
+//! (the defaults). `WSM_SERVER_ARGS="--recovery"` passes more options to
+//! every node (with `--recovery`, every shout is logged: in memory on one
+//! node, in Redis Streams on three). Needs `redis-server` on the PATH (`apt-get install
 //! redis-server`) and Linux (/proc). Every process of a setup shares the
 //! machine's cores with the others, so on a small machine three nodes do
 //! not get more CPU than one: the comparison then shows what the Redis path
@@ -175,6 +177,8 @@ impl Redis {
 async fn echo_server(exe: &Path, redis: Option<&str>, name: &str) -> Result<Process, String> {
     let mut command = Command::new(exe);
     command.args(["--port", "0", "--codec", "json", "--ping-interval-ms", "0"]);
+    // More options for the nodes, e.g. `--recovery`.
+    command.args(std::env::var("WSM_SERVER_ARGS").unwrap_or_default().split_whitespace());
     if let Some(url) = redis {
         command.args(["--redis", url]);
     }

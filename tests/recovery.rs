@@ -418,3 +418,45 @@ fn recovering_client(url: &str) -> ws_messaging::ClientBuilder<Json> {
         .auth(&json!({ "token": "ann" }))
         .retry(fast_retry())
 }
+
+#[tokio::test]
+async fn a_session_past_its_time_resumes_nothing_and_says_so() {
+    let server = start(
+        Server::<Json>::builder()
+            .recovery(RecoveryConfig::default().with_session_time(std::time::Duration::from_millis(200)))
+            .on_connection(|endpoint, _: serde_json::Value| async move {
+                endpoint.join("lobby");
+                Ok(())
+            }),
+    )
+    .await;
+    let addr = server.local_addr().unwrap();
+    let proxy = Cutter::start(addr).await;
+    let member = ws_messaging::Client::<Json>::builder(&proxy.url)
+        .recovery(true)
+        .auth(&json!({ "token": "x" }))
+        // The client stays away longer than the session lives.
+        .retry(ws_messaging::RetryConfig::doubling(
+            std::time::Duration::from_millis(600),
+            std::time::Duration::from_millis(600),
+        ))
+        .build()
+        .unwrap();
+    tokio::time::timeout(WAIT, member.connect()).await.unwrap().unwrap();
+    assert_eq!(member.session_status(), Some(ws_messaging::SessionStatus::New));
+    let mut events = member.events();
+    proxy.cut();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Ok(ws_messaging::LocalEvent::Connect(_)) = events.recv().await {
+                return member.session_status();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(status, Some(ws_messaging::SessionStatus::Failed(_))),
+        "{status:?}"
+    );
+}

@@ -50,13 +50,14 @@
 //!   request to `/ws` that is not a WebSocket upgrade gets a 4xx answer.
 //!   SIGINT/SIGTERM close every ws-messaging connection with 1001, stop the
 //!   HTTP server and exit 0;
-//! - with `--recovery` (no value; with or without `--http`): session recovery
-//!   for clients that negotiate it (`docs/recovery.md`): what goes through
-//!   the server (`shout` → `shouted`, `to-room` → `room`, `tell` →
-//!   `told`) is replayed, in order, to a client that resumes within 2
-//!   minutes; clients that do not ask (the JavaScript client) see the
-//!   2.0.0 protocol unchanged. The history is this node's (with
-//!   `--redis`, a resume on another node fails and says so).
+//! - with `--recovery` (no value; with or without `--http` and `--redis`):
+//!   session recovery for clients that negotiate it (`docs/recovery.md`):
+//!   what goes through the server (`shout` → `shouted`, `to-room` →
+//!   `room`, `tell` → `told`) is replayed, in order, to a client that
+//!   resumes within 2 minutes; clients that do not ask (the JavaScript
+//!   client) see the 2.0.0 protocol unchanged. Alone, the history and
+//!   sessions are this node's; with `--redis`, they are in Redis and a
+//!   client resumes on any node of the cluster (its own killed included).
 
 mod bincode;
 mod cbor;

@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode};
 /// Test targets (`--test NAME`) that need more than Rust, and what.
 const NEEDS_SERVICE: &[(&str, &str)] = &[
     ("redis", "redis-server"),
+    ("recovery_nodes", "redis-server"),
     ("multinode", "redis-server, Node.js and the npm peers"),
     ("interop", "Node.js and the npm peers"),
     ("interop_binary", "Node.js and the npm peers"),

@@ -51,6 +51,20 @@
 //!   ([`Error::TooManyRooms`], [`AdapterError::Other`]) and ignored when
 //!   read.
 //!
+//! # Session recovery
+//! With [`ServerBuilder::recovery`](ws_messaging::ServerBuilder::recovery)
+//! on, the adapter keeps the recovery extension's history and sessions in
+//! Redis ([`Adapter::recovery_store`]),
+//! so a client resumes on any node, its own node killed included
+//! (`docs/recovery.md`, "Across nodes"). A recoverable event is appended
+//! by a script to the streams `{PREFIX:P}:log` of its partitions (at most
+//! `history_len` entries each, expiring a session time after the last
+//! one; epoch and offsets in `{PREFIX:P}:meta`) and published with its
+//! positions; every node, the sender's too, delivers it when it comes
+//! back. Sessions are the hashes `PREFIX:session:SHA256(token)`, written
+//! by the node that holds the connection only. One Redis server: the
+//! script spans the partitions of an event's target.
+//!
 //! # When Redis is slow
 //! Every Redis connection takes its timeouts from the [`RedisConfig`]:
 //! connecting within [`RedisConfig::connect_timeout`], answering a batch
