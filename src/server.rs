@@ -1137,6 +1137,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     // 4. Out of the registry (its session, if any, kept), `close` emitted,
     // then the disconnect hook.
     if let (Some(recovery), Some(token)) = (&inner.recovery, token.get()) {
+        recovery.settle(&link).await;
         recovery.closed(&inner.clients, &endpoint, &id, token, link.received());
     }
     inner.clients.remove_endpoint(&id, &endpoint);

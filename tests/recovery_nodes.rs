@@ -181,3 +181,72 @@ async fn a_redis_that_lost_its_data_gives_a_failed_recovery_not_a_gap() {
     .expect("a connection after the restart");
     assert!(matches!(status, Some(SessionStatus::Failed(_))), "{status:?}");
 }
+
+#[tokio::test]
+async fn invokes_through_moves_between_two_nodes_run_once_and_are_all_answered() {
+    const INVOKES: u64 = 200;
+    let _serial = SERIAL.lock().await;
+    let redis = RedisServer::start().await;
+    let ran = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let adapter = ws_messaging_redis::RedisAdapter::<Json>::connect(&redis.url())
+            .await
+            .unwrap();
+        let server = start(
+            ws_messaging::Server::<Json>::builder()
+                .adapter(adapter)
+                .recovery(ws_messaging::RecoveryConfig::default()),
+        )
+        .await;
+        server
+            .register("once", {
+                let ran = ran.clone();
+                move |(n,): (u64,)| {
+                    ran.lock().unwrap().push(n);
+                    async move {
+                        // Some are still running when their connection moves.
+                        tokio::time::sleep(Duration::from_millis(n % 5)).await;
+                        Ok(n * 10)
+                    }
+                }
+            })
+            .unwrap();
+        servers.push(server);
+    }
+    let addrs: Vec<String> = servers.iter().map(|s| s.local_addr().unwrap().to_string()).collect();
+    let proxy = std::sync::Arc::new(Cutter::start(&addrs[0]).await);
+    let client = Client::<Json>::builder(&proxy.url)
+        .recovery(true)
+        .auth(&json!({ "token": "secret" }))
+        .retry(fast_retry())
+        .connect()
+        .await
+        .unwrap();
+    let mut workers = Vec::new();
+    for worker in 0..4u64 {
+        let client = client.clone();
+        let proxy = proxy.clone();
+        let addrs = addrs.clone();
+        workers.push(tokio::spawn(async move {
+            for n in (worker..INVOKES).step_by(4) {
+                let answer: u64 = client.invoke("once", (n,)).await.unwrap_or_else(|e| panic!("{n}: {e}"));
+                assert_eq!(answer, n * 10);
+                if worker == 0 && n % 40 == 0 {
+                    proxy.point_to(&addrs[(n / 40) as usize % 2]);
+                    proxy.cut();
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        tokio::time::timeout(Duration::from_secs(60), worker)
+            .await
+            .expect("the invokes end")
+            .unwrap();
+    }
+    let mut ran = ran.lock().unwrap().clone();
+    ran.sort_unstable();
+    assert_eq!(ran, (0..INVOKES).collect::<Vec<_>>(), "each invoke ran once");
+    assert_eq!(client.session_status(), Some(SessionStatus::Recovered));
+}

@@ -512,8 +512,32 @@ impl Link {
     }
 
     pub(crate) fn end_call(&self) {
-        let mut state = self.lock();
-        state.calls = state.calls.saturating_sub(1);
+        let idle = {
+            let mut state = self.lock();
+            state.calls = state.calls.saturating_sub(1);
+            state.calls == 0
+        };
+        if idle {
+            // `calls_settled` waits on it too (senders re-check their room).
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Waits until no procedure handler of this link runs, `limit` at
+    /// most; whether none does.
+    pub(crate) async fn calls_settled(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let woken = self.room.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.lock().calls == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, woken).await.is_err() {
+                return self.lock().calls == 0;
+            }
+        }
     }
 
     /// Starts the close handshake with `code` and `reason`: queues the close

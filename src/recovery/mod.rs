@@ -320,6 +320,21 @@ impl Replies {
         self.current.upgrade().filter(|l| !std::ptr::eq(&**l, from))
     }
 
+    /// Replies kept elsewhere (a session's record from another node).
+    pub(crate) fn from_kept(kept: Vec<(u64, tokio_tungstenite::tungstenite::Message)>) -> Self {
+        let bytes = kept.iter().map(|(_, m)| m.len()).sum();
+        Replies {
+            current: std::sync::Weak::new(),
+            kept: kept.into(),
+            bytes,
+        }
+    }
+
+    /// The kept replies, for a session's record.
+    pub(crate) fn kept(&self) -> Vec<(u64, tokio_tungstenite::tungstenite::Message)> {
+        self.kept.iter().cloned().collect()
+    }
+
     /// The session moves to `link`: the kept replies to the invokes the
     /// client still waits for (`pending`), to send there; the others are
     /// forgotten (the client has them).

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use sha2::{Digest, Sha256};
 
+use tokio_tungstenite::tungstenite::Message;
+
 use super::position::Epoch;
 use super::Membership;
 
@@ -38,6 +40,9 @@ pub(crate) struct Record {
     pub(crate) received: u64,
     /// A connection of the session is open (on the record's owner).
     pub(crate) open: bool,
+    /// The replies kept for the client's invokes (when it is closed): a
+    /// resume on another node sends those it still waits for.
+    pub(crate) replies: Vec<(u64, Message)>,
 }
 
 impl Record {
@@ -64,6 +69,20 @@ impl Record {
         for (p, epoch) in &m.epochs {
             out.put_u16(*p);
             put_bytes(&mut out, epoch.as_ref().map_or("", |e| e.as_str()).as_bytes());
+        }
+        out.put_u32(self.replies.len() as u32);
+        for (id, reply) in &self.replies {
+            out.put_u64(*id);
+            match reply {
+                Message::Text(text) => {
+                    out.put_u8(0);
+                    put_bytes(&mut out, text.as_bytes());
+                }
+                other => {
+                    out.put_u8(1);
+                    put_bytes(&mut out, &other.clone().into_data());
+                }
+            }
         }
         out.freeze()
     }
@@ -96,12 +115,23 @@ impl Record {
             };
             membership.epochs.push((p, epoch));
         }
+        let mut replies = Vec::new();
+        for _ in 0..count(&mut data)? {
+            let id = get_u64(&mut data)?;
+            let reply = match get_u8(&mut data)? {
+                0 => Message::text(get_str(&mut data)?),
+                1 => Message::binary(get_bytes(&mut data)?),
+                _ => return None,
+            };
+            replies.push((id, reply));
+        }
         data.is_empty().then_some(Record {
             id,
             identity,
             membership,
             received,
             open,
+            replies,
         })
     }
 }
@@ -158,6 +188,10 @@ mod tests {
             },
             received: 42,
             open: true,
+            replies: vec![
+                (7, Message::text(r#"{"id":7,"result":70}"#)),
+                (9, Message::binary(vec![0x81, 0x02])),
+            ],
         };
         let data = record.encode();
         assert_eq!(Record::decode(data.clone()), Some(record));

@@ -268,7 +268,9 @@ impl ServerRecovery {
             sessions.update(&token, |s| {
                 s.replies = replies.clone();
                 if status != Status::Recovered {
+                    // A new session: nothing kept, counted from zero.
                     s.membership = Membership::default();
+                    s.received = 0;
                 }
             });
             sessions.received(&token)
@@ -328,12 +330,13 @@ impl ServerRecovery {
                     return Err(Failure::Identity);
                 }
                 let token = self.start(id, identity.into(), Some(&record));
+                let replies = Arc::new(Mutex::new(super::Replies::from_kept(record.replies)));
                 Ok(Ok((
                     token,
                     Kept {
                         membership: record.membership,
                         received: record.received,
-                        replies: None,
+                        replies: Some(replies),
                     },
                 )))
             }
@@ -410,6 +413,15 @@ impl ServerRecovery {
         }
     }
 
+    /// Before a session's connection that ended is saved to a shared
+    /// store: its running handlers end first (1 s at most), so that their
+    /// replies travel with the session to another node.
+    pub(crate) async fn settle(&self, link: &Link) {
+        if self.store.get().is_some() {
+            link.calls_settled(Duration::from_secs(1)).await;
+        }
+    }
+
     /// The connection of the session `token` (id `id`) has ended: its
     /// membership is kept, and the session waits for its client.
     pub(crate) fn closed<C: Codec>(
@@ -445,6 +457,6 @@ impl ServerRecovery {
 struct Kept {
     membership: Membership,
     received: u64,
-    /// Its replies, when it was on this node.
+    /// Its replies.
     replies: Option<super::SharedReplies>,
 }

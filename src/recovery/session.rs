@@ -164,6 +164,12 @@ impl Sessions {
             membership: session.membership.clone(),
             received: session.received,
             open,
+            // A closed session's replies travel with it.
+            replies: if open {
+                Vec::new()
+            } else {
+                session.replies.lock().unwrap_or_else(|e| e.into_inner()).kept()
+            },
         })
     }
 
