@@ -424,7 +424,7 @@ async fn a_session_past_its_time_resumes_nothing_and_says_so() {
     let server = start(
         Server::<Json>::builder()
             .recovery(RecoveryConfig::default().with_session_time(std::time::Duration::from_millis(200)))
-            .on_connection(|endpoint, _: serde_json::Value| async move {
+            .on_connection(|endpoint, _: Value| async move {
                 endpoint.join("lobby");
                 Ok(())
             }),

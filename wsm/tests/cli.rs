@@ -20,6 +20,9 @@ use tokio::process::{Child, ChildStdout, Command};
 /// The longest any one step may take.
 #[path = "../../tests/common/cutter.rs"]
 mod cutter;
+#[path = "../../tests/common/redis.rs"]
+#[allow(dead_code)]
+mod redis;
 
 use cutter::Cutter;
 
@@ -766,4 +769,64 @@ async fn listen_resume_prints_each_event_once_through_cuts() {
         listener.local("resume").await,
         json!({"local": "resume", "resumed": false, "reason": "unknown"})
     );
+}
+
+#[tokio::test]
+async fn listen_resume_prints_each_event_once_moved_between_two_nodes_and_off_a_killed_one() {
+    const EVENTS: u64 = 150;
+    let redis = redis::RedisServer::start().await;
+    let node = || {
+        let mut command = Command::new(echo_server_path());
+        command.args(["--port", "0", "--recovery", "--redis", &redis.url()]);
+        listening(command, "echo_server --recovery --redis")
+    };
+    let mut a = node().await;
+    let b = node().await;
+    let a_addr = a.url.strip_prefix("ws://").unwrap().to_string();
+    let b_addr = b.url.strip_prefix("ws://").unwrap().to_string();
+    let proxy = Cutter::start(&a_addr).await;
+    let mut listener = Listener::start(&["listen", &proxy.url, "--resume", "--auth", AUTH, "--json"]).await;
+    listener.connected().await;
+    // The sender is on the other node.
+    let sender = ws_messaging::Client::<ws_messaging_json::Json>::builder(b.url.clone())
+        .auth(&json!({ "token": "secret" }))
+        .connect()
+        .await
+        .unwrap();
+    let sending = tokio::spawn(async move {
+        for n in 1..=EVENTS {
+            sender.send("shout", (n,)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sender
+    });
+    let mut got = Vec::new();
+    while got.len() < EVENTS as usize {
+        let line = listener.next().await;
+        if line.get("local").is_some() {
+            assert_ne!(line["resumed"], json!(false), "{line}");
+            continue;
+        }
+        assert_eq!(line["event"], "shouted", "{line}");
+        got.push(line["args"][0].as_u64().unwrap());
+        match got.len() {
+            30 => {
+                proxy.point_to(&b_addr);
+                proxy.cut();
+            }
+            60 => {
+                proxy.point_to(&a_addr);
+                proxy.cut();
+            }
+            // Its node dies: it resumes on the other one.
+            90 => {
+                proxy.point_to(&b_addr);
+                a.child.start_kill().unwrap();
+            }
+            120 => proxy.cut(),
+            _ => {}
+        }
+    }
+    let _sender = sending.await.unwrap();
+    assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "each event once, in order");
 }

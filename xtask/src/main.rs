@@ -31,17 +31,25 @@ const NEEDS_SERVICE: &[(&str, &str)] = &[
 
 /// Tests inside otherwise Rust-only test targets that need more: (file,
 /// test target, test names, what).
-const NEEDS_SERVICE_TESTS: &[(&str, &str, &[&str], &str)] = &[(
-    "wsm/tests/cli.rs",
-    "cli",
-    &[
-        "js_server_json",
-        "js_server_msgpack",
-        "js_server_cbor",
-        "a_late_auth_reply_is_a_timeout",
-    ],
-    "Node.js and the npm peers (the JavaScript server)",
-)];
+const NEEDS_SERVICE_TESTS: &[(&str, &str, &[&str], &str)] = &[
+    (
+        "wsm/tests/cli.rs",
+        "cli",
+        &["listen_resume_prints_each_event_once_moved_between_two_nodes_and_off_a_killed_one"],
+        "redis-server",
+    ),
+    (
+        "wsm/tests/cli.rs",
+        "cli",
+        &[
+            "js_server_json",
+            "js_server_msgpack",
+            "js_server_cbor",
+            "a_late_auth_reply_is_a_timeout",
+        ],
+        "Node.js and the npm peers (the JavaScript server)",
+    ),
+];
 
 const USAGE: &str = "usage: cargo xtask test|ci
   test  formatting, clippy, docs, and the tests that need nothing but Rust
