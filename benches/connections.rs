@@ -20,6 +20,7 @@
 //! WSM_PING_INTERVAL_MS=5000   # the server's ping interval in the idle scenario (0: no pings; timeout 10 s)
 //! WSM_CONCURRENCY=500         # connections being opened at once
 //! WSM_SERVER_ARGS=--recovery  # more echo_server options (space-separated)
+//! WSM_RESUME=1                # clients negotiate session recovery (with --recovery)
 //! ```
 //!
 //! It builds the echo_server example itself (`cargo build --release --example
@@ -357,23 +358,43 @@ pub(crate) async fn connect_authed(
     let mut request = format!("ws://{server}/")
         .into_client_request()
         .map_err(|e| e.to_string())?;
+    // With WSM_RESUME=1, each client asks for a recovery session.
+    let resume = std::env::var("WSM_RESUME").is_ok_and(|v| v == "1");
+    let offered = if resume {
+        "ws-messaging.resume.1, ws-messaging"
+    } else {
+        "ws-messaging"
+    };
+    let expected: &[u8] = if resume {
+        b"ws-messaging.resume.1"
+    } else {
+        b"ws-messaging"
+    };
     request
         .headers_mut()
-        .insert("sec-websocket-protocol", HeaderValue::from_static("ws-messaging"));
+        .insert("sec-websocket-protocol", HeaderValue::from_static(offered));
     let (mut ws, response) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
         .await
         .map_err(|e| format!("upgrade: {e}"))?;
     let protocol = response.headers().get("sec-websocket-protocol");
-    if protocol.map(|p| p.as_bytes()) != Some(b"ws-messaging") {
+    if protocol.map(|p| p.as_bytes()) != Some(expected) {
         return Err(format!("the server chose subprotocol {protocol:?}"));
     }
     ws.send(Message::text(AUTH))
         .await
         .map_err(|e| format!("send auth: {e}"))?;
+    if resume {
+        ws.send(Message::text(r#"{"name":"wsm.resume","args":[]}"#))
+            .await
+            .map_err(|e| format!("send wsm.resume: {e}"))?;
+    }
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
                 let value: Value = serde_json::from_str(&text).map_err(|e| format!("{e} in {text}"))?;
+                if resume && value["name"] == "wsm.session" {
+                    continue;
+                }
                 return if value == json!({"name":"connect","args":[{"user":"alice"}]}) {
                     Ok(ws)
                 } else {

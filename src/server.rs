@@ -987,17 +987,24 @@ async fn serve_connection<C: Codec, T: Transport>(
             }
         }
     }
-    // Where the shared logs stand is known before a session opens.
+    // Where the shared logs stand is known before a session opens. Boxed,
+    // as the other steps of recovery: the connection's task keeps room for
+    // its largest step for its whole life.
     let found = match recovery {
         Some(recovery) => {
-            let looked_up = async {
-                inner.clients.ready().await;
-                recovery.lookup(resume.as_ref(), &inner.clients).await
-            };
-            tokio::select! {
-                found = tokio::time::timeout(inner.auth_timeout, looked_up) => found.ok().flatten(),
-                () = stopped(&mut shutdown) => None,
-            }
+            let mut shutdown = inner.shutdown.subscribe();
+            let resume = resume.as_ref();
+            Box::pin(async move {
+                let looked_up = async {
+                    inner.clients.ready().await;
+                    recovery.lookup(resume, &inner.clients).await
+                };
+                tokio::select! {
+                    found = tokio::time::timeout(inner.auth_timeout, looked_up) => found.ok().flatten().map(Box::new),
+                    () = stopped(&mut shutdown) => None,
+                }
+            })
+            .await
         }
         None => None,
     };
@@ -1105,7 +1112,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         }
         Some(recovery) => {
             let opened = recovery.open(&inner.clients, &endpoint, &link, &id, connect, resume, found);
-            match opened.instrument(span.clone()).await {
+            match Box::pin(opened.instrument(span.clone())).await {
                 Ok((session, status)) => {
                     trace::debug!(parent: &span, ?status, "session");
                     let _ = token.set(session);
@@ -1137,7 +1144,6 @@ async fn serve_connection<C: Codec, T: Transport>(
     // 4. Out of the registry (its session, if any, kept), `close` emitted,
     // then the disconnect hook.
     if let (Some(recovery), Some(token)) = (&inner.recovery, token.get()) {
-        recovery.settle(&link).await;
         recovery.closed(&inner.clients, &endpoint, &id, token, link.received());
     }
     inner.clients.remove_endpoint(&id, &endpoint);

@@ -217,7 +217,7 @@ impl ServerRecovery {
         id: &str,
         connect: Message,
         resume: Option<Resume>,
-        found: Option<Found>,
+        found: Option<Box<Found>>,
     ) -> Result<(String, Status), Failure> {
         let codec = endpoint.codec();
         let identity: Box<[u8]> = crate::endpoint::message_bytes(&connect).into();
@@ -312,7 +312,7 @@ impl ServerRecovery {
     fn take(
         &self,
         resume: &Resume,
-        found: Option<Found>,
+        found: Option<Box<Found>>,
         identity: &[u8],
         id: &str,
     ) -> Result<Result<(String, Kept), Failure>, Failure> {
@@ -413,17 +413,11 @@ impl ServerRecovery {
         }
     }
 
-    /// Before a session's connection that ended is saved to a shared
-    /// store: its running handlers end first (1 s at most), so that their
-    /// replies travel with the session to another node.
-    pub(crate) async fn settle(&self, link: &Link) {
-        if self.store.get().is_some() {
-            link.calls_settled(Duration::from_secs(1)).await;
-        }
-    }
-
     /// The connection of the session `token` (id `id`) has ended: its
-    /// membership is kept, and the session waits for its client.
+    /// membership is kept, and the session waits for its client. With a
+    /// shared store, the record is written once the connection's running
+    /// handlers have ended (1 s at most), so that their replies travel
+    /// with the session to another node.
     pub(crate) fn closed<C: Codec>(
         &self,
         registry: &Registry<C>,
@@ -433,7 +427,7 @@ impl ServerRecovery {
         received: u64,
     ) {
         let membership = registry.membership(id, endpoint);
-        let record = {
+        let (record, replies) = {
             let mut sessions = self.sessions();
             sessions.update(token, |session| {
                 if let Some(membership) = membership {
@@ -442,13 +436,29 @@ impl ServerRecovery {
                 session.received = received;
             });
             let record = sessions.record(token, false);
+            let replies = sessions.replies(token);
             sessions.dropped(token, Instant::now());
-            record
+            (record, replies)
         };
-        if let (Some(store), Some(record)) = (self.store.get(), record) {
-            let ttl = self.config.session_time;
-            let _ = store.save_session(&session_key(token), record.encode(), false, ttl, false);
-        }
+        let (Some(store), Some(mut record)) = (self.store.get().cloned(), record) else {
+            return;
+        };
+        let key = session_key(token);
+        let ttl = self.config.session_time;
+        let link = endpoint.life().link().cloned();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let _ = store.save_session(&key, record.encode(), false, ttl, false);
+            return;
+        };
+        runtime.spawn(async move {
+            if let Some(link) = link {
+                link.calls_settled(Duration::from_secs(1)).await;
+            }
+            if let Some(replies) = replies {
+                record.replies = replies.lock().unwrap_or_else(|e| e.into_inner()).kept();
+            }
+            let _ = store.save_session(&key, record.encode(), false, ttl, false);
+        });
     }
 }
 

@@ -173,6 +173,11 @@ impl Sessions {
         })
     }
 
+    /// The replies of the session `token`.
+    pub(crate) fn replies(&self, token: &str) -> Option<super::SharedReplies> {
+        Some(self.slots.get(token)?.session.replies.clone())
+    }
+
     /// Updates the session of an open connection.
     pub(crate) fn update(&mut self, token: &str, f: impl FnOnce(&mut Session)) {
         if let Some(slot) = self.slots.get_mut(token) {
