@@ -25,6 +25,26 @@ async fn javascript_client_against_the_rust_echo_server() {
     assert!(terminate(server).await.success());
 }
 
+#[tokio::test]
+async fn javascript_client_against_the_rust_echo_server_with_recovery_on() {
+    // The JavaScript client does not ask for the extension: it sees the
+    // 2.0.0 protocol, whatever the server offers.
+    let dir = interop_dir();
+    let mut server = Command::new(echo_server_path());
+    server.args([
+        "--port",
+        "0",
+        "--ping-interval-ms",
+        "200",
+        "--auth-timeout-ms",
+        "300",
+        "--recovery",
+    ]);
+    let (server, url) = spawn_listening(server).await;
+    node_cases(&dir, &["js_client_test.js", &url]).await;
+    assert!(terminate(server).await.success());
+}
+
 async fn js_server(args: &[&str]) -> (Child, String) {
     let mut command = Command::new("node");
     command.arg(interop_dir().join("js_server.js")).args(args);
