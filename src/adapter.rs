@@ -248,6 +248,8 @@ pub struct Registry<C: Codec> {
     /// Told when a session's membership changes (its token): a shared
     /// store keeps it for a resume on another node.
     on_membership: std::sync::OnceLock<MembershipSink>,
+    /// Told when a room gains its first local member or loses its last.
+    interest: std::sync::OnceLock<Arc<dyn RoomInterest>>,
 }
 
 /// Told the token and membership of a session whose rooms changed.
@@ -310,6 +312,7 @@ impl<C: Codec> Default for Registry<C> {
             store: std::sync::OnceLock::new(),
             ready: tokio::sync::watch::channel(true).0,
             on_membership: std::sync::OnceLock::new(),
+            interest: std::sync::OnceLock::new(),
         }
     }
 }
@@ -446,6 +449,42 @@ impl<C: Codec> Registry<C> {
         let _ = ready.wait_for(|ready| *ready).await;
     }
 
+    /// Where the rooms' first joins and last leaves are told (set once).
+    pub(crate) fn use_interest(&self, interest: Arc<dyn RoomInterest>) {
+        let _ = self.interest.set(interest);
+    }
+
+    /// Tells the interest that `room` has its first member here; the
+    /// connection `endpoint` writes nothing until its traffic arrives.
+    fn room_added(&self, room: &str, endpoint: &Endpoint<C>) {
+        let Some(interest) = self.interest.get() else {
+            return;
+        };
+        let Some(arrived) = interest.room_added(room) else {
+            return;
+        };
+        let Some(link) = endpoint.life().link().cloned() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        link.hold();
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(INTEREST_WAIT, arrived).await;
+            link.release();
+        });
+    }
+
+    /// Tells the interest that `rooms` have no member here any more.
+    fn rooms_removed(&self, rooms: &[Arc<str>]) {
+        if let Some(interest) = self.interest.get() {
+            for room in rooms {
+                interest.room_removed(room);
+            }
+        }
+    }
+
     /// Where a session's membership changes go (set once).
     pub(crate) fn on_membership(&self, sink: MembershipSink) {
         let _ = self.on_membership.set(sink);
@@ -464,12 +503,30 @@ impl<C: Codec> Registry<C> {
         buffer: bool,
         session: Option<Arc<str>>,
     ) -> Vec<Arc<str>> {
+        let (restored, firsts) = self.set_resumable_locked(id, membership, buffer, session);
+        if let Some(endpoint) = firsts.first().and_then(|_| self.get(id)) {
+            for room in &firsts {
+                self.room_added(room, &endpoint);
+            }
+        }
+        restored
+    }
+
+    /// [`set_resumable`](Self::set_resumable) under the lock; also returns
+    /// the rooms it gave their first member here.
+    fn set_resumable_locked(
+        &self,
+        id: &str,
+        membership: Option<&Membership>,
+        buffer: bool,
+        session: Option<Arc<str>>,
+    ) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
         let state = &mut *self.lock();
         let Some(history) = state.history.as_deref() else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let Some((id, member)) = state.connections.get_key_value(id) else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         let id = id.clone();
         let (started, epochs) = match membership {
@@ -505,6 +562,7 @@ impl<C: Codec> Registry<C> {
             session,
         }));
         let mut restored = Vec::new();
+        let mut firsts = Vec::new();
         for (room, _, at) in membership.map(|m| m.rooms.as_slice()).unwrap_or_default() {
             let member = state.connections.get_mut(&id).expect("found above");
             if member.rooms.iter().any(|r| r == room) {
@@ -514,10 +572,14 @@ impl<C: Codec> Registry<C> {
             if let Some(recovery) = member.recovery.as_mut() {
                 recovery.joined_at.push(*at);
             }
-            state.rooms.entry(room.clone()).or_default().insert(id.clone());
+            let members = state.rooms.entry(room.clone()).or_default();
+            members.insert(id.clone());
+            if members.len() == 1 {
+                firsts.push(room.clone());
+            }
             restored.push(room.clone());
         }
-        restored
+        (restored, firsts)
     }
 
     /// A resume that failed: the rooms it `restored` are left, the live
@@ -797,20 +859,26 @@ impl<C: Codec> Registry<C> {
     }
 
     fn remove_if(&self, id: &str, which: impl FnOnce(&Member<C>) -> bool) {
-        let mut state = self.lock();
-        if !state.connections.get(id).is_some_and(which) {
-            return;
+        let mut emptied = Vec::new();
+        {
+            let mut state = self.lock();
+            if !state.connections.get(id).is_some_and(which) {
+                return;
+            }
+            let Some(member) = state.connections.remove(id) else {
+                return;
+            };
+            for room in member.rooms {
+                if leave_room(&mut state.rooms, &room, id) {
+                    emptied.push(room);
+                }
+            }
+            if state.connections.is_empty() && state.connections.capacity() > 1024 {
+                state.connections = HashMap::new();
+                state.rooms = HashMap::new();
+            }
         }
-        let Some(member) = state.connections.remove(id) else {
-            return;
-        };
-        for room in member.rooms {
-            leave_room(&mut state.rooms, &room, id);
-        }
-        if state.connections.is_empty() && state.connections.capacity() > 1024 {
-            state.connections = HashMap::new();
-            state.rooms = HashMap::new();
-        }
+        self.rooms_removed(&emptied);
     }
 
     /// Puts the connection `id` in `room`; false when there is no such
@@ -818,6 +886,7 @@ impl<C: Codec> Registry<C> {
     /// only: a room named like a connection id does not reach that
     /// connection's private sends, which name it by id.
     pub fn join(&self, id: &str, room: &str) -> bool {
+        let mut first = None;
         {
             let state = &mut *self.lock();
             let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {
@@ -842,7 +911,15 @@ impl<C: Codec> Registry<C> {
                 .get_key_value(room)
                 .map_or_else(|| Arc::from(room), |(r, _)| r.clone());
             member.rooms.push(room.clone());
-            state.rooms.entry(room).or_default().insert(id);
+            let endpoint = member.endpoint.clone();
+            let members = state.rooms.entry(room.clone()).or_default();
+            members.insert(id);
+            if members.len() == 1 {
+                first = Some((room, endpoint));
+            }
+        }
+        if let Some((room, endpoint)) = first {
+            self.room_added(&room, &endpoint);
         }
         self.membership_changed(id);
         true
@@ -864,16 +941,21 @@ impl<C: Codec> Registry<C> {
     /// [`leave`](Self::leave) without telling the membership sink: whether
     /// it left (`None`: no such connection).
     fn leave_quietly(&self, id: &str, room: &str) -> Option<bool> {
-        let state = &mut *self.lock();
-        let member = state.connections.get_mut(id)?;
-        let Some(at) = member.rooms.iter().position(|r| &**r == room) else {
-            return Some(false);
+        let emptied = {
+            let state = &mut *self.lock();
+            let member = state.connections.get_mut(id)?;
+            let Some(at) = member.rooms.iter().position(|r| &**r == room) else {
+                return Some(false);
+            };
+            let room = member.rooms.swap_remove(at);
+            if let Some(recovery) = member.recovery.as_mut() {
+                recovery.joined_at.swap_remove(at);
+            }
+            leave_room(&mut state.rooms, &room, id).then_some(room)
         };
-        member.rooms.swap_remove(at);
-        if let Some(recovery) = member.recovery.as_mut() {
-            recovery.joined_at.swap_remove(at);
+        if let Some(room) = emptied {
+            self.rooms_removed(&[room]);
         }
-        leave_room(&mut state.rooms, room, id);
         Some(true)
     }
 
@@ -1163,13 +1245,17 @@ impl Drop for Forget {
     }
 }
 
-fn leave_room(rooms: &mut HashMap<Arc<str>, HashSet<Arc<str>>>, room: &str, id: &str) {
+/// Takes `id` out of `room`'s members; whether that left the room empty
+/// (it is then forgotten).
+fn leave_room(rooms: &mut HashMap<Arc<str>, HashSet<Arc<str>>>, room: &str, id: &str) -> bool {
     if let Some(members) = rooms.get_mut(room) {
         members.remove(id);
         if members.is_empty() {
             rooms.remove(room);
+            return true;
         }
     }
+    false
 }
 
 /// Carries a server's sends, presence queries and broadcast invokes to the
@@ -1228,6 +1314,15 @@ pub trait Adapter<C: Codec>: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Where this node's rooms are told as they gain their first local
+    /// member and lose their last: an adapter that routes room traffic by
+    /// interest (every node hears only the rooms its connections are in)
+    /// subscribes accordingly. `None` (the default): every node hears
+    /// every send.
+    fn room_interest(&self) -> Option<Arc<dyn RoomInterest>> {
+        None
+    }
+
     /// The store in which this adapter shares the recovery extension's
     /// history and sessions between nodes, if it has one
     /// (`docs/recovery.md`, "Across nodes"). Without one, a server with
@@ -1242,6 +1337,23 @@ pub trait Adapter<C: Codec>: Send + Sync + 'static {
         Box::pin(std::future::ready(()))
     }
 }
+
+/// Told, by a node's [`Registry`], which rooms have members on this node
+/// ([`Adapter::room_interest`]).
+pub trait RoomInterest: Send + Sync + 'static {
+    /// `room` has its first member on this node. The future, if any,
+    /// resolves once the room's traffic from the other nodes reaches this
+    /// node: until then (10 s at most) the joining connection's outgoing
+    /// frames wait, so that whatever is sent to the room after it hears
+    /// the reply to its join reaches it.
+    fn room_added(&self, room: &str) -> Option<AdapterFuture<'static, ()>>;
+
+    /// `room` has no member on this node any more.
+    fn room_removed(&self, room: &str);
+}
+
+/// How long a join waits for its room's traffic to reach this node.
+const INTEREST_WAIT: Duration = Duration::from_secs(10);
 
 /// Knows no other node: the server's sends reach its own connections only.
 #[derive(Debug, Clone, Copy, Default)]

@@ -312,7 +312,13 @@ impl<C: Codec> ServerBuilder<C> {
             next_listener: AtomicU64::new(1),
         });
         inner.adapter.start(inner.clients.clone());
-        if let (Some(recovery), Some(store)) = (&inner.recovery, inner.adapter.recovery_store()) {
+        let store = inner.recovery.as_ref().and(inner.adapter.recovery_store());
+        // With a shared recovery store every logged event reaches every
+        // node (its positions must be known everywhere): no interest.
+        if let (None, Some(interest)) = (&store, inner.adapter.room_interest()) {
+            inner.clients.use_interest(interest);
+        }
+        if let (Some(recovery), Some(store)) = (&inner.recovery, store) {
             recovery.use_store(store.clone());
             inner.clients.use_store(store);
             let weak = Arc::downgrade(&inner);

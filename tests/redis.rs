@@ -520,3 +520,79 @@ async fn an_emit_held_on_a_lost_connection_never_lands_after_newer_ones() {
     emitter.everyone().emit("news", ("end",)).await.unwrap();
     assert_eq!(recv(&mut peer.news).await, "end", "a PUBLISH ran after a newer one");
 }
+
+/// Two nodes that know each other.
+async fn pair(redis: &RedisServer, prefix: &str) -> Vec<Node> {
+    let nodes = vec![node(redis, prefix).await, node(redis, prefix).await];
+    for node in &nodes {
+        until(|| node.adapter.nodes().len() == 1, "the nodes hear each other").await;
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_members_in_a_flooded_room_reads_none_of_its_traffic() {
+    const FLOOD: usize = 2_000;
+    let redis = RedisServer::start().await;
+    let nodes = pair(&redis, "interest").await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let mut busy = peer(&a.server).await;
+    assert!(busy.client.invoke::<_, bool>("join", ("busy",)).await.unwrap());
+    let mut quiet = peer(&b.server).await;
+    assert!(quiet.client.invoke::<_, bool>("join", ("quiet",)).await.unwrap());
+    let (_, before) = b.adapter.received();
+    // The flood, from the busy room's node and from an emitter.
+    let emitter = RedisEmitter::with_config(&redis.url(), Json, &config("interest"))
+        .await
+        .unwrap();
+    let text = "x".repeat(100);
+    for n in 0..FLOOD {
+        if n % 2 == 0 {
+            a.server.to("busy").emit("news", (&text,)).unwrap();
+        } else {
+            emitter.to("busy").emit("news", (&text,)).await.unwrap();
+        }
+    }
+    for _ in 0..FLOOD {
+        assert_eq!(recv(&mut busy.news).await, text);
+    }
+    // Published after the flood: once node B has it, it has read whatever
+    // of the flood it was sent.
+    a.server.to("quiet").emit("news", ("after",)).unwrap();
+    assert_eq!(recv(&mut quiet.news).await, "after");
+    let (_, after) = b.adapter.received();
+    let read = after - before;
+    let flood = (FLOOD * text.len()) as u64;
+    assert!(
+        read < flood / 20,
+        "node B read {read} bytes while the room it has no member in got {flood}"
+    );
+
+    // Once a client of node B joins, its node hears the room.
+    assert!(quiet.client.invoke::<_, bool>("join", ("busy",)).await.unwrap());
+    a.server.to("busy").emit("news", ("now both",)).unwrap();
+    assert_eq!(recv(&mut quiet.news).await, "now both");
+    assert_eq!(recv(&mut busy.news).await, "now both");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_hears_what_another_node_sends_to_the_room_right_after_its_reply() {
+    let redis = RedisServer::start().await;
+    let nodes = pair(&redis, "join-gap").await;
+    let mut member = peer(&nodes[1].server).await;
+    for n in 0..40 {
+        // A room new to node B each time: its node subscribes on the join.
+        let room = format!("room-{n}");
+        assert!(member.client.invoke::<_, bool>("join", (&room,)).await.unwrap());
+        nodes[0]
+            .server
+            .to(room.as_str())
+            .emit("news", (n.to_string(),))
+            .unwrap();
+        assert_eq!(recv(&mut member.news).await, n.to_string(), "room {room}");
+        // Leaving empties it on node B: the next join subscribes again.
+        if n % 2 == 0 {
+            assert!(member.client.invoke::<_, bool>("leave", (&room,)).await.unwrap());
+        }
+    }
+}

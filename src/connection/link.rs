@@ -80,7 +80,10 @@ struct LinkState {
     /// pending map is kept for the next invokes (see `shrink_pending`).
     invoked: bool,
     /// Procedure handlers running now.
-    calls: usize,
+    calls: u32,
+    /// Holds on writing (a join waiting for its room's traffic to reach
+    /// this node): nothing but a close is written while any is on.
+    holds: u32,
 }
 
 /// The state one connection shares: phase, backlog, pending invokes.
@@ -151,6 +154,7 @@ impl Link {
                 pending: HashMap::new(),
                 invoked: false,
                 calls: 0,
+                holds: 0,
             }),
             room: Notify::new(),
             was_open: AtomicBool::new(false),
@@ -504,7 +508,7 @@ impl Link {
     /// Takes a slot for a procedure handler; false when `max` run already.
     pub(crate) fn start_call(&self, max: usize) -> bool {
         let mut state = self.lock();
-        if state.calls >= max {
+        if state.calls as usize >= max {
             return false;
         }
         state.calls += 1;
@@ -651,6 +655,10 @@ impl Link {
     /// `waker` so the next push wakes it.
     pub(crate) fn pop(&self, waker: &Waker) -> Option<Message> {
         let mut state = self.lock();
+        if state.holds > 0 && state.close.is_none() {
+            Self::park_writer(&mut state, waker);
+            return None;
+        }
         let was_full = self.full(&state);
         match state.queue.pop_front() {
             Some(message) => {
@@ -668,6 +676,29 @@ impl Link {
                 Self::park_writer(&mut state, waker);
                 None
             }
+        }
+    }
+
+    /// Holds writing until [`release`](Self::release): what is queued
+    /// meanwhile waits (a close does not).
+    pub(crate) fn hold(&self) {
+        self.lock().holds += 1;
+    }
+
+    /// Ends a [`hold`](Self::hold); the driver writes again when none is
+    /// left.
+    pub(crate) fn release(&self) {
+        let writer = {
+            let mut state = self.lock();
+            state.holds = state.holds.saturating_sub(1);
+            if state.holds == 0 {
+                state.writer.take()
+            } else {
+                None
+            }
+        };
+        if let Some(writer) = writer {
+            writer.wake();
         }
     }
 

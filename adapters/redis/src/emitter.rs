@@ -159,7 +159,16 @@ impl<C: Codec> RedisEmitter<C> {
         let mut live = self.live().await?;
         let limit = self.inner.config.response_timeout;
         let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&self.inner.channel).arg(&payload[..]);
+        // A send to one room goes on that room's channel, as a node's does.
+        let room = match message {
+            Bus::Broadcast { target, .. } => self.inner.config.channel_for(target),
+            _ => None,
+        };
+        match room {
+            Some(channel) => publish.arg(channel),
+            None => publish.arg(&self.inner.channel),
+        };
+        publish.arg(&payload[..]);
         match tokio::time::timeout(limit, publish.query_async::<()>(&mut live.connection)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {

@@ -111,7 +111,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use redis::aio::{MultiplexedConnection, PubSubStream};
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use ws_messaging::adapter::{Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Registry, Target};
@@ -231,6 +231,23 @@ impl RedisConfig {
     fn node_channel(&self, node: &str) -> String {
         format!("{}#node#{node}", self.prefix)
     }
+
+    /// The channel of one room: only the nodes with members in it
+    /// subscribe to it.
+    fn room_channel(&self, room: &str) -> Vec<u8> {
+        let mut channel = format!("{}#room#", self.prefix).into_bytes();
+        channel.extend_from_slice(room.as_bytes());
+        channel
+    }
+
+    /// Where a send to `target` is published: the room's channel when it
+    /// names one room and nothing else, else the cluster's.
+    fn channel_for(&self, target: &Target) -> Option<Vec<u8>> {
+        match (target.rooms(), target.connections()) {
+            ([room], []) => Some(self.room_channel(room)),
+            _ => None,
+        }
+    }
 }
 
 /// Why the adapter or an emitter could not start, or an emitter could not
@@ -306,10 +323,26 @@ struct Outgoing {
     flushed: Option<oneshot::Sender<()>>,
 }
 
+/// A channel to publish on: a shared name, or a room's.
+#[derive(Clone)]
+pub(crate) enum Channel {
+    Named(Arc<str>),
+    Room(Bytes),
+}
+
+impl Channel {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Channel::Named(name) => name.as_bytes(),
+            Channel::Room(name) => name,
+        }
+    }
+}
+
 /// What an [`Outgoing`] writes.
 pub(crate) enum Command {
     /// `PUBLISH channel payload`.
-    Publish { channel: Arc<str>, payload: Bytes },
+    Publish { channel: Channel, payload: Bytes },
     /// Commands written in this order (a script, a session's write).
     Cmds(Vec<redis::Cmd>),
 }
@@ -322,6 +355,14 @@ pub(crate) struct Shared<C: Codec> {
     open_sessions: Mutex<store::OpenSessions>,
     /// The connection for reads (logs, sessions), made when first needed.
     reader: Mutex<Option<MultiplexedConnection>>,
+    /// The rooms with members on this node: their channels are
+    /// subscribed.
+    rooms: Mutex<HashSet<String>>,
+    /// Changes the subscribed connection's channels (held while it is
+    /// renewed).
+    sink: tokio::sync::Mutex<Option<PubSubSink>>,
+    /// Messages and bytes read from the subscribed channels.
+    received: (AtomicU64, AtomicU64),
     config: RedisConfig,
     client: redis::Client,
     all: Arc<str>,
@@ -389,7 +430,7 @@ impl<C: Codec> RedisAdapter<C> {
         let client = redis::Client::open(url).map_err(Error::Url)?;
         let node = node_id();
         let connection = within(config.connect_timeout, connect_publisher(&client, &config, None)).await?;
-        let stream = within(config.connect_timeout, subscribe(&client, &config, &node)).await?;
+        let (sink, stream) = within(config.connect_timeout, subscribe(&client, &config, &node, &[])).await?;
         let (queue, outgoing) = mpsc::channel(config.max_queue.max(1));
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -398,6 +439,9 @@ impl<C: Codec> RedisAdapter<C> {
             scripts: connection.scripts.clone(),
             open_sessions: Mutex::new(store::OpenSessions::default()),
             reader: Mutex::new(None),
+            rooms: Mutex::new(HashSet::new()),
+            sink: tokio::sync::Mutex::new(Some(sink)),
+            received: (AtomicU64::new(0), AtomicU64::new(0)),
             config,
             client,
             queue,
@@ -440,6 +484,16 @@ impl<C: Codec> RedisAdapter<C> {
         self.shared().live_nodes().into_iter().collect()
     }
 
+    /// What this node has read from Redis's channels so far: messages and
+    /// their bytes (payloads). With rooms routed by interest, a node reads
+    /// the traffic of the rooms its connections are in, sends to everyone
+    /// or to several rooms, and the cluster's own messages (heartbeats,
+    /// presence).
+    pub fn received(&self) -> (u64, u64) {
+        let (messages, bytes) = &self.shared().received;
+        (messages.load(Ordering::Relaxed), bytes.load(Ordering::Relaxed))
+    }
+
     /// The adapter's events, from now on: Redis lost and regained, nodes
     /// joining and leaving.
     pub fn events(&self) -> broadcast::Receiver<AdapterEvent> {
@@ -454,14 +508,21 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
 
     fn publish(&self, target: &Target, message: &EncodedMessage) -> Result<(), AdapterError> {
         let shared = self.shared();
-        shared.send(
-            &shared.all,
-            &Bus::Broadcast {
-                target: target.clone(),
-                frame: message.to_bytes(),
-            },
-            None,
-        )
+        let channel = match shared.config.channel_for(target) {
+            Some(room) => Channel::Room(room.into()),
+            None => Channel::Named(shared.all.clone()),
+        };
+        let message = Bus::Broadcast {
+            target: target.clone(),
+            frame: message.to_bytes(),
+        };
+        shared.send_on(channel, &message, None)
+    }
+
+    fn room_interest(&self) -> Option<Arc<dyn ws_messaging::adapter::RoomInterest>> {
+        Some(Arc::new(Interest {
+            shared: self.handle.shared.clone(),
+        }))
     }
 
     fn disconnect(&self, target: &Target, code: u16, reason: &str) -> Result<(), AdapterError> {
@@ -598,6 +659,16 @@ impl<C: Codec> Shared<C> {
         message: &Bus,
         flushed: Option<oneshot::Sender<()>>,
     ) -> Result<(), AdapterError> {
+        self.send_on(Channel::Named(channel.clone()), message, flushed)
+    }
+
+    /// [`send`](Self::send) on any channel.
+    fn send_on(
+        &self,
+        channel: Channel,
+        message: &Bus,
+        flushed: Option<oneshot::Sender<()>>,
+    ) -> Result<(), AdapterError> {
         if !self.is_up() {
             return Err(AdapterError::Unavailable("the Redis connection is down".into()));
         }
@@ -613,7 +684,7 @@ impl<C: Codec> Shared<C> {
         };
         let outgoing = Outgoing {
             command: Command::Publish {
-                channel: channel.clone(),
+                channel,
                 payload: bus::encode(&self.node, message),
             },
             kind,
@@ -920,15 +991,67 @@ async fn within<T, E: Into<Error>>(
     }
 }
 
+/// A subscribed connection: the cluster's channel, this node's, and the
+/// channels of `rooms`.
 async fn subscribe(
     client: &redis::Client,
     config: &RedisConfig,
     node: &str,
-) -> Result<PubSubStream, redis::RedisError> {
-    let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(config.all_channel()).await?;
-    pubsub.subscribe(config.node_channel(node)).await?;
-    Ok(pubsub.into_on_message())
+    rooms: &[String],
+) -> Result<(PubSubSink, PubSubStream), redis::RedisError> {
+    let (mut sink, stream) = client.get_async_pubsub().await?.split();
+    sink.subscribe(config.all_channel()).await?;
+    sink.subscribe(config.node_channel(node)).await?;
+    for chunk in rooms.chunks(1024) {
+        let channels: Vec<Vec<u8>> = chunk.iter().map(|room| config.room_channel(room)).collect();
+        sink.subscribe(channels).await?;
+    }
+    Ok((sink, stream))
+}
+
+/// The adapter as its registry's [`RoomInterest`]: a node subscribes to a
+/// room's channel while it has members in the room.
+struct Interest<C: Codec> {
+    shared: Arc<Shared<C>>,
+}
+
+impl<C: Codec> ws_messaging::adapter::RoomInterest for Interest<C> {
+    fn room_added(&self, room: &str) -> Option<AdapterFuture<'static, ()>> {
+        self.shared
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(room.to_string());
+        let shared = self.shared.clone();
+        let channel = shared.config.room_channel(room);
+        Some(Box::pin(async move {
+            // Answered once Redis has the subscription: what is published
+            // on the channel from then on reaches this node. While Redis is
+            // away, the next subscription takes every room.
+            let mut sink = shared.sink.lock().await;
+            if let Some(sink) = sink.as_mut() {
+                let limit = shared.config.response_timeout;
+                let _ = tokio::time::timeout(limit, sink.subscribe(channel)).await;
+            }
+        }))
+    }
+
+    fn room_removed(&self, room: &str) {
+        self.shared.rooms.lock().unwrap_or_else(|e| e.into_inner()).remove(room);
+        let shared = self.shared.clone();
+        let room = room.to_string();
+        tokio::spawn(async move {
+            let mut sink = shared.sink.lock().await;
+            // Joined again since: stays.
+            if shared.rooms.lock().unwrap_or_else(|e| e.into_inner()).contains(&room) {
+                return;
+            }
+            if let Some(sink) = sink.as_mut() {
+                let limit = shared.config.response_timeout;
+                let _ = tokio::time::timeout(limit, sink.unsubscribe(shared.config.room_channel(&room))).await;
+            }
+        });
+    }
 }
 
 /// The publishing connection, with who it is on the Redis server.
@@ -1063,7 +1186,7 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
         for outgoing in &batch {
             match &outgoing.command {
                 Command::Publish { channel, payload } => {
-                    pipe.cmd("PUBLISH").arg(&**channel).arg(&payload[..]).ignore();
+                    pipe.cmd("PUBLISH").arg(channel.bytes()).arg(&payload[..]).ignore();
                 }
                 Command::Cmds(cmds) => {
                     for cmd in cmds {
@@ -1131,7 +1254,10 @@ async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) 
         let lost = tokio::select! {
             message = stream.next() => match message {
                 Some(message) => {
-                    shared.handle(Bytes::copy_from_slice(message.get_payload_bytes()));
+                    let payload = message.get_payload_bytes();
+                    shared.received.0.fetch_add(1, Ordering::Relaxed);
+                    shared.received.1.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    shared.handle(Bytes::copy_from_slice(payload));
                     None
                 }
                 None => Some("the Redis subscription ended".to_string()),
@@ -1152,13 +1278,26 @@ async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) 
             if !shared.pause(shared.config.retry.delay(attempt)).await {
                 return;
             }
+            // Held while the rooms are subscribed again: a join meanwhile
+            // waits, then subscribes on the new connection.
+            let mut sink = shared.sink.lock().await;
+            let rooms: Vec<String> = shared
+                .rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect();
             match within(
                 shared.config.connect_timeout,
-                subscribe(&shared.client, &shared.config, &shared.node),
+                subscribe(&shared.client, &shared.config, &shared.node, &rooms),
             )
             .await
             {
-                Ok(stream) => break stream,
+                Ok((fresh, stream)) => {
+                    *sink = Some(fresh);
+                    break stream;
+                }
                 Err(_) => attempt = attempt.saturating_add(1),
             }
         };
