@@ -152,6 +152,11 @@ pub struct RedisConfig {
     /// doubled after each failed attempt up to 2 s, no jitter). Its
     /// `retries` does not apply: a node keeps trying while it runs.
     pub retry: RetryConfig,
+    /// Sends to one room travel on that room's channel, which only the
+    /// nodes with members in it subscribe to. Default `true`. Every node of
+    /// a cluster (and every emitter) must agree: turn it off on the new
+    /// nodes while a rolling upgrade still runs nodes without it, then on.
+    pub route_rooms: bool,
 }
 
 impl Default for RedisConfig {
@@ -165,6 +170,7 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
             retry: RetryConfig::doubling(Duration::from_millis(50), Duration::from_secs(2)),
+            route_rooms: true,
         }
     }
 }
@@ -173,6 +179,13 @@ impl RedisConfig {
     /// The channel prefix.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// Whether sends to one room travel on that room's channel (see the
+    /// field).
+    pub fn route_rooms(mut self, on: bool) -> Self {
+        self.route_rooms = on;
         self
     }
 
@@ -243,6 +256,9 @@ impl RedisConfig {
     /// Where a send to `target` is published: the room's channel when it
     /// names one room and nothing else, else the cluster's.
     fn channel_for(&self, target: &Target) -> Option<Vec<u8>> {
+        if !self.route_rooms {
+            return None;
+        }
         match (target.rooms(), target.connections()) {
             ([room], []) => Some(self.room_channel(room)),
             _ => None,
@@ -520,6 +536,9 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
     }
 
     fn room_interest(&self) -> Option<Arc<dyn ws_messaging::adapter::RoomInterest>> {
+        if !self.shared().config.route_rooms {
+            return None;
+        }
         Some(Arc::new(Interest {
             shared: self.handle.shared.clone(),
         }))

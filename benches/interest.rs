@@ -1,0 +1,264 @@
+//! What each node of a cluster reads from Redis, against what its clients
+//! receive: rooms routed by interest (a node hears a room only while it has
+//! members in it) beside one channel for everything.
+//!
+//! The bench starts its own `redis-server` (a free loopback port, no
+//! persistence) and, in this process, `NODES` servers with the Redis
+//! adapter. There are `ROOMS` rooms; node `i` has one client (a real
+//! WebSocket client over loopback) in each room of its share
+//! (`ROOMS / NODES` of them, none shared). Node 0's server then sends
+//! `EVENTS` events round-robin over the rooms, as fast as the adapter takes
+//! them, and the bench waits until every client has its events (each
+//! exactly once, checked). Per setup:
+//! - what each node read from Redis (`RedisAdapter::received`, bytes of
+//!   channel messages) over the bytes of the events for its own rooms (the
+//!   size of one room's event on the bus, measured, times their number):
+//!   1.0 is a node reading exactly what its clients need;
+//! - deliveries per second, from the first send to the last delivery.
+//!
+//! ```text
+//! cargo bench --bench interest
+//! WSM_INTEREST_NODES=8 WSM_INTEREST_ROOMS=1000 WSM_INTEREST_EVENTS=16000   # the defaults
+//! ```
+//! Needs `redis-server` on the PATH (`apt-get install redis-server`).
+//! Without `--bench` (`cargo test --benches`) it only says how to run it.
+
+use std::net::Ipv4Addr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use ws_messaging::{Client, Endpoint, Server};
+use ws_messaging_json::Json;
+use ws_messaging_redis::{RedisAdapter, RedisConfig};
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("the interest bench runs with `cargo bench --bench interest`");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    if let Err(error) = runtime.block_on(run()) {
+        eprintln!("interest bench failed: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+async fn run() -> Result<(), String> {
+    let nodes = setting("WSM_INTEREST_NODES", 8).max(2);
+    let rooms = setting("WSM_INTEREST_ROOMS", 1000).max(nodes);
+    let events = setting("WSM_INTEREST_EVENTS", 16_000);
+    let redis = Redis::start().await?;
+    println!("### Room traffic per node: {nodes} nodes, {rooms} rooms (each node with members in {} of them), {events} events\n", rooms / nodes);
+    println!("| setup | read ÷ needed, per node (min / median / max) | bytes read per node (median) | deliveries/s |");
+    println!("|---|---:|---:|---:|");
+    for (name, routed) in [
+        ("rooms routed by interest", true),
+        ("one channel for everything", false),
+    ] {
+        let result = setup(&redis.url(), name, routed, nodes, rooms, events).await?;
+        println!(
+            "| {name} | {:.2} / {:.2} / {:.2} | {} | {:.0}k/s |",
+            result.ratios[0],
+            result.ratios[result.ratios.len() / 2],
+            result.ratios[result.ratios.len() - 1],
+            result.median_read,
+            result.rate / 1000.0
+        );
+    }
+    Ok(())
+}
+
+struct Outcome {
+    /// Each node's read ÷ needed, sorted.
+    ratios: Vec<f64>,
+    median_read: u64,
+    rate: f64,
+}
+
+/// A server with the Redis adapter, and a `join` procedure.
+async fn node(url: &str, prefix: &str, routed: bool) -> Result<(Server<Json>, RedisAdapter<Json>), String> {
+    let config = RedisConfig::default().prefix(prefix).route_rooms(routed);
+    let adapter = RedisAdapter::<Json>::with_config(url, config)
+        .await
+        .map_err(|e| format!("connect to redis: {e}"))?;
+    let server = Server::<Json>::builder()
+        .adapter(adapter.clone())
+        .bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("bind: {e}"))?;
+    server
+        .register("join", |me: Endpoint<Json>, (room,): (String,)| async move {
+            Ok(me.join(&room))
+        })
+        .map_err(|e| e.to_string())?;
+    Ok((server, adapter))
+}
+
+async fn setup(
+    url: &str,
+    name: &str,
+    routed: bool,
+    nodes: usize,
+    rooms: usize,
+    events: usize,
+) -> Result<Outcome, String> {
+    let prefix = format!("interest-{routed}");
+    let mut servers = Vec::new();
+    for _ in 0..nodes {
+        servers.push(node(url, &prefix, routed).await?);
+    }
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while servers.iter().any(|(_, a)| a.nodes().len() < nodes - 1) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .map_err(|_| "the nodes did not find each other".to_string())?;
+    // One client per room, node i holding rooms i, i + nodes, i + 2 nodes…
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    let per_room = events / rooms;
+    for room in 0..rooms {
+        let (server, _) = &servers[room % nodes];
+        let url = format!("ws://{}", server.local_addr().ok_or("no address")?);
+        let client = Client::<Json>::builder(url)
+            .connect()
+            .await
+            .map_err(|e| format!("{name}: connect: {e}"))?;
+        let next = Arc::new(AtomicU64::new(0));
+        let counter = delivered.clone();
+        client.on("ev", move |(room_of, seq): (u64, u64)| {
+            // Each room's events arrive once, in order.
+            assert_eq!(room_of as usize, room, "an event of another room");
+            assert_eq!(
+                next.fetch_add(1, Ordering::Relaxed),
+                seq,
+                "room {room}: out of order or twice"
+            );
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
+        let joined: bool = client
+            .invoke("join", (format!("room-{room}"),))
+            .await
+            .map_err(|e| e.to_string())?;
+        assert!(joined);
+        clients.push(client);
+    }
+    // The size of one room's event on the bus: one event to a room of
+    // node 1, read by node 1 alone.
+    let before: Vec<u64> = servers.iter().map(|(_, a)| a.received().1).collect();
+    let sender = &servers[0].0;
+    let probe = delivered.load(Ordering::Relaxed);
+    sender
+        .to("room-1")
+        .emit("ev", (1u64, 0u64))
+        .map_err(|e| e.to_string())?;
+    wait(&delivered, probe + 1).await?;
+    let one = servers[1].1.received().1 - before[1];
+    // Undo the probe's count in room 1.
+    drop(clients.remove(1));
+    let rooms_left: Vec<usize> = (0..rooms).filter(|r| *r != 1).collect();
+    let before: Vec<u64> = servers.iter().map(|(_, a)| a.received().1).collect();
+    let start = Instant::now();
+    let mut sent = 0u64;
+    for seq in 0..per_room as u64 {
+        for room in &rooms_left {
+            sender
+                .to(format!("room-{room}"))
+                .emit("ev", (*room as u64, seq))
+                .map_err(|e| format!("{name}: emit: {e}"))?;
+            sent += 1;
+            if sent % 4096 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+    wait(&delivered, probe + 1 + sent).await?;
+    let elapsed = start.elapsed();
+    let mut ratios = Vec::new();
+    let mut reads = Vec::new();
+    for (i, (_, adapter)) in servers.iter().enumerate() {
+        let read = adapter.received().1 - before[i];
+        let own_rooms = rooms_left.iter().filter(|r| *r % nodes == i).count() as u64;
+        let needed = own_rooms * per_room as u64 * one;
+        ratios.push(read as f64 / needed.max(1) as f64);
+        reads.push(read);
+    }
+    ratios.sort_by(f64::total_cmp);
+    reads.sort_unstable();
+    for (server, _) in &servers {
+        server.close(ws_messaging::CloseCode::GOING_AWAY).await;
+    }
+    Ok(Outcome {
+        ratios,
+        median_read: reads[reads.len() / 2],
+        rate: sent as f64 / elapsed.as_secs_f64(),
+    })
+}
+
+async fn wait(counter: &AtomicU64, n: u64) -> Result<(), String> {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while counter.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .map_err(|_| format!("stuck at {} of {n} deliveries", counter.load(Ordering::Relaxed)))
+}
+
+/// A `redis-server` child process on a loopback port (killed on drop).
+struct Redis {
+    _child: Child,
+    port: u16,
+}
+
+impl Redis {
+    async fn start() -> Result<Redis, String> {
+        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("find a free port: {e}"))?
+            .port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "redis-server is not installed (or not on the PATH): apt-get install redis-server".to_string()
+                }
+                _ => format!("start redis-server: {e}"),
+            })?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                if line.contains("Ready to accept connections") {
+                    return Ok(());
+                }
+            }
+            Err("redis-server exited".to_string())
+        })
+        .await
+        .map_err(|_| "redis-server did not start in time".to_string())??;
+        Ok(Redis { _child: child, port })
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
