@@ -30,10 +30,18 @@
 //!
 //! # How it works
 //! - Each node has a random id, publishes on the channel `PREFIX#all` and
-//!   subscribes to it and to its own `PREFIX#node#ID`.
+//!   subscribes to it, to its own `PREFIX#node#ID`, and to
+//!   `PREFIX#room#ROOM` for each room it has members in
+//!   ([`RedisConfig::route_rooms`], on by default): a node reads the
+//!   traffic of its own rooms, not the whole cluster's.
 //! - A send is delivered to this node's connections at once and published
 //!   once, as the codec encoded it, with its target (rooms, connection
-//!   ids, except). The other nodes deliver it to their own connections.
+//!   ids, except): on the room's channel when it names one room and no
+//!   connection, else on `PREFIX#all`. The other nodes deliver it to
+//!   their own connections. A join that gives a room its first member on
+//!   a node subscribes before the joining connection is written to again
+//!   (10 s at most), so a send made after the client has its join's reply
+//!   reaches it.
 //!   Every publish of a node goes through one queue and one Redis
 //!   connection, and Redis keeps the order of a connection's publishes:
 //!   what one node sends reaches every node in the order it was sent.
