@@ -456,24 +456,24 @@ impl<C: Codec> Registry<C> {
 
     /// Tells the interest that `room` has its first member here; the
     /// connection `endpoint` writes nothing until its traffic arrives.
-    fn room_added(&self, room: &str, endpoint: &Endpoint<C>) {
-        let Some(interest) = self.interest.get() else {
-            return;
-        };
-        let Some(arrived) = interest.room_added(room) else {
-            return;
-        };
-        let Some(link) = endpoint.life().link().cloned() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        link.hold();
+    /// Returns what says it did, when there is something to wait for.
+    fn room_added(&self, room: &str, endpoint: &Endpoint<C>) -> Option<oneshot::Receiver<()>> {
+        let interest = self.interest.get()?;
+        let arrived = interest.room_added(room)?;
+        let link = endpoint.life().link().cloned();
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        if let Some(link) = &link {
+            link.hold();
+        }
+        let (done, heard) = oneshot::channel();
         runtime.spawn(async move {
             let _ = tokio::time::timeout(INTEREST_WAIT, arrived).await;
-            link.release();
+            if let Some(link) = link {
+                link.release();
+            }
+            let _ = done.send(());
         });
+        Some(heard)
     }
 
     /// Tells the interest that `rooms` have no member here any more.
@@ -506,7 +506,7 @@ impl<C: Codec> Registry<C> {
         let (restored, firsts) = self.set_resumable_locked(id, membership, buffer, session);
         if let Some(endpoint) = firsts.first().and_then(|_| self.get(id)) {
             for room in &firsts {
-                self.room_added(room, &endpoint);
+                let _ = self.room_added(room, &endpoint);
             }
         }
         restored
@@ -886,17 +886,51 @@ impl<C: Codec> Registry<C> {
     /// only: a room named like a connection id does not reach that
     /// connection's private sends, which name it by id.
     pub fn join(&self, id: &str, room: &str) -> bool {
+        self.join_heard(id, room).0
+    }
+
+    /// Puts every connection of this node that `target` selects in `room`
+    /// and resolves once the room's traffic from the other nodes reaches
+    /// them (10 s at most; at once without an adapter that routes rooms by
+    /// interest). Returns how many it selected.
+    pub async fn join_selected(&self, target: &Target, room: &str) -> usize {
+        let ids = self.ids(target);
+        let mut heard = Vec::new();
+        for id in &ids {
+            if let (true, Some(subscribed)) = self.join_heard(id, room) {
+                heard.push(subscribed);
+            }
+        }
+        for subscribed in heard {
+            let _ = tokio::time::timeout(INTEREST_WAIT, subscribed).await;
+        }
+        ids.len()
+    }
+
+    /// Takes every connection of this node that `target` selects out of
+    /// `room`; returns how many it selected.
+    pub fn leave_selected(&self, target: &Target, room: &str) -> usize {
+        let ids = self.ids(target);
+        for id in &ids {
+            self.leave(id, room);
+        }
+        ids.len()
+    }
+
+    /// [`join`](Self::join), and what says when its room's traffic reaches
+    /// this node if it gave the room its first member here.
+    fn join_heard(&self, id: &str, room: &str) -> (bool, Option<oneshot::Receiver<()>>) {
         let mut first = None;
         {
             let state = &mut *self.lock();
             let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {
-                return false;
+                return (false, None);
             };
             let Some(member) = state.connections.get_mut(&id) else {
-                return false;
+                return (false, None);
             };
             if member.rooms.iter().any(|r| &**r == room) {
-                return true;
+                return (true, None);
             }
             if let (Some(recovery), Some(history)) = (member.recovery.as_mut(), state.history.as_deref()) {
                 // Whatever is appended from now on reaches it, live or
@@ -918,11 +952,9 @@ impl<C: Codec> Registry<C> {
                 first = Some((room, endpoint));
             }
         }
-        if let Some((room, endpoint)) = first {
-            self.room_added(&room, &endpoint);
-        }
+        let heard = first.and_then(|(room, endpoint)| self.room_added(&room, &endpoint));
         self.membership_changed(id);
-        true
+        (true, heard)
     }
 
     /// Takes the connection `id` out of `room`; false when there is no
@@ -1303,6 +1335,21 @@ pub trait Adapter<C: Codec>: Send + Sync + 'static {
     fn ids<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<Vec<String>, AdapterError>> {
         let _ = target;
         Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Puts the connections `target` selects on the other live nodes in
+    /// `room`; resolves once each node has done so and hears the room's
+    /// traffic. Returns how many connections they selected.
+    fn join<'a>(&'a self, target: &'a Target, room: &'a str) -> AdapterFuture<'a, Result<usize, AdapterError>> {
+        let _ = (target, room);
+        Box::pin(std::future::ready(Ok(0)))
+    }
+
+    /// Takes the connections `target` selects on the other live nodes out
+    /// of `room`. Returns how many connections they selected.
+    fn leave<'a>(&'a self, target: &'a Target, room: &'a str) -> AdapterFuture<'a, Result<usize, AdapterError>> {
+        let _ = (target, room);
+        Box::pin(std::future::ready(Ok(0)))
     }
 
     /// Sends a broadcast invoke to the connections `target` selects on the

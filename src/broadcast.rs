@@ -177,6 +177,38 @@ impl<C: Codec> Broadcast<C> {
         Ok(ids)
     }
 
+    /// Puts the connections it selects in `room`, wherever they are: on
+    /// every live node (each answers within the adapter's request timeout,
+    /// or is left out). Once it returns, a send to `room` reaches them.
+    /// Returns how many connections were selected.
+    ///
+    /// ```
+    /// # async fn f(server: ws_messaging::Server<ws_messaging_json::Json>, id: &str) -> Result<(), ws_messaging::AdapterError> {
+    /// // The connection `id`, on whichever node it is, joins `vip`.
+    /// server.to_connection(id).join("vip").await?;
+    /// // Everyone in `lobby` leaves it for `hall`.
+    /// server.to("lobby").join("hall").await?;
+    /// server.to("hall").leave("lobby").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn join(&self, room: &str) -> Result<usize, AdapterError> {
+        let here = self.server.registry().join_selected(&self.target, room).await;
+        if self.local {
+            return Ok(here);
+        }
+        Ok(here + self.server.adapter_ref().join(&self.target, room).await?)
+    }
+
+    /// Takes the connections it selects out of `room`, on every live node.
+    /// Returns how many connections were selected.
+    pub async fn leave(&self, room: &str) -> Result<usize, AdapterError> {
+        let here = self.server.registry().leave_selected(&self.target, room);
+        if self.local {
+            return Ok(here);
+        }
+        Ok(here + self.server.adapter_ref().leave(&self.target, room).await?)
+    }
+
     /// Closes the connections it selects with `code` and `reason`, on every
     /// node. Returns how many of this node's were closed.
     pub fn disconnect(&self, code: u16, reason: &str) -> Result<usize, AdapterError> {

@@ -596,3 +596,33 @@ async fn a_join_hears_what_another_node_sends_to_the_room_right_after_its_reply(
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_join_and_leave_rooms_wherever_they_are() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "remote-join").await;
+    let mut on_1 = peer(&nodes[1].server).await;
+    let mut on_2 = peer(&nodes[2].server).await;
+    let a = &nodes[0].server;
+    // One connection of node 1, by id, from node 0.
+    assert_eq!(a.to_connection(on_1.id.as_str()).join("vip").await.unwrap(), 1);
+    // Once join returns, a send to the room reaches it.
+    a.to("vip").emit("news", ("to vip",)).unwrap();
+    assert_eq!(recv(&mut on_1.news).await, "to vip");
+    assert_eq!(a.to("vip").count().await.unwrap(), 1);
+    // Everyone in a room joins another, on every node.
+    assert!(on_2.client.invoke::<_, bool>("join", ("lobby",)).await.unwrap());
+    assert!(on_1.client.invoke::<_, bool>("join", ("lobby",)).await.unwrap());
+    assert_eq!(a.to("lobby").join("hall").await.unwrap(), 2);
+    a.to("hall").emit("news", ("to hall",)).unwrap();
+    assert_eq!(recv(&mut on_1.news).await, "to hall");
+    assert_eq!(recv(&mut on_2.news).await, "to hall");
+    // And leaves.
+    assert_eq!(a.to("hall").leave("lobby").await.unwrap(), 2);
+    assert_eq!(a.to("lobby").count().await.unwrap(), 0);
+    assert_eq!(a.to("vip").leave("vip").await.unwrap(), 1);
+    assert_eq!(a.to("vip").count().await.unwrap(), 0);
+    let mut rooms = nodes[1].server.registry().rooms_of(&on_1.id);
+    rooms.sort();
+    assert_eq!(rooms, ["hall"]);
+}

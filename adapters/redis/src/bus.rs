@@ -67,6 +67,12 @@ pub(crate) enum Bus {
     },
     /// Every answer of this node to `Invoke` was sent.
     AckDone { request: u64 },
+    /// Put the connections `target` selects on your node in `room`, then
+    /// answer `Counted` once your node hears the room.
+    Join { request: u64, target: Target, room: String },
+    /// Take the connections `target` selects on your node out of `room`,
+    /// then answer `Counted`.
+    Leave { request: u64, target: Target, room: String },
     /// A recoverable event, as the append script published it: where it
     /// was appended (each partition, epoch, offset), when (microseconds of
     /// the Redis clock), and the event for the connections `target`
@@ -88,7 +94,9 @@ impl Bus {
             | Bus::Disconnect { target, .. }
             | Bus::Count { target, .. }
             | Bus::Ids { target, .. }
-            | Bus::Invoke { target, .. } => Some(target),
+            | Bus::Invoke { target, .. }
+            | Bus::Join { target, .. }
+            | Bus::Leave { target, .. } => Some(target),
             _ => None,
         }
     }
@@ -129,6 +137,8 @@ const LISTED: u8 = 9;
 const ACK: u8 = 10;
 const ACK_DONE: u8 = 11;
 const LOGGED: u8 = 12;
+const JOIN: u8 = 13;
+const LEAVE: u8 = 14;
 
 /// The start of a `Logged` message from `sender`: the append script adds
 /// the positions and the time (each a 4-byte big-endian length and its
@@ -193,6 +203,8 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
         | Bus::Count { target, .. }
         | Bus::Ids { target, .. }
         | Bus::Invoke { target, .. }
+        | Bus::Join { target, .. }
+        | Bus::Leave { target, .. }
             if !target.connections().is_empty() =>
         {
             VERSION_CONNECTIONS
@@ -209,6 +221,8 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
         Bus::Ids { .. } => IDS,
         Bus::Invoke { .. } => INVOKE,
         Bus::Logged { .. } => LOGGED,
+        Bus::Join { .. } => JOIN,
+        Bus::Leave { .. } => LEAVE,
         Bus::Counted { .. } => COUNTED,
         Bus::Listed { .. } => LISTED,
         Bus::Ack { .. } => ACK,
@@ -247,6 +261,11 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
         Bus::Counted { request, count } => {
             out.put_u64(*request);
             out.put_u64(*count);
+        }
+        Bus::Join { request, target, room } | Bus::Leave { request, target, room } => {
+            out.put_u64(*request);
+            put_target(&mut out, target, version);
+            put_str(&mut out, room);
         }
         Bus::Listed { request, ids } => {
             out.put_u64(*request);
@@ -319,6 +338,16 @@ pub(crate) fn decode(mut data: Bytes) -> Option<Envelope> {
         COUNT => Bus::Count {
             request: get_u64(data)?,
             target: get_target(data, version)?,
+        },
+        JOIN => Bus::Join {
+            request: get_u64(data)?,
+            target: get_target(data, version)?,
+            room: get_str(data)?,
+        },
+        LEAVE => Bus::Leave {
+            request: get_u64(data)?,
+            target: get_target(data, version)?,
+            room: get_str(data)?,
         },
         IDS => Bus::Ids {
             request: get_u64(data)?,
@@ -458,6 +487,16 @@ mod tests {
             },
             Bus::Heartbeat,
             Bus::Bye,
+            Bus::Join {
+                request: 5,
+                target: Target::connection("id1"),
+                room: "vip".into(),
+            },
+            Bus::Leave {
+                request: 6,
+                target: target.clone(),
+                room: "hall".into(),
+            },
             Bus::Logged {
                 appended: vec![
                     Appended {

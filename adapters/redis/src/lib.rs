@@ -574,13 +574,7 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
                     target: target.clone(),
                 })
                 .await?;
-            Ok(answers
-                .into_iter()
-                .map(|answer| match answer {
-                    Bus::Counted { count, .. } => usize::try_from(count).unwrap_or(usize::MAX),
-                    _ => 0,
-                })
-                .sum())
+            Ok(counted(answers))
         })
     }
 
@@ -600,6 +594,34 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
                     _ => Vec::new(),
                 })
                 .collect())
+        })
+    }
+
+    fn join<'a>(&'a self, target: &'a Target, room: &'a str) -> AdapterFuture<'a, Result<usize, AdapterError>> {
+        Box::pin(async move {
+            let answers = self
+                .shared()
+                .query(|request| Bus::Join {
+                    request,
+                    target: target.clone(),
+                    room: room.to_string(),
+                })
+                .await?;
+            Ok(counted(answers))
+        })
+    }
+
+    fn leave<'a>(&'a self, target: &'a Target, room: &'a str) -> AdapterFuture<'a, Result<usize, AdapterError>> {
+        Box::pin(async move {
+            let answers = self
+                .shared()
+                .query(|request| Bus::Leave {
+                    request,
+                    target: target.clone(),
+                    room: room.to_string(),
+                })
+                .await?;
+            Ok(counted(answers))
         })
     }
 
@@ -918,6 +940,30 @@ impl<C: Codec> Shared<C> {
                     },
                 );
             }
+            Bus::Join { request, target, room } => {
+                let Some(registry) = self.registry() else { return };
+                let shared = self.clone();
+                tokio::spawn(async move {
+                    let count = registry.join_selected(&target, &room).await;
+                    shared.answer(
+                        &sender,
+                        Bus::Counted {
+                            request,
+                            count: count as u64,
+                        },
+                    );
+                });
+            }
+            Bus::Leave { request, target, room } => {
+                let count = self.registry().map_or(0, |r| r.leave_selected(&target, &room));
+                self.answer(
+                    &sender,
+                    Bus::Counted {
+                        request,
+                        count: count as u64,
+                    },
+                );
+            }
             Bus::Ids { request, target } => {
                 let ids = self.registry().map(|r| r.ids(&target)).unwrap_or_default();
                 self.answer(&sender, Bus::Listed { request, ids });
@@ -996,6 +1042,17 @@ impl<C: Codec> Shared<C> {
             () = stopped(&mut shutdown) => false,
         }
     }
+}
+
+/// The sum of the `Counted` answers.
+fn counted(answers: Vec<Bus>) -> usize {
+    answers
+        .into_iter()
+        .map(|answer| match answer {
+            Bus::Counted { count, .. } => usize::try_from(count).unwrap_or(usize::MAX),
+            _ => 0,
+        })
+        .fold(0, usize::saturating_add)
 }
 
 /// Resolves once the adapter shuts down.
