@@ -250,6 +250,9 @@ pub struct Registry<C: Codec> {
     on_membership: std::sync::OnceLock<MembershipSink>,
     /// Told when a room gains its first local member or loses its last.
     interest: std::sync::OnceLock<Arc<dyn RoomInterest>>,
+    /// Held from a membership's snapshot to its sink: the sink sees each
+    /// session's changes in order.
+    membership_order: Mutex<()>,
 }
 
 /// Told the token and membership of a session whose rooms changed.
@@ -313,6 +316,7 @@ impl<C: Codec> Default for Registry<C> {
             ready: tokio::sync::watch::channel(true).0,
             on_membership: std::sync::OnceLock::new(),
             interest: std::sync::OnceLock::new(),
+            membership_order: Mutex::new(()),
         }
     }
 }
@@ -454,14 +458,12 @@ impl<C: Codec> Registry<C> {
         let _ = self.interest.set(interest);
     }
 
-    /// Tells the interest that `room` has its first member here; the
-    /// connection `endpoint` writes nothing until its traffic arrives.
-    /// Returns what says it did, when there is something to wait for.
-    fn room_added(&self, room: &str, endpoint: &Endpoint<C>) -> Option<oneshot::Receiver<()>> {
-        let interest = self.interest.get()?;
-        let arrived = interest.room_added(room)?;
-        let link = endpoint.life().link().cloned();
+    /// Holds the connection `endpoint`'s writes until `arrived` (what the
+    /// interest gave for its join) resolves, 10 s at most; returns what
+    /// says it has.
+    fn hold_until(&self, endpoint: &Endpoint<C>, arrived: AdapterFuture<'static, ()>) -> Option<oneshot::Receiver<()>> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let link = endpoint.life().link().cloned();
         if let Some(link) = &link {
             link.hold();
         }
@@ -476,12 +478,17 @@ impl<C: Codec> Registry<C> {
         Some(heard)
     }
 
-    /// Tells the interest that `rooms` have no member here any more.
-    fn rooms_removed(&self, rooms: &[Arc<str>]) {
+    /// Tells the interest (under the state's lock, so that it sees joins
+    /// and leaves in their order) that a connection joined `room`.
+    fn tell_joined(&self, room: &str) -> Option<AdapterFuture<'static, ()>> {
+        self.interest.get()?.joined(room)
+    }
+
+    /// Tells the interest (under the state's lock) that `room` has no
+    /// member here any more.
+    fn tell_emptied(&self, room: &str) {
         if let Some(interest) = self.interest.get() {
-            for room in rooms {
-                interest.room_removed(room);
-            }
+            interest.emptied(room);
         }
     }
 
@@ -503,24 +510,24 @@ impl<C: Codec> Registry<C> {
         buffer: bool,
         session: Option<Arc<str>>,
     ) -> Vec<Arc<str>> {
-        let (restored, firsts) = self.set_resumable_locked(id, membership, buffer, session);
-        if let Some(endpoint) = firsts.first().and_then(|_| self.get(id)) {
-            for room in &firsts {
-                let _ = self.room_added(room, &endpoint);
+        let (restored, waits) = self.set_resumable_locked(id, membership, buffer, session);
+        if let Some(endpoint) = waits.first().and_then(|_| self.get(id)) {
+            for arrived in waits {
+                let _ = self.hold_until(&endpoint, arrived);
             }
         }
         restored
     }
 
     /// [`set_resumable`](Self::set_resumable) under the lock; also returns
-    /// the rooms it gave their first member here.
+    /// what the joins of the restored rooms wait for.
     fn set_resumable_locked(
         &self,
         id: &str,
         membership: Option<&Membership>,
         buffer: bool,
         session: Option<Arc<str>>,
-    ) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
+    ) -> (Vec<Arc<str>>, Vec<AdapterFuture<'static, ()>>) {
         let state = &mut *self.lock();
         let Some(history) = state.history.as_deref() else {
             return (Vec::new(), Vec::new());
@@ -562,7 +569,7 @@ impl<C: Codec> Registry<C> {
             session,
         }));
         let mut restored = Vec::new();
-        let mut firsts = Vec::new();
+        let mut waits = Vec::new();
         for (room, _, at) in membership.map(|m| m.rooms.as_slice()).unwrap_or_default() {
             let member = state.connections.get_mut(&id).expect("found above");
             if member.rooms.iter().any(|r| r == room) {
@@ -572,14 +579,11 @@ impl<C: Codec> Registry<C> {
             if let Some(recovery) = member.recovery.as_mut() {
                 recovery.joined_at.push(*at);
             }
-            let members = state.rooms.entry(room.clone()).or_default();
-            members.insert(id.clone());
-            if members.len() == 1 {
-                firsts.push(room.clone());
-            }
+            state.rooms.entry(room.clone()).or_default().insert(id.clone());
+            waits.extend(self.tell_joined(room));
             restored.push(room.clone());
         }
-        (restored, firsts)
+        (restored, waits)
     }
 
     /// A resume that failed: the rooms it `restored` are left, the live
@@ -702,7 +706,10 @@ impl<C: Codec> Registry<C> {
                 })?
                 .take(max.saturating_add(1))
                 .map(|e| e.item.clone())
-                .collect();
+                .collect::<Vec<_>>();
+            if events.len() > max {
+                return Err(Failure::Limit);
+            }
             return Ok((epoch, events));
         };
         // The epoch first: where to start depends on it.
@@ -718,6 +725,11 @@ impl<C: Codec> Registry<C> {
             .map_err(|_| Failure::Unavailable)?;
         if read.epoch.as_deref() != epoch.as_ref().map(Epoch::as_str) {
             return Err(Failure::Epoch);
+        }
+        // More than a resume replays (the partition's other rooms count:
+        // what is past the read would be missing).
+        if read.events.len() > max {
+            return Err(Failure::Limit);
         }
         let first = read
             .events
@@ -803,6 +815,7 @@ impl<C: Codec> Registry<C> {
         let Some(sink) = self.on_membership.get() else {
             return;
         };
+        let _order = self.membership_order.lock().unwrap_or_else(|e| e.into_inner());
         let changed = {
             let state = self.lock();
             state.connections.get(id).and_then(|member| {
@@ -859,26 +872,22 @@ impl<C: Codec> Registry<C> {
     }
 
     fn remove_if(&self, id: &str, which: impl FnOnce(&Member<C>) -> bool) {
-        let mut emptied = Vec::new();
-        {
-            let mut state = self.lock();
-            if !state.connections.get(id).is_some_and(which) {
-                return;
-            }
-            let Some(member) = state.connections.remove(id) else {
-                return;
-            };
-            for room in member.rooms {
-                if leave_room(&mut state.rooms, &room, id) {
-                    emptied.push(room);
-                }
-            }
-            if state.connections.is_empty() && state.connections.capacity() > 1024 {
-                state.connections = HashMap::new();
-                state.rooms = HashMap::new();
+        let mut state = self.lock();
+        if !state.connections.get(id).is_some_and(which) {
+            return;
+        }
+        let Some(member) = state.connections.remove(id) else {
+            return;
+        };
+        for room in member.rooms {
+            if leave_room(&mut state.rooms, &room, id) {
+                self.tell_emptied(&room);
             }
         }
-        self.rooms_removed(&emptied);
+        if state.connections.is_empty() && state.connections.capacity() > 1024 {
+            state.connections = HashMap::new();
+            state.rooms = HashMap::new();
+        }
     }
 
     /// Puts the connection `id` in `room`; false when there is no such
@@ -920,7 +929,8 @@ impl<C: Codec> Registry<C> {
     /// [`join`](Self::join), and what says when its room's traffic reaches
     /// this node if it gave the room its first member here.
     fn join_heard(&self, id: &str, room: &str) -> (bool, Option<oneshot::Receiver<()>>) {
-        let mut first = None;
+        let arrived;
+        let endpoint;
         {
             let state = &mut *self.lock();
             let Some(id) = state.connections.get_key_value(id).map(|(id, _)| id.clone()) else {
@@ -945,14 +955,11 @@ impl<C: Codec> Registry<C> {
                 .get_key_value(room)
                 .map_or_else(|| Arc::from(room), |(r, _)| r.clone());
             member.rooms.push(room.clone());
-            let endpoint = member.endpoint.clone();
-            let members = state.rooms.entry(room.clone()).or_default();
-            members.insert(id);
-            if members.len() == 1 {
-                first = Some((room, endpoint));
-            }
+            endpoint = member.endpoint.clone();
+            state.rooms.entry(room.clone()).or_default().insert(id);
+            arrived = self.tell_joined(&room);
         }
-        let heard = first.and_then(|(room, endpoint)| self.room_added(&room, &endpoint));
+        let heard = arrived.and_then(|arrived| self.hold_until(&endpoint, arrived));
         self.membership_changed(id);
         (true, heard)
     }
@@ -973,20 +980,17 @@ impl<C: Codec> Registry<C> {
     /// [`leave`](Self::leave) without telling the membership sink: whether
     /// it left (`None`: no such connection).
     fn leave_quietly(&self, id: &str, room: &str) -> Option<bool> {
-        let emptied = {
-            let state = &mut *self.lock();
-            let member = state.connections.get_mut(id)?;
-            let Some(at) = member.rooms.iter().position(|r| &**r == room) else {
-                return Some(false);
-            };
-            let room = member.rooms.swap_remove(at);
-            if let Some(recovery) = member.recovery.as_mut() {
-                recovery.joined_at.swap_remove(at);
-            }
-            leave_room(&mut state.rooms, &room, id).then_some(room)
+        let state = &mut *self.lock();
+        let member = state.connections.get_mut(id)?;
+        let Some(at) = member.rooms.iter().position(|r| &**r == room) else {
+            return Some(false);
         };
-        if let Some(room) = emptied {
-            self.rooms_removed(&[room]);
+        let room = member.rooms.swap_remove(at);
+        if let Some(recovery) = member.recovery.as_mut() {
+            recovery.joined_at.swap_remove(at);
+        }
+        if leave_room(&mut state.rooms, &room, id) {
+            self.tell_emptied(&room);
         }
         Some(true)
     }
@@ -1386,17 +1390,19 @@ pub trait Adapter<C: Codec>: Send + Sync + 'static {
 }
 
 /// Told, by a node's [`Registry`], which rooms have members on this node
-/// ([`Adapter::room_interest`]).
+/// ([`Adapter::room_interest`]). Both methods are called under the
+/// registry's lock, in the order of the joins and leaves: they must not
+/// wait, nor call the registry.
 pub trait RoomInterest: Send + Sync + 'static {
-    /// `room` has its first member on this node. The future, if any,
+    /// A connection of this node joined `room`. The future, if any,
     /// resolves once the room's traffic from the other nodes reaches this
-    /// node: until then (10 s at most) the joining connection's outgoing
-    /// frames wait, so that whatever is sent to the room after it hears
-    /// the reply to its join reaches it.
-    fn room_added(&self, room: &str) -> Option<AdapterFuture<'static, ()>>;
+    /// node (`None`: it does already): until then (10 s at most) the
+    /// joining connection's outgoing frames wait, so that whatever is sent
+    /// to the room after it hears the reply to its join reaches it.
+    fn joined(&self, room: &str) -> Option<AdapterFuture<'static, ()>>;
 
     /// `room` has no member on this node any more.
-    fn room_removed(&self, room: &str);
+    fn emptied(&self, room: &str);
 }
 
 /// How long a join waits for its room's traffic to reach this node.

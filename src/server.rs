@@ -312,10 +312,11 @@ impl<C: Codec> ServerBuilder<C> {
             next_listener: AtomicU64::new(1),
         });
         inner.adapter.start(inner.clients.clone());
+        // With a shared recovery store, logged events still reach every
+        // node (each must know every partition's position); other sends to
+        // one room (an emitter's) travel on the room's channel.
         let store = inner.recovery.as_ref().and(inner.adapter.recovery_store());
-        // With a shared recovery store every logged event reaches every
-        // node (its positions must be known everywhere): no interest.
-        if let (None, Some(interest)) = (&store, inner.adapter.room_interest()) {
+        if let Some(interest) = inner.adapter.room_interest() {
             inner.clients.use_interest(interest);
         }
         if let (Some(recovery), Some(store)) = (&inner.recovery, store) {

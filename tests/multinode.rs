@@ -198,6 +198,25 @@ async fn three_nodes_sharing_a_redis_with_recovery_on() {
 }
 
 #[tokio::test]
+async fn three_nodes_sharing_a_redis_cluster() {
+    let _serial = SERIAL.lock().await;
+    let redis = common::redis::RedisCluster::start(3, 0).await;
+    let nodes = redis.addresses().join(",");
+    let mut children = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..3 {
+        let mut command = Command::new(echo_server_path());
+        command.args(["--port", "0", "--redis-cluster", &nodes]);
+        let (child, url) = spawn_listening(command).await;
+        children.push(child);
+        urls.push(url);
+    }
+    cases(&urls, CASES).await;
+    cases(&urls, "order").await;
+    terminate_all(children).await;
+}
+
+#[tokio::test]
 async fn a_sigkilled_node_is_forgotten_and_the_others_carry_on() {
     let _serial = SERIAL.lock().await;
     let redis = RedisServer::start().await;

@@ -6,7 +6,8 @@
 //!     [--ping-interval-ms N] [--ping-timeout-ms N] [--auth-timeout-ms N]
 //!     [--write-timeout-ms N] [--max-message-bytes N]
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
-//!     [--counters] [--redis URL] [--http] [--recovery]
+//!     [--counters] [--redis URL | --redis-cluster HOST:PORT[,HOST:PORT...]]
+//!     [--http] [--recovery]
 //! ```
 //! The handlers are the crate `ws-messaging-conformance`'s (`conformance/`),
 //! shared with `wsm serve` and the integration tests.
@@ -38,6 +39,9 @@
 //!   exactly once, and what one client sends keeps its order everywhere. A
 //!   node that dies is forgotten by `count` within the adapter's node
 //!   timeout (5 s). Without `--redis` all of this works within the node;
+//! - `--redis-cluster HOST:PORT[,HOST:PORT...]` (some nodes of a Redis 7
+//!   Cluster): the same as `--redis`, the nodes sharing that cluster, over
+//!   sharded pub/sub (each room's channel on the shard of its slot);
 //! - with `--counters` (for load clients; not with `--codec protobuf`):
 //!   event `tick(...)` is counted (its arguments are not decoded; nothing is
 //!   sent back) and procedure `ticks()` returns how many `tick` events the
@@ -99,6 +103,8 @@ pub struct Settings {
     pub counters: bool,
     /// `--redis URL`: the Redis server of the cluster.
     pub redis: Option<String>,
+    /// `--redis-cluster HOST:PORT,...`: some nodes of a Redis Cluster.
+    pub redis_cluster: Option<Vec<String>>,
     /// `--http`: served through axum at `/ws`, beside `GET /health`.
     pub http: bool,
     /// `--recovery`: session recovery for the clients that ask for it.
@@ -142,6 +148,13 @@ impl Settings {
             let adapter = RedisAdapter::<C>::connect(url)
                 .await
                 .map_err(|e| format!("--redis {url}: {e}"))?;
+            builder = builder.adapter(adapter);
+        }
+        if let Some(nodes) = &self.redis_cluster {
+            let urls: Vec<String> = nodes.iter().map(|node| format!("redis://{node}")).collect();
+            let adapter = RedisAdapter::<C>::cluster(&urls, ws_messaging_redis::RedisConfig::default())
+                .await
+                .map_err(|e| format!("--redis-cluster {}: {e}", nodes.join(",")))?;
             builder = builder.adapter(adapter);
         }
         Ok(builder)
@@ -204,6 +217,7 @@ fn parse_args() -> Result<Settings, String> {
         max_concurrent_calls: None,
         counters: false,
         redis: None,
+        redis_cluster: None,
         http: false,
         recovery: false,
     };
@@ -233,6 +247,13 @@ fn parse_args() -> Result<Settings, String> {
             "--port" => settings.port = value.parse().map_err(|e| format!("--port: {e}"))?,
             "--codec" => settings.codec = value.clone(),
             "--redis" => settings.redis = Some(value.clone()),
+            "--redis-cluster" => {
+                let nodes: Vec<String> = value.split(',').map(str::to_string).collect();
+                if nodes.iter().any(|n| !n.contains(':')) {
+                    return Err("--redis-cluster takes HOST:PORT[,HOST:PORT...]".into());
+                }
+                settings.redis_cluster = Some(nodes);
+            }
             "--ping-interval-ms" => settings.ping_interval = Some(ms()?),
             "--ping-timeout-ms" => settings.ping_timeout = Some(ms()?),
             "--auth-timeout-ms" => settings.auth_timeout = Some(ms()?),
@@ -243,6 +264,9 @@ fn parse_args() -> Result<Settings, String> {
             "--max-concurrent-calls" => settings.max_concurrent_calls = Some(count()?),
             other => return Err(format!("unknown option {other}")),
         }
+    }
+    if settings.redis.is_some() && settings.redis_cluster.is_some() {
+        return Err("--redis and --redis-cluster exclude each other".into());
     }
     Ok(settings)
 }

@@ -130,6 +130,9 @@ impl Membership {
     pub(crate) fn note_epoch(epochs: &mut Vec<(u16, Option<Epoch>)>, p: u16, epoch: Option<&Epoch>) {
         match epochs.iter_mut().find(|(q, _)| *q == p) {
             Some((_, held)) if held.as_ref() == epoch => {}
+            // Offset 0 before the log existed is offset 0 of its first
+            // epoch.
+            Some((_, held)) if held.is_none() => *held = epoch.cloned(),
             Some((_, held)) => *held = Some(Epoch::lost()),
             None => epochs.push((p, epoch.cloned())),
         }

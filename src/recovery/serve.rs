@@ -243,8 +243,13 @@ impl ServerRecovery {
             }
             Some((kept, resume)) => {
                 let restored = registry.set_resumable(id, Some(&kept.membership), true, shared.clone());
+                // The rooms the connection hook joined too: their events
+                // since are replayed in order with the rest.
+                let membership = registry
+                    .membership(id, endpoint)
+                    .unwrap_or_else(|| kept.membership.clone());
                 let max = self.config.history_len;
-                match registry.replay(id, &kept.membership, &resume.positions, max).await {
+                match registry.replay(id, &membership, &resume.positions, max).await {
                     Ok(missed) => (Status::Recovered, missed, Some((kept, resume.pending))),
                     Err(failure) => {
                         registry.abandon_resume(id, &restored, shared);

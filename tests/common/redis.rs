@@ -257,3 +257,198 @@ impl Drop for Held<'_> {
         self.0.send_modify(|n| *n -= 1);
     }
 }
+
+/// A Redis Cluster of `redis-server` processes on free loopback ports
+/// (`redis-cli --cluster create`), masters first then their replicas;
+/// every process killed when dropped. Needs `redis-server` and
+/// `redis-cli` 7 or later on the PATH.
+#[derive(Debug)]
+pub(crate) struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    /// `masters` masters with `replicas` replicas each, the cluster's
+    /// slots all served, each node answering with `cluster_state:ok`.
+    pub(crate) async fn start(masters: usize, replicas: usize) -> Self {
+        let dir = std::env::temp_dir().join(format!("ws-messaging-cluster-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).expect("a directory for the cluster's files");
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            let mut node = None;
+            for _ in 0..5 {
+                let port = {
+                    let probe = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+                    probe.local_addr().unwrap().port()
+                };
+                let mut server = RedisServer { port, child: None };
+                if server.spawn_cluster_node(&dir).await.is_ok() {
+                    node = Some(server);
+                    break;
+                }
+            }
+            nodes.push(node.expect("a cluster node started"));
+        }
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .await;
+        match created {
+            Ok(status) if status.success() => {}
+            Ok(status) => panic!("redis-cli --cluster create failed: {status}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("redis-cli is not installed: `apt-get install redis-server` (`cargo xtask ci` installs it)")
+            }
+            Err(e) => panic!("run redis-cli: {e}"),
+        }
+        let cluster = RedisCluster { nodes, dir };
+        for node in 0..cluster.nodes.len() {
+            cluster.until_ok(node).await;
+        }
+        cluster
+    }
+
+    /// `HOST:PORT` of every node, masters first.
+    pub(crate) fn addresses(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect()
+    }
+
+    /// `redis://HOST:PORT` of every node.
+    pub(crate) fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// SIGKILLs node `index`.
+    pub(crate) async fn kill(&mut self, index: usize) {
+        self.nodes[index].kill().await;
+    }
+
+    /// The node serving `key`'s slot as its master, by index, as the
+    /// live nodes see it.
+    pub(crate) async fn master_of(&self, key: &[u8]) -> usize {
+        let slot = self.keyslot(key).await;
+        let live = self.nodes.iter().position(|n| n.child.is_some()).expect("a live node");
+        // `ID HOST:PORT@BUS FLAGS MASTER PING PONG EPOCH STATE SLOTS...`
+        for line in self.cli(live, &["CLUSTER", "NODES"]).await.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let mut ends = range.split('-').map(|n| n.parse::<u16>());
+                match (ends.next(), ends.next()) {
+                    (Some(Ok(from)), Some(Ok(to))) => (from..=to).contains(&slot),
+                    (Some(Ok(only)), None) => only == slot,
+                    _ => false,
+                }
+            });
+            if serves {
+                let port: u16 = fields[1]
+                    .split('@')
+                    .next()
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse().ok())
+                    .expect("a node's port");
+                return self.nodes.iter().position(|n| n.port == port).expect("one of ours");
+            }
+        }
+        panic!("no master serves slot {slot}");
+    }
+
+    /// Waits until node `index` (when it runs) says `cluster_state:ok`.
+    pub(crate) async fn until_ok(&self, index: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let info = self.cli(index, &["CLUSTER", "INFO"]).await;
+            if info.contains("cluster_state:ok") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster is not ok: {info}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn keyslot(&self, key: &[u8]) -> u16 {
+        let key = String::from_utf8_lossy(key).to_string();
+        let live = self.nodes.iter().position(|n| n.child.is_some()).expect("a live node");
+        self.cli(live, &["CLUSTER", "KEYSLOT", &key])
+            .await
+            .trim()
+            .parse()
+            .expect("a slot")
+    }
+
+    /// `redis-cli -p PORT ARGS...` on node `index`: its output.
+    async fn cli(&self, index: usize, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-p", &self.nodes[index].port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    hasher.finish()
+}
+
+impl RedisServer {
+    /// Starts a cluster-enabled node whose files go in `dir`.
+    async fn spawn_cluster_node(&mut self, dir: &std::path::Path) -> Result<(), String> {
+        let spawned = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+            .args(["--cluster-config-file", &format!("nodes-{}.conf", self.port)])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                panic!("redis-server is not installed: `apt-get install redis-server` (`cargo xtask ci` installs it)")
+            }
+            Err(e) => return Err(format!("start redis-server: {e}")),
+        };
+        let deadline = Instant::now() + READY;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("redis-server exited with {status}"));
+            }
+            if ping(self.port).await {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill().await;
+                return Err(format!("no answer to PING within {READY:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

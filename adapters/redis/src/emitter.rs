@@ -10,8 +10,9 @@ use tokio::time::Instant;
 use ws_messaging::adapter::Target;
 use ws_messaging::{Args, Codec, EncodedMessage};
 
+use crate::backend::{lost, take_over, Identity};
 use crate::bus::{self, Bus};
-use crate::{lost, take_over, within, Error, Identity, RedisConfig};
+use crate::{within, Error, RedisConfig};
 
 /// Sends events (and disconnects) to the connections of every node of a
 /// cluster through Redis, from a process with no server: a worker, a cron

@@ -108,6 +108,7 @@
 //! A process with no WebSocket clients (a worker, a cron job) sends to the
 //! cluster's rooms and connections with a [`RedisEmitter`].
 
+mod backend;
 mod bus;
 mod emitter;
 mod store;
@@ -118,8 +119,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use redis::aio::MultiplexedConnection;
+
+use crate::backend::{Backend, Messages, Publisher};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use ws_messaging::adapter::{Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Registry, Target};
@@ -379,16 +381,20 @@ pub(crate) struct Shared<C: Codec> {
     open_sessions: Mutex<store::OpenSessions>,
     /// The connection for reads (logs, sessions), made when first needed.
     reader: Mutex<Option<MultiplexedConnection>>,
-    /// The rooms with members on this node: their channels are
-    /// subscribed.
-    rooms: Mutex<HashSet<String>>,
+    /// The rooms with members on this node, each with whether its channel
+    /// is subscribed yet.
+    rooms: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Told when a room's subscription failed: the subscribed connection
+    /// is renewed.
+    resubscribe: Notify,
     /// Changes the subscribed connection's channels (held while it is
     /// renewed).
-    sink: tokio::sync::Mutex<Option<PubSubSink>>,
+    sink: tokio::sync::Mutex<Option<backend::Sink>>,
     /// Messages and bytes read from the subscribed channels.
     received: (AtomicU64, AtomicU64),
     config: RedisConfig,
-    client: redis::Client,
+    /// One Redis server or a cluster.
+    backend: Backend,
     all: Arc<str>,
     queue: mpsc::Sender<Outgoing>,
     publisher_up: AtomicBool,
@@ -451,23 +457,40 @@ impl<C: Codec> RedisAdapter<C> {
     /// Connects with `config`. Fails when Redis cannot be reached now;
     /// later failures are retried in the background.
     pub async fn with_config(url: &str, config: RedisConfig) -> Result<Self, Error> {
-        let client = redis::Client::open(url).map_err(Error::Url)?;
+        let backend = Backend::standalone(url).map_err(Error::Url)?;
+        Self::start(backend, config).await
+    }
+
+    /// Connects to the Redis Cluster that `urls` (`redis://HOST:PORT`, one
+    /// or more of its nodes) belong to, Redis 7 or later. Every channel is
+    /// then a sharded one (`SPUBLISH` / `SSUBSCRIBE`): each room's channel
+    /// lives on the shard of its slot, so the cluster's capacity grows with
+    /// its shards; slot moves and failovers are followed. Session recovery
+    /// across nodes needs one Redis server: on a cluster, a server with
+    /// recovery keeps it in its own memory.
+    pub async fn cluster(urls: &[String], config: RedisConfig) -> Result<Self, Error> {
+        let backend = Backend::cluster(urls, &config).map_err(Error::Url)?;
+        Self::start(backend, config).await
+    }
+
+    async fn start(backend: Backend, config: RedisConfig) -> Result<Self, Error> {
         let node = node_id();
-        let connection = within(config.connect_timeout, connect_publisher(&client, &config, None)).await?;
-        let (sink, stream) = within(config.connect_timeout, subscribe(&client, &config, &node, &[])).await?;
+        let connection = within(config.connect_timeout, backend.publisher(&config, None)).await?;
+        let (sink, stream) = within(config.connect_timeout, backend.subscribe(&config, &node, &[])).await?;
         let (queue, outgoing) = mpsc::channel(config.max_queue.max(1));
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             all: Arc::from(config.all_channel()),
             node,
-            scripts: connection.scripts.clone(),
+            scripts: connection.scripts(),
             open_sessions: Mutex::new(store::OpenSessions::default()),
             reader: Mutex::new(None),
-            rooms: Mutex::new(HashSet::new()),
+            rooms: Mutex::new(HashMap::new()),
+            resubscribe: Notify::new(),
             sink: tokio::sync::Mutex::new(Some(sink)),
             received: (AtomicU64::new(0), AtomicU64::new(0)),
             config,
-            client,
+            backend,
             queue,
             publisher_up: AtomicBool::new(true),
             publisher_stale: Notify::new(),
@@ -678,6 +701,10 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
     }
 
     fn recovery_store(&self) -> Option<Arc<dyn ws_messaging::adapter::RecoveryStore>> {
+        // The append script spans an event's partitions: one server only.
+        if self.shared().backend.is_cluster() {
+            return None;
+        }
         Some(Arc::new(store::RedisStore {
             shared: self.handle.shared.clone(),
         }))
@@ -784,9 +811,7 @@ impl<C: Codec> Shared<C> {
         if let Some(connection) = self.reader.lock().unwrap_or_else(|e| e.into_inner()).clone() {
             return Ok(connection);
         }
-        let config = self.config.connection_config();
-        let connect = self.client.get_multiplexed_async_connection_with_config(&config);
-        let connection = within(self.config.connect_timeout, connect).await?;
+        let connection = within(self.config.connect_timeout, self.backend.reader(&self.config)).await?;
         *self.reader.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection.clone());
         Ok(connection)
     }
@@ -1075,59 +1100,52 @@ async fn within<T, E: Into<Error>>(
     }
 }
 
-/// A subscribed connection: the cluster's channel, this node's, and the
-/// channels of `rooms`.
-async fn subscribe(
-    client: &redis::Client,
-    config: &RedisConfig,
-    node: &str,
-    rooms: &[String],
-) -> Result<(PubSubSink, PubSubStream), redis::RedisError> {
-    let (mut sink, stream) = client.get_async_pubsub().await?.split();
-    sink.subscribe(config.all_channel()).await?;
-    sink.subscribe(config.node_channel(node)).await?;
-    for chunk in rooms.chunks(1024) {
-        let channels: Vec<Vec<u8>> = chunk.iter().map(|room| config.room_channel(room)).collect();
-        sink.subscribe(channels).await?;
-    }
-    Ok((sink, stream))
-}
-
 /// The adapter as its registry's [`RoomInterest`]: a node subscribes to a
 /// room's channel while it has members in the room.
+///
+/// [`RoomInterest`]: ws_messaging::adapter::RoomInterest
 struct Interest<C: Codec> {
     shared: Arc<Shared<C>>,
 }
 
 impl<C: Codec> ws_messaging::adapter::RoomInterest for Interest<C> {
-    fn room_added(&self, room: &str) -> Option<AdapterFuture<'static, ()>> {
-        self.shared
-            .rooms
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(room.to_string());
-        let shared = self.shared.clone();
-        let channel = shared.config.room_channel(room);
-        Some(Box::pin(async move {
-            // Answered once Redis has the subscription: what is published
-            // on the channel from then on reaches this node. While Redis is
-            // away, the next subscription takes every room.
-            let mut sink = shared.sink.lock().await;
-            if let Some(sink) = sink.as_mut() {
-                let limit = shared.config.response_timeout;
-                let _ = tokio::time::timeout(limit, sink.subscribe(channel)).await;
+    fn joined(&self, room: &str) -> Option<AdapterFuture<'static, ()>> {
+        let mut rooms = self.shared.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut subscribed = match rooms.get(room) {
+            // Subscribed, or on its way: every joiner waits for it.
+            Some(state) if *state.borrow() => return None,
+            Some(state) => state.subscribe(),
+            None => {
+                let (state, subscribed) = watch::channel(false);
+                rooms.insert(room.to_string(), state);
+                // Without a runtime it is subscribed at the next
+                // connection.
+                let runtime = tokio::runtime::Handle::try_current().ok()?;
+                runtime.spawn(subscribe_room(self.shared.clone(), room.to_string()));
+                subscribed
             }
+        };
+        Some(Box::pin(async move {
+            let _ = subscribed.wait_for(|done| *done).await;
         }))
     }
 
-    fn room_removed(&self, room: &str) {
+    fn emptied(&self, room: &str) {
         self.shared.rooms.lock().unwrap_or_else(|e| e.into_inner()).remove(room);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let shared = self.shared.clone();
         let room = room.to_string();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut sink = shared.sink.lock().await;
             // Joined again since: stays.
-            if shared.rooms.lock().unwrap_or_else(|e| e.into_inner()).contains(&room) {
+            if shared
+                .rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&room)
+            {
                 return;
             }
             if let Some(sink) = sink.as_mut() {
@@ -1138,94 +1156,37 @@ impl<C: Codec> ws_messaging::adapter::RoomInterest for Interest<C> {
     }
 }
 
-/// The publishing connection, with who it is on the Redis server.
-struct Publisher {
-    connection: MultiplexedConnection,
-    identity: Option<Identity>,
-    /// The recovery scripts' names on its Redis.
-    scripts: store::Scripts,
-}
-
-/// A connection as the Redis server knows it: `CLIENT ID` is unique only
-/// within one run of the server, told apart by its `run_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Identity {
-    run_id: String,
-    client: i64,
-}
-
-/// Whether a command failed because the connection did (rather than
-/// because the server refused the command).
-pub(crate) fn lost(error: &redis::RedisError) -> bool {
-    error.is_io_error() || error.is_timeout() || error.is_connection_dropped()
-}
-
-/// This connection's identity; `None` when the server does not tell it
-/// (before Redis 5, or the commands are not allowed).
-async fn identify(connection: &mut MultiplexedConnection) -> Result<Option<Identity>, redis::RedisError> {
-    let mut pipe = redis::pipe();
-    pipe.cmd("CLIENT").arg("ID").cmd("INFO").arg("server");
-    match pipe.query_async::<(i64, String)>(connection).await {
-        Ok((client, info)) => Ok(info
-            .lines()
-            .find_map(|line| line.strip_prefix("run_id:"))
-            .map(|run_id| Identity {
-                run_id: run_id.trim().to_string(),
-                client,
-            })),
-        Err(error) if lost(&error) => Err(error),
-        Err(_) => Ok(None),
-    }
-}
-
-/// Opens a publishing connection with the config's timeouts, in place of
-/// `previous` (see [`take_over`]).
-async fn connect_publisher(
-    client: &redis::Client,
-    config: &RedisConfig,
-    previous: Option<&Identity>,
-) -> Result<Publisher, redis::RedisError> {
-    let mut connection = client
-        .get_multiplexed_async_connection_with_config(&config.connection_config())
-        .await?;
-    let identity = take_over(&mut connection, previous).await?;
-    let scripts = store::load_scripts(&mut connection).await?;
-    Ok(Publisher {
-        connection,
-        identity,
-        scripts,
-    })
-}
-
-/// Makes a new `connection` the successor of the lost one `previous`: when
-/// the same Redis process still runs, `previous` is killed on the server
-/// first, so a command it still holds (written before a response timeout)
-/// either ran already or never runs, and cannot run after the commands of
-/// the new connection. Returns the new connection's identity.
-pub(crate) async fn take_over(
-    connection: &mut MultiplexedConnection,
-    previous: Option<&Identity>,
-) -> Result<Option<Identity>, redis::RedisError> {
-    let identity = identify(connection).await?;
-    if let (Some(previous), Some(identity)) = (previous, &identity) {
-        if previous.run_id == identity.run_id {
-            let killed = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("ID")
-                .arg(previous.client)
-                .query_async::<redis::Value>(connection)
-                .await;
-            // "No such client": the server closed it already. Refused (an
-            // ACL without CLIENT): ordering is then as good as the
-            // response timeout.
-            if let Err(error) = killed {
-                if lost(&error) {
-                    return Err(error);
-                }
-            }
+/// Subscribes to `room`'s channel (unless it was left since), then says
+/// so to its joiners. Answered once Redis has the subscription: what is
+/// published on the channel from then on reaches this node. A failure
+/// renews the subscribed connection, which subscribes every room.
+async fn subscribe_room<C: Codec>(shared: Arc<Shared<C>>, room: String) {
+    let mut sink = shared.sink.lock().await;
+    let state = shared
+        .rooms
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&room)
+        .cloned();
+    let Some(state) = state else { return };
+    let subscribed = match sink.as_mut() {
+        Some(sink) => {
+            let limit = shared.config.response_timeout;
+            let channel = shared.config.room_channel(&room);
+            matches!(
+                tokio::time::timeout(limit, sink.subscribe(vec![channel])).await,
+                Ok(Ok(()))
+            )
         }
+        None => false,
+    };
+    drop(sink);
+    // Its joiners go on either way: after a failure, the renewed
+    // connection subscribes it.
+    state.send_replace(true);
+    if !subscribed {
+        shared.resubscribe.notify_one();
     }
-    Ok(identity)
 }
 
 /// Writes the queued publishes in order, in batches (one pipeline each);
@@ -1244,7 +1205,7 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
             // is dead too. Renew it now, before anything is written on it.
             () = shared.publisher_stale.notified() => {
                 shared.set_up(&shared.publisher_up, false, Some("the Redis connection was lost".into()));
-                let Some(fresh) = reconnect_publisher(&shared, current.identity.as_ref()).await else {
+                let Some(fresh) = reconnect_publisher(&shared, current.identity()).await else {
                     return;
                 };
                 current = fresh;
@@ -1266,23 +1227,10 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
                 Err(_) => break,
             }
         }
-        let mut pipe = redis::pipe();
-        for outgoing in &batch {
-            match &outgoing.command {
-                Command::Publish { channel, payload } => {
-                    pipe.cmd("PUBLISH").arg(channel.bytes()).arg(&payload[..]).ignore();
-                }
-                Command::Cmds(cmds) => {
-                    for cmd in cmds {
-                        pipe.add_command(cmd.clone()).ignore();
-                    }
-                }
-            }
-        }
         // The connection's own response timeout bounds this too; this one
         // only makes the bound plain here.
         let limit = shared.config.response_timeout;
-        let written = tokio::time::timeout(limit, pipe.query_async::<()>(&mut current.connection)).await;
+        let written = tokio::time::timeout(limit, current.write(&batch)).await;
         let failure = match written {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error.to_string()),
@@ -1299,7 +1247,7 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
         }
         if let Some(error) = failure {
             shared.set_up(&shared.publisher_up, false, Some(error));
-            let Some(fresh) = reconnect_publisher(&shared, current.identity.as_ref()).await else {
+            let Some(fresh) = reconnect_publisher(&shared, current.identity()).await else {
                 return;
             };
             current = fresh;
@@ -1310,7 +1258,7 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
 
 /// A new publishing connection that replaces the one `previous`, retried
 /// with backoff; `None` when the adapter shuts down first.
-async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&Identity>) -> Option<Publisher> {
+async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&backend::Identity>) -> Option<Publisher> {
     let mut attempt: u32 = 0;
     loop {
         if !shared.pause(shared.config.retry.delay(attempt)).await {
@@ -1318,7 +1266,7 @@ async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&Ide
         }
         match within(
             shared.config.connect_timeout,
-            connect_publisher(&shared.client, &shared.config, previous),
+            shared.backend.publisher(&shared.config, previous),
         )
         .await
         {
@@ -1330,22 +1278,22 @@ async fn reconnect_publisher<C: Codec>(shared: &Shared<C>, previous: Option<&Ide
 
 /// Reads the subscribed channels; resubscribes with backoff when the
 /// connection ends, or when this node's own heartbeats stop coming back.
-async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) {
+async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: Messages) {
     let mut shutdown = shared.shutdown.subscribe();
     let mut check = tokio::time::interval(shared.config.heartbeat_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let lost = tokio::select! {
             message = stream.next() => match message {
-                Some(message) => {
-                    let payload = message.get_payload_bytes();
+                Some(payload) => {
                     shared.received.0.fetch_add(1, Ordering::Relaxed);
                     shared.received.1.fetch_add(payload.len() as u64, Ordering::Relaxed);
-                    shared.handle(Bytes::copy_from_slice(payload));
+                    shared.handle(payload);
                     None
                 }
                 None => Some("the Redis subscription ended".to_string()),
             },
+            () = shared.resubscribe.notified() => Some("a room's subscription failed".to_string()),
             _ = check.tick() => {
                 shared.expire_nodes();
                 let silent = shared.last_own_heartbeat.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
@@ -1369,17 +1317,24 @@ async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: PubSubStream) 
                 .rooms
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .iter()
+                .keys()
                 .cloned()
                 .collect();
             match within(
                 shared.config.connect_timeout,
-                subscribe(&shared.client, &shared.config, &shared.node, &rooms),
+                shared.backend.subscribe(&shared.config, &shared.node, &rooms),
             )
             .await
             {
                 Ok((fresh, stream)) => {
                     *sink = Some(fresh);
+                    // Every room is subscribed now: its joiners go on.
+                    let taken: HashSet<&String> = rooms.iter().collect();
+                    for (room, state) in shared.rooms.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        if taken.contains(room) {
+                            state.send_replace(true);
+                        }
+                    }
                     break stream;
                 }
                 Err(_) => attempt = attempt.saturating_add(1),

@@ -77,8 +77,8 @@ end
 return 0
 ";
 
-/// The scripts' SHA-1s, as `EVALSHA` names them.
-#[derive(Debug, Clone)]
+/// The scripts' SHA-1s, as `EVALSHA` names them (none on a cluster).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Scripts {
     pub(crate) append: String,
     pub(crate) update: String,
