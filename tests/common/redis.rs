@@ -419,6 +419,14 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+            // Replicas in sync at once, and allowed to take over whatever
+            // their data's age: a failover within seconds.
+            .args([
+                "--repl-diskless-sync-delay",
+                "0",
+                "--cluster-replica-validity-factor",
+                "0",
+            ])
             .args(["--cluster-config-file", &format!("nodes-{}.conf", self.port)])
             .arg("--dir")
             .arg(dir)

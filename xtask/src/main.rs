@@ -21,6 +21,7 @@ use std::process::{Command, ExitCode};
 const NEEDS_SERVICE: &[(&str, &str)] = &[
     ("redis", "redis-server"),
     ("recovery_nodes", "redis-server"),
+    ("cluster", "redis-server and redis-cli"),
     ("multinode", "redis-server, Node.js and the npm peers"),
     ("interop", "Node.js and the npm peers"),
     ("interop_binary", "Node.js and the npm peers"),

@@ -3,9 +3,11 @@
 //! on a connection of their own, in pipelines, and a `SUBSCRIBE`d
 //! connection reads the channels. On a cluster, every channel is a sharded
 //! one (`SPUBLISH`, `SSUBSCRIBE`, Redis 7+): a channel lives on the shard
-//! of its slot, so room traffic spreads over the shards; the cluster
-//! client follows slot moves and failovers, and subscribes again where a
-//! channel's slot went.
+//! of its slot, so room traffic spreads over the shards. The cluster
+//! client follows slot moves (a `MOVED` answer) and moves the
+//! subscriptions there; when a shard's connection breaks (a master died),
+//! the subscribed connection ends and the node subscribes again on a new
+//! one, which asks the cluster where every slot is now.
 
 use std::collections::HashMap;
 
@@ -248,13 +250,21 @@ impl Messages {
                 .map(|message| Bytes::copy_from_slice(message.get_payload_bytes())),
             Messages::Sharded(pushes) => loop {
                 let push = pushes.recv().await?;
-                // [channel, payload]; subscription confirmations and
-                // disconnection notices carry nothing to deliver (the
-                // cluster client subscribes again by itself).
-                if push.kind == redis::PushKind::SMessage {
-                    if let Some(redis::Value::BulkString(payload)) = push.data.into_iter().nth(1) {
-                        return Some(Bytes::from(payload));
+                match push.kind {
+                    // [channel, payload].
+                    redis::PushKind::SMessage => {
+                        if let Some(redis::Value::BulkString(payload)) = push.data.into_iter().nth(1) {
+                            return Some(Bytes::from(payload));
+                        }
                     }
+                    // A shard's connection broke: its master may have
+                    // failed over, which this idle connection would not
+                    // learn until a command of its own failed. Ended here,
+                    // the node subscribes again on a fresh connection
+                    // that asks the cluster where every slot is now.
+                    redis::PushKind::Disconnection => return None,
+                    // Subscription confirmations carry nothing to deliver.
+                    _ => {}
                 }
             },
         }
