@@ -363,6 +363,25 @@ impl RedisCluster {
         panic!("no master serves slot {slot}");
     }
 
+    /// Moves `key`'s slot from its master to master `to`, as a resharding
+    /// does (no keys to carry: channels are not keys).
+    pub(crate) async fn move_slot(&self, key: &[u8], to: usize) {
+        let slot = self.keyslot(key).await.to_string();
+        let from = self.master_of(key).await;
+        assert_ne!(from, to, "the slot is on node {to} already");
+        let from_id = self.cli(from, &["CLUSTER", "MYID"]).await.trim().to_string();
+        let to_id = self.cli(to, &["CLUSTER", "MYID"]).await.trim().to_string();
+        for (node, args) in [
+            (to, ["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]),
+            (from, ["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]),
+            (to, ["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]),
+            (from, ["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]),
+        ] {
+            let answer = self.cli(node, &args).await;
+            assert_eq!(answer.trim(), "OK", "{args:?} on node {node}: {answer}");
+        }
+    }
+
     /// Waits until node `index` (when it runs) says `cluster_state:ok`.
     pub(crate) async fn until_ok(&self, index: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);

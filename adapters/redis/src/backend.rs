@@ -3,11 +3,12 @@
 //! on a connection of their own, in pipelines, and a `SUBSCRIBE`d
 //! connection reads the channels. On a cluster, every channel is a sharded
 //! one (`SPUBLISH`, `SSUBSCRIBE`, Redis 7+): a channel lives on the shard
-//! of its slot, so room traffic spreads over the shards. The cluster
-//! client follows slot moves (a `MOVED` answer) and moves the
-//! subscriptions there; when a shard's connection breaks (a master died),
-//! the subscribed connection ends and the node subscribes again on a new
-//! one, which asks the cluster where every slot is now.
+//! of its slot, so room traffic spreads over the shards. When a slot
+//! moves, its old shard drops the channel's subscription and the node
+//! subscribes again (the cluster client follows the `MOVED` answer to the
+//! new shard); when a shard's connection breaks (a master died), the
+//! subscribed connection ends and the node subscribes again on a new one,
+//! which asks the cluster where every slot is now.
 
 use std::collections::HashMap;
 
@@ -240,21 +241,37 @@ pub(crate) enum Messages {
     Sharded(mpsc::UnboundedReceiver<redis::PushInfo>),
 }
 
+/// One thing a subscribed connection hears.
+pub(crate) enum Incoming {
+    /// A message's payload.
+    Message(Bytes),
+    /// The server dropped this channel's subscription (on a cluster, when
+    /// the channel's slot moved to another shard), or confirmed an
+    /// unsubscription of the node's own.
+    Dropped(Vec<u8>),
+}
+
 impl Messages {
-    /// The next message's payload; `None` when the connection ended.
-    pub(crate) async fn next(&mut self) -> Option<Bytes> {
+    /// What comes next; `None` when the connection ended.
+    pub(crate) async fn next(&mut self) -> Option<Incoming> {
         match self {
             Messages::Plain(stream) => stream
                 .next()
                 .await
-                .map(|message| Bytes::copy_from_slice(message.get_payload_bytes())),
+                .map(|message| Incoming::Message(Bytes::copy_from_slice(message.get_payload_bytes()))),
             Messages::Sharded(pushes) => loop {
                 let push = pushes.recv().await?;
                 match push.kind {
                     // [channel, payload].
                     redis::PushKind::SMessage => {
                         if let Some(redis::Value::BulkString(payload)) = push.data.into_iter().nth(1) {
-                            return Some(Bytes::from(payload));
+                            return Some(Incoming::Message(Bytes::from(payload)));
+                        }
+                    }
+                    // [channel, count].
+                    redis::PushKind::SUnsubscribe => {
+                        if let Some(redis::Value::BulkString(channel)) = push.data.into_iter().next() {
+                            return Some(Incoming::Dropped(channel));
                         }
                     }
                     // A shard's connection broke: its master may have

@@ -121,7 +121,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 
-use crate::backend::{Backend, Messages, Publisher};
+use crate::backend::{Backend, Incoming, Messages, Publisher};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use ws_messaging::adapter::{Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Registry, Target};
@@ -1189,6 +1189,40 @@ async fn subscribe_room<C: Codec>(shared: Arc<Shared<C>>, room: String) {
     }
 }
 
+/// Subscribes to `channel` again when this node still wants it: its
+/// subscription was dropped by the server (its slot moved to another
+/// shard, which the subscription follows). A channel the node left is
+/// let go; a failure renews the subscribed connection.
+async fn subscribe_again<C: Codec>(shared: Arc<Shared<C>>, channel: Vec<u8>) {
+    let mut sink = shared.sink.lock().await;
+    let config = &shared.config;
+    let room_prefix = config.room_channel("");
+    let wanted = channel == config.all_channel().as_bytes()
+        || channel == config.node_channel(&shared.node).as_bytes()
+        || channel.strip_prefix(&room_prefix[..]).is_some_and(|room| {
+            std::str::from_utf8(room).is_ok_and(|room| {
+                shared
+                    .rooms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains_key(room)
+            })
+        });
+    if !wanted {
+        return;
+    }
+    let subscribed = match sink.as_mut() {
+        Some(sink) => matches!(
+            tokio::time::timeout(config.response_timeout, sink.subscribe(vec![channel])).await,
+            Ok(Ok(()))
+        ),
+        None => false,
+    };
+    if !subscribed {
+        shared.resubscribe.notify_one();
+    }
+}
+
 /// Writes the queued publishes in order, in batches (one pipeline each);
 /// reconnects with backoff when the connection fails. Stops after the batch
 /// holding the node's `Bye`, in which no heartbeat follows it.
@@ -1285,10 +1319,14 @@ async fn subscriber<C: Codec>(shared: Arc<Shared<C>>, mut stream: Messages) {
     loop {
         let lost = tokio::select! {
             message = stream.next() => match message {
-                Some(payload) => {
+                Some(Incoming::Message(payload)) => {
                     shared.received.0.fetch_add(1, Ordering::Relaxed);
                     shared.received.1.fetch_add(payload.len() as u64, Ordering::Relaxed);
                     shared.handle(payload);
+                    None
+                }
+                Some(Incoming::Dropped(channel)) => {
+                    tokio::spawn(subscribe_again(shared.clone(), channel));
                     None
                 }
                 None => Some("the Redis subscription ended".to_string()),
