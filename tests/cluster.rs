@@ -1,6 +1,7 @@
-//! The Redis adapter on a Redis Cluster (sharded pub/sub): nodes hear only
-//! their rooms, and a master's failover loses the room's subscriptions
-//! for a moment, never its order, never a duplicate. Needs `redis-server`
+//! The Redis adapter and emitter on a Redis Cluster (sharded pub/sub):
+//! nodes hear only their rooms, and a master's failover or a slot move
+//! loses the room's subscription for a moment, never its order, never a
+//! duplicate. Needs `redis-server`
 //! and `redis-cli` 7+ (`cargo xtask ci` installs them).
 
 mod common;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use ws_messaging::Server;
 use ws_messaging_json::Json;
-use ws_messaging_redis::{RedisAdapter, RedisConfig};
+use ws_messaging_redis::{RedisAdapter, RedisConfig, RedisEmitter};
 
 /// One test at a time: each runs a cluster of redis-server processes.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -86,6 +87,20 @@ async fn on_a_cluster_a_node_without_members_in_a_flooded_room_reads_none_of_it(
     assert_eq!(recv(&mut quiet.news).await, "all");
     a.server.send_to(&quiet.id, "news", ("you",)).unwrap();
     assert_eq!(recv(&mut quiet.news).await, "you");
+    // A process with no clients sends through the cluster too.
+    let emitter = RedisEmitter::cluster(&cluster.urls(), Json, &RedisConfig::default().prefix("sharded"))
+        .await
+        .expect("an emitter on the test cluster");
+    emitter.to("quiet").emit("news", ("emitted",)).await.unwrap();
+    assert_eq!(recv(&mut quiet.news).await, "emitted");
+    emitter.everyone().emit("news", ("to all",)).await.unwrap();
+    assert_eq!(recv(&mut quiet.news).await, "to all");
+    emitter
+        .to_connection(&quiet.id)
+        .emit("news", ("to you",))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut quiet.news).await, "to you");
 }
 
 /// What happens to the room's shard mid-stream.

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
 use redis::ConnectionAddr;
 use tokio::time::Instant;
 use ws_messaging::adapter::Target;
 use ws_messaging::{Args, Codec, EncodedMessage};
 
-use crate::backend::{lost, take_over, Identity};
+use crate::backend::{lost, take_over, Backend, Identity};
 use crate::bus::{self, Bus};
 use crate::{within, Error, RedisConfig};
 
@@ -44,17 +45,33 @@ use crate::{within, Error, RedisConfig};
 /// [`RedisConfig::response_timeout`]): it may or may not have been
 /// published, but never after a later send (the next connection first
 /// kills that one on the server). Clones share one connection.
+///
+/// # On a Redis Cluster
+/// [`RedisEmitter::cluster`] sends with `SPUBLISH`, each room's channel on
+/// its shard, as the adapter's nodes do. The cluster client follows slot
+/// moves and failovers, retrying a send meanwhile; a send that fails after
+/// [`RedisConfig::response_timeout`] may still be published later.
 pub struct RedisEmitter<C: Codec> {
     inner: Arc<Inner<C>>,
 }
 
 struct Inner<C: Codec> {
     codec: C,
-    client: redis::Client,
     config: RedisConfig,
     channel: String,
     id: String,
-    link: Mutex<Link>,
+    redis: Remote,
+}
+
+/// Where the emitter publishes.
+enum Remote {
+    /// One Redis server: a connection renewed by hand (see [`Link`]).
+    Server {
+        client: Box<redis::Client>,
+        link: Mutex<Link>,
+    },
+    /// A Redis Cluster: its client renews connections and follows slots.
+    Cluster(ClusterConnection),
 }
 
 /// The emitter's connection, or when to try again.
@@ -106,22 +123,59 @@ impl<C: Codec> RedisEmitter<C> {
     pub async fn with_config(url: &str, codec: C, config: &RedisConfig) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(Error::Url)?;
         let live = within(config.connect_timeout, open(&client, config, None)).await?;
-        Ok(RedisEmitter {
+        let link = Mutex::new(Link {
+            live: Some(live),
+            retry_at: None,
+            error: String::new(),
+            failures: 0,
+            previous: None,
+        });
+        Ok(Self::over(
+            Remote::Server {
+                client: Box::new(client),
+                link,
+            },
+            codec,
+            config,
+        ))
+    }
+
+    /// Connects to the Redis Cluster that `urls` (`redis://HOST:PORT`, one
+    /// or more of its nodes) belong to, for the nodes that share it with
+    /// [`RedisAdapter::cluster`](crate::RedisAdapter::cluster) and
+    /// `config.prefix`. Fails when the cluster cannot be reached now.
+    ///
+    /// ```no_run
+    /// use ws_messaging_json::Json;
+    /// use ws_messaging_redis::{RedisConfig, RedisEmitter};
+    ///
+    /// # async fn run() -> Result<(), ws_messaging_redis::Error> {
+    /// let nodes = ["redis://127.0.0.1:7000".to_string(), "redis://127.0.0.1:7001".to_string()];
+    /// let emitter = RedisEmitter::cluster(&nodes, Json, &RedisConfig::default()).await?;
+    /// emitter.to("lobby").emit("news", ("the job is done",)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn cluster(urls: &[String], codec: C, config: &RedisConfig) -> Result<Self, Error> {
+        let Backend::Cluster(client) = Backend::cluster(urls, config).map_err(Error::Url)? else {
+            unreachable!("Backend::cluster makes a cluster backend")
+        };
+        let connection = within(config.connect_timeout, async {
+            client.get_async_connection().await.map_err(Error::from)
+        })
+        .await?;
+        Ok(Self::over(Remote::Cluster(connection), codec, config))
+    }
+
+    fn over(redis: Remote, codec: C, config: &RedisConfig) -> Self {
+        RedisEmitter {
             inner: Arc::new(Inner {
                 codec,
-                client,
                 config: config.clone(),
                 channel: config.all_channel(),
                 id: format!("emitter-{}", crate::node_id()),
-                link: Mutex::new(Link {
-                    live: Some(live),
-                    retry_at: None,
-                    error: String::new(),
-                    failures: 0,
-                    previous: None,
-                }),
+                redis,
             }),
-        })
+        }
     }
 
     /// Every connection of the cluster.
@@ -157,40 +211,53 @@ impl<C: Codec> RedisEmitter<C> {
             return Err(Error::TooManyRooms(n));
         }
         let payload = bus::encode(&self.inner.id, message);
-        let mut live = self.live().await?;
         let limit = self.inner.config.response_timeout;
+        let (client, link) = match &self.inner.redis {
+            Remote::Server { client, link } => (client, link),
+            Remote::Cluster(connection) => {
+                let mut publish = redis::cmd("SPUBLISH");
+                publish.arg(self.channel(message)).arg(&payload[..]);
+                let mut connection = connection.clone();
+                return match tokio::time::timeout(limit, publish.query_async::<()>(&mut connection)).await {
+                    Ok(published) => published.map_err(Error::from),
+                    Err(_) => Err(Error::Timeout(limit)),
+                };
+            }
+        };
+        let mut live = self.live(client, link).await?;
         let mut publish = redis::cmd("PUBLISH");
-        // A send to one room goes on that room's channel, as a node's does.
-        let room = match message {
-            Bus::Broadcast { target, .. } => self.inner.config.channel_for(target),
-            _ => None,
-        };
-        match room {
-            Some(channel) => publish.arg(channel),
-            None => publish.arg(&self.inner.channel),
-        };
-        publish.arg(&payload[..]);
+        publish.arg(self.channel(message)).arg(&payload[..]);
         match tokio::time::timeout(limit, publish.query_async::<()>(&mut live.connection)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
                 if lost(&error) {
-                    self.forget(&live);
+                    forget(link, &live);
                 }
                 Err(error.into())
             }
             Err(_) => {
-                self.forget(&live);
+                forget(link, &live);
                 Err(Error::Timeout(limit))
             }
         }
     }
 
+    /// Where `message` is published: a send to one room goes on that
+    /// room's channel, as a node's does.
+    fn channel(&self, message: &Bus) -> Vec<u8> {
+        let room = match message {
+            Bus::Broadcast { target, .. } => self.inner.config.channel_for(target),
+            _ => None,
+        };
+        room.unwrap_or_else(|| self.inner.channel.clone().into_bytes())
+    }
+
     /// The connection, renewed when it ended; an error while Redis cannot
     /// be reached.
-    async fn live(&self) -> Result<Live, Error> {
+    async fn live(&self, client: &redis::Client, link: &Mutex<Link>) -> Result<Live, Error> {
         let inner = &*self.inner;
         let previous = {
-            let mut link = inner.link.lock().unwrap_or_else(|e| e.into_inner());
+            let mut link = link.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(live) = &link.live {
                 if !live.closed.load(Ordering::Acquire) {
                     return Ok(live.clone());
@@ -211,10 +278,10 @@ impl<C: Codec> RedisEmitter<C> {
         };
         let opened = within(
             inner.config.connect_timeout,
-            open(&inner.client, &inner.config, previous.as_ref()),
+            open(client, &inner.config, previous.as_ref()),
         )
         .await;
-        let mut link = inner.link.lock().unwrap_or_else(|e| e.into_inner());
+        let mut link = link.lock().unwrap_or_else(|e| e.into_inner());
         match opened {
             Ok(live) => {
                 link.previous = None;
@@ -235,17 +302,17 @@ impl<C: Codec> RedisEmitter<C> {
             }
         }
     }
+}
 
-    /// Drops `live` (if it is still the current connection): the next send
-    /// opens a new one, which first kills this one on the server, so that a
-    /// PUBLISH it still holds cannot run after a later one.
-    fn forget(&self, live: &Live) {
-        live.closed.store(true, Ordering::Release);
-        let mut link = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
-        if link.live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.closed, &live.closed)) {
-            link.live = None;
-            link.previous = live.identity.clone();
-        }
+/// Drops `live` (if it is still `link`'s connection): the next send opens
+/// a new one, which first kills this one on the server, so that a PUBLISH
+/// it still holds cannot run after a later one.
+fn forget(link: &Mutex<Link>, live: &Live) {
+    live.closed.store(true, Ordering::Release);
+    let mut link = link.lock().unwrap_or_else(|e| e.into_inner());
+    if link.live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.closed, &live.closed)) {
+        link.live = None;
+        link.previous = live.identity.clone();
     }
 }
 
