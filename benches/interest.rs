@@ -16,11 +16,17 @@
 //!   1.0 is a node reading exactly what its clients need;
 //! - deliveries per second, from the first send to the last delivery.
 //!
+//! Routed rooms run on one Redis server and on a Redis Cluster of three
+//! masters (sharded pub/sub; three more `redis-server` processes, made a
+//! cluster with `redis-cli --cluster create`).
+//!
 //! ```text
 //! cargo bench --bench interest
 //! WSM_INTEREST_NODES=8 WSM_INTEREST_ROOMS=1000 WSM_INTEREST_EVENTS=16000   # the defaults
+//! WSM_INTEREST_GROUPS=64   # RedisConfig::room_groups, its default
 //! ```
-//! Needs `redis-server` on the PATH (`apt-get install redis-server`).
+//! Needs `redis-server` and `redis-cli` 7+ on the PATH (`apt-get install
+//! redis-server`).
 //! Without `--bench` (`cargo test --benches`) it only says how to run it.
 
 use std::net::Ipv4Addr;
@@ -59,15 +65,19 @@ async fn run() -> Result<(), String> {
     let nodes = setting("WSM_INTEREST_NODES", 8).max(2);
     let rooms = setting("WSM_INTEREST_ROOMS", 1000).max(nodes);
     let events = setting("WSM_INTEREST_EVENTS", 16_000);
-    let redis = Redis::start().await?;
+    let redis = Redis::start(&[]).await?;
+    let cluster = Cluster::start(3).await?;
+    let one = Backend::Server(redis.url());
+    let three = Backend::Cluster(cluster.urls());
     println!("### Room traffic per node: {nodes} nodes, {rooms} rooms (each node with members in {} of them), {events} events\n", rooms / nodes);
     println!("| setup | read ÷ needed, per node (min / median / max) | bytes read per node (median) | deliveries/s |");
     println!("|---|---:|---:|---:|");
-    for (name, routed) in [
-        ("rooms routed by interest", true),
-        ("one channel for everything", false),
+    for (name, backend, routed) in [
+        ("rooms routed by interest, one Redis", &one, true),
+        ("rooms routed by interest, Redis Cluster (3 masters)", &three, true),
+        ("one channel for everything, one Redis", &one, false),
     ] {
-        let result = setup(&redis.url(), name, routed, nodes, rooms, events).await?;
+        let result = setup(backend, name, routed, nodes, rooms, events).await?;
         println!(
             "| {name} | {:.2} / {:.2} / {:.2} | {} | {:.0}k/s |",
             result.ratios[0],
@@ -87,12 +97,25 @@ struct Outcome {
     rate: f64,
 }
 
+/// Where the nodes' Redis is.
+enum Backend {
+    /// One server's URL.
+    Server(String),
+    /// The URLs of a cluster's nodes.
+    Cluster(Vec<String>),
+}
+
 /// A server with the Redis adapter, and a `join` procedure.
-async fn node(url: &str, prefix: &str, routed: bool) -> Result<(Server<Json>, RedisAdapter<Json>), String> {
-    let config = RedisConfig::default().prefix(prefix).route_rooms(routed);
-    let adapter = RedisAdapter::<Json>::with_config(url, config)
-        .await
-        .map_err(|e| format!("connect to redis: {e}"))?;
+async fn node(backend: &Backend, prefix: &str, routed: bool) -> Result<(Server<Json>, RedisAdapter<Json>), String> {
+    let mut config = RedisConfig::default().prefix(prefix).route_rooms(routed);
+    if let Ok(Ok(groups)) = std::env::var("WSM_INTEREST_GROUPS").map(|g| g.parse()) {
+        config = config.room_groups(groups);
+    }
+    let adapter = match backend {
+        Backend::Server(url) => RedisAdapter::<Json>::with_config(url, config).await,
+        Backend::Cluster(urls) => RedisAdapter::<Json>::cluster(urls, config).await,
+    }
+    .map_err(|e| format!("connect to redis: {e}"))?;
     let server = Server::<Json>::builder()
         .adapter(adapter.clone())
         .bind("127.0.0.1:0")
@@ -107,7 +130,7 @@ async fn node(url: &str, prefix: &str, routed: bool) -> Result<(Server<Json>, Re
 }
 
 async fn setup(
-    url: &str,
+    backend: &Backend,
     name: &str,
     routed: bool,
     nodes: usize,
@@ -117,7 +140,7 @@ async fn setup(
     let prefix = format!("interest-{routed}");
     let mut servers = Vec::new();
     for _ in 0..nodes {
-        servers.push(node(url, &prefix, routed).await?);
+        servers.push(node(backend, &prefix, routed).await?);
     }
     tokio::time::timeout(Duration::from_secs(10), async {
         while servers.iter().any(|(_, a)| a.nodes().len() < nodes - 1) {
@@ -225,7 +248,8 @@ struct Redis {
 }
 
 impl Redis {
-    async fn start() -> Result<Redis, String> {
+    /// Starts `redis-server` with `extra` arguments.
+    async fn start(extra: &[&str]) -> Result<Redis, String> {
         let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("find a free port: {e}"))?
@@ -233,6 +257,7 @@ impl Redis {
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -260,5 +285,77 @@ impl Redis {
 
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A Redis Cluster of `redis-server` children, masters only.
+struct Cluster {
+    nodes: Vec<Redis>,
+    dir: std::path::PathBuf,
+}
+
+impl Cluster {
+    async fn start(masters: usize) -> Result<Cluster, String> {
+        let dir = std::env::temp_dir().join(format!("wsm-interest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("make {}: {e}", dir.display()))?;
+        let dir_arg = dir.to_string_lossy().to_string();
+        let mut nodes = Vec::new();
+        for _ in 0..masters {
+            let config_file = format!("nodes-{}.conf", nodes.len());
+            let extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &config_file,
+                "--dir",
+                &dir_arg,
+            ];
+            nodes.push(Redis::start(&extra).await?);
+        }
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .arg("--cluster-yes")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .await
+            .map_err(|e| format!("run redis-cli (apt-get install redis-server): {e}"))?;
+        if !created.success() {
+            return Err(format!("redis-cli --cluster create failed: {created}"));
+        }
+        let cluster = Cluster { nodes, dir };
+        // Every node sees every slot served before the nodes connect.
+        tokio::time::timeout(Duration::from_secs(30), async {
+            for node in &cluster.nodes {
+                loop {
+                    let info = Command::new("redis-cli")
+                        .args(["-p", &node.port.to_string(), "CLUSTER", "INFO"])
+                        .output()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .map_err(|_| "the cluster did not come up in 30 s".to_string())??;
+        Ok(cluster)
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(Redis::url).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

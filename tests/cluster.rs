@@ -136,7 +136,7 @@ async fn stream_through(cluster: &mut RedisCluster, prefix: &str, disturbance: D
         }
     });
     let mut got: Vec<u64> = Vec::new();
-    let channel = format!("{prefix}#room#room");
+    let channel = RedisConfig::default().prefix(prefix).room_channel("room");
     let mut disturbed = false;
     while got.last() != Some(&599) {
         let n = tokio::time::timeout(Duration::from_secs(20), rx.recv())
@@ -148,13 +148,13 @@ async fn stream_through(cluster: &mut RedisCluster, prefix: &str, disturbance: D
         }
         got.push(n);
         if got.len() == 100 {
-            let master = cluster.master_of(channel.as_bytes()).await;
+            let master = cluster.master_of(&channel).await;
             match disturbance {
                 Disturbance::Failover => cluster.kill(master).await,
                 Disturbance::SlotMove => {
                     let to = (master + 1) % 3;
-                    cluster.move_slot(channel.as_bytes(), to).await;
-                    assert_eq!(cluster.master_of(channel.as_bytes()).await, to);
+                    cluster.move_slot(&channel, to).await;
+                    assert_eq!(cluster.master_of(&channel).await, to);
                 }
             }
             disturbed = true;

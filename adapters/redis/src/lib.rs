@@ -31,9 +31,10 @@
 //! # How it works
 //! - Each node has a random id, publishes on the channel `PREFIX#all` and
 //!   subscribes to it, to its own `PREFIX#node#ID`, and to
-//!   `PREFIX#room#ROOM` for each room it has members in
-//!   ([`RedisConfig::route_rooms`], on by default): a node reads the
-//!   traffic of its own rooms, not the whole cluster's.
+//!   `{PREFIX#G}#room#ROOM` for each room it has members in
+//!   ([`RedisConfig::route_rooms`], on by default; `G` is the room's
+//!   group, see [`RedisConfig::room_groups`]): a node reads the traffic of
+//!   its own rooms, not the whole cluster's.
 //! - A send is delivered to this node's connections at once and published
 //!   once, as the codec encoded it, with its target (rooms, connection
 //!   ids, except): on the room's channel when it names one room and no
@@ -167,6 +168,13 @@ pub struct RedisConfig {
     /// a cluster (and every emitter) must agree: turn it off on the new
     /// nodes while a rolling upgrade still runs nodes without it, then on.
     pub route_rooms: bool,
+    /// Room channels are named in this many groups (a stable hash of the
+    /// room's name picks its group), each a Redis Cluster hash tag: on a
+    /// cluster, a group's rooms share one slot, so a node's batch of
+    /// sends to many rooms goes out as at most this many pipelines, and
+    /// the groups spread over the shards. A node still subscribes room by
+    /// room. Default 64; every node and emitter must agree.
+    pub room_groups: u16,
 }
 
 impl Default for RedisConfig {
@@ -181,6 +189,7 @@ impl Default for RedisConfig {
             response_timeout: Duration::from_secs(5),
             retry: RetryConfig::doubling(Duration::from_millis(50), Duration::from_secs(2)),
             route_rooms: true,
+            room_groups: 64,
         }
     }
 }
@@ -196,6 +205,13 @@ impl RedisConfig {
     /// field).
     pub fn route_rooms(mut self, on: bool) -> Self {
         self.route_rooms = on;
+        self
+    }
+
+    /// How many groups the room channels are named in (see the field;
+    /// at least 1).
+    pub fn room_groups(mut self, groups: u16) -> Self {
+        self.room_groups = groups.max(1);
         self
     }
 
@@ -255,12 +271,22 @@ impl RedisConfig {
         format!("{}#node#{node}", self.prefix)
     }
 
-    /// The channel of one room: only the nodes with members in it
-    /// subscribe to it.
-    fn room_channel(&self, room: &str) -> Vec<u8> {
-        let mut channel = format!("{}#room#", self.prefix).into_bytes();
+    /// The channel on which sends to `room` travel (with
+    /// [`route_rooms`](Self::route_rooms)): `{PREFIX#G}#room#ROOM`, `G`
+    /// the room's group. Only the nodes with members in the room subscribe
+    /// to it. To watch a room with `redis-cli`, or to find its shard.
+    pub fn room_channel(&self, room: &str) -> Vec<u8> {
+        let mut channel = format!("{{{}#{}}}#room#", self.prefix, room_group(room, self.room_groups)).into_bytes();
         channel.extend_from_slice(room.as_bytes());
         channel
+    }
+
+    /// The room whose channel `channel` is.
+    fn room_of<'a>(&self, channel: &'a [u8]) -> Option<&'a str> {
+        const MARK: &[u8] = b"}#room#";
+        let at = channel.windows(MARK.len()).position(|w| w == MARK)?;
+        let room = std::str::from_utf8(&channel[at + MARK.len()..]).ok()?;
+        (self.room_channel(room) == channel).then_some(room)
     }
 
     /// Where a send to `target` is published: the room's channel when it
@@ -1189,6 +1215,15 @@ async fn subscribe_room<C: Codec>(shared: Arc<Shared<C>>, room: String) {
     }
 }
 
+/// The group of `room`'s channel: FNV-1a of its name, the same in every
+/// process and version.
+fn room_group(room: &str, groups: u16) -> u64 {
+    let hash = room.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % u64::from(groups.max(1))
+}
+
 /// Subscribes to `channel` again when this node still wants it: its
 /// subscription was dropped by the server (its slot moved to another
 /// shard, which the subscription follows). A channel the node left is
@@ -1196,17 +1231,14 @@ async fn subscribe_room<C: Codec>(shared: Arc<Shared<C>>, room: String) {
 async fn subscribe_again<C: Codec>(shared: Arc<Shared<C>>, channel: Vec<u8>) {
     let mut sink = shared.sink.lock().await;
     let config = &shared.config;
-    let room_prefix = config.room_channel("");
     let wanted = channel == config.all_channel().as_bytes()
         || channel == config.node_channel(&shared.node).as_bytes()
-        || channel.strip_prefix(&room_prefix[..]).is_some_and(|room| {
-            std::str::from_utf8(room).is_ok_and(|room| {
-                shared
-                    .rooms
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .contains_key(room)
-            })
+        || config.room_of(&channel).is_some_and(|room| {
+            shared
+                .rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(room)
         });
     if !wanted {
         return;
