@@ -265,9 +265,27 @@ struct State<C: Codec> {
     history: Option<Box<History>>,
 }
 
+/// A connection as any node can list it ([`Broadcast::connections`]
+/// decodes it): its id, its rooms, and the info it shows
+/// ([`Endpoint::set_info`]) as its node's codec encoded it.
+///
+/// [`Broadcast::connections`]: crate::Broadcast::connections
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The connection's id.
+    pub id: String,
+    /// The rooms it is in.
+    pub rooms: Vec<String>,
+    /// Its info, encoded by the codec; `None` when it set none.
+    pub info: Option<Bytes>,
+}
+
 struct Member<C: Codec> {
     endpoint: Endpoint<C>,
     rooms: Vec<Arc<str>>,
+    /// What the connection shows every node ([`Endpoint::set_info`]), as
+    /// the codec encoded it.
+    info: Option<Bytes>,
     /// A connection that speaks the recovery extension: where each room's
     /// partition stood when it joined (beside `rooms`), and where its own
     /// id's and everyone's stood when it connected.
@@ -860,6 +878,7 @@ impl<C: Codec> Registry<C> {
         let member = Member {
             endpoint,
             rooms: Vec::new(),
+            info: None,
             recovery: None,
         };
         self.lock().connections.insert(Arc::from(id), member);
@@ -1168,6 +1187,39 @@ impl<C: Codec> Registry<C> {
         out
     }
 
+    /// Sets (or, with `None`, clears) the info the connection `id` shows
+    /// every node; false when it is not one of this node's.
+    pub(crate) fn set_info(&self, id: &str, info: Option<Bytes>) -> bool {
+        match self.lock().connections.get_mut(id) {
+            Some(member) => {
+                member.info = info;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The info the connection `id` shows, as encoded.
+    pub(crate) fn info(&self, id: &str) -> Option<Bytes> {
+        self.lock().connections.get(id).and_then(|m| m.info.clone())
+    }
+
+    /// The authenticated connections `target` selects: id, rooms and
+    /// info, as encoded.
+    pub fn describe(&self, target: &Target) -> Vec<Described> {
+        let mut out = Vec::new();
+        self.lock().select(target, |id, member| {
+            if member.endpoint.is_connected() {
+                out.push(Described {
+                    id: id.to_string(),
+                    rooms: member.rooms.iter().map(|r| r.to_string()).collect(),
+                    info: member.info.clone(),
+                });
+            }
+        });
+        out
+    }
+
     /// The ids of the authenticated connections `target` selects.
     pub fn ids(&self, target: &Target) -> Vec<String> {
         let mut out = Vec::new();
@@ -1337,6 +1389,13 @@ pub trait Adapter<C: Codec>: Send + Sync + 'static {
     /// The ids of the authenticated connections `target` selects on the
     /// other live nodes.
     fn ids<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<Vec<String>, AdapterError>> {
+        let _ = target;
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// The authenticated connections `target` selects on the other live
+    /// nodes, with their rooms and info ([`Registry::describe`] on each).
+    fn describe<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<Vec<Described>, AdapterError>> {
         let _ = target;
         Box::pin(std::future::ready(Ok(Vec::new())))
     }

@@ -10,7 +10,7 @@ use futures_util::Stream;
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use crate::adapter::{Ack, AckOutcome, AckRequest, Target};
+use crate::adapter::{Ack, AckOutcome, AckRequest, Described, Target};
 use crate::buffers::{scratch, to_message};
 use crate::codec::Codec;
 use crate::endpoint::{encode_event, EncodedMessage};
@@ -18,6 +18,18 @@ use crate::error::{AdapterError, InvokeError, SendError};
 use crate::server::Server;
 use crate::wire::{check_name, AsSeq};
 use crate::Args;
+
+/// A connection as [`Broadcast::connections`] lists it, on whichever node
+/// it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo<T> {
+    /// Its id.
+    pub id: String,
+    /// The rooms it is in.
+    pub rooms: Vec<String>,
+    /// The info it shows ([`Endpoint::set_info`](crate::Endpoint::set_info)).
+    pub info: Option<T>,
+}
 
 /// Who a send goes to, built from [`Server::everyone`], [`Server::to`],
 /// [`Server::to_connection`], [`Server::except`] or [`Server::local`]:
@@ -175,6 +187,40 @@ impl<C: Codec> Broadcast<C> {
             ids.extend(self.server.adapter_ref().ids(&self.target).await?);
         }
         Ok(ids)
+    }
+
+    /// The authenticated connections it selects, on every live node (each
+    /// answers within the adapter's request timeout, or is left out): id,
+    /// rooms, and the info each shows ([`Endpoint::set_info`]) read as
+    /// `T` (`None` where a connection set none, or set one that does not
+    /// read as `T`).
+    ///
+    /// [`Endpoint::set_info`]: crate::Endpoint::set_info
+    ///
+    /// ```
+    /// # async fn f(server: ws_messaging::Server<ws_messaging_json::Json>) -> Result<(), ws_messaging::AdapterError> {
+    /// #[derive(serde::Deserialize)]
+    /// struct Player { name: String }
+    /// for player in server.to("games").connections::<Player>().await? {
+    ///     let name = player.info.map_or("(anonymous)".to_string(), |p| p.name);
+    ///     println!("{} {name} in {:?}", player.id, player.rooms);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn connections<T: DeserializeOwned>(&self) -> Result<Vec<ConnectionInfo<T>>, AdapterError> {
+        let mut described = self.server.registry().describe(&self.target);
+        if !self.local {
+            described.extend(self.server.adapter_ref().describe(&self.target).await?);
+        }
+        let codec = self.server.codec();
+        Ok(described
+            .into_iter()
+            .map(|Described { id, rooms, info }| ConnectionInfo {
+                id,
+                rooms,
+                info: info.and_then(|raw| codec.decode_value(&raw).ok()),
+            })
+            .collect())
     }
 
     /// Puts the connections it selects in `room`, wherever they are: on

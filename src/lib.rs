@@ -47,7 +47,7 @@ pub mod guide {
     pub mod tls {}
 }
 
-pub use broadcast::{Acks, Broadcast};
+pub use broadcast::{Acks, Broadcast, ConnectionInfo};
 pub use client::{Client, ClientBuilder};
 pub use config::{
     default_error_formatter, EndpointOptions, ErrorFormatter, Outgoing, OutgoingKind, ReceiveHook, RetryConfig,

@@ -1,7 +1,8 @@
 //! The Redis adapter with a real `redis-server` (started by the test on a
 //! free loopback port): three server nodes in this process, clients spread
 //! over them. Sends, rooms, presence, remote disconnects, broadcast
-//! invokes, the emitter, a node leaving and a Redis outage.
+//! invokes, listing connections, the emitter, a node leaving and a Redis
+//! outage.
 //!
 //! `cargo test --test redis` (needs `redis-server`: `apt-get install
 //! redis-server`).
@@ -14,9 +15,10 @@ use std::time::Duration;
 use common::redis::{Proxy, RedisServer};
 use common::rooms::*;
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::broadcast;
-use ws_messaging::{AdapterError, InvokeError, LocalEvent, SendError, Server};
+use ws_messaging::adapter::Target;
+use ws_messaging::{AdapterError, ConnectionInfo, InvokeError, LocalEvent, SendError, Server};
 use ws_messaging_json::Json;
 use ws_messaging_redis::{AdapterEvent, Error, RedisAdapter, RedisConfig, RedisEmitter};
 
@@ -625,4 +627,63 @@ async fn connections_join_and_leave_rooms_wherever_they_are() {
     let mut rooms = nodes[1].server.registry().rooms_of(&on_1.id);
     rooms.sort();
     assert_eq!(rooms, ["hall"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_listed_with_their_rooms_and_info_from_any_node() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, "describe").await;
+    let on_1 = peer(&nodes[1].server).await;
+    let on_2 = peer(&nodes[2].server).await;
+    assert!(on_1.client.invoke::<_, bool>("join", ("lobby",)).await.unwrap());
+    assert!(on_2.client.invoke::<_, bool>("join", ("lobby",)).await.unwrap());
+    assert!(on_2.client.invoke::<_, bool>("join", ("games",)).await.unwrap());
+    let endpoint = nodes[1]
+        .server
+        .registry()
+        .members(&Target::connection(on_1.id.as_str()))
+        .pop()
+        .expect("node 1 holds it");
+    assert!(endpoint.set_info(&json!({"name": "alice"})).unwrap());
+    assert_eq!(endpoint.info::<Value>().unwrap(), Some(json!({"name": "alice"})));
+    // From node 0, which holds none of them.
+    let mut listed = nodes[0].server.to("lobby").connections::<Value>().await.unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = vec![
+        ConnectionInfo {
+            id: on_1.id.clone(),
+            rooms: vec!["lobby".to_string()],
+            info: Some(json!({"name": "alice"})),
+        },
+        ConnectionInfo {
+            id: on_2.id.clone(),
+            rooms: vec!["lobby".to_string(), "games".to_string()],
+            info: None,
+        },
+    ];
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(listed, expected);
+    // One connection by its id, from another node; and this node's own only.
+    let one = nodes[2]
+        .server
+        .to_connection(on_1.id.as_str())
+        .connections::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        one,
+        expected.iter().filter(|c| c.id == on_1.id).cloned().collect::<Vec<_>>()
+    );
+    assert!(nodes[0]
+        .server
+        .to("lobby")
+        .local()
+        .connections::<Value>()
+        .await
+        .unwrap()
+        .is_empty());
+    // Info that does not read as the asked type is left out, not an error.
+    let typed = nodes[0].server.to("lobby").connections::<u64>().await.unwrap();
+    assert_eq!(typed.len(), 2);
+    assert!(typed.iter().all(|c| c.info.is_none()));
 }

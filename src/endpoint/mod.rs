@@ -369,6 +369,40 @@ impl<C: Codec> Endpoint<C> {
         }
     }
 
+    /// Sets the info this connection shows every node: what
+    /// [`Broadcast::connections`](crate::Broadcast::connections) lists
+    /// beside its id and rooms, on whichever node asks (the JavaScript
+    /// servers' `socket.data` as `fetchSockets` returns it). Encoded once,
+    /// with the codec; replaces any earlier info. Returns false when this
+    /// is not a live server-side connection.
+    ///
+    /// ```
+    /// # async fn f(me: ws_messaging::Endpoint<ws_messaging_json::Json>) -> Result<(), ws_messaging::CodecError> {
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Player { name: String, score: u32 }
+    /// me.set_info(&Player { name: "alice".into(), score: 3 })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_info<T: serde::Serialize + ?Sized>(&self, info: &T) -> Result<bool, CodecError> {
+        let mut out = Vec::new();
+        self.codec().encode_value(info, &mut out)?;
+        Ok(match (self.server(), self.id()) {
+            (Some(server), Some(id)) => server.registry().set_info(id, Some(out.into())),
+            _ => false,
+        })
+    }
+
+    /// The info this connection shows ([`set_info`](Self::set_info)), read
+    /// as `T`: `None` when it set none, an error when it does not read as
+    /// `T`.
+    pub fn info<T: DeserializeOwned>(&self) -> Result<Option<T>, CodecError> {
+        let info = match (self.server(), self.id()) {
+            (Some(server), Some(id)) => server.registry().info(id),
+            _ => None,
+        };
+        info.map(|raw| self.codec().decode_value(&raw)).transpose()
+    }
+
     // ----- per-connection user data ------------------------------------
 
     /// Stores a value of type `T` on this endpoint (the JavaScript

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use ws_messaging::adapter::{Appended, Target};
+use ws_messaging::adapter::{Appended, Described, Target};
 
 /// The format version of messages whose target names no connection; a
 /// node ignores messages of a version it does not know.
@@ -47,6 +47,9 @@ pub(crate) enum Bus {
     Count { request: u64, target: Target },
     /// Which connections does `target` select on your node?
     Ids { request: u64, target: Target },
+    /// Which connections does `target` select on your node, with their
+    /// rooms and info?
+    Describe { request: u64, target: Target },
     /// Invoke `frame` (invoke id `id`) on the connections `target` selects.
     Invoke {
         request: u64,
@@ -59,6 +62,8 @@ pub(crate) enum Bus {
     Counted { request: u64, count: u64 },
     /// The answer to `Ids`.
     Listed { request: u64, ids: Vec<String> },
+    /// The answer to `Describe`.
+    Described { request: u64, connections: Vec<Described> },
     /// One connection's answer to `Invoke`.
     Ack {
         request: u64,
@@ -94,6 +99,7 @@ impl Bus {
             | Bus::Disconnect { target, .. }
             | Bus::Count { target, .. }
             | Bus::Ids { target, .. }
+            | Bus::Describe { target, .. }
             | Bus::Invoke { target, .. }
             | Bus::Join { target, .. }
             | Bus::Leave { target, .. } => Some(target),
@@ -139,6 +145,8 @@ const ACK_DONE: u8 = 11;
 const LOGGED: u8 = 12;
 const JOIN: u8 = 13;
 const LEAVE: u8 = 14;
+const DESCRIBE: u8 = 15;
+const DESCRIBED: u8 = 16;
 
 /// The start of a `Logged` message from `sender`: the append script adds
 /// the positions and the time (each a 4-byte big-endian length and its
@@ -202,6 +210,7 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
         | Bus::Disconnect { target, .. }
         | Bus::Count { target, .. }
         | Bus::Ids { target, .. }
+        | Bus::Describe { target, .. }
         | Bus::Invoke { target, .. }
         | Bus::Join { target, .. }
         | Bus::Leave { target, .. }
@@ -219,6 +228,8 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
         Bus::Disconnect { .. } => DISCONNECT,
         Bus::Count { .. } => COUNT,
         Bus::Ids { .. } => IDS,
+        Bus::Describe { .. } => DESCRIBE,
+        Bus::Described { .. } => DESCRIBED,
         Bus::Invoke { .. } => INVOKE,
         Bus::Logged { .. } => LOGGED,
         Bus::Join { .. } => JOIN,
@@ -241,7 +252,7 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
             out.put_u16(*code);
             put_str(&mut out, reason);
         }
-        Bus::Count { request, target } | Bus::Ids { request, target } => {
+        Bus::Count { request, target } | Bus::Ids { request, target } | Bus::Describe { request, target } => {
             out.put_u64(*request);
             put_target(&mut out, target, version);
         }
@@ -272,6 +283,25 @@ pub(crate) fn encode(sender: &str, message: &Bus) -> Bytes {
             out.put_u32(ids.len() as u32);
             for id in ids {
                 put_str(&mut out, id);
+            }
+        }
+        Bus::Described { request, connections } => {
+            out.put_u64(*request);
+            out.put_u32(connections.len() as u32);
+            for connection in connections {
+                put_str(&mut out, &connection.id);
+                out.put_u32(connection.rooms.len() as u32);
+                for room in &connection.rooms {
+                    put_str(&mut out, room);
+                }
+                match &connection.info {
+                    None => out.put_u8(0),
+                    Some(info) => {
+                        out.put_u8(1);
+                        out.put_u32(info.len() as u32);
+                        out.put_slice(info);
+                    }
+                }
             }
         }
         Bus::Ack {
@@ -353,6 +383,35 @@ pub(crate) fn decode(mut data: Bytes) -> Option<Envelope> {
             request: get_u64(data)?,
             target: get_target(data, version)?,
         },
+        DESCRIBE => Bus::Describe {
+            request: get_u64(data)?,
+            target: get_target(data, version)?,
+        },
+        DESCRIBED => {
+            let request = get_u64(data)?;
+            let n = get_u32(data)? as usize;
+            if n > MAX_IDS {
+                return None;
+            }
+            let mut connections = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                let id = get_str(data)?;
+                let rooms = get_list(data, MAX_ROOMS)?;
+                let info = match get_u8(data)? {
+                    0 => None,
+                    1 => {
+                        let len = get_u32(data)? as usize;
+                        if data.len() < len {
+                            return None;
+                        }
+                        Some(data.split_to(len))
+                    }
+                    _ => return None,
+                };
+                connections.push(Described { id, rooms, info });
+            }
+            Bus::Described { request, connections }
+        }
         INVOKE => Bus::Invoke {
             request: get_u64(data)?,
             target: get_target(data, version)?,
@@ -546,6 +605,25 @@ mod tests {
             Bus::Listed {
                 request: 8,
                 ids: vec!["x".into(), "yy".into()],
+            },
+            Bus::Describe {
+                request: 11,
+                target: Target::new(["r"], None::<String>).with_connection("c1"),
+            },
+            Bus::Described {
+                request: 11,
+                connections: vec![
+                    Described {
+                        id: "c1".into(),
+                        rooms: vec!["r".into(), "s".into()],
+                        info: Some(Bytes::from_static(br#"{"name":"alice"}"#)),
+                    },
+                    Described {
+                        id: "c2".into(),
+                        rooms: Vec::new(),
+                        info: None,
+                    },
+                ],
             },
             Bus::Ack {
                 request: 9,

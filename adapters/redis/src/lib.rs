@@ -125,7 +125,9 @@ use redis::aio::MultiplexedConnection;
 use crate::backend::{Backend, Incoming, Messages, Publisher};
 use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
-use ws_messaging::adapter::{Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Registry, Target};
+use ws_messaging::adapter::{
+    Ack, AckOutcome, AckRequest, AckSender, Adapter, AdapterFuture, Described, Registry, Target,
+};
 use ws_messaging::{AdapterError, Codec, EncodedMessage, RetryConfig};
 
 use crate::bus::{Bus, Envelope, Outcome};
@@ -646,6 +648,25 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
         })
     }
 
+    fn describe<'a>(&'a self, target: &'a Target) -> AdapterFuture<'a, Result<Vec<Described>, AdapterError>> {
+        Box::pin(async move {
+            let answers = self
+                .shared()
+                .query(|request| Bus::Describe {
+                    request,
+                    target: target.clone(),
+                })
+                .await?;
+            Ok(answers
+                .into_iter()
+                .flat_map(|answer| match answer {
+                    Bus::Described { connections, .. } => connections,
+                    _ => Vec::new(),
+                })
+                .collect())
+        })
+    }
+
     fn join<'a>(&'a self, target: &'a Target, room: &'a str) -> AdapterFuture<'a, Result<usize, AdapterError>> {
         Box::pin(async move {
             let answers = self
@@ -1019,6 +1040,10 @@ impl<C: Codec> Shared<C> {
                 let ids = self.registry().map(|r| r.ids(&target)).unwrap_or_default();
                 self.answer(&sender, Bus::Listed { request, ids });
             }
+            Bus::Describe { request, target } => {
+                let connections = self.registry().map(|r| r.describe(&target)).unwrap_or_default();
+                self.answer(&sender, Bus::Described { request, connections });
+            }
             Bus::Invoke {
                 request,
                 target,
@@ -1026,10 +1051,15 @@ impl<C: Codec> Shared<C> {
                 timeout,
                 frame,
             } => self.invoke_here(sender, request, target, id, timeout, frame),
-            answer @ (Bus::Counted { .. } | Bus::Listed { .. } | Bus::Ack { .. } | Bus::AckDone { .. }) => {
+            answer @ (Bus::Counted { .. }
+            | Bus::Listed { .. }
+            | Bus::Described { .. }
+            | Bus::Ack { .. }
+            | Bus::AckDone { .. }) => {
                 let request = match &answer {
                     Bus::Counted { request, .. }
                     | Bus::Listed { request, .. }
+                    | Bus::Described { request, .. }
                     | Bus::Ack { request, .. }
                     | Bus::AckDone { request } => *request,
                     _ => return,
