@@ -28,6 +28,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! On a Redis Cluster (7 or later), [`RedisAdapter::cluster`] and
+//! [`RedisEmitter::cluster`] take some of its nodes' URLs: every channel is
+//! then a sharded one, each room's on the shard of its slot; slot moves and
+//! failovers are followed.
+//!
 //! # How it works
 //! - Each node has a random id, publishes on the channel `PREFIX#all` and
 //!   subscribes to it, to its own `PREFIX#node#ID`, and to
