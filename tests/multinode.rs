@@ -1,8 +1,9 @@
 //! Rooms, presence and broadcast across `echo_server` nodes, driven by the
 //! real npm `ws-messaging@2.0.0` client (tests/interop/multinode.js): one
 //! node on its own, three nodes sharing a Redis (`--redis URL`), a node
-//! SIGKILLed under its peers, and the Redis server killed and restarted
-//! under the nodes.
+//! SIGKILLed under its peers, the Redis server killed and restarted under
+//! the nodes, and (measured from outside the process) what a node without
+//! members in a flooded room reads.
 //!
 //! ```text
 //! cargo test --test multinode
@@ -20,6 +21,9 @@ use common::peers::{echo_server_path, interop_dir, node_cases, spawn_listening, 
 use common::redis::RedisServer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc;
+use ws_messaging::Client;
+use ws_messaging_json::Json;
 
 /// The cases of multinode.js every cluster runs; `order` runs on its own.
 const CASES: &str = "shout,rooms,join-twice,leave,leave-unjoined,count,tell,tell-unknown";
@@ -253,4 +257,105 @@ async fn nodes_keep_their_clients_through_a_redis_restart() {
     assert_running(&mut children);
     cases(&urls, "shout").await;
     terminate_all(children).await;
+}
+
+/// Bytes the process `pid` has received on its open TCP sockets (Redis's
+/// and its clients'), as the kernel counts them from outside the process
+/// (`ss -tinp`, iproute2).
+fn bytes_received(pid: u32) -> u64 {
+    let output = std::process::Command::new("ss")
+        .args(["-tinpH"])
+        .output()
+        .expect("run ss (apt-get install iproute2)");
+    assert!(output.status.success(), "ss failed");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let owner = format!("pid={pid},");
+    let mut total = 0;
+    let mut ours = false;
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            // A socket's line; its details follow on the next.
+            ours = line.contains(&owner);
+        } else if ours {
+            total += line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("bytes_received:"))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// A client of the node at `url` that joined `room` and forwards the
+/// payloads of its `room` events.
+async fn member(url: &str, room: &str) -> (Client<Json>, mpsc::UnboundedReceiver<String>) {
+    let client = Client::<Json>::builder(url.to_string())
+        .auth(&serde_json::json!({ "token": "secret" }))
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    client.on("room", move |(_, payload): (String, String)| {
+        let _ = tx.send(payload);
+    });
+    tokio::time::timeout(SCRIPT_WAIT, client.connect())
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let joined: bool = client.invoke("join", (room,)).await.expect("join");
+    assert!(joined);
+    (client, rx)
+}
+
+/// Floods a room of node A's while node B has members only elsewhere:
+/// node B's process receives next to none of it (the kernel's counters).
+async fn a_quiet_node_reads_next_to_nothing_of_a_flood(args: &[&str]) {
+    const FLOOD: usize = 2_000;
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        let mut command = Command::new(echo_server_path());
+        command.args(["--port", "0"]).args(args);
+        nodes.push(spawn_listening(command).await);
+    }
+    let (busy, mut busy_rx) = member(&nodes[0].1, "busy").await;
+    let (_quiet, mut quiet_rx) = member(&nodes[1].1, "quiet").await;
+    let quiet_pid = nodes[1].0.id().expect("node B's pid");
+    let payload = "x".repeat(1_000);
+    let before = bytes_received(quiet_pid);
+    for _ in 0..FLOOD {
+        busy.send("to-room", ("busy", payload.as_str())).await.expect("send");
+    }
+    for _ in 0..FLOOD {
+        let got = tokio::time::timeout(SCRIPT_WAIT, busy_rx.recv())
+            .await
+            .expect("the flood arrives");
+        assert_eq!(got.as_deref(), Some(payload.as_str()));
+    }
+    // Sent after the flood: whatever node B was sent of it came before.
+    busy.send("to-room", ("quiet", "after")).await.expect("send");
+    let got = tokio::time::timeout(SCRIPT_WAIT, quiet_rx.recv())
+        .await
+        .expect("in time");
+    assert_eq!(got.as_deref(), Some("after"));
+    let read = bytes_received(quiet_pid) - before;
+    let flood = (FLOOD * payload.len()) as u64;
+    assert!(
+        read < flood / 20,
+        "node B read {read} bytes during a {flood}-byte flood"
+    );
+    terminate_all(nodes.into_iter().map(|(child, _)| child).collect()).await;
+}
+
+#[tokio::test]
+async fn on_a_redis_a_node_without_members_reads_next_to_nothing_of_a_flooded_room() {
+    let _serial = SERIAL.lock().await;
+    let redis = RedisServer::start().await;
+    a_quiet_node_reads_next_to_nothing_of_a_flood(&["--redis", &redis.url()]).await;
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_a_node_without_members_reads_next_to_nothing_of_a_flooded_room() {
+    let _serial = SERIAL.lock().await;
+    let redis = common::redis::RedisCluster::start(3, 0).await;
+    a_quiet_node_reads_next_to_nothing_of_a_flood(&["--redis-cluster", &redis.addresses().join(",")]).await;
 }

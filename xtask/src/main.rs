@@ -22,7 +22,7 @@ const NEEDS_SERVICE: &[(&str, &str)] = &[
     ("redis", "redis-server"),
     ("recovery_nodes", "redis-server"),
     ("cluster", "redis-server and redis-cli"),
-    ("multinode", "redis-server, Node.js and the npm peers"),
+    ("multinode", "redis-server, Node.js, the npm peers and ss (iproute2)"),
     ("interop", "Node.js and the npm peers"),
     ("interop_binary", "Node.js and the npm peers"),
     ("interop_protobuf", "Node.js and the npm peers"),
@@ -54,7 +54,7 @@ const NEEDS_SERVICE_TESTS: &[(&str, &str, &[&str], &str)] = &[
 
 const USAGE: &str = "usage: cargo xtask test|ci
   test  formatting, clippy, docs, and the tests that need nothing but Rust
-  ci    everything: installs redis-server, Chromium and the npm peers when
+  ci    everything: installs redis-server, Chromium, iproute2 and the npm peers when
         missing, then the checks (benchmarks type-checked) and
         `cargo test --workspace`";
 
@@ -138,11 +138,15 @@ fn full(root: &Path) -> Result<(), String> {
         .args(["-c", "command -v redis-server"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !have_redis || !Path::new("/usr/bin/chromium").exists() {
+    let have_ss = Command::new("sh")
+        .args(["-c", "command -v ss"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_redis || !have_ss || !Path::new("/usr/bin/chromium").exists() {
         run(command("apt-get", &["update", "-qq"]))?;
         run(command(
             "apt-get",
-            &["install", "-y", "-qq", "redis-server", "chromium"],
+            &["install", "-y", "-qq", "redis-server", "chromium", "iproute2"],
         ))?;
     }
     let mut npm = command("npm", &["ci", "--prefix", "tests/interop", "--no-audit", "--no-fund"]);
