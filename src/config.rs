@@ -1,5 +1,6 @@
 //! Options and their defaults (the JavaScript package's, where it has one).
 
+use crate::limits::RateLimit;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,6 +121,10 @@ pub struct EndpointOptions {
     /// that is answered at once with a `BusyError` (the connection keeps
     /// being read). Default 1024.
     pub max_concurrent_calls: usize,
+    /// On a server's connections: how fast a client may send (messages,
+    /// bytes, per name); a frame over the limit is refused and a flood
+    /// closes the connection with 1008 (see [`RateLimit`]). Default none.
+    pub rate_limit: Option<Arc<RateLimit>>,
 }
 
 impl Default for EndpointOptions {
@@ -137,6 +142,7 @@ impl Default for EndpointOptions {
             write_timeout: Duration::from_secs(30),
             max_message_size: 100 << 20,
             max_concurrent_calls: 1024,
+            rate_limit: None,
         }
     }
 }
@@ -155,6 +161,7 @@ impl std::fmt::Debug for EndpointOptions {
             .field("write_timeout", &self.write_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }

@@ -19,6 +19,8 @@ pub(crate) use ws_messaging_core::{CodecError, PreprocessError, SharedError};
 /// The error name (and, with the default formatter, the wire value) of a
 /// call that no procedure takes.
 const NO_PROCEDURE: &str = "NoProcedureError";
+/// The error a server answers a call over its rate limit with.
+pub(crate) const RATE_LIMITED: &str = "RateLimitError";
 
 /// A server's [`Adapter`](crate::adapter::Adapter) could not reach the
 /// other nodes.
@@ -115,6 +117,17 @@ pub enum InvokeError {
         /// The name invoked.
         name: String,
     },
+    /// The server refused the call: the connection sends faster than its
+    /// rate limit allows (it answered `"RateLimitError"`; see
+    /// [`RateLimit`](crate::RateLimit)). The call did not run: send it
+    /// again later, more slowly.
+    #[error(
+        "the server refused the invoke of `{name}`: over its rate limit (RateLimitError); slow down and try again"
+    )]
+    RateLimited {
+        /// The name invoked.
+        name: String,
+    },
     /// The peer answered with an error; this is its wire value (for a
     /// JavaScript peer with the default formatter, a string such as
     /// `"Error: Some error"`).
@@ -149,6 +162,7 @@ impl InvokeError {
         match self {
             InvokeError::Remote(value) => Some(value.clone()),
             InvokeError::NoProcedure { .. } => Some(serde_json::Value::from(NO_PROCEDURE)),
+            InvokeError::RateLimited { .. } => Some(serde_json::Value::from(RATE_LIMITED)),
             _ => None,
         }
     }
@@ -157,6 +171,8 @@ impl InvokeError {
     pub(crate) fn remote(name: &str, value: serde_json::Value) -> Self {
         if value.as_str() == Some(NO_PROCEDURE) {
             InvokeError::NoProcedure { name: name.to_string() }
+        } else if value.as_str() == Some(RATE_LIMITED) {
+            InvokeError::RateLimited { name: name.to_string() }
         } else {
             InvokeError::Remote(value)
         }
@@ -366,6 +382,10 @@ impl HandlerError {
 
     pub(crate) fn no_procedure() -> Self {
         Self::named(NO_PROCEDURE, "")
+    }
+
+    pub(crate) fn rate_limited() -> Self {
+        Self::named(RATE_LIMITED, "")
     }
 }
 

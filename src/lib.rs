@@ -11,6 +11,7 @@ mod connection;
 mod endpoint;
 mod error;
 mod events;
+mod limits;
 mod recovery;
 mod request;
 mod server;
@@ -61,6 +62,7 @@ pub use error::{
     AdapterError, AttemptError, ConnectError, HandlerError, InvokeError, RegisterError, SendError, ServeError,
 };
 pub use events::LocalEvent;
+pub use limits::RateLimit;
 pub use recovery::client::SessionStatus;
 pub use recovery::RecoveryConfig;
 pub use request::Request;

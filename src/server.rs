@@ -32,6 +32,7 @@ use crate::endpoint::{
     Handler, Handlers, Listener, ListenerId, Role, StateMap,
 };
 use crate::error::{AdapterError, HandlerError, RegisterError, SendError, ServeError};
+use crate::limits::{Seat, Seats};
 use crate::protocol::{choose_subprotocol_with, RESUME_SUBPROTOCOL};
 use crate::recovery::serve::{parse_resume, ServerRecovery};
 use crate::recovery::RecoveryConfig;
@@ -55,6 +56,8 @@ pub struct ServerBuilder<C: Codec> {
     origins: Option<Vec<String>>,
     state: StateMap,
     recovery: Option<RecoveryConfig>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
 }
 
 impl<C: Codec> std::fmt::Debug for ServerBuilder<C> {
@@ -83,7 +86,29 @@ impl<C: Codec> ServerBuilder<C> {
             origins: None,
             state: StateMap::new(),
             recovery: None,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
+    }
+
+    /// At most `max` connections at once (from the WebSocket upgrade to
+    /// the connection's end); the next upgrade is refused with HTTP 503
+    /// (an upgrade answered elsewhere, `serve_upgraded`, is closed with
+    /// 1013 instead). Default: no cap.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = Some(max);
+        self
+    }
+
+    /// At most `max` connections at once from one peer IP address (an
+    /// IPv4 address mapped into IPv6 counts as itself); the next upgrade
+    /// from it is refused with HTTP 429 (1013 for `serve_upgraded`).
+    /// Connections whose address is unknown (`serve_stream`) are not
+    /// counted per address. Behind a proxy every client has the proxy's
+    /// address: cap there instead. Default: no cap.
+    pub fn max_connections_per_ip(mut self, max: usize) -> Self {
+        self.max_connections_per_ip = Some(max);
+        self
     }
 
     /// Turns on session recovery for the clients that negotiate it (the
@@ -290,7 +315,10 @@ impl<C: Codec> ServerBuilder<C> {
     fn start(self, local_addr: Option<SocketAddr>) -> Server<C> {
         let hook_timeout = self.hook_timeout;
         let (shutdown, _) = watch::channel(None);
+        let (draining, _) = watch::channel(false);
         let inner = Arc::new(ServerInner {
+            seats: Arc::new(Seats::new(self.max_connections, self.max_connections_per_ip)),
+            draining,
             codec: self.codec,
             options: Arc::new(self.options),
             auth_timeout: self.auth_timeout,
@@ -363,6 +391,10 @@ pub(crate) struct ServerInner<C: Codec> {
     next_listener: AtomicU64,
     /// Sessions, with recovery on.
     recovery: Option<ServerRecovery>,
+    /// The connection caps.
+    seats: Arc<Seats>,
+    /// Set by `drain`: no new connection is accepted.
+    draining: watch::Sender<bool>,
 }
 
 /// An origin as compared: ASCII lower case, no trailing `/`.
@@ -675,6 +707,48 @@ impl<C: Codec> Server<C> {
         }
     }
 
+    /// Drains the server for a restart, within `window`: stops accepting
+    /// (new upgrades get HTTP 503, or 1012 through `serve_upgraded`), then
+    /// closes each connection with 1012 `Service Restart` at a random
+    /// moment of the window's first half, once its in-flight calls have
+    /// answered (they have until the window's end), so that its clients
+    /// reconnect (elsewhere, behind a load balancer) spread over the
+    /// window rather than all at once. At the window's end whatever is
+    /// left is closed, as [`close`](Self::close)`(1012)` does; resolves
+    /// when every connection has ended.
+    ///
+    /// ```no_run
+    /// # async fn run(server: ws_messaging::Server<ws_messaging_json::Json>) {
+    /// // On SIGTERM: clients move over 10 s, calls in flight finish.
+    /// server.drain(std::time::Duration::from_secs(10)).await;
+    /// # }
+    /// ```
+    pub async fn drain(&self, window: Duration) {
+        use futures_util::stream::{FuturesUnordered, StreamExt};
+        self.inner.draining.send_replace(true);
+        let start = tokio::time::Instant::now();
+        let deadline = start + window;
+        trace::info!(connections = self.connection_count(), ?window, "draining");
+        let mut turns: FuturesUnordered<_> = self
+            .connections()
+            .into_iter()
+            .map(|endpoint| {
+                let at = start + window.mul_f64(rand::random::<f64>() / 2.0);
+                async move {
+                    tokio::time::sleep_until(at).await;
+                    let link = endpoint.life().link().cloned();
+                    if let Some(link) = link {
+                        link.calls_settled(deadline.saturating_duration_since(tokio::time::Instant::now()))
+                            .await;
+                    }
+                    endpoint.close(CloseCode::SERVICE_RESTART, "Service Restart");
+                }
+            })
+            .collect();
+        let _ = tokio::time::timeout_at(deadline, async { while turns.next().await.is_some() {} }).await;
+        self.close(CloseCode::SERVICE_RESTART).await;
+    }
+
     /// Serves one connection accepted elsewhere, before its WebSocket
     /// upgrade — a TLS stream from tokio-rustls or tokio-native-tls, say:
     /// runs the upgrade (echoing the `ws-messaging` subprotocol), the auth
@@ -734,6 +808,18 @@ impl<C: Codec> Server<C> {
             refuse(&mut ws, CloseCode::FORBIDDEN, "origin not allowed").await;
             return;
         }
+        if *self.inner.draining.borrow() {
+            refuse(&mut ws, CloseCode::SERVICE_RESTART, "Service Restart").await;
+            return;
+        }
+        let _seat = match self.inner.seats.take(request.peer_addr().map(|a| a.ip())) {
+            Ok(seat) => seat,
+            Err(no) => {
+                trace::info!(peer = ?request.peer_addr(), reason = no.reason(), "connection over a cap: refused (1013)");
+                refuse(&mut ws, CloseCode::TRY_AGAIN_LATER, no.reason()).await;
+                return;
+            }
+        };
         let offered: Vec<&str> = request
             .headers()
             .get_all("sec-websocket-protocol")
@@ -788,6 +874,7 @@ impl<C: Codec> Drop for LiveGuard<'_, C> {
 
 async fn accept_loop<C: Codec>(inner: Arc<ServerInner<C>>, listener: TcpListener) {
     let mut shutdown = inner.shutdown.subscribe();
+    let mut draining = inner.draining.subscribe();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -804,8 +891,13 @@ async fn accept_loop<C: Codec>(inner: Arc<ServerInner<C>>, listener: TcpListener
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             },
             () = stopped(&mut shutdown) => break,
+            () = flagged(&mut draining) => break,
         }
     }
+}
+
+async fn flagged(flag: &mut watch::Receiver<bool>) {
+    let _ = flag.wait_for(|on| *on).await;
 }
 
 async fn stopped(shutdown: &mut watch::Receiver<Option<CloseCode>>) {
@@ -842,6 +934,7 @@ where
     let config = server_config(inner.options.max_message_size);
     let mut request = None;
     let mut resumable = false;
+    let mut seat: Option<Seat> = None;
     #[allow(clippy::result_large_err)] // tungstenite's callback type
     let seen = |upgrade: &UpgradeRequest, response: Response| {
         let origin = upgrade
@@ -853,6 +946,26 @@ where
             let mut refusal = ErrorResponse::new(Some("origin not allowed".into()));
             *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
             return Err(refusal);
+        }
+        if *inner.draining.borrow() {
+            let mut refusal = ErrorResponse::new(Some("the server is restarting".into()));
+            *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE;
+            return Err(refusal);
+        }
+        match inner.seats.take(peer.map(|p| p.ip())) {
+            Ok(taken) => seat = Some(taken),
+            Err(no) => {
+                trace::info!(
+                    ?peer,
+                    reason = no.reason(),
+                    "connection over a cap: refused ({})",
+                    no.status()
+                );
+                let mut refusal = ErrorResponse::new(Some(no.reason().into()));
+                *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::from_u16(no.status())
+                    .unwrap_or(tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE);
+                return Err(refusal);
+            }
         }
         request = Some(Box::new(Request::new(
             upgrade.uri().clone(),
@@ -874,6 +987,7 @@ where
         },
         () = stopped(&mut shutdown) => return,
     };
+    let _seat = seat;
     if let Some(mut ws) = serve_connection(inner, ws, request, resumable).await {
         drain(ws.get_mut()).await;
     }

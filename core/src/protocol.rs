@@ -105,6 +105,17 @@ impl CloseCode {
     pub const INVALID_DATA: CloseCode = CloseCode(1007);
     /// 1009: a message larger than `max_message_size` (reason `Message too big`).
     pub const TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1008 `Rate limit exceeded`: the peer sent faster than its rate
+    /// limit allows and went on while refused (the client reconnects).
+    pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
+    /// 1012 `Service Restart`: the server drains for a restart
+    /// (`Server::drain`); the client reconnects, to another node or to
+    /// this one once it is back.
+    pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
+    /// 1013 `Try Again Later`: the server is at its connection cap (an
+    /// upgrade answered elsewhere, which could not be refused with an
+    /// HTTP status); the client reconnects.
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
     /// 4003: auth refused, or no auth frame within the auth timeout. The
     /// only code after which a client stops for good
     /// ([protocol § Auth handshake](crate::protocol#auth-handshake)).
@@ -136,6 +147,9 @@ impl CloseCode {
             Self::ABNORMAL => "closed abnormally",
             Self::INVALID_DATA => "invalid data",
             Self::TOO_BIG => "message too big",
+            Self::POLICY_VIOLATION => "policy violation",
+            Self::SERVICE_RESTART => "service restart",
+            Self::TRY_AGAIN_LATER => "try again later",
             Self::FORBIDDEN => "forbidden",
             Self::TIMEOUT => "timeout",
             Self::SLOW_CONSUMER => "slow consumer",

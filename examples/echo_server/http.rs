@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::Router;
-use ws_messaging::{CloseCode, Codec, Server};
+use ws_messaging::{Codec, Server};
 
 /// Serves `server` at `/ws` of an HTTP server on `127.0.0.1:port`; prints
-/// the ready line; on SIGINT/SIGTERM closes every ws-messaging connection
-/// with 1001, then stops the HTTP server.
-pub(crate) async fn serve<C: Codec>(server: Server<C>, port: u16) -> Result<(), String> {
+/// the ready line; on SIGINT/SIGTERM stops every ws-messaging connection
+/// (closes with 1001, or drains with `--drain-ms`), then the HTTP server.
+pub(crate) async fn serve<C: Codec>(server: Server<C>, settings: &crate::Settings) -> Result<(), String> {
+    let port = settings.port;
+    let drain = settings.drain;
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ws", ws_messaging_axum::route(server.clone()));
@@ -31,7 +33,7 @@ pub(crate) async fn serve<C: Codec>(server: Server<C>, port: u16) -> Result<(), 
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             ws_messaging_conformance::shutdown_signal().await;
-            server.close(CloseCode::GOING_AWAY).await;
+            crate::stop(&server, drain).await;
         })
         .await
         .map_err(|e| e.to_string())

@@ -8,6 +8,7 @@
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
 //!     [--counters] [--redis URL | --redis-cluster HOST:PORT[,HOST:PORT...]]
 //!     [--http] [--recovery]
+//!     [--rate-limit N] [--max-conns-per-ip N] [--drain-ms N]
 //! ```
 //! The handlers are the crate `ws-messaging-conformance`'s (`conformance/`),
 //! shared with `wsm serve` and the integration tests.
@@ -54,6 +55,20 @@
 //!   request to `/ws` that is not a WebSocket upgrade gets a 4xx answer.
 //!   SIGINT/SIGTERM close every ws-messaging connection with 1001, stop the
 //!   HTTP server and exit 0;
+//! - `--rate-limit N`: each connection may send N messages a second, in
+//!   bursts of N (`RateLimit::messages(N)`; the heartbeat is not counted).
+//!   A call over it is answered with the error `"RateLimitError"`, an
+//!   event over it is dropped and reported with `preprocessingError`; a
+//!   client that sends N more while refused (N refused in a row) is closed
+//!   with 1008 `Rate limit exceeded`;
+//! - `--max-conns-per-ip N`: at most N connections at once from one IP
+//!   address; the next upgrade is refused with HTTP 429 (with `--http`,
+//!   accepted and closed at once with 1013 `too many connections from
+//!   this address`);
+//! - `--drain-ms N`: SIGINT/SIGTERM drain instead (`Server::drain`): no
+//!   new connection (HTTP 503), each connection closed with 1012 `Service
+//!   Restart` at a random moment of the first N/2 ms once its calls in
+//!   flight have answered (they have N ms), the rest at N ms; then exit 0;
 //! - with `--recovery` (no value; with or without `--http` and `--redis`):
 //!   session recovery for clients that negotiate it (`docs/recovery.md`):
 //!   what goes through the server (`shout` → `shouted`, `to-room` →
@@ -72,7 +87,7 @@ mod protobuf;
 use std::time::Duration;
 
 use serde_json::json;
-use ws_messaging::{CloseCode, Codec, Endpoint, HandlerError, RegisterError, Server, ServerBuilder};
+use ws_messaging::{CloseCode, Codec, Endpoint, HandlerError, RateLimit, RegisterError, Server, ServerBuilder};
 use ws_messaging_json::Json;
 use ws_messaging_redis::RedisAdapter;
 
@@ -109,6 +124,12 @@ pub struct Settings {
     pub http: bool,
     /// `--recovery`: session recovery for the clients that ask for it.
     pub recovery: bool,
+    /// `--rate-limit N`: messages a second per connection, bursts of N.
+    pub rate_limit: Option<u32>,
+    /// `--max-conns-per-ip N`.
+    pub max_conns_per_ip: Option<usize>,
+    /// `--drain-ms N`: SIGTERM drains within N ms.
+    pub drain: Option<Duration>,
 }
 
 impl Settings {
@@ -137,7 +158,13 @@ impl Settings {
             if let Some(n) = self.max_concurrent_calls {
                 o.max_concurrent_calls = n;
             }
+            if let Some(n) = self.rate_limit {
+                o.rate_limit = Some(std::sync::Arc::new(RateLimit::messages(n)));
+            }
         });
+        if let Some(n) = self.max_conns_per_ip {
+            builder = builder.max_connections_per_ip(n);
+        }
         if let Some(d) = self.auth_timeout {
             builder = builder.auth_timeout(d);
         }
@@ -189,7 +216,7 @@ impl<C: Codec> Start for ServerBuilder<C> {
         if settings.http {
             let server = self.build();
             handlers(&server).map_err(|e| e.to_string())?;
-            return http::serve(server, settings.port).await;
+            return http::serve(server, settings).await;
         }
         let server = self
             .bind(("127.0.0.1", settings.port))
@@ -198,7 +225,7 @@ impl<C: Codec> Start for ServerBuilder<C> {
         handlers(&server).map_err(|e| e.to_string())?;
         println!("listening on {}", server.local_addr().expect("bound to a port"));
         ws_messaging_conformance::shutdown_signal().await;
-        server.close(CloseCode::GOING_AWAY).await;
+        stop(&server, settings.drain).await;
         Ok(())
     }
 }
@@ -220,6 +247,9 @@ fn parse_args() -> Result<Settings, String> {
         redis_cluster: None,
         http: false,
         recovery: false,
+        rate_limit: None,
+        max_conns_per_ip: None,
+        drain: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -262,6 +292,15 @@ fn parse_args() -> Result<Settings, String> {
             "--max-backlog-bytes" => settings.max_backlog_bytes = Some(count()?),
             "--max-backlog-frames" => settings.max_backlog_frames = Some(count()?),
             "--max-concurrent-calls" => settings.max_concurrent_calls = Some(count()?),
+            "--rate-limit" => {
+                let n = value.parse::<u32>().map_err(|e| format!("{flag}: {e}"))?;
+                if n == 0 {
+                    return Err("--rate-limit must be at least 1".into());
+                }
+                settings.rate_limit = Some(n);
+            }
+            "--max-conns-per-ip" => settings.max_conns_per_ip = Some(count()?),
+            "--drain-ms" => settings.drain = Some(ms()?),
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -315,6 +354,15 @@ where
             ws_messaging_conformance::register::<C, V>(server, counters)
         })
         .await
+}
+
+/// Stops `server` as the command line says: drains within `--drain-ms`
+/// (`drain`), or closes every connection with 1001.
+pub(crate) async fn stop<C: Codec>(server: &Server<C>, drain: Option<Duration>) {
+    match drain {
+        Some(window) => server.drain(window).await,
+        None => server.close(CloseCode::GOING_AWAY).await,
+    }
 }
 
 /// The user a token authenticates: `secret` → `alice`, `slow` → `slow`

@@ -1,6 +1,7 @@
 //! The [`Link`]: what one connection shares with the rest of the crate
 //! (its phase, its outgoing backlog, its pending invokes), behind one lock.
 
+use crate::limits::{Limiter, RateLimit, Verdict};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -107,6 +108,8 @@ pub(crate) struct Link {
     /// With the extension, on a server: the client's events received in
     /// its session.
     received: AtomicU64,
+    /// On a server with a rate limit: this connection's buckets.
+    limiter: Option<Box<Limiter>>,
 }
 
 /// The bit of `received` that marks a connection whose session a newer
@@ -164,6 +167,23 @@ impl Link {
             over_soft_mark: AtomicBool::new(false),
             resumable: AtomicBool::new(false),
             received: AtomicU64::new(0),
+            limiter: None,
+        }
+    }
+
+    /// A server's link: rate-limited when `options` say so.
+    pub(crate) fn for_server(options: &EndpointOptions) -> Self {
+        let mut link = Link::new(options);
+        link.limiter = options.rate_limit.as_ref().map(|limit| Box::new(Limiter::new(limit)));
+        link
+    }
+
+    /// Whether the client may send this frame now (always, without a
+    /// rate limit).
+    pub(crate) fn admit(&self, limit: Option<&RateLimit>, name: &str, len: usize) -> Verdict {
+        match (&self.limiter, limit) {
+            (Some(limiter), Some(limit)) => limiter.take(limit, name, len),
+            _ => Verdict::Pass,
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, MutexGuard};
 use bytes::Bytes;
 use tokio::task::AbortHandle;
 
-use super::Endpoint;
+use super::{Endpoint, Role};
 use crate::client::ClientLife;
 use crate::codec::Codec;
 use crate::connection::{Closed, Link, Phase};
@@ -132,7 +132,10 @@ impl<C: Codec> Endpoint<C> {
             if life.terminated {
                 return None;
             }
-            let link = Arc::new(Link::new(&self.inner.options));
+            let link = Arc::new(match self.role() {
+                Role::Server => Link::for_server(&self.inner.options),
+                Role::Client => Link::new(&self.inner.options),
+            });
             // A hook still running belongs to a connection that is gone.
             life.abort_hook(None);
             life.link = Some(link.clone());

@@ -16,6 +16,8 @@ use crate::endpoint::{encode_event, Endpoint, Role};
 use crate::envelope::{validate, Frame};
 use crate::error::{HandlerError, PreprocessError};
 use crate::events::LocalEvent;
+use crate::limits::{RateLimit, Verdict};
+use crate::protocol::CloseCode;
 use crate::trace::{self, Instrument};
 use crate::wire::LOCAL_ONLY;
 
@@ -24,10 +26,63 @@ impl<C: Codec> Endpoint<C> {
     /// `text`: the frame came in a text frame, whose UTF-8 the WebSocket
     /// layer has checked already.
     pub(crate) fn receive(&self, link: &Arc<Link>, data: Bytes, text: bool) {
+        let limit = self.options().rate_limit.clone();
         match self.preprocess(link, &data, text) {
-            Ok(frame) => self.dispatch(link, frame),
-            Err(error) => self.report_preprocessing_error(link, &error),
+            Ok(frame) => {
+                if let (Some(limit), Frame::Message { name, id, .. }) = (limit.as_deref(), &frame) {
+                    // The heartbeat is never limited.
+                    if name.as_str() != "ping" && !self.admitted(link, limit, name, *id, data.len()) {
+                        return;
+                    }
+                }
+                self.dispatch(link, frame);
+            }
+            Err(error) => {
+                // Refused frames count against the limit too.
+                if let Some(limit) = limit.as_deref() {
+                    if link.admit(Some(limit), "", data.len()) == Verdict::Close {
+                        self.close_flooding(link);
+                        return;
+                    }
+                }
+                self.report_preprocessing_error(link, &error);
+            }
         }
+    }
+
+    /// Whether the frame named `name` (a call when `id`) is within the
+    /// connection's rate limit; a refused call is answered with
+    /// `RateLimitError`, a refused event reported with
+    /// `preprocessingError`, a flood closed with 1008.
+    fn admitted(&self, link: &Arc<Link>, limit: &RateLimit, name: &str, id: Option<u64>, len: usize) -> bool {
+        let verdict = link.admit(Some(limit), name, len);
+        if verdict == Verdict::Pass {
+            return true;
+        }
+        // A recovery session's client numbers what it sends: a refused
+        // frame still counts as received (it is not sent again).
+        if link.resumable() && !name.starts_with("wsm.") {
+            let _ = self.count_event(link);
+        }
+        if verdict == Verdict::Close {
+            self.close_flooding(link);
+            return false;
+        }
+        trace::debug!(name = %name, ?id, "frame over the connection's rate limit: refused");
+        match id {
+            Some(id) => {
+                let reply = self.encode_error_reply(id, &HandlerError::rate_limited());
+                self.send_reply(link, id, reply);
+            }
+            None => self.report_preprocessing_error(link, &HandlerError::rate_limited()),
+        }
+        false
+    }
+
+    fn close_flooding(&self, link: &Link) {
+        trace::info!("a client flooded past its rate limit: closed (1008)");
+        // After what is queued: the client gets the refusals first.
+        link.close(CloseCode::POLICY_VIOLATION, "Rate limit exceeded", false);
     }
 
     fn preprocess(&self, link: &Link, data: &Bytes, text: bool) -> Result<Frame, HandlerError> {
