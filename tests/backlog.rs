@@ -144,3 +144,26 @@ async fn raw_authed_any(server: &Server<Json>) -> RawWs {
     assert_eq!(connect["name"], "connect");
     ws
 }
+
+/// Reads paused at the soft mark go on once the backlog is written down,
+/// also when one frame alone passes the mark and is written at once (it
+/// used to leave the connection unread for good).
+#[tokio::test]
+async fn reads_go_on_after_a_frame_past_the_soft_mark_is_written() {
+    let server = start(builder().configure(|o| o.max_backlog_bytes = 64 * 1024)).await;
+    let client = client(&server).await;
+    let (tx, mut shouted) = mpsc::unbounded_channel();
+    client.on("shouted", move |(text,): (String,)| {
+        let _ = tx.send(text.len());
+    });
+    // Each shout comes back as a 48 KiB frame: past the 32 KiB soft mark.
+    let big = "x".repeat(48 * 1024);
+    for _ in 0..10 {
+        client.send("shout", (big.as_str(),)).await.unwrap();
+        let len = tokio::time::timeout(WAIT, shouted.recv())
+            .await
+            .expect("the shout comes back: the server reads on")
+            .unwrap();
+        assert_eq!(len, big.len());
+    }
+}

@@ -116,6 +116,12 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
+            if self.reads_paused && !self.link.reads_paused() {
+                // Reads stopped at the backlog's soft mark, and the write
+                // just took it below: read now, for no read waker is
+                // registered while they are paused.
+                continue;
+            }
             self.arm(now);
             let next = self.next_deadline();
             if next != self.deadline {
