@@ -163,11 +163,15 @@ impl<C: Codec> Broadcast<C> {
     pub fn emit_encoded(&self, message: &EncodedMessage) -> Result<usize, SendError> {
         if !self.local {
             if let Some(logged) = self.server.registry().publish_logged(&self.target, message) {
-                return Ok(logged?);
+                let delivered = logged?;
+                crate::meter::broadcast(delivered);
+                return Ok(delivered);
             }
             self.server.adapter_ref().publish(&self.target, message)?;
         }
-        Ok(self.server.registry().deliver(&self.target, message))
+        let delivered = self.server.registry().deliver(&self.target, message);
+        crate::meter::broadcast(delivered);
+        Ok(delivered)
     }
 
     /// How many authenticated connections it selects, on every live node.

@@ -12,6 +12,7 @@ mod endpoint;
 mod error;
 mod events;
 mod limits;
+mod meter;
 mod recovery;
 mod request;
 mod server;

@@ -248,6 +248,14 @@ impl NoSeat {
         }
     }
 
+    /// The refusal's label in the metrics.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            NoSeat::Full => "max_connections",
+            NoSeat::PerIp => "max_connections_per_ip",
+        }
+    }
+
     pub(crate) fn reason(self) -> &'static str {
         match self {
             NoSeat::Full => "too many connections",

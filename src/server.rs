@@ -535,7 +535,7 @@ impl<C: Codec> Server<C> {
         if map.contains_key(name) {
             return Err(RegisterError::Duplicate(name.to_string()));
         }
-        map.insert(name.to_string(), crate::endpoint::procedure(handler));
+        map.insert(name.to_string(), crate::endpoint::procedure(name, handler));
         Ok(())
     }
 
@@ -805,10 +805,12 @@ impl<C: Codec> Server<C> {
         .await;
         if !self.allows_origin(request.header("origin")) {
             trace::info!(origin = ?request.header("origin"), "upgrade from an origin not allowed: refused (4003)");
+            crate::meter::connection_refused("origin");
             refuse(&mut ws, CloseCode::FORBIDDEN, "origin not allowed").await;
             return;
         }
         if *self.inner.draining.borrow() {
+            crate::meter::connection_refused("draining");
             refuse(&mut ws, CloseCode::SERVICE_RESTART, "Service Restart").await;
             return;
         }
@@ -816,6 +818,7 @@ impl<C: Codec> Server<C> {
             Ok(seat) => seat,
             Err(no) => {
                 trace::info!(peer = ?request.peer_addr(), reason = no.reason(), "connection over a cap: refused (1013)");
+                crate::meter::connection_refused(no.label());
                 refuse(&mut ws, CloseCode::TRY_AGAIN_LATER, no.reason()).await;
                 return;
             }
@@ -943,11 +946,13 @@ where
             .map(|o| o.to_str().unwrap_or("\u{fffd}"));
         if !inner.allows_origin(origin) {
             trace::info!(?origin, "upgrade from an origin not allowed: refused (403)");
+            crate::meter::connection_refused("origin");
             let mut refusal = ErrorResponse::new(Some("origin not allowed".into()));
             *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::FORBIDDEN;
             return Err(refusal);
         }
         if *inner.draining.borrow() {
+            crate::meter::connection_refused("draining");
             let mut refusal = ErrorResponse::new(Some("the server is restarting".into()));
             *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE;
             return Err(refusal);
@@ -961,6 +966,7 @@ where
                     "connection over a cap: refused ({})",
                     no.status()
                 );
+                crate::meter::connection_refused(no.label());
                 let mut refusal = ErrorResponse::new(Some(no.reason().into()));
                 *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::from_u16(no.status())
                     .unwrap_or(tokio_tungstenite::tungstenite::http::StatusCode::SERVICE_UNAVAILABLE);
@@ -1062,6 +1068,7 @@ async fn serve_connection<C: Codec, T: Transport>(
     };
     let auth = match first {
         Err(_) => {
+            crate::meter::connection_refused("auth");
             refuse(&mut ws, CloseCode::FORBIDDEN, "").await;
             return None;
         }
@@ -1208,6 +1215,7 @@ async fn serve_connection<C: Codec, T: Transport>(
         Ok(connect) => connect,
         Err(error) => {
             trace::info!(parent: &span, %error, "client refused (4003)");
+            crate::meter::connection_refused("auth");
             refuse(&mut ws, CloseCode::FORBIDDEN, &error.to_string()).await;
             return None;
         }
@@ -1251,7 +1259,9 @@ async fn serve_connection<C: Codec, T: Transport>(
         endpoint.close(code, "");
     }
     let settings = endpoint.connection_settings(None);
+    crate::meter::connection_opened();
     let (closed, ws) = drive(&endpoint, &link, ws, settings).instrument(span.clone()).await;
+    crate::meter::connection_closed(closed.code);
     // The socket is given up now, not after the disconnect hook: the peer
     // waits for the end of the TCP connection to finish its close. One to
     // drain is the caller's, after the hook.

@@ -220,3 +220,68 @@ async fn a_draining_server_refuses_new_connections() {
     drop(client);
     tokio::time::timeout(WAIT, draining).await.unwrap().unwrap();
 }
+
+/// `echo_server` with `args`, and its URL.
+async fn echo_server(args: &[&str]) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::new(peers::echo_server_path());
+    command.args(["--port", "0"]).args(args);
+    peers::spawn_listening(command).await
+}
+
+async fn echo_client(url: &str) -> ws_messaging::Client<ws_messaging_json::Json> {
+    let client = ws_messaging::Client::<ws_messaging_json::Json>::builder(url.to_string())
+        .auth(&json!({ "token": "secret" }))
+        .auto_reconnect(false)
+        .build()
+        .unwrap();
+    tokio::time::timeout(WAIT, client.connect())
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    client
+}
+
+#[tokio::test]
+async fn echo_server_limits_rates_and_connections_and_drains_on_sigterm() {
+    // --rate-limit: a flood is closed with 1008.
+    let (limited, url) = echo_server(&["--rate-limit", "5"]).await;
+    let flooder = echo_client(&url).await;
+    let mut events = flooder.events();
+    for n in 0..100u32 {
+        if flooder.send("say", (n,)).await.is_err() {
+            break;
+        }
+    }
+    let LocalEvent::Close { code, .. } = wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(code, CloseCode::POLICY_VIOLATION);
+    assert!(peers::terminate(limited).await.success());
+
+    // --max-conns-per-ip: the next upgrade from the address gets 429.
+    let (capped, url) = echo_server(&["--max-conns-per-ip", "2"]).await;
+    let _a = echo_client(&url).await;
+    let _b = echo_client(&url).await;
+    assert_eq!(upgrade_status(&url).await, Some(429));
+    assert!(peers::terminate(capped).await.success());
+
+    // --drain-ms: SIGTERM closes the clients with 1012, then the process
+    // exits 0.
+    let (draining, url) = echo_server(&["--drain-ms", "500"]).await;
+    let client = echo_client(&url).await;
+    let mut events = client.events();
+    let started = Instant::now();
+    let exited = tokio::spawn(peers::terminate(draining));
+    let LocalEvent::Close { code, .. } = wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(code, CloseCode::SERVICE_RESTART);
+    let status = tokio::time::timeout(WAIT, exited)
+        .await
+        .expect("exits in time")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    println!("drained and exited after {:?}", started.elapsed());
+}

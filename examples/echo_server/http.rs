@@ -21,6 +21,11 @@ pub(crate) async fn serve<C: Codec>(server: Server<C>, settings: &crate::Setting
     let app = Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/ws", ws_messaging_axum::route(server.clone()));
+    #[cfg(feature = "metrics")]
+    let app = match settings.metrics {
+        true => app.route("/metrics", metrics_route()?),
+        false => app,
+    };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| format!("bind 127.0.0.1:{port}: {e}"))?;
@@ -37,4 +42,31 @@ pub(crate) async fn serve<C: Codec>(server: Server<C>, settings: &crate::Setting
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// `GET /metrics`: a Prometheus recorder, installed for the process, and
+/// its text.
+#[cfg(feature = "metrics")]
+fn metrics_route() -> Result<axum::routing::MethodRouter, String> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("--metrics: {e}"))?;
+    // Histograms are summarised on a schedule of the application's.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(get(move || {
+        let handle = handle.clone();
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+        }
+    }))
 }

@@ -8,7 +8,7 @@
 //!     [--max-backlog-bytes N] [--max-backlog-frames N] [--max-concurrent-calls N]
 //!     [--counters] [--redis URL | --redis-cluster HOST:PORT[,HOST:PORT...]]
 //!     [--http] [--recovery]
-//!     [--rate-limit N] [--max-conns-per-ip N] [--drain-ms N]
+//!     [--rate-limit N] [--max-conns-per-ip N] [--drain-ms N] [--metrics]
 //! ```
 //! The handlers are the crate `ws-messaging-conformance`'s (`conformance/`),
 //! shared with `wsm serve` and the integration tests.
@@ -55,6 +55,12 @@
 //!   request to `/ws` that is not a WebSocket upgrade gets a 4xx answer.
 //!   SIGINT/SIGTERM close every ws-messaging connection with 1001, stop the
 //!   HTTP server and exit 0;
+//! - `--metrics` (no value; with `--http` only): `GET /metrics` answers
+//!   the library's metrics in the Prometheus text format (README,
+//!   "Operating it": connections, frames and bytes per codec, calls and
+//!   invokes by name and outcome, backlog, slow consumers, broadcasts,
+//!   refusals, rate limits, the Redis adapter's state). Needs the
+//!   examples' default feature `metrics`;
 //! - `--rate-limit N`: each connection may send N messages a second, in
 //!   bursts of N (`RateLimit::messages(N)`; the heartbeat is not counted).
 //!   A call over it is answered with the error `"RateLimitError"`, an
@@ -130,6 +136,8 @@ pub struct Settings {
     pub max_conns_per_ip: Option<usize>,
     /// `--drain-ms N`: SIGTERM drains within N ms.
     pub drain: Option<Duration>,
+    /// `--metrics`: `GET /metrics` (with `--http`).
+    pub metrics: bool,
 }
 
 impl Settings {
@@ -250,6 +258,7 @@ fn parse_args() -> Result<Settings, String> {
         rate_limit: None,
         max_conns_per_ip: None,
         drain: None,
+        metrics: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -263,6 +272,10 @@ fn parse_args() -> Result<Settings, String> {
         }
         if flag == "--recovery" {
             settings.recovery = true;
+            continue;
+        }
+        if flag == "--metrics" {
+            settings.metrics = true;
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -306,6 +319,12 @@ fn parse_args() -> Result<Settings, String> {
     }
     if settings.redis.is_some() && settings.redis_cluster.is_some() {
         return Err("--redis and --redis-cluster exclude each other".into());
+    }
+    if settings.metrics && !settings.http {
+        return Err("--metrics serves GET /metrics of the HTTP server: add --http".into());
+    }
+    if settings.metrics && !cfg!(feature = "metrics") {
+        return Err("--metrics needs the examples built with their default feature `metrics`".into());
     }
     Ok(settings)
 }

@@ -312,6 +312,7 @@ impl Link {
         };
         state.bytes += payload_len(&message);
         state.queue.push_back(message);
+        crate::meter::backlog(1);
         self.mark(state);
         if let Some(waker) = state.writer.take() {
             waker.wake();
@@ -384,6 +385,7 @@ impl Link {
             return Ok(state);
         }
         let (frames, bytes) = (state.queue.len(), state.bytes);
+        crate::meter::slow_consumer();
         let failed = self.start_close(&mut state, CloseCode::SLOW_CONSUMER, "Slow consumer", true);
         drop(state);
         self.after_close(failed);
@@ -603,6 +605,7 @@ impl Link {
         if state.close.is_none() || !matches!(state.queue.back(), Some(Message::Close(_))) {
             return false;
         }
+        crate::meter::backlog(1 - state.queue.len() as i64);
         let close = state.queue.pop_back();
         state.queue = close.into_iter().collect();
         state.bytes = 0;
@@ -614,6 +617,7 @@ impl Link {
         self.set_phase(state, Phase::Closing);
         state.close = Some((code.0, truncate_reason(reason).to_string()));
         if discard {
+            crate::meter::backlog(-(state.queue.len() as i64));
             state.queue = VecDeque::new();
             state.bytes = 0;
         }
@@ -662,6 +666,7 @@ impl Link {
         let failed = {
             let mut state = self.lock();
             self.set_phase(&mut state, Phase::Closed);
+            crate::meter::backlog(-(state.queue.len() as i64));
             state.queue = VecDeque::new();
             state.bytes = 0;
             state.writer = None;
@@ -682,6 +687,7 @@ impl Link {
         let was_full = self.full(&state);
         match state.queue.pop_front() {
             Some(message) => {
+                crate::meter::backlog(-1);
                 state.bytes -= payload_len(&message);
                 if state.queue.is_empty() && state.queue.capacity() > 64 {
                     state.queue = VecDeque::new();

@@ -47,6 +47,14 @@ pub(crate) trait Owner: Send + Sync {
     /// The next heartbeat ping: its invoke id and frame; `None` when it
     /// cannot be sent now (the send hook refused it).
     fn ping_message(&self) -> Option<(u64, Message)>;
+    /// Counts a data frame of `bytes` read (feature `metrics`).
+    fn count_in(&self, bytes: usize) {
+        let _ = bytes;
+    }
+    /// Counts a data frame of `bytes` written (feature `metrics`).
+    fn count_out(&self, bytes: usize) {
+        let _ = bytes;
+    }
 }
 
 /// How a connection's task runs: its timers, and whether its reads pause

@@ -58,8 +58,14 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
                 Poll::Ready(Some(Ok(message))) => {
                     handled += 1;
                     match message {
-                        Message::Text(text) => self.owner.receive(self.link, text.into(), true),
-                        Message::Binary(data) => self.owner.receive(self.link, data, false),
+                        Message::Text(text) => {
+                            self.owner.count_in(text.len());
+                            self.owner.receive(self.link, text.into(), true);
+                        }
+                        Message::Binary(data) => {
+                            self.owner.count_in(data.len());
+                            self.owner.receive(self.link, data, false);
+                        }
                         Message::Close(frame) => {
                             self.peer_close = Some(match frame {
                                 Some(f) => (f.code.into(), f.reason.to_string()),

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
 
 use super::driver::Driver;
 use super::{Owner, Transport};
@@ -38,6 +39,11 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
                 break;
             };
             let is_close = message.is_close();
+            match &message {
+                Message::Text(text) => self.owner.count_out(text.len()),
+                Message::Binary(data) => self.owner.count_out(data.len()),
+                _ => {}
+            }
             if Pin::new(&mut self.ws).start_send(message).is_err() {
                 self.write_done = true;
                 return true;

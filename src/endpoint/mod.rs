@@ -459,6 +459,16 @@ impl<C: Codec> crate::connection::Owner for Endpoint<C> {
     fn ping_message(&self) -> Option<(u64, tokio_tungstenite::tungstenite::Message)> {
         Endpoint::ping_message(self)
     }
+
+    #[inline]
+    fn count_in(&self, bytes: usize) {
+        crate::meter::frame_in::<C>(bytes);
+    }
+
+    #[inline]
+    fn count_out(&self, bytes: usize) {
+        crate::meter::frame_out::<C>(bytes);
+    }
 }
 
 impl<C: Codec> Endpoint<C> {

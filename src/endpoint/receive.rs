@@ -64,6 +64,7 @@ impl<C: Codec> Endpoint<C> {
         if link.resumable() && !name.starts_with("wsm.") {
             let _ = self.count_event(link);
         }
+        crate::meter::rate_limited(if id.is_some() { "call" } else { "event" });
         if verdict == Verdict::Close {
             self.close_flooding(link);
             return false;
@@ -200,6 +201,7 @@ impl<C: Codec> Endpoint<C> {
             trace::debug!(name = %name, id, "call of a procedure that is not registered: answered NoProcedureError");
             let reply = self.encode_error_reply(id, &HandlerError::no_procedure());
             self.send_reply(link, id, reply);
+            crate::meter::call("(unregistered)", "no_procedure", None);
             return;
         };
         let max = self.options().max_concurrent_calls.max(1);
@@ -210,6 +212,7 @@ impl<C: Codec> Endpoint<C> {
             );
             let reply = self.encode_error_reply(id, &busy);
             self.send_reply(link, id, reply);
+            crate::meter::call(&name, "busy", None);
             return;
         }
         let slot = CallSlot(link.clone());

@@ -60,7 +60,7 @@ impl<C: Codec> Endpoint<C> {
         if map.contains_key(name) {
             return Err(RegisterError::Duplicate(name.to_string()));
         }
-        map.insert(name.to_string(), procedure(handler));
+        map.insert(name.to_string(), procedure(name, handler));
         Ok(())
     }
 
@@ -217,6 +217,7 @@ impl<C: Codec> Endpoint<C> {
         };
         #[cfg(feature = "tracing")]
         let started = trace::debug_clock();
+        let clock = crate::meter::Clock::start();
         let outcome = match tokio::time::timeout(timeout, wait).await {
             Err(_) => Err(InvokeError::Timeout { id }),
             Ok(Err(e)) => Err(e),
@@ -231,6 +232,14 @@ impl<C: Codec> Endpoint<C> {
             Ok(_) => trace::debug!(name, id, elapsed = ?trace::since(started), "invoke answered"),
             Err(error) => trace::debug!(name, id, %error, elapsed = ?trace::since(started), "invoke failed"),
         }
+        let counted = match &outcome {
+            Ok(_) => "ok",
+            Err(InvokeError::Timeout { .. }) => "timeout",
+            Err(InvokeError::Connection { .. }) => "connection",
+            Err(InvokeError::NotConnected) => "not_sent",
+            Err(_) => "error",
+        };
+        crate::meter::invoke(name, counted, clock);
         outcome
     }
 }
@@ -288,11 +297,19 @@ impl<C: Codec> Endpoint<C> {
 /// `handler` as the endpoint's procedure type: decodes the arguments,
 /// takes what the handler takes from the connection, runs it (a panic is
 /// answered as an error) and queues the reply on the call's connection.
-pub(crate) fn procedure<C: Codec, M, H: Handler<C, M>>(handler: H) -> Procedure<C> {
+pub(crate) fn procedure<C: Codec, M, H: Handler<C, M>>(name: &str, handler: H) -> Procedure<C> {
     let handler = Arc::new(handler);
+    // Only counted calls need the name.
+    #[cfg(feature = "metrics")]
+    let name: Arc<str> = Arc::from(name);
+    #[cfg(not(feature = "metrics"))]
+    let _ = name;
     Arc::new(move |endpoint: Endpoint<C>, link: Arc<Link>, id, args| {
         let handler = handler.clone();
+        #[cfg(feature = "metrics")]
+        let name = name.clone();
         Box::pin(async move {
+            let clock = crate::meter::Clock::start();
             #[cfg(feature = "tracing")]
             let started = trace::debug_clock();
             let outcome = match H::Args::from_args(endpoint.codec(), args) {
@@ -323,6 +340,10 @@ pub(crate) fn procedure<C: Codec, M, H: Handler<C, M>>(handler: H) -> Procedure<
                 Ok(_) => trace::debug!(elapsed = ?trace::since(started), "call answered"),
                 Err(error) => trace::debug!(%error, elapsed = ?trace::since(started), "call failed"),
             }
+            #[cfg(feature = "metrics")]
+            crate::meter::call(&name, if outcome.is_ok() { "ok" } else { "error" }, Some(clock));
+            #[cfg(not(feature = "metrics"))]
+            let _ = clock;
             endpoint.send_reply(&link, id, reply);
         })
     })

@@ -584,6 +584,8 @@ impl<C: Codec> RedisAdapter<C> {
 impl<C: Codec> Adapter<C> for RedisAdapter<C> {
     fn start(&self, local: Arc<Registry<C>>) {
         let _ = self.shared().registry.set(Arc::downgrade(&local));
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("ws_messaging_adapter_up").set(if self.is_connected() { 1.0 } else { 0.0 });
     }
 
     fn publish(&self, target: &Target, message: &EncodedMessage) -> Result<(), AdapterError> {
@@ -846,6 +848,8 @@ impl<C: Codec> Shared<C> {
         let before = self.is_up();
         which.store(up, Ordering::Release);
         let after = self.is_up();
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("ws_messaging_adapter_up").set(if after { 1.0 } else { 0.0 });
         if before && !after {
             let _ = self.events.send(AdapterEvent::Disconnected {
                 error: error.unwrap_or_else(|| "the Redis connection was lost".into()),
@@ -1331,7 +1335,11 @@ async fn publisher<C: Codec>(shared: Arc<Shared<C>>, mut queue: mpsc::Receiver<O
         // The connection's own response timeout bounds this too; this one
         // only makes the bound plain here.
         let limit = shared.config.response_timeout;
+        #[cfg(feature = "metrics")]
+        let started = Instant::now();
         let written = tokio::time::timeout(limit, current.write(&batch)).await;
+        #[cfg(feature = "metrics")]
+        metrics::histogram!("ws_messaging_redis_roundtrip_seconds").record(started.elapsed());
         let failure = match written {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(error.to_string()),
