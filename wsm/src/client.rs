@@ -1,4 +1,5 @@
-//! The client commands `call`, `send` and `listen`, and what they share
+//! The client commands `call` (one call, several on one connection, or a
+//! script on stdin), `send` and `listen`, and what they share
 //! with `repl` and `bench`: building and connecting a [`Client`] from the
 //! command line, printing every event it receives, closing it politely.
 //!
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{broadcast, Notify};
 use ws_messaging::{
     AttemptError, Client, CloseCode, EncodedMessage, Endpoint, Frame, LocalEvent, RawArgs, ReceiveHook, RetryConfig,
@@ -59,6 +61,9 @@ pub(crate) fn build_with<M: Model>(
     if let Some(auth) = &c.auth {
         let auth = M::from_json(auth.clone()).map_err(|e| Failure::usage(format!("--auth: {e}")))?;
         builder = builder.auth(&auth);
+    }
+    for (name, value) in &c.headers {
+        builder = builder.header(name, value);
     }
     builder.build().map_err(|e| Failure::connect(&c.url, e))
 }
@@ -115,6 +120,137 @@ pub(crate) async fn call<M: Model>(c: &Connect, procedure: &str, args: &[String]
     Ok(())
 }
 
+/// One call of a sequence: the procedure and its arguments, in the codec's
+/// data model.
+pub(crate) type Call<M> = (String, Vec<<M as Model>::Value>);
+
+/// Argument words as `wsm call` reads them (each JSON, or text taken as a
+/// string), for every way of giving calls: the command line, `--`, the
+/// lines of `call -`, `listen --call`.
+pub(crate) fn call_args<M: Model>(name: &str, words: &[String]) -> Result<Call<M>, String> {
+    Ok((name.to_string(), model::args::<M>(words)?))
+}
+
+/// How a sequence of calls went.
+#[derive(Default)]
+struct Tally {
+    run: u64,
+    failed: u64,
+    first: Option<Failure>,
+}
+
+impl Tally {
+    /// Prints `failure` as a failed `wsm call` does, and counts it.
+    fn fail(&mut self, failure: Failure) {
+        out().failure(&failure);
+        self.failed += 1;
+        self.first.get_or_insert(failure);
+    }
+
+    /// `Ok` when every call succeeded; otherwise the first failure (already
+    /// printed), after a `wsm: F of N calls failed` note on stderr.
+    fn outcome(self) -> Result<(), Failure> {
+        match self.first {
+            None => Ok(()),
+            Some(mut first) => {
+                out().note(&format!("wsm: {} of {} calls failed", self.failed, self.run));
+                first.reported = true;
+                Err(first)
+            }
+        }
+    }
+}
+
+/// Runs one call of a sequence on `client`, printing its result or its
+/// failure. `false` once the connection is gone: the calls left are not
+/// run.
+async fn run_call<M: Model>(
+    client: &Client<M>,
+    c: &Connect,
+    call: Result<Call<M>, Failure>,
+    tally: &mut Tally,
+) -> bool {
+    tally.run += 1;
+    let (name, args) = match call {
+        Ok(call) => call,
+        Err(failure) => {
+            tally.fail(failure);
+            return true;
+        }
+    };
+    match client.invoke_with_timeout::<_, M::Value>(&name, args, c.timeout).await {
+        Ok(result) => {
+            out().result(&M::to_json(result));
+            true
+        }
+        Err(e) => {
+            let failure = Failure::invoke(&name, e);
+            let lost = failure.kind == Kind::Connection || !client.is_connected();
+            tally.fail(failure);
+            !lost
+        }
+    }
+}
+
+/// `wsm call URL a ARGS... -- b ARGS...`: every call in order on one
+/// connection, each printed as a single `call` prints it. A failed call is
+/// printed and the next one runs; a lost connection ends the run. Every
+/// argument is checked before connecting.
+pub(crate) async fn call_many<M: Model>(c: &Connect, calls: &[(String, Vec<String>)]) -> Result<(), Failure> {
+    let calls = calls
+        .iter()
+        .map(|(name, words)| call_args::<M>(name, words).map_err(|e| Failure::usage(format!("`{name}`: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let client = build::<M>(c, None, None)?;
+    connect(&client, c).await?;
+    let mut tally = Tally::default();
+    for call in calls {
+        if !run_call(&client, c, Ok(call), &mut tally).await {
+            break;
+        }
+    }
+    close(&client, Duration::from_secs(1)).await;
+    tally.outcome()
+}
+
+/// `wsm call URL -`: connects, then runs the calls read from stdin, one
+/// `NAME ARGS...` a line (words split as in `repl`; blank lines and lines
+/// starting with `#` skipped), in order, as each line comes. A line that
+/// does not parse is a failed call (usage); the run goes on.
+pub(crate) async fn call_script<M: Model>(c: &Connect) -> Result<(), Failure> {
+    let client = build::<M>(c, None, None)?;
+    connect(&client, c).await?;
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut tally = Tally::default();
+    let mut number = 0u64;
+    loop {
+        let line = match lines.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                tally.run += 1;
+                tally.fail(Failure::new(Kind::Other, format!("reading stdin: {e}")));
+                break;
+            }
+        };
+        number += 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let call = crate::repl::split(line).and_then(|words| match words.split_first() {
+            Some((name, args)) => call_args::<M>(name, args).map_err(|e| format!("`{name}`: {e}")),
+            None => Err("no procedure".to_string()),
+        });
+        let call = call.map_err(|e| Failure::usage(format!("line {number}: {e}")));
+        if !run_call(&client, c, call, &mut tally).await {
+            break;
+        }
+    }
+    close(&client, Duration::from_secs(1)).await;
+    tally.outcome()
+}
+
 /// `wsm send`: connect, send, and close once the frame is out.
 pub(crate) async fn send<M: Model>(c: &Connect, event: &str, args: &[String]) -> Result<(), Failure> {
     let args = model::args::<M>(args).map_err(Failure::usage)?;
@@ -137,6 +273,9 @@ pub(crate) struct ListenOptions {
     /// Events sent after every (re)connection: a JSON array is the
     /// argument list, any other value the one argument.
     pub(crate) send: Vec<(String, Json)>,
+    /// Procedures invoked after every (re)connection, in order: the name
+    /// and the argument words (as `wsm call` reads them).
+    pub(crate) calls: Vec<(String, Vec<String>)>,
     /// Exit after this many events.
     pub(crate) count: Option<u64>,
     /// Reconnect attempts in a row before giving up (`None`: never).
@@ -189,9 +328,17 @@ pub(crate) async fn listen<M: Model>(c: &Connect, options: ListenOptions) -> Res
                 .map_err(|e| Failure::usage(format!("--send {name}: {e}")))
         })
         .collect::<Result<Vec<_>, Failure>>()?;
+    let calls = options
+        .calls
+        .iter()
+        .map(|(name, words)| call_args::<M>(name, words).map_err(|e| Failure::usage(format!("--call {name}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
     report_changes(&client, &c.url, sends);
     if options.resume {
         report_resumes(&client);
+    }
+    if !calls.is_empty() {
+        call_on_connect(&client, calls, c.timeout);
     }
 
     let mut watcher = tokio::spawn(watch_connection(client.events(), c.url.clone(), retries));
@@ -268,6 +415,42 @@ pub(crate) fn report_changes<M: Model>(client: &Client<M>, url: &str, sends: Vec
     });
     client.on("error", move |(message,): (String,)| {
         out().status("error", &[("message", json!(message))], &format!("wsm: {message}"));
+    });
+}
+
+/// `listen --call`: after each connection (resumed or not), invokes each
+/// call in order, one at a time, printing `{"call":..,"result":..}` or
+/// `{"call":..,"error":..}` on stdout. The calls run on a task of their
+/// own, after the `connect` line and the `--send` events; a round stops
+/// at a connection failure (that call's line printed), or before its next
+/// call once a newer connection has started its own.
+fn call_on_connect<M: Model>(client: &Client<M>, calls: Vec<Call<M>>, timeout: Duration) {
+    let calls = Arc::new(calls);
+    let round = Arc::new(AtomicU64::new(0));
+    client.on("connect", move |endpoint: Endpoint<M>, _: RawArgs| {
+        let (calls, round) = (calls.clone(), round.clone());
+        let mine = round.fetch_add(1, Ordering::AcqRel) + 1;
+        tokio::spawn(async move {
+            for (name, args) in calls.iter() {
+                if round.load(Ordering::Acquire) != mine {
+                    return;
+                }
+                match endpoint
+                    .invoke_with_timeout::<_, M::Value>(name, args.clone(), timeout)
+                    .await
+                {
+                    Ok(result) => out().called(name, Ok(M::to_json(result))),
+                    Err(e) => {
+                        let failure = Failure::invoke(name, e);
+                        out().called(name, Err(&failure));
+                        if failure.kind == Kind::Connection {
+                            // The next connection runs them all again.
+                            return;
+                        }
+                    }
+                }
+            }
+        });
     });
 }
 

@@ -36,6 +36,9 @@ Exit codes:
   5  connection failure: unreachable, or the connection was lost
   6  anything else (e.g. `serve` could not listen)
 
+With several calls (`call URL a ARGS -- b ARGS`, `call URL -`): the code of the
+first call that failed (the others still run, unless the connection is lost).
+
 Arguments: each is parsed as JSON when it is valid JSON, as a string otherwise
 (`wsm call ws://127.0.0.1:8000 sum 1 2 3.5`, `wsm send URL say hello`).
 With --codec msgpack or cbor, {\"$bytes\":\"<base64>\"} is binary, both ways.";
@@ -70,15 +73,27 @@ enum CodecName {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Invoke a procedure and print its result as JSON.
+    ///
+    /// `wsm call URL a ARGS... -- b ARGS... -- c` runs the calls in order on
+    /// one connection (options go before the first `--`); `wsm call URL -`
+    /// reads the calls from stdin, one `NAME ARGS...` a line (blank lines
+    /// and `#` comments skipped). Each result is printed as one call's is;
+    /// a failed call is reported and the next one runs; the exit code is
+    /// that of the first failure (0 if none); a lost connection ends the
+    /// run.
     #[command(allow_negative_numbers = true)]
     Call {
         /// The server, `ws://HOST:PORT[/PATH]` (`HOST:PORT` and a bare port
         /// on 127.0.0.1 work too).
         url: String,
-        /// The procedure.
+        /// The procedure (`-`: read the calls from stdin).
         procedure: String,
         /// Its arguments: JSON, or text taken as a string.
         args: Vec<String>,
+        /// More calls on the same connection: `-- PROCEDURE ARGS... [-- PROCEDURE
+        /// ARGS...]...`.
+        #[arg(last = true, value_name = "CALLS")]
+        more: Vec<String>,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -109,6 +124,12 @@ enum Command {
         /// value) after every (re)connection. Repeatable, sent in order.
         #[arg(long, value_name = "NAME=ARGS")]
         send: Vec<String>,
+        /// Invoke NAME with ARGS (words as on `wsm call`'s command line:
+        /// `--call 'sum=1 2 3.5'`) after every (re)connection and print
+        /// `{"call":NAME,"result":..}` or `{"call":NAME,"error":{..}}`.
+        /// Repeatable, run in order.
+        #[arg(long, value_name = "NAME[=ARGS]")]
+        call: Vec<String>,
         /// Exit (0) after printing this many events.
         #[arg(long, value_name = "N")]
         count: Option<u64>,
@@ -185,6 +206,14 @@ struct ConnectArgs {
     /// Milliseconds to wait for the socket, the auth reply and each reply.
     #[arg(long, short = 't', default_value_t = 10_000, value_name = "MS")]
     timeout: u64,
+    /// A header for the WebSocket upgrade request (`--header 'X-Tenant:
+    /// acme'`). Repeatable.
+    #[arg(long = "header", short = 'H', value_name = "NAME:VALUE")]
+    headers: Vec<String>,
+    /// The `Cookie` header of the upgrade request (`--cookie
+    /// 'session=abc; theme=dark'`). Repeatable: joined with `; `.
+    #[arg(long = "cookie", value_name = "VALUE")]
+    cookies: Vec<String>,
 }
 
 /// What every client command gets.
@@ -196,6 +225,8 @@ pub(crate) struct Connect {
     pub(crate) auth: Option<serde_json::Value>,
     /// `--timeout`.
     pub(crate) timeout: Duration,
+    /// `--header` and `--cookie`: the upgrade request's extra headers.
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl ConnectArgs {
@@ -204,11 +235,80 @@ impl ConnectArgs {
             None => None,
             Some(text) => Some(auth_value(text)?),
         };
+        let mut headers = self.headers.iter().map(|h| header(h)).collect::<Result<Vec<_>, _>>()?;
+        if !self.cookies.is_empty() {
+            let cookies = self
+                .cookies
+                .iter()
+                .map(|cookie| match cookie.trim() {
+                    "" => Err(Failure::usage("--cookie: the value is empty")),
+                    cookie => header_value(cookie, "--cookie").map(|()| cookie),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            headers.push(("Cookie".to_string(), cookies.join("; ")));
+        }
         Ok(Connect {
             url: normalize_url(url)?,
             auth,
             timeout: Duration::from_millis(self.timeout.max(1)),
+            headers,
         })
+    }
+}
+
+/// Headers the WebSocket handshake sets itself: a second one would break
+/// the upgrade.
+const HANDSHAKE_HEADERS: [&str; 7] = [
+    "host",
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+];
+
+/// `--header NAME:VALUE`, split at the first colon; blanks around the value
+/// are dropped (`X-Tenant: acme`). The name must be an HTTP token, the
+/// value visible ASCII, spaces and tabs.
+fn header(text: &str) -> Result<(String, String), Failure> {
+    let Some((name, value)) = text.split_once(':') else {
+        return Err(Failure::usage(format!(
+            "--header {text:?}: expected NAME:VALUE (e.g. --header 'X-Tenant: acme')"
+        )));
+    };
+    if name.is_empty() {
+        return Err(Failure::usage(format!(
+            "--header {text:?}: the name before the colon is empty (expected NAME:VALUE)"
+        )));
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.bytes().all(token) {
+        return Err(Failure::usage(format!(
+            "--header {text:?}: `{name}` is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+        )));
+    }
+    if HANDSHAKE_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(Failure::usage(format!(
+            "--header {text:?}: `{name}` is set by the WebSocket handshake itself"
+        )));
+    }
+    let value = value.trim_matches([' ', '\t']);
+    header_value(value, &format!("--header {name}"))?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// A header value: visible ASCII, spaces and tabs (what HTTP carries as
+/// text).
+fn header_value(value: &str, flag: &str) -> Result<(), Failure> {
+    match value
+        .chars()
+        .find(|&c| !(c == ' ' || c == '\t' || c.is_ascii_graphic()))
+    {
+        None => Ok(()),
+        Some(c) => Err(Failure::usage(format!(
+            "{flag}: {c:?} cannot be sent in a header (visible ASCII, spaces and tabs only)"
+        ))),
     }
 }
 
@@ -283,7 +383,9 @@ fn main() {
     match result {
         Ok(()) => std::process::exit(0),
         Err(failure) => {
-            out().failure(&failure);
+            if !failure.reported {
+                out().failure(&failure);
+            }
             std::process::exit(failure.kind.code());
         }
     }
@@ -295,8 +397,23 @@ async fn run<M: Model>(command: Command) -> Result<(), Failure> {
             url,
             procedure,
             args,
+            more,
             connect,
-        } => client::call::<M>(&connect.resolve(&url)?, &procedure, &args).await,
+        } => {
+            let c = connect.resolve(&url)?;
+            if procedure == "-" {
+                if !args.is_empty() || !more.is_empty() {
+                    return Err(Failure::usage(
+                        "`wsm call URL -` reads the calls from stdin: it takes no arguments and no `--`",
+                    ));
+                }
+                client::call_script::<M>(&c).await
+            } else if more.is_empty() {
+                client::call::<M>(&c, &procedure, &args).await
+            } else {
+                client::call_many::<M>(&c, &calls(procedure, args, &more)?).await
+            }
+        }
         Command::Send {
             url,
             event,
@@ -308,6 +425,7 @@ async fn run<M: Model>(command: Command) -> Result<(), Failure> {
             events,
             register,
             send,
+            call,
             count,
             retries,
             resume,
@@ -317,6 +435,7 @@ async fn run<M: Model>(command: Command) -> Result<(), Failure> {
                 events,
                 register: pairs(&register, "--register")?,
                 send: pairs(&send, "--send")?,
+                calls: listen_calls(&call)?,
                 count,
                 retries,
                 resume,
@@ -356,6 +475,49 @@ fn pairs(items: &[String], flag: &str) -> Result<Vec<(String, serde_json::Value)
         .map(|item| match item.split_once('=') {
             Some((name, value)) if !name.is_empty() => Ok((name.to_string(), model::bare(value))),
             _ => Err(Failure::usage(format!("{flag} {item:?}: expected NAME=JSON"))),
+        })
+        .collect()
+}
+
+/// `wsm call URL a ARGS... -- b ARGS...`: the first call and the words
+/// after the first `--` (clap keeps the later `--` as words), as
+/// `(procedure, argument words)`. Options go before the first `--`: a
+/// word after it that looks like one (`--auth`, `-t`) is a usage error
+/// rather than an argument sent by mistake (a text argument starting with
+/// `-` is written as a JSON string: `'"-x"'`).
+fn calls(procedure: String, args: Vec<String>, more: &[String]) -> Result<Vec<(String, Vec<String>)>, Failure> {
+    let mut calls = vec![(procedure, args)];
+    for words in more.split(|word| word == "--") {
+        let Some((name, args)) = words.split_first() else {
+            return Err(Failure::usage("`--` must be followed by a procedure and its arguments"));
+        };
+        if name == "-" {
+            return Err(Failure::usage("`-` (the calls from stdin) must be the only call"));
+        }
+        let number = |word: &str| word[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.');
+        if let Some(option) = words.iter().find(|w| w.len() > 1 && w.starts_with('-') && !number(w)) {
+            return Err(Failure::usage(format!(
+                "`{option}` after `--`: options go before the first `--` \
+                 (an argument starting with `-` is written as a JSON string: '\"{option}\"')"
+            )));
+        }
+        calls.push((name.clone(), args.to_vec()));
+    }
+    Ok(calls)
+}
+
+/// `listen --call NAME=ARGS` (or `NAME` alone): the procedure and its
+/// argument words, split as a line of `repl` or of `call -` is.
+fn listen_calls(items: &[String]) -> Result<Vec<(String, Vec<String>)>, Failure> {
+    items
+        .iter()
+        .map(|item| {
+            let (name, args) = item.split_once('=').unwrap_or((item, ""));
+            if name.is_empty() {
+                return Err(Failure::usage(format!("--call {item:?}: expected NAME=ARGS")));
+            }
+            let words = repl::split(args).map_err(|e| Failure::usage(format!("--call {name}: {e}")))?;
+            Ok((name.to_string(), words))
         })
         .collect()
 }
@@ -413,5 +575,121 @@ mod tests {
         );
         assert!(pairs(&["=1".into()], "--register").is_err());
         assert!(pairs(&["nothing".into()], "--register").is_err());
+    }
+
+    fn strings(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn headers_are_name_colon_value() {
+        assert_eq!(header("X-Tenant: acme").unwrap(), ("X-Tenant".into(), "acme".into()));
+        assert_eq!(header("x-a:b:c").unwrap(), ("x-a".into(), "b:c".into()));
+        assert_eq!(header("X-Empty:").unwrap(), ("X-Empty".into(), String::new()));
+        for bad in [
+            "no-colon",
+            ":value",
+            " X: v",
+            "X Y: v",
+            "X\u{e9}: v",
+            "Host: h",
+            "Sec-WebSocket-Key: k",
+            "X: caf\u{e9}",
+            "X: a\nb",
+        ] {
+            let failure = header(bad).unwrap_err();
+            assert_eq!(failure.kind, output::Kind::Usage, "{bad}");
+            assert!(failure.message.starts_with("--header"), "{bad}: {}", failure.message);
+        }
+    }
+
+    #[test]
+    fn cookies_are_one_cookie_header() {
+        let cli = Cli::try_parse_from([
+            "wsm",
+            "call",
+            "8000",
+            "f",
+            "--cookie",
+            "a=1",
+            "--cookie",
+            " b=2; c=3 ",
+            "-H",
+            "X-A: 1",
+        ])
+        .unwrap();
+        let Command::Call { connect, .. } = cli.command else {
+            panic!("not a call")
+        };
+        let c = connect.resolve("8000").unwrap();
+        assert_eq!(
+            c.headers,
+            [("X-A".into(), "1".into()), ("Cookie".into(), "a=1; b=2; c=3".into())]
+        );
+        let cli = Cli::try_parse_from(["wsm", "send", "8000", "e", "--cookie", " "]).unwrap();
+        let Command::Send { connect, .. } = cli.command else {
+            panic!("not a send")
+        };
+        assert_eq!(connect.resolve("8000").unwrap_err().kind, output::Kind::Usage);
+    }
+
+    #[test]
+    fn calls_are_split_at_double_dashes() {
+        let cli = Cli::try_parse_from([
+            "wsm", "call", "8000", "a", "1", "--auth", "{}", "-2", "--", "b", "--", "c", "x", "-3.5",
+        ])
+        .unwrap();
+        let Command::Call {
+            procedure, args, more, ..
+        } = cli.command
+        else {
+            panic!("not a call")
+        };
+        assert_eq!(args, ["1", "-2"]);
+        assert_eq!(
+            calls(procedure, args, &more).unwrap(),
+            [
+                ("a".into(), strings(&["1", "-2"])),
+                ("b".into(), vec![]),
+                ("c".into(), strings(&["x", "-3.5"]))
+            ]
+        );
+        let cli = Cli::try_parse_from(["wsm", "call", "8000", "a", "1"]).unwrap();
+        let Command::Call { more, .. } = cli.command else {
+            panic!("not a call")
+        };
+        assert!(more.is_empty());
+        for bad in [
+            &["b", "--", "--", "c"][..],
+            &["b", "--"],
+            &["b", "--auth", "{}"],
+            &["b", "-t"],
+            &["-"],
+        ] {
+            let failure = calls("a".into(), vec![], &strings(bad)).unwrap_err();
+            assert_eq!(failure.kind, output::Kind::Usage, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn listen_calls_split_their_arguments_into_words() {
+        let parsed = listen_calls(&strings(&[
+            "sum=1 2  3.5",
+            "whoami",
+            "echo='two words' {\"a\": [1, 2]}",
+            "x=a=b",
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed,
+            [
+                ("sum".into(), strings(&["1", "2", "3.5"])),
+                ("whoami".into(), vec![]),
+                ("echo".into(), strings(&["two words", "{\"a\": [1, 2]}"])),
+                ("x".into(), strings(&["a=b"])),
+            ]
+        );
+        assert!(listen_calls(&strings(&["=1"])).is_err());
+        assert!(listen_calls(&strings(&["echo='open"])).is_err());
     }
 }

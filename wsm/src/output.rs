@@ -69,6 +69,9 @@ pub(crate) struct Failure {
     /// The peer's error value (remote errors), or the close code and
     /// reason (refusals).
     pub(crate) detail: Option<Json>,
+    /// Already printed (each failed call of `wsm call A -- B` is printed
+    /// as it happens): `main` only exits with its code.
+    pub(crate) reported: bool,
 }
 
 impl Failure {
@@ -78,6 +81,7 @@ impl Failure {
             kind,
             message: message.into(),
             detail: None,
+            reported: false,
         }
     }
 
@@ -93,11 +97,13 @@ impl Failure {
                 kind: Kind::Refused,
                 message: format!("{url} refused the connection ({code}): {reason}"),
                 detail: Some(json!({ "code": code, "reason": reason })),
+                reported: false,
             },
             ConnectError::GaveUp { last } => Self::attempt(url, &last),
             ConnectError::Closed => Self::new(Kind::Connection, format!("{url}: the client was closed")),
             ConnectError::Url { url, source } => Self::usage(format!("invalid URL `{url}`: {source}")),
             ConnectError::Auth(e) => Self::usage(format!("the auth value does not encode: {e}")),
+            ConnectError::Header { name, source } => Self::usage(format!("--header {name}: {source}")),
             other => Self::new(Kind::Connection, format!("{url}: {other}")),
         }
     }
@@ -116,6 +122,7 @@ impl Failure {
                 kind: Kind::Refused,
                 message: format!("{url} refused the connection ({code}): {reason}"),
                 detail: Some(json!({ "code": code, "reason": reason })),
+                reported: false,
             },
             AttemptError::Open(e) => Self::new(Kind::Connection, format!("could not connect to {url}: {e}")),
             AttemptError::Closed { code, reason } => Self::new(
@@ -137,6 +144,7 @@ impl Failure {
                     other => other.to_string(),
                 },
                 detail: Some(value),
+                reported: false,
             };
         }
         match error {
@@ -168,16 +176,22 @@ impl Failure {
     /// As a `--json` line: `{"error":{"kind":..,"message":..,"exit":..}}`
     /// plus the remote value (`value`) or the close code and reason.
     fn to_json_line(&self) -> String {
-        let mut error = vec![
-            ("kind", json!(self.kind.name())),
-            ("message", json!(self.message)),
-            ("exit", json!(self.kind.code())),
-        ];
+        format!("{{\"error\":{}}}", object(&self.fields(true), false))
+    }
+
+    /// The fields of the `error` object: `kind`, `message`, `exit` (when
+    /// `exit`), then `value` (a remote error) or `code` and `reason` (a
+    /// refusal).
+    fn fields(&self, exit: bool) -> Vec<(&'static str, Json)> {
+        let mut error = vec![("kind", json!(self.kind.name())), ("message", json!(self.message))];
+        if exit {
+            error.push(("exit", json!(self.kind.code())));
+        }
         match (&self.detail, self.kind) {
             (Some(value), Kind::Remote) => error.push(("value", value.clone())),
             (Some(Json::Object(fields)), _) => {
                 for (k, v) in fields {
-                    let key: &str = match k.as_str() {
+                    let key: &'static str = match k.as_str() {
                         "code" => "code",
                         "reason" => "reason",
                         _ => continue,
@@ -187,7 +201,7 @@ impl Failure {
             }
             _ => {}
         }
-        format!("{{\"error\":{}}}", object(&error, false))
+        error
     }
 }
 
@@ -271,6 +285,19 @@ impl Out {
         self.line(&object(&fields, self.color));
     }
 
+    /// The outcome of a `listen --call`, on stdout whatever the mode:
+    /// `{"call":NAME,"result":...}`, or
+    /// `{"call":NAME,"error":{"kind":..,"message":..}}` (plus `value`, the
+    /// peer's error, for a remote error).
+    pub(crate) fn called(&self, name: &str, outcome: Result<Json, &Failure>) {
+        let color = self.color;
+        let value = match outcome {
+            Ok(result) => ("result", render(&result, color)),
+            Err(failure) => ("error", object(&failure.fields(false), color)),
+        };
+        self.line(&object_of(&[("call", render(&json!(name), color)), value], color));
+    }
+
     /// A change of the connection (`connect`, `close`, `retry`, ...): with
     /// `--json`, `{"local":WHAT,...fields}` on stdout; otherwise `human` on
     /// stderr.
@@ -301,6 +328,12 @@ impl Out {
 /// A JSON object with its keys in this order (serde_json's own map sorts
 /// them), on one line, coloured or not.
 pub(crate) fn object(fields: &[(&str, Json)], color: bool) -> String {
+    let rendered: Vec<(&str, String)> = fields.iter().map(|(k, v)| (*k, render(v, color))).collect();
+    object_of(&rendered, color)
+}
+
+/// [`object`] of values already rendered (by [`render`] or [`object`]).
+fn object_of(fields: &[(&str, String)], color: bool) -> String {
     let mut out = String::from("{");
     for (i, (key, value)) in fields.iter().enumerate() {
         if i > 0 {
@@ -309,13 +342,22 @@ pub(crate) fn object(fields: &[(&str, Json)], color: bool) -> String {
         let key = Json::String((*key).to_string()).to_string();
         if color {
             out.push_str(&format!("\x1b[1;36m{key}\x1b[0m:"));
-            out.push_str(&paint(value, false));
         } else {
-            out.push_str(&format!("{key}:{value}"));
+            out.push_str(&format!("{key}:"));
         }
+        out.push_str(value);
     }
     out.push('}');
     out
+}
+
+/// `value` on one line, coloured or not.
+fn render(value: &Json, color: bool) -> String {
+    if color {
+        paint(value, false)
+    } else {
+        value.to_string()
+    }
 }
 
 /// `value` as JSON text with ANSI colours, pretty-printed or on one line.
@@ -426,6 +468,30 @@ mod tests {
         let fields = [("event", json!("said")), ("args", json!(["x", {"b": 1, "a": 2}]))];
         assert_eq!(object(&fields, false), r#"{"event":"said","args":["x",{"a":2,"b":1}]}"#);
         assert_eq!(strip(&object(&fields, true)), object(&fields, false));
+    }
+
+    #[test]
+    fn nested_objects_keep_their_key_order_too() {
+        let failure = Failure::invoke("f", InvokeError::Remote(json!({"z": 1, "a": 2})));
+        let inner = object(&failure.fields(false), false);
+        assert_eq!(
+            inner,
+            r#"{"kind":"remote","message":"{\"a\":2,\"z\":1}","value":{"a":2,"z":1}}"#
+        );
+        let line = object_of(&[("call", render(&json!("f"), false)), ("error", inner)], false);
+        assert_eq!(
+            strip(&object_of(
+                &[
+                    ("call", render(&json!("f"), true)),
+                    ("error", object(&failure.fields(false), true))
+                ],
+                true
+            )),
+            line
+        );
+        let parsed: Json = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["error"]["value"], json!({"a": 2, "z": 1}));
+        assert!(parsed["error"].get("exit").is_none());
     }
 
     #[test]

@@ -228,8 +228,9 @@ fn expand(line: &str, history: &[String]) -> Result<Option<String>, String> {
 
 /// Splits a command line into words: blanks separate words, except inside
 /// 'single quotes' (removed), "JSON strings" (kept, quotes and all) and
-/// JSON arrays and objects (kept whole).
-fn split(line: &str) -> Result<Vec<String>, String> {
+/// JSON arrays and objects (kept whole). Also the lines of `wsm call URL -`
+/// and the ARGS of `listen --call NAME=ARGS`.
+pub(crate) fn split(line: &str) -> Result<Vec<String>, String> {
     let chars: Vec<char> = line.chars().collect();
     let mut words = Vec::new();
     let mut i = 0;

@@ -3,7 +3,10 @@
 //! (`tests/interop/js_server.js`, Node.js), over loopback, for the json,
 //! msgpack and cbor codecs: call, send, listen (with a server-initiated
 //! invoke answered by `--register`), repl, bench, errors and their exit
-//! codes, auth refusal, timeouts, reconnection.
+//! codes, auth refusal, timeouts, reconnection. Against an in-process
+//! library server (`Recorder`): `--header` and `--cookie` as the connection
+//! hook sees them, several calls on one connection (`call A -- B`,
+//! `call URL -`), `listen --call` after reconnections and resumes.
 //!
 //! Run: `npm ci --prefix tests/interop --no-audit --no-fund` once (the
 //! JavaScript peers), then `cargo test -p wsm`.
@@ -829,4 +832,402 @@ async fn listen_resume_prints_each_event_once_moved_between_two_nodes_and_off_a_
     }
     let _sender = sending.await.unwrap();
     assert_eq!(got, (1..=EVENTS).collect::<Vec<_>>(), "each event once, in order");
+}
+
+/// What one connection's upgrade request said, as the server's connection
+/// hook saw it.
+#[derive(Debug, Clone, PartialEq)]
+struct Upgrade {
+    tenant: Option<String>,
+    trace: Option<String>,
+    session: Option<String>,
+    theme: Option<String>,
+}
+
+/// An in-process server (the library's own) with the conformance
+/// handlers, plus `kick()` (closes the caller's connection, 4000): it
+/// records each connection's upgrade request and keeps its endpoint, so a
+/// test can count connections and close them from the server side.
+struct Recorder {
+    server: ws_messaging::Server<ws_messaging_json::Json>,
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Upgrade>>>,
+    endpoints: std::sync::Arc<std::sync::Mutex<Vec<ws_messaging::Endpoint<ws_messaging_json::Json>>>>,
+}
+
+impl Recorder {
+    async fn start(recovery: bool) -> Self {
+        use ws_messaging::{Endpoint, HandlerError, RecoveryConfig, Server};
+        use ws_messaging_json::Json;
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<Upgrade>>> = Default::default();
+        let endpoints: std::sync::Arc<std::sync::Mutex<Vec<Endpoint<Json>>>> = Default::default();
+        let (seen_in, endpoints_in) = (seen.clone(), endpoints.clone());
+        let mut builder = Server::<Json>::builder().on_connection(move |endpoint: Endpoint<Json>, _auth: Value| {
+            let (seen, endpoints) = (seen_in.clone(), endpoints_in.clone());
+            async move {
+                let request = endpoint.request().expect("the upgrade request, in the hook");
+                let owned = |v: Option<&str>| v.map(str::to_string);
+                seen.lock().unwrap().push(Upgrade {
+                    tenant: owned(request.header("x-tenant")),
+                    trace: owned(request.header("x-trace")),
+                    session: owned(request.cookie("session")),
+                    theme: owned(request.cookie("theme")),
+                });
+                endpoints.lock().unwrap().push(endpoint.clone());
+                Ok::<_, HandlerError>(json!({"user": "guest"}))
+            }
+        });
+        if recovery {
+            builder = builder.recovery(RecoveryConfig::default());
+        }
+        let server = builder.bind("127.0.0.1:0").await.unwrap();
+        ws_messaging_conformance::register::<Json, Value>(&server, false).unwrap();
+        server
+            .register("kick", |me: Endpoint<Json>, ()| async move {
+                me.close(4000, "kicked");
+                Ok::<_, HandlerError>(true)
+            })
+            .unwrap();
+        let url = format!("ws://{}", server.local_addr().unwrap());
+        Recorder {
+            server,
+            url,
+            seen,
+            endpoints,
+        }
+    }
+
+    /// The connections made so far.
+    fn connections(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    fn last(&self) -> Upgrade {
+        self.seen.lock().unwrap().last().cloned().expect("a connection")
+    }
+
+    /// Closes the latest connection from the server side, with a code
+    /// after which clients reconnect.
+    fn kick_last(&self) {
+        let endpoint = self.endpoints.lock().unwrap().last().cloned().expect("a connection");
+        endpoint.close(4000, "kicked by the test");
+    }
+}
+
+/// `--header` (repeatable) and `--cookie` reach the server's connection
+/// hook on the upgrade request, for every command that connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_cookies_reach_the_connection_hook() {
+    let server = Recorder::start(false).await;
+    let url = server.url.as_str();
+    let flags = [
+        "-H",
+        "X-Tenant: acme",
+        "--header",
+        "X-Trace:t-1",
+        "--cookie",
+        "session=abc; theme=dark",
+    ];
+    let commands: [(&[&str], Option<&str>); 5] = [
+        (&["call", url, "sum", "1", "2"], None),
+        (&["send", url, "say", "hi"], None),
+        (&["listen", url, "--count", "0"], None),
+        (&["repl", url], Some("call sum 1\nquit\n")),
+        (&["bench", url, "--duration", "0.2", "-n", "1"], None),
+    ];
+    for (i, (command, input)) in commands.into_iter().enumerate() {
+        let mut args = command.to_vec();
+        args.extend_from_slice(&flags);
+        let ran = run_with(&args, input).await;
+        ran.assert_code(0);
+        assert_eq!(server.connections(), i + 1, "{args:?}: {ran:?}");
+        assert_eq!(
+            server.last(),
+            Upgrade {
+                tenant: Some("acme".into()),
+                trace: Some("t-1".into()),
+                session: Some("abc".into()),
+                theme: Some("dark".into()),
+            },
+            "{args:?}"
+        );
+    }
+    // Cookies given apart are one `Cookie` header; without the flags the
+    // request has none of them.
+    let ran = run(&[
+        "call",
+        url,
+        "whoami",
+        "--cookie",
+        "session=s2",
+        "--cookie",
+        "theme=light",
+    ])
+    .await;
+    ran.assert_code(0);
+    assert_eq!(
+        server.last(),
+        Upgrade {
+            tenant: None,
+            trace: None,
+            session: Some("s2".into()),
+            theme: Some("light".into()),
+        }
+    );
+    run(&["call", url, "whoami"]).await.assert_code(0);
+    assert_eq!(
+        server.last(),
+        Upgrade {
+            tenant: None,
+            trace: None,
+            session: None,
+            theme: None
+        }
+    );
+}
+
+/// A malformed `--header` (no colon, empty or invalid name, a handshake
+/// header, a value HTTP cannot carry) or an empty `--cookie` is a usage
+/// error (exit 2) with the reason, for every command that connects, before
+/// any connection is tried.
+#[tokio::test]
+async fn a_malformed_header_is_a_usage_error() {
+    let url = "ws://127.0.0.1:1";
+    let commands: [&[&str]; 5] = [
+        &["call", url, "sum", "1"],
+        &["send", url, "say"],
+        &["listen", url],
+        &["repl", url],
+        &["bench", url, "--duration", "0.1"],
+    ];
+    let bad: [(&[&str], &str); 6] = [
+        (&["--header", "no-colon"], "expected NAME:VALUE"),
+        (&["--header", ": value"], "the name before the colon is empty"),
+        (&["-H", "X Tenant: acme"], "is not a header name"),
+        (&["--header", "Sec-WebSocket-Key: x"], "set by the WebSocket handshake"),
+        (&["--header", "X-Tenant: caf\u{e9}"], "cannot be sent in a header"),
+        (&["--cookie", ""], "--cookie: the value is empty"),
+    ];
+    for command in commands {
+        for (flags, reason) in bad {
+            let mut args = command.to_vec();
+            args.extend_from_slice(flags);
+            let ran = run(&args).await;
+            assert!(ran.assert_code(2).stderr.contains(reason), "{args:?}: {ran:?}");
+            assert!(!ran.stderr.contains("panicked"), "{args:?}: {ran:?}");
+        }
+    }
+    let ran = run(&["--json", "call", url, "sum", "--header", "nocolon"]).await;
+    let error = &ran.assert_code(2).json()["error"];
+    assert_eq!((&error["kind"], &error["exit"]), (&json!("usage"), &json!(2)));
+    assert!(error["message"].as_str().unwrap().starts_with("--header"), "{error}");
+}
+
+/// `wsm call URL a ARGS -- b ARGS -- ...`: the calls in order, on one
+/// connection, each printed as a single call prints it; a failure is
+/// printed and the next call runs; the exit code is the first failure's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_runs_a_sequence_on_one_connection() {
+    let server = Recorder::start(false).await;
+    let url = server.url.as_str();
+    // One call: the output as it always was.
+    let ran = run(&["call", url, "sum", "1", "2.5"]).await;
+    assert_eq!((ran.assert_code(0).stdout.as_str(), ran.stderr.as_str()), ("3.5\n", ""));
+    assert_eq!(server.connections(), 1);
+
+    let ran = run(&[
+        "call",
+        url,
+        "whoami",
+        "--auth",
+        "{}",
+        "--",
+        "sum",
+        "1",
+        "-2",
+        "--",
+        "echo",
+        "two words",
+        "--",
+        "whoami",
+    ])
+    .await;
+    let lines: Vec<Value> = ran
+        .assert_code(0)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{ran:?}");
+    assert!(lines[0].is_string(), "{ran:?}");
+    assert_eq!(&lines[1..3], [json!(-1.0), json!("two words")], "{ran:?}");
+    assert_eq!(lines[3], lines[0], "both `whoami` on the same connection: {ran:?}");
+    assert_eq!(server.connections(), 2, "exactly one connection for the sequence");
+
+    // A failure in the middle: printed, the next call runs, exit 1.
+    let ran = run(&[
+        "--json", "call", url, "sum", "1", "--", "fail", "boom", "--", "sum", "2",
+    ])
+    .await;
+    let lines: Vec<Value> = ran
+        .assert_code(1)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{ran:?}");
+    assert_eq!(
+        (&lines[0], &lines[2]),
+        (&json!({"result": 1.0}), &json!({"result": 2.0}))
+    );
+    assert_eq!(
+        lines[1],
+        json!({"error": {"kind": "remote", "message": "Error: boom", "exit": 1, "value": "Error: boom"}})
+    );
+    assert!(ran.stderr.contains("wsm: Error: boom"), "{ran:?}");
+    assert!(ran.stderr.contains("1 of 3 calls failed"), "{ran:?}");
+    assert_eq!(server.connections(), 3);
+
+    // A lost connection ends the run: the calls left are not sent (exit 5).
+    let ran = run(&["call", url, "sum", "7", "--", "kick", "--", "sum", "8"]).await;
+    assert_eq!(ran.assert_code(5).stdout, "7.0\n", "{ran:?}");
+    assert_eq!(server.connections(), 4);
+
+    // Argument mistakes are found before connecting; options go before
+    // the first `--`.
+    let ran = run(&[
+        "--codec",
+        "msgpack",
+        "call",
+        url,
+        "sum",
+        "1",
+        "--",
+        "echo",
+        r#"{"$bytes":"%%"}"#,
+    ])
+    .await;
+    assert!(ran.assert_code(2).stderr.contains("invalid base64"), "{ran:?}");
+    let ran = run(&["call", url, "sum", "1", "--", "sum", "2", "--auth", "{}"]).await;
+    assert!(
+        ran.assert_code(2).stderr.contains("options go before the first `--`"),
+        "{ran:?}"
+    );
+    let ran = run(&["call", url, "sum", "1", "--", "--", "sum"]).await;
+    ran.assert_code(2);
+    assert_eq!(server.connections(), 4, "no connection for a usage error");
+}
+
+/// `wsm call URL -`: one call per line of stdin, blank lines and `#`
+/// comments skipped, on one connection; a line that does not parse is a
+/// failed call and the next one runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_dash_runs_a_script_from_stdin() {
+    let server = Recorder::start(false).await;
+    let url = server.url.as_str();
+    let script = "# a script\n\nwhoami\n  sum 1 2 -0.5  \necho 'two words'\necho {\"a\": [1, \"x y\"]}\n\
+                  fail oops\necho \"unclosed\n   # indented comment\nwhoami\n";
+    let ran = run_with(&["call", url, "-", "--auth", "{}"], Some(script)).await;
+    let lines: Vec<Value> = ran
+        .assert_code(1)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{ran:?}");
+    assert!(lines[0].is_string(), "{ran:?}");
+    assert_eq!(
+        &lines[1..4],
+        [json!(2.5), json!("two words"), json!({"a": [1, "x y"]})],
+        "{ran:?}"
+    );
+    assert_eq!(lines[4], lines[0], "one connection: {ran:?}");
+    assert!(ran.stderr.contains("wsm: Error: oops"), "{ran:?}");
+    assert!(ran.stderr.contains("line 8: a \" is not closed"), "{ran:?}");
+    assert!(ran.stderr.contains("2 of 7 calls failed"), "{ran:?}");
+    assert_eq!(server.connections(), 1);
+
+    // Only usage failures: exit 2; every call succeeded: exit 0.
+    let ran = run_with(&["--json", "call", url, "-"], Some("echo [1\nsum 2 2\n")).await;
+    let lines: Vec<&str> = ran.assert_code(2).stdout.lines().collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(lines[0]).unwrap()["error"]["kind"],
+        "usage"
+    );
+    assert_eq!(lines[1], r#"{"result":4.0}"#, "{ran:?}");
+    let ran = run_with(&["call", url, "-"], Some("")).await;
+    assert_eq!(ran.assert_code(0).stdout, "");
+    let ran = run(&["call", url, "-", "1"]).await;
+    ran.assert_code(2);
+    assert_eq!(server.connections(), 3);
+}
+
+/// `listen --call`: the calls run after the first connection and again
+/// after a reconnection (the server closed the first connection), each
+/// printed as `{"call":..,"result":..}` or `{"call":..,"error":..}`; a
+/// failing call does not stop listen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_call_runs_after_each_connection() {
+    let server = Recorder::start(false).await;
+    let mut listener = Listener::start(&[
+        "--json",
+        "listen",
+        &server.url,
+        "--call",
+        "sum=1 2 3.5",
+        "--call",
+        "fail=boom",
+        "--call",
+        "whoami",
+        "--header",
+        "X-Tenant: acme",
+    ])
+    .await;
+    let mut ids = Vec::new();
+    for connection in 1..=2 {
+        listener.connected().await;
+        assert_eq!(listener.next().await, json!({"call": "sum", "result": 6.5}));
+        assert_eq!(
+            listener.next().await,
+            json!({"call": "fail", "error": {"kind": "remote", "message": "Error: boom", "value": "Error: boom"}})
+        );
+        let whoami = listener.next().await;
+        assert_eq!(whoami["call"], "whoami", "{whoami}");
+        ids.push(whoami["result"].as_str().expect("an id").to_string());
+        assert_eq!(server.connections(), connection);
+        assert_eq!(server.last().tenant.as_deref(), Some("acme"), "the header again");
+        if connection == 1 {
+            server.kick_last();
+            assert_eq!(listener.local("close").await["code"], 4000);
+        }
+    }
+    assert_ne!(ids[0], ids[1], "a new connection");
+    server.server.close(1001).await;
+}
+
+/// `listen --resume --call`: a resumed session runs the calls again (and
+/// keeps its connection id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_call_runs_again_after_a_resume() {
+    let server = Recorder::start(true).await;
+    let proxy = Cutter::start(server.url.strip_prefix("ws://").unwrap()).await;
+    let mut listener = Listener::start(&["--json", "listen", &proxy.url, "--resume", "--call", "whoami"]).await;
+    listener.connected().await;
+    let first = listener.next().await;
+    assert_eq!(first["call"], "whoami", "{first}");
+    proxy.cut();
+    listener.local("close").await;
+    loop {
+        let line = listener.next().await;
+        assert!(
+            line.get("local").is_some(),
+            "only status lines before the reconnection: {line}"
+        );
+        assert_ne!(line["resumed"], json!(false), "{line}");
+        if line["local"] == "connect" {
+            break;
+        }
+    }
+    let again = listener.next().await;
+    assert_eq!(again, first, "called again, on the resumed session");
 }
