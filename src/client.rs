@@ -204,6 +204,32 @@ impl<C: Codec> ClientBuilder<C> {
         self
     }
 
+    /// Carries the caller's trace into the server's handlers: before each
+    /// invoke, `source` gives its W3C `traceparent` (`None`, or a malformed
+    /// one, sends nothing), which the handler reads with
+    /// [`traceparent`](crate::traceparent). Negotiated: the client asks
+    /// with the upgrade header `ws-messaging-trace: 1`, and sends trace
+    /// contexts only to a server that answered it (servers of this crate
+    /// do; the JavaScript server does not, and sees no change). Invokes
+    /// kept by a recovery session for a later connection carry none.
+    ///
+    /// ```no_run
+    /// # async fn f() -> Result<(), ws_messaging::ConnectError> {
+    /// use ws_messaging::Client;
+    /// use ws_messaging_json::Json;
+    /// // From an OpenTelemetry propagator, or, inside a handler, the trace
+    /// // of the call being handled:
+    /// let client = Client::<Json>::builder("ws://127.0.0.1:8000")
+    ///     .trace_context(ws_messaging::traceparent)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn trace_context(mut self, source: impl Fn() -> Option<String> + Send + Sync + 'static) -> Self {
+        self.options.trace_context = Some(Arc::new(source));
+        self
+    }
+
     /// Subprotocols to offer after `ws-messaging` (always offered first).
     pub fn subprotocols<S: Into<String>>(mut self, protocols: impl IntoIterator<Item = S>) -> Self {
         self.subprotocols.extend(protocols.into_iter().map(Into::into));
@@ -759,6 +785,11 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
     for (name, value) in &shared.headers {
         request.headers_mut().append(name.clone(), value.clone());
     }
+    if endpoint.options().trace_context.is_some() {
+        request
+            .headers_mut()
+            .insert(crate::tracecontext::HEADER, HeaderValue::from_static("1"));
+    }
     request
         .headers_mut()
         .insert("sec-websocket-protocol", shared.subprotocols.clone());
@@ -794,6 +825,9 @@ async fn connect_once<C: Codec>(endpoint: &Endpoint<C>, shared: &Shared<C>) -> O
         .is_some_and(|p| p.as_bytes() == crate::protocol::RESUME_SUBPROTOCOL.as_bytes());
     if let Some(session) = endpoint.life().client.session.as_mut() {
         session.active = resumable;
+    }
+    if endpoint.options().trace_context.is_some() && response.headers().contains_key(crate::tracecontext::HEADER) {
+        link.set_traced();
     }
     if let Err(e) = send_auth(endpoint, &auth, &link) {
         endpoint.emit(LocalEvent::Error(e.to_string()));

@@ -125,7 +125,13 @@ pub struct EndpointOptions {
     /// bytes, per name); a frame over the limit is refused and a flood
     /// closes the connection with 1008 (see [`RateLimit`]). Default none.
     pub rate_limit: Option<Arc<RateLimit>>,
+    /// A client's source of its invokes' trace context
+    /// ([`ClientBuilder::trace_context`](crate::ClientBuilder::trace_context)).
+    pub(crate) trace_context: Option<TraceContext>,
 }
+
+/// Where a client takes the W3C `traceparent` of its invokes from.
+pub(crate) type TraceContext = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 impl Default for EndpointOptions {
     fn default() -> Self {
@@ -143,6 +149,7 @@ impl Default for EndpointOptions {
             max_message_size: 100 << 20,
             max_concurrent_calls: 1024,
             rate_limit: None,
+            trace_context: None,
         }
     }
 }
@@ -162,6 +169,7 @@ impl std::fmt::Debug for EndpointOptions {
             .field("max_message_size", &self.max_message_size)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
             .field("rate_limit", &self.rate_limit)
+            .field("trace_context", &self.trace_context.is_some())
             .finish()
     }
 }

@@ -17,6 +17,7 @@ mod recovery;
 mod request;
 mod server;
 mod trace;
+mod tracecontext;
 mod wire;
 
 // The codec kit (ws-messaging-core), under the paths it has always had here.
@@ -68,6 +69,7 @@ pub use recovery::client::SessionStatus;
 pub use recovery::RecoveryConfig;
 pub use request::Request;
 pub use server::{Server, ServerBuilder};
+pub use tracecontext::traceparent;
 
 pub use bytes::Bytes;
 /// The rustls crate [`ClientBuilder::tls_config`] takes (feature `rustls`).

@@ -6,7 +6,9 @@
 //!
 //! Procedure names label only registered procedures (a call of any other
 //! name counts as `(unregistered)`), so that a client cannot grow the
-//! number of series.
+//! number of series. Handles are taken from the recorder once (per codec,
+//! per procedure at its registration, per metric): install the recorder
+//! before building the server.
 
 use std::time::Duration;
 
@@ -40,13 +42,137 @@ fn codec_label<C: ?Sized>() -> String {
     base.rsplit("::").next().unwrap_or(base).to_ascii_lowercase()
 }
 
+/// A metric without labels, its handle taken from the recorder once (the
+/// application installs its recorder before it starts serving).
+#[cfg(feature = "metrics")]
+macro_rules! once {
+    (counter $name:literal) => {{
+        static HANDLE: std::sync::OnceLock<metrics::Counter> = std::sync::OnceLock::new();
+        HANDLE.get_or_init(|| metrics::counter!($name))
+    }};
+    (gauge $name:literal) => {{
+        static HANDLE: std::sync::OnceLock<metrics::Gauge> = std::sync::OnceLock::new();
+        HANDLE.get_or_init(|| metrics::gauge!($name))
+    }};
+}
+
+/// A connection's frame counters, for its codec: taken from the recorder
+/// once per codec, shared by its connections.
+#[cfg(feature = "metrics")]
+#[derive(Clone, Default)]
+pub(crate) struct Frames {
+    counters: Option<std::sync::Arc<FrameCounters>>,
+}
+
+#[cfg(feature = "metrics")]
+struct FrameCounters {
+    frames_in: metrics::Counter,
+    bytes_in: metrics::Counter,
+    frames_out: metrics::Counter,
+    bytes_out: metrics::Counter,
+}
+
+#[cfg(feature = "metrics")]
+impl Frames {
+    /// The counters of codec `C`.
+    pub(crate) fn of<C: 'static>() -> Self {
+        {
+            use std::any::TypeId;
+            use std::collections::HashMap;
+            use std::sync::{Arc, Mutex, OnceLock};
+            static BY_CODEC: OnceLock<Mutex<HashMap<TypeId, Arc<FrameCounters>>>> = OnceLock::new();
+            let mut by_codec = BY_CODEC
+                .get_or_init(Mutex::default)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let counters = by_codec.entry(TypeId::of::<C>()).or_insert_with(|| {
+                let codec = codec_label::<C>();
+                Arc::new(FrameCounters {
+                    frames_in: metrics::counter!("ws_messaging_frames_received_total", "codec" => codec.clone()),
+                    bytes_in: metrics::counter!("ws_messaging_bytes_received_total", "codec" => codec.clone()),
+                    frames_out: metrics::counter!("ws_messaging_frames_sent_total", "codec" => codec.clone()),
+                    bytes_out: metrics::counter!("ws_messaging_bytes_sent_total", "codec" => codec),
+                })
+            });
+            Frames {
+                counters: Some(counters.clone()),
+            }
+        }
+    }
+
+    /// What a connection's task counted since its last report, and the
+    /// change of its backlog's length.
+    #[inline]
+    pub(crate) fn report(&self, counts: &crate::connection::Counts, backlog: i64) {
+        {
+            if let Some(counters) = &self.counters {
+                if counts.frames_in != 0 {
+                    counters.frames_in.increment(counts.frames_in);
+                    counters.bytes_in.increment(counts.bytes_in);
+                }
+                if counts.frames_out != 0 {
+                    counters.frames_out.increment(counts.frames_out);
+                    counters.bytes_out.increment(counts.bytes_out);
+                }
+            }
+            if backlog != 0 {
+                once!(gauge "ws_messaging_backlog_frames").increment(backlog as f64);
+            }
+        }
+    }
+}
+
+/// A procedure's call counters, taken when it is registered.
+#[derive(Clone)]
+pub(crate) struct Calls {
+    #[cfg(feature = "metrics")]
+    ok: metrics::Counter,
+    #[cfg(feature = "metrics")]
+    error: metrics::Counter,
+    #[cfg(feature = "metrics")]
+    duration: metrics::Histogram,
+}
+
+impl Calls {
+    /// The counters of the procedure `name`.
+    pub(crate) fn of(name: &str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let name = name.to_string();
+            Calls {
+                ok: metrics::counter!("ws_messaging_calls_total", "name" => name.clone(), "outcome" => "ok"),
+                error: metrics::counter!("ws_messaging_calls_total", "name" => name.clone(), "outcome" => "error"),
+                duration: metrics::histogram!("ws_messaging_call_duration_seconds", "name" => name),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        {
+            let _ = name;
+            Calls {}
+        }
+    }
+
+    /// A call of it was answered, `ok` or not, its handler started at
+    /// `since`.
+    #[inline]
+    pub(crate) fn answered(&self, ok: bool, since: Clock) {
+        #[cfg(feature = "metrics")]
+        {
+            if ok { &self.ok } else { &self.error }.increment(1);
+            self.duration.record(since.elapsed());
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (ok, since.elapsed());
+    }
+}
+
 /// A server connection was accepted by the connection hook.
 #[inline]
 pub(crate) fn connection_opened() {
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!("ws_messaging_connections_opened_total").increment(1);
-        metrics::gauge!("ws_messaging_connections").increment(1.0);
+        once!(counter "ws_messaging_connections_opened_total").increment(1);
+        once!(gauge "ws_messaging_connections").increment(1.0);
     }
 }
 
@@ -56,7 +182,7 @@ pub(crate) fn connection_closed(code: u16) {
     #[cfg(feature = "metrics")]
     {
         metrics::counter!("ws_messaging_connections_closed_total", "code" => code.to_string()).increment(1);
-        metrics::gauge!("ws_messaging_connections").decrement(1.0);
+        once!(gauge "ws_messaging_connections").decrement(1.0);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = code;
@@ -73,46 +199,14 @@ pub(crate) fn connection_refused(reason: &'static str) {
     let _ = reason;
 }
 
-/// A data frame of `bytes` was read.
+/// A call of the peer's was refused before a handler ran: `outcome` is
+/// `no_procedure` or `busy` (see [`Calls`] for the others).
 #[inline]
-pub(crate) fn frame_in<C: ?Sized>(bytes: usize) {
+pub(crate) fn call_refused(name: &str, outcome: &'static str) {
     #[cfg(feature = "metrics")]
-    {
-        let codec = codec_label::<C>();
-        metrics::counter!("ws_messaging_frames_received_total", "codec" => codec.clone()).increment(1);
-        metrics::counter!("ws_messaging_bytes_received_total", "codec" => codec).increment(bytes as u64);
-    }
+    metrics::counter!("ws_messaging_calls_total", "name" => name.to_string(), "outcome" => outcome).increment(1);
     #[cfg(not(feature = "metrics"))]
-    let _ = bytes;
-}
-
-/// A data frame of `bytes` was written.
-#[inline]
-pub(crate) fn frame_out<C: ?Sized>(bytes: usize) {
-    #[cfg(feature = "metrics")]
-    {
-        let codec = codec_label::<C>();
-        metrics::counter!("ws_messaging_frames_sent_total", "codec" => codec.clone()).increment(1);
-        metrics::counter!("ws_messaging_bytes_sent_total", "codec" => codec).increment(bytes as u64);
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = bytes;
-}
-
-/// A call of the peer's was answered: `outcome` is `ok`, `error`,
-/// `no_procedure`, `busy` or `rate_limited`; `since` when a handler ran.
-#[inline]
-pub(crate) fn call(name: &str, outcome: &'static str, since: Option<Clock>) {
-    #[cfg(feature = "metrics")]
-    {
-        let name = name.to_string();
-        metrics::counter!("ws_messaging_calls_total", "name" => name.clone(), "outcome" => outcome).increment(1);
-        if let Some(since) = since {
-            metrics::histogram!("ws_messaging_call_duration_seconds", "name" => name).record(since.elapsed());
-        }
-    }
-    #[cfg(not(feature = "metrics"))]
-    let _ = (name, outcome, since.map(Clock::elapsed));
+    let _ = (name, outcome);
 }
 
 /// An invoke of ours ended: `outcome` is `ok`, `error`, `timeout`,
@@ -138,20 +232,11 @@ pub(crate) fn rate_limited(kind: &'static str) {
     let _ = kind;
 }
 
-/// Frames entered (`+n`) or left (`-n`) the outgoing backlogs.
-#[inline]
-pub(crate) fn backlog(frames: i64) {
-    #[cfg(feature = "metrics")]
-    metrics::gauge!("ws_messaging_backlog_frames").increment(frames as f64);
-    #[cfg(not(feature = "metrics"))]
-    let _ = frames;
-}
-
 /// A connection was closed as a slow consumer (4009).
 #[inline]
 pub(crate) fn slow_consumer() {
     #[cfg(feature = "metrics")]
-    metrics::counter!("ws_messaging_slow_consumer_closes_total").increment(1);
+    once!(counter "ws_messaging_slow_consumer_closes_total").increment(1);
 }
 
 /// A broadcast reached `deliveries` connections of this node.
@@ -159,8 +244,8 @@ pub(crate) fn slow_consumer() {
 pub(crate) fn broadcast(deliveries: usize) {
     #[cfg(feature = "metrics")]
     {
-        metrics::counter!("ws_messaging_broadcasts_total").increment(1);
-        metrics::counter!("ws_messaging_deliveries_total").increment(deliveries as u64);
+        once!(counter "ws_messaging_broadcasts_total").increment(1);
+        once!(counter "ws_messaging_deliveries_total").increment(deliveries as u64);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = deliveries;

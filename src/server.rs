@@ -978,7 +978,14 @@ where
             upgrade.headers().clone(),
             peer,
         )));
-        let (response, chosen) = echo_subprotocol(upgrade, response, inner.recovery.is_some());
+        let (mut response, chosen) = echo_subprotocol(upgrade, response, inner.recovery.is_some());
+        if upgrade.headers().contains_key(crate::tracecontext::HEADER) {
+            if let Ok(response) = response.as_mut() {
+                response
+                    .headers_mut()
+                    .insert(crate::tracecontext::HEADER, HeaderValue::from_static("1"));
+            }
+        }
         resumable = chosen == Some(RESUME_SUBPROTOCOL);
         response
     };
@@ -1151,8 +1158,14 @@ async fn serve_connection<C: Codec, T: Transport>(
         inner.shared.clone(),
     );
     endpoint.set_server(Arc::downgrade(inner));
+    let traced = request
+        .as_ref()
+        .is_some_and(|r| r.header(crate::tracecontext::HEADER).is_some());
     endpoint.set_request(request);
     let link = endpoint.attach()?;
+    if traced {
+        link.set_traced();
+    }
     if recovery.is_some() {
         link.set_resumable();
     }

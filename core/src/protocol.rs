@@ -10,6 +10,12 @@ pub const SUBPROTOCOL: &str = "ws-messaging";
 /// the client speaks the 2.0.0 protocol.
 pub const RESUME_SUBPROTOCOL: &str = "ws-messaging.resume.1";
 
+/// The upgrade header with which a client asks for the trace-context
+/// extension (value `1`), and a server grants it (the same header in its
+/// `101` response): invokes then carry their caller's W3C `traceparent`
+/// in a `wsm.trace(ID, TRACEPARENT)` event sent before them.
+pub const TRACE_HEADER: &str = "ws-messaging-trace";
+
 /// [`choose_subprotocol`] for a server that speaks the recovery extension
 /// when `resume` is true: [`RESUME_SUBPROTOCOL`] when the client offers it,
 /// otherwise what [`choose_subprotocol`] picks.

@@ -22,9 +22,9 @@ pub(crate) async fn serve<C: Codec>(server: Server<C>, settings: &crate::Setting
         .route("/health", get(|| async { "ok" }))
         .route("/ws", ws_messaging_axum::route(server.clone()));
     #[cfg(feature = "metrics")]
-    let app = match settings.metrics {
-        true => app.route("/metrics", metrics_route()?),
-        false => app,
+    let app = match (settings.metrics, RECORDER.get()) {
+        (true, Some(handle)) => app.route("/metrics", metrics_route(handle.clone())),
+        _ => app,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -44,10 +44,15 @@ pub(crate) async fn serve<C: Codec>(server: Server<C>, settings: &crate::Setting
         .map_err(|e| e.to_string())
 }
 
-/// `GET /metrics`: a Prometheus recorder, installed for the process, and
-/// its text.
+/// The process's Prometheus recorder, with `--metrics`.
 #[cfg(feature = "metrics")]
-fn metrics_route() -> Result<axum::routing::MethodRouter, String> {
+static RECORDER: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder, before the server is built: the
+/// library takes its metric handles when connections and procedures are
+/// created.
+#[cfg(feature = "metrics")]
+pub(crate) fn install_metrics() -> Result<(), String> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("--metrics: {e}"))?;
@@ -60,7 +65,14 @@ fn metrics_route() -> Result<axum::routing::MethodRouter, String> {
             upkeep.run_upkeep();
         }
     });
-    Ok(get(move || {
+    let _ = RECORDER.set(handle);
+    Ok(())
+}
+
+/// `GET /metrics`: the recorder's text.
+#[cfg(feature = "metrics")]
+fn metrics_route(handle: metrics_exporter_prometheus::PrometheusHandle) -> axum::routing::MethodRouter {
+    get(move || {
         let handle = handle.clone();
         async move {
             (
@@ -68,5 +80,5 @@ fn metrics_route() -> Result<axum::routing::MethodRouter, String> {
                 handle.render(),
             )
         }
-    }))
+    })
 }

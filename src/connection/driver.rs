@@ -53,6 +53,9 @@ pub(super) struct Driver<'a, O: Owner, T> {
     pub(super) ping_interval: Duration,
     pub(super) ping_timeout: Duration,
     pub(super) deadline: Option<Instant>,
+    /// What was counted since the last report (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub(super) counts: super::Counts,
 }
 
 /// Runs one connection for `owner` until its socket ends, and gives the
@@ -87,14 +90,68 @@ pub(crate) async fn drive<O: Owner, T: Transport>(
         ping_interval: settings.ping_interval,
         ping_timeout: settings.ping_timeout,
         deadline: None,
+        #[cfg(feature = "metrics")]
+        counts: super::Counts::default(),
     };
     let sleep = tokio::time::sleep_until(now + Duration::from_secs(86_400));
     tokio::pin!(sleep);
-    let closed = poll_fn(|cx| driver.poll(cx, sleep.as_mut())).await;
+    let closed = poll_fn(|cx| {
+        let polled = driver.poll(cx, sleep.as_mut());
+        driver.report();
+        polled
+    })
+    .await;
+    // What this connection's backlog counted is taken back.
+    #[cfg(feature = "metrics")]
+    driver
+        .owner
+        .count(&super::Counts::default(), -(driver.counts.backlog as i64));
     (closed, driver.ws)
 }
 
 impl<O: Owner, T: Transport> Driver<'_, O, T> {
+    /// Counts a data frame of `bytes` read.
+    #[inline]
+    pub(super) fn counted_in(&mut self, bytes: usize) {
+        #[cfg(feature = "metrics")]
+        {
+            self.counts.frames_in += 1;
+            self.counts.bytes_in += bytes as u64;
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = bytes;
+    }
+
+    /// Counts a data frame of `bytes` written.
+    #[inline]
+    pub(super) fn counted_out(&mut self, bytes: usize) {
+        #[cfg(feature = "metrics")]
+        {
+            self.counts.frames_out += 1;
+            self.counts.bytes_out += bytes as u64;
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = bytes;
+    }
+
+    /// Reports what was counted since the last report, and the backlog's
+    /// change, once per wake-up.
+    #[inline]
+    fn report(&mut self) {
+        #[cfg(feature = "metrics")]
+        {
+            let backlog = self.link.backlog().0;
+            let delta = backlog as i64 - self.counts.backlog as i64;
+            if self.counts.frames_in != 0 || self.counts.frames_out != 0 || delta != 0 {
+                self.owner.count(&self.counts, delta);
+                self.counts = super::Counts {
+                    backlog,
+                    ..super::Counts::default()
+                };
+            }
+        }
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>, mut sleep: Pin<&mut Sleep>) -> Poll<Closed> {
         loop {
             let now = Instant::now();

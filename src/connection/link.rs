@@ -110,6 +110,9 @@ pub(crate) struct Link {
     received: AtomicU64,
     /// On a server with a rate limit: this connection's buckets.
     limiter: Option<Box<Limiter>>,
+    /// Set when the peers negotiated the trace-context extension: on a
+    /// server, the trace contexts waiting for their calls.
+    traces: std::sync::OnceLock<Box<crate::tracecontext::Waiting>>,
 }
 
 /// The bit of `received` that marks a connection whose session a newer
@@ -168,7 +171,18 @@ impl Link {
             resumable: AtomicBool::new(false),
             received: AtomicU64::new(0),
             limiter: None,
+            traces: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The peers negotiated the trace-context extension.
+    pub(crate) fn set_traced(&self) {
+        let _ = self.traces.set(Box::default());
+    }
+
+    /// The trace contexts of a connection that negotiated the extension.
+    pub(crate) fn traces(&self) -> Option<&crate::tracecontext::Waiting> {
+        self.traces.get().map(|b| &**b)
     }
 
     /// A server's link: rate-limited when `options` say so.
@@ -312,7 +326,6 @@ impl Link {
         };
         state.bytes += payload_len(&message);
         state.queue.push_back(message);
-        crate::meter::backlog(1);
         self.mark(state);
         if let Some(waker) = state.writer.take() {
             waker.wake();
@@ -605,7 +618,6 @@ impl Link {
         if state.close.is_none() || !matches!(state.queue.back(), Some(Message::Close(_))) {
             return false;
         }
-        crate::meter::backlog(1 - state.queue.len() as i64);
         let close = state.queue.pop_back();
         state.queue = close.into_iter().collect();
         state.bytes = 0;
@@ -617,7 +629,6 @@ impl Link {
         self.set_phase(state, Phase::Closing);
         state.close = Some((code.0, truncate_reason(reason).to_string()));
         if discard {
-            crate::meter::backlog(-(state.queue.len() as i64));
             state.queue = VecDeque::new();
             state.bytes = 0;
         }
@@ -666,7 +677,6 @@ impl Link {
         let failed = {
             let mut state = self.lock();
             self.set_phase(&mut state, Phase::Closed);
-            crate::meter::backlog(-(state.queue.len() as i64));
             state.queue = VecDeque::new();
             state.bytes = 0;
             state.writer = None;
@@ -687,7 +697,6 @@ impl Link {
         let was_full = self.full(&state);
         match state.queue.pop_front() {
             Some(message) => {
-                crate::meter::backlog(-1);
                 state.bytes -= payload_len(&message);
                 if state.queue.is_empty() && state.queue.capacity() > 64 {
                     state.queue = VecDeque::new();

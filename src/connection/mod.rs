@@ -47,14 +47,25 @@ pub(crate) trait Owner: Send + Sync {
     /// The next heartbeat ping: its invoke id and frame; `None` when it
     /// cannot be sent now (the send hook refused it).
     fn ping_message(&self) -> Option<(u64, Message)>;
-    /// Counts a data frame of `bytes` read (feature `metrics`).
-    fn count_in(&self, bytes: usize) {
-        let _ = bytes;
+    /// Counts data frames read and written since the last count, and the
+    /// change of the backlog's length (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    fn count(&self, counts: &Counts, backlog: i64) {
+        let _ = (counts, backlog);
     }
-    /// Counts a data frame of `bytes` written (feature `metrics`).
-    fn count_out(&self, bytes: usize) {
-        let _ = bytes;
-    }
+}
+
+/// What a connection's task counted since it last reported (feature
+/// `metrics`): reported once per wake-up, not per frame.
+#[cfg(feature = "metrics")]
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
+    pub(crate) frames_in: u64,
+    pub(crate) bytes_in: u64,
+    pub(crate) frames_out: u64,
+    pub(crate) bytes_out: u64,
+    /// The backlog's length last reported.
+    pub(crate) backlog: usize,
 }
 
 /// How a connection's task runs: its timers, and whether its reads pause

@@ -59,11 +59,11 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
                     handled += 1;
                     match message {
                         Message::Text(text) => {
-                            self.owner.count_in(text.len());
+                            self.counted_in(text.len());
                             self.owner.receive(self.link, text.into(), true);
                         }
                         Message::Binary(data) => {
-                            self.owner.count_in(data.len());
+                            self.counted_in(data.len());
                             self.owner.receive(self.link, data, false);
                         }
                         Message::Close(frame) => {

@@ -40,8 +40,8 @@ impl<O: Owner, T: Transport> Driver<'_, O, T> {
             };
             let is_close = message.is_close();
             match &message {
-                Message::Text(text) => self.owner.count_out(text.len()),
-                Message::Binary(data) => self.owner.count_out(data.len()),
+                Message::Text(text) => self.counted_out(text.len()),
+                Message::Binary(data) => self.counted_out(data.len()),
                 _ => {}
             }
             if Pin::new(&mut self.ws).start_send(message).is_err() {

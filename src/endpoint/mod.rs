@@ -115,6 +115,9 @@ struct Inner<C: Codec> {
     request: Mutex<Option<Arc<Request>>>,
     /// A client's `on_connect` hook.
     connect_hook: OnceLock<ConnectHook<C>>,
+    /// The frame counters of its codec.
+    #[cfg(feature = "metrics")]
+    frames: crate::meter::Frames,
 }
 
 /// One end of a ws-messaging connection: events, RPC and local events.
@@ -216,6 +219,8 @@ impl<C: Codec> Endpoint<C> {
                 server: OnceLock::new(),
                 request: Mutex::new(None),
                 connect_hook: OnceLock::new(),
+                #[cfg(feature = "metrics")]
+                frames: crate::meter::Frames::of::<C>(),
                 options,
             }),
         }
@@ -460,14 +465,10 @@ impl<C: Codec> crate::connection::Owner for Endpoint<C> {
         Endpoint::ping_message(self)
     }
 
+    #[cfg(feature = "metrics")]
     #[inline]
-    fn count_in(&self, bytes: usize) {
-        crate::meter::frame_in::<C>(bytes);
-    }
-
-    #[inline]
-    fn count_out(&self, bytes: usize) {
-        crate::meter::frame_out::<C>(bytes);
+    fn count(&self, counts: &crate::connection::Counts, backlog: i64) {
+        self.inner.frames.report(counts, backlog);
     }
 }
 

@@ -166,6 +166,20 @@ impl<C: Codec> Endpoint<C> {
             return;
         }
         let Some(id) = id else {
+            if name.as_str() == crate::tracecontext::EVENT && self.role() == Role::Server {
+                if let Some(traces) = link.traces() {
+                    let args: Vec<String> = args
+                        .iter()
+                        .filter_map(|arg| self.codec().decode_value::<String>(arg).ok())
+                        .collect();
+                    if let [call, traceparent] = &args[..] {
+                        if let Ok(call) = call.parse() {
+                            traces.put(call, traceparent);
+                        }
+                    }
+                    return;
+                }
+            }
             if link.resumable() {
                 match self.role() {
                     Role::Client => {
@@ -201,7 +215,7 @@ impl<C: Codec> Endpoint<C> {
             trace::debug!(name = %name, id, "call of a procedure that is not registered: answered NoProcedureError");
             let reply = self.encode_error_reply(id, &HandlerError::no_procedure());
             self.send_reply(link, id, reply);
-            crate::meter::call("(unregistered)", "no_procedure", None);
+            crate::meter::call_refused("(unregistered)", "no_procedure");
             return;
         };
         let max = self.options().max_concurrent_calls.max(1);
@@ -212,12 +226,16 @@ impl<C: Codec> Endpoint<C> {
             );
             let reply = self.encode_error_reply(id, &busy);
             self.send_reply(link, id, reply);
-            crate::meter::call(&name, "busy", None);
+            crate::meter::call_refused(&name, "busy");
             return;
         }
         let slot = CallSlot(link.clone());
-        let span = trace::debug_span!("ws_messaging.call", name = %name, id);
+        let traceparent = link.traces().and_then(|traces| traces.take(id));
+        let span = trace::debug_span!("ws_messaging.call", name = %name, id, traceparent = ?traceparent);
         let mut call = procedure(self.clone(), link.clone(), id, args);
+        if traceparent.is_some() {
+            call = Box::pin(crate::tracecontext::scope(traceparent, call));
+        }
         // A handler that finishes at once (no await point pending) is
         // answered right here, saving a task; any other continues in a task
         // of its own, which polls it again with its own waker.

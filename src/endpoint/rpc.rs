@@ -13,7 +13,7 @@ use crate::buffers::scratch;
 use crate::codec::Codec;
 use crate::config::OutgoingKind;
 use crate::connection::Link;
-use crate::endpoint::{message_bytes, Endpoint, Handler, Procedure};
+use crate::endpoint::{encode_event, message_bytes, Endpoint, Handler, Procedure};
 use crate::error::{CodecError, HandlerError, InvokeError, RegisterError, SendError};
 use crate::events::LocalEvent;
 use crate::trace;
@@ -203,6 +203,9 @@ impl<C: Codec> Endpoint<C> {
             id,
             armed: true,
         };
+        if link.traces().is_some() {
+            self.send_trace(&link, id);
+        }
         let wait = async {
             // Refused only when the link is no longer open: nothing was queued.
             link.push_wait(message, Some(id), true)
@@ -241,6 +244,23 @@ impl<C: Codec> Endpoint<C> {
         };
         crate::meter::invoke(name, counted, clock);
         outcome
+    }
+}
+
+impl<C: Codec> Endpoint<C> {
+    /// Sends the trace context of the invoke `id` (a connection that
+    /// negotiated the extension, a client with a source of it): the
+    /// `wsm.trace` event, queued before the invoke.
+    fn send_trace(&self, link: &Link, id: u64) {
+        let Some(source) = &self.options().trace_context else {
+            return;
+        };
+        let Some(traceparent) = source().filter(|tp| crate::tracecontext::valid(tp)) else {
+            return;
+        };
+        if let Ok(event) = encode_event(self.codec(), crate::tracecontext::EVENT, &(id.to_string(), traceparent)) {
+            let _ = self.push_now(link, event.0);
+        }
     }
 }
 
@@ -298,17 +318,12 @@ impl<C: Codec> Endpoint<C> {
 /// takes what the handler takes from the connection, runs it (a panic is
 /// answered as an error) and queues the reply on the call's connection.
 pub(crate) fn procedure<C: Codec, M, H: Handler<C, M>>(name: &str, handler: H) -> Procedure<C> {
-    let handler = Arc::new(handler);
-    // Only counted calls need the name.
-    #[cfg(feature = "metrics")]
-    let name: Arc<str> = Arc::from(name);
-    #[cfg(not(feature = "metrics"))]
-    let _ = name;
+    // The handler and its counters, shared by its calls (one clone each).
+    let procedure = Arc::new((handler, crate::meter::Calls::of(name)));
     Arc::new(move |endpoint: Endpoint<C>, link: Arc<Link>, id, args| {
-        let handler = handler.clone();
-        #[cfg(feature = "metrics")]
-        let name = name.clone();
+        let procedure = procedure.clone();
         Box::pin(async move {
+            let (handler, calls) = &*procedure;
             let clock = crate::meter::Clock::start();
             #[cfg(feature = "tracing")]
             let started = trace::debug_clock();
@@ -340,10 +355,7 @@ pub(crate) fn procedure<C: Codec, M, H: Handler<C, M>>(name: &str, handler: H) -
                 Ok(_) => trace::debug!(elapsed = ?trace::since(started), "call answered"),
                 Err(error) => trace::debug!(%error, elapsed = ?trace::since(started), "call failed"),
             }
-            #[cfg(feature = "metrics")]
-            crate::meter::call(&name, if outcome.is_ok() { "ok" } else { "error" }, Some(clock));
-            #[cfg(not(feature = "metrics"))]
-            let _ = clock;
+            calls.answered(outcome.is_ok(), clock);
             endpoint.send_reply(&link, id, reply);
         })
     })

@@ -178,6 +178,9 @@ impl WsMessaging {
             .subprotocol_for(offered)
             .and_then(|p| HeaderValue::from_str(p).ok())
             .or(protocol);
+        // The trace-context extension, when the client asks: the server
+        // grants it (`serve_upgraded` reads the same request header).
+        let traced = request.header(ws_messaging::protocol::TRACE_HEADER).is_some();
         let server = server.clone();
         tokio::spawn(async move {
             // Err: the client went away before the upgrade completed.
@@ -193,6 +196,9 @@ impl WsMessaging {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         if let Some(protocol) = protocol {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        if traced {
+            headers.insert(ws_messaging::protocol::TRACE_HEADER, HeaderValue::from_static("1"));
         }
         response
     }
