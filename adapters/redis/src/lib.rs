@@ -645,13 +645,10 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
                     target: target.clone(),
                 })
                 .await?;
-            Ok(answers
-                .into_iter()
-                .flat_map(|answer| match answer {
-                    Bus::Listed { ids, .. } => ids,
-                    _ => Vec::new(),
-                })
-                .collect())
+            Ok(gathered(answers, |answer| match answer {
+                Bus::Listed { ids, .. } => ids,
+                _ => Vec::new(),
+            }))
         })
     }
 
@@ -664,13 +661,10 @@ impl<C: Codec> Adapter<C> for RedisAdapter<C> {
                     target: target.clone(),
                 })
                 .await?;
-            Ok(answers
-                .into_iter()
-                .flat_map(|answer| match answer {
-                    Bus::Described { connections, .. } => connections,
-                    _ => Vec::new(),
-                })
-                .collect())
+            Ok(gathered(answers, |answer| match answer {
+                Bus::Described { connections, .. } => connections,
+                _ => Vec::new(),
+            }))
         })
     }
 
@@ -1261,6 +1255,11 @@ fn room_group(room: &str, groups: u16) -> u64 {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     });
     hash % u64::from(groups.max(1))
+}
+
+/// The lists every node's answer carries, one after the other.
+fn gathered<T>(answers: Vec<Bus>, list: impl Fn(Bus) -> Vec<T>) -> Vec<T> {
+    answers.into_iter().flat_map(list).collect()
 }
 
 /// Subscribes to `channel` again when this node still wants it: its
