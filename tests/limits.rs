@@ -131,15 +131,16 @@ async fn a_drain_answers_calls_in_flight_and_spreads_the_closes_over_its_window(
     let window = Duration::from_millis(1000);
     let server = start(builder()).await;
     let mut clients = Vec::new();
+    let mut receivers = Vec::new();
     for _ in 0..CLIENTS {
         let client = client_builder(&server).auto_reconnect(false).connect().await.unwrap();
-        let events = client.events();
-        clients.push((client, events));
+        receivers.push(client.events());
+        clients.push(client);
     }
     // A call in flight on every connection when the drain starts.
     let calls: Vec<_> = clients
         .iter()
-        .map(|(client, _)| {
+        .map(|client| {
             let client = client.clone();
             tokio::spawn(async move { client.invoke::<_, Value>("sleep", (50, "done")).await })
         })
@@ -156,15 +157,24 @@ async fn a_drain_answers_calls_in_flight_and_spreads_the_closes_over_its_window(
         let server = server.clone();
         tokio::spawn(async move { server.drain(window).await })
     };
+    // Each close timed as it comes, all watched at once.
+    let watchers: Vec<_> = receivers
+        .into_iter()
+        .map(|mut events| {
+            tokio::spawn(async move {
+                let event = wait_event(&mut events, |e| matches!(e, LocalEvent::Close { .. })).await;
+                let LocalEvent::Close { code, reason } = event else {
+                    unreachable!()
+                };
+                assert_eq!(code, CloseCode::SERVICE_RESTART);
+                assert_eq!(reason, "Service Restart");
+                started.elapsed()
+            })
+        })
+        .collect();
     let mut closed_at = Vec::new();
-    for (_, events) in &mut clients {
-        let event = wait_event(events, |e| matches!(e, LocalEvent::Close { .. })).await;
-        let LocalEvent::Close { code, reason } = event else {
-            unreachable!()
-        };
-        assert_eq!(code, CloseCode::SERVICE_RESTART);
-        assert_eq!(reason, "Service Restart");
-        closed_at.push(started.elapsed());
+    for watcher in watchers {
+        closed_at.push(watcher.await.unwrap());
     }
     for call in calls {
         let answer = call.await.unwrap().expect("a call in flight is answered");

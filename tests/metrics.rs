@@ -155,7 +155,18 @@ async fn echo_server_metrics_count_what_the_clients_did() {
     assert!(value(&text, "ws_messaging_frames_received_total", &[r#"codec="json""#]) >= 7.0);
     assert!(value(&text, "ws_messaging_bytes_sent_total", &[r#"codec="json""#]) >= 64.0 * 1024.0);
     assert!(value(&text, "ws_messaging_broadcasts_total", &[]) >= 1.0);
-    assert!(text.contains("ws_messaging_call_duration_seconds"), "{text}");
+    // Durations reach the recorder within a second.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let text = scrape(&addr).await;
+            if value(&text, "ws_messaging_call_duration_seconds_count", &[r#"name="echo""#]) == 3.0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the three echo durations");
 
     // Once the stalled client is gone, two connections stay open.
     drop(stalled);
