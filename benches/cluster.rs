@@ -61,9 +61,8 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,8 +70,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -80,6 +78,7 @@ use tokio_tungstenite::tungstenite::Message;
 use ws_messaging::Codec;
 use ws_messaging_json::Json;
 
+use support::redis::Redis;
 use support::remote::{
     build_echo_server, load_average, median, open, paired_ratio, rate, Frames, Peer, Process, Tally, Ws, LIMIT,
 };
@@ -99,78 +98,6 @@ fn env_number(name: &str) -> Option<usize> {
 
 // ---------------------------------------------------------------------------
 // The processes.
-
-/// A `redis-server` child process on a loopback port (killed on drop).
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    /// Starts `redis-server` on a free port, without persistence, and waits
-    /// until it says it accepts connections.
-    async fn start() -> Result<Redis, String> {
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("find a free port: {e}"))?
-            .port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    "redis-server is not installed (or not on the PATH): apt-get install redis-server".to_string()
-                }
-                _ => format!("start redis-server: {e}"),
-            })?;
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let mut said = Vec::new();
-        let ready = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                if line.contains("Ready to accept connections") {
-                    return Ok(());
-                }
-                said.push(line);
-            }
-            Err("it exited".to_string())
-        })
-        .await;
-        match ready {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(format!(
-                    "redis-server on port {port}: {e}; it said:\n{}",
-                    said.join("\n")
-                ))
-            }
-            Err(_) => return Err(format!("redis-server on port {port} was not ready within 10 s")),
-        }
-        // It logs little from now on; keep its pipe drained.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Redis { child, port })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
-    }
-
-    fn check_alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("redis-server exited: {status}")),
-            Err(e) => Err(format!("wait for redis-server: {e}")),
-        }
-    }
-}
 
 /// An echo_server with JSON, no heartbeat pings, in the cluster of `redis`
 /// when given.
@@ -703,7 +630,7 @@ fn main() {
     );
     println!("\nserver: {}", exe.display());
     runtime.block_on(async {
-        let mut redis = Redis::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut redis = Redis::start(&[]).await.unwrap_or_else(|e| panic!("{e}"));
         let url = redis.url();
         let mut one = Setup::start("one node", &exe, 1, None)
             .await

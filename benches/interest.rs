@@ -29,17 +29,19 @@
 //! redis-server`).
 //! Without `--bench` (`cargo test --benches`) it only says how to run it.
 
-use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use ws_messaging::{Client, Endpoint, Server};
 use ws_messaging_json::Json;
 use ws_messaging_redis::{RedisAdapter, RedisConfig};
+
+mod support;
+
+use support::redis::Redis;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -239,53 +241,6 @@ async fn wait(counter: &AtomicU64, n: u64) -> Result<(), String> {
     })
     .await
     .map_err(|_| format!("stuck at {} of {n} deliveries", counter.load(Ordering::Relaxed)))
-}
-
-/// A `redis-server` child process on a loopback port (killed on drop).
-struct Redis {
-    _child: Child,
-    port: u16,
-}
-
-impl Redis {
-    /// Starts `redis-server` with `extra` arguments.
-    async fn start(extra: &[&str]) -> Result<Redis, String> {
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("find a free port: {e}"))?
-            .port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    "redis-server is not installed (or not on the PATH): apt-get install redis-server".to_string()
-                }
-                _ => format!("start redis-server: {e}"),
-            })?;
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                if line.contains("Ready to accept connections") {
-                    return Ok(());
-                }
-            }
-            Err("redis-server exited".to_string())
-        })
-        .await
-        .map_err(|_| "redis-server did not start in time".to_string())??;
-        Ok(Redis { _child: child, port })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
 }
 
 /// A Redis Cluster of `redis-server` children, masters only.

@@ -151,6 +151,7 @@ pub(crate) struct Limiter {
 
 #[derive(Debug)]
 struct LimiterState {
+    limit: Arc<RateLimit>,
     messages: Bucket,
     bytes: Option<Bucket>,
     names: HashMap<String, Bucket>,
@@ -158,7 +159,7 @@ struct LimiterState {
 }
 
 impl Limiter {
-    pub(crate) fn new(limit: &RateLimit) -> Self {
+    pub(crate) fn new(limit: Arc<RateLimit>) -> Self {
         let now = Instant::now();
         Limiter {
             state: Mutex::new(LimiterState {
@@ -166,19 +167,21 @@ impl Limiter {
                 bytes: limit.bytes.map(|rate| Bucket::full(rate, now)),
                 names: HashMap::new(),
                 refused: 0,
+                limit,
             }),
         }
     }
 
     /// Takes a frame of `len` bytes named `name` from the buckets: all of
     /// them or none.
-    pub(crate) fn take(&self, limit: &RateLimit, name: &str, len: usize) -> Verdict {
-        self.take_at(limit, name, len, Instant::now())
+    pub(crate) fn take(&self, name: &str, len: usize) -> Verdict {
+        self.take_at(name, len, Instant::now())
     }
 
-    fn take_at(&self, limit: &RateLimit, name: &str, len: usize, now: Instant) -> Verdict {
+    fn take_at(&self, name: &str, len: usize, now: Instant) -> Verdict {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *state;
+        let limit = &*state.limit;
         state.messages.refill(limit.messages, now);
         let mut fits = state.messages.tokens >= 1.0;
         if let (Some(rate), Some(bucket)) = (limit.bytes, state.bytes.as_mut()) {
@@ -340,10 +343,9 @@ mod tests {
 
     #[test]
     fn a_burst_passes_then_the_rate_holds_and_a_flood_closes() {
-        let limit = RateLimit::messages(10).burst(5).close_after(3);
-        let limiter = Limiter::new(&limit);
+        let limiter = Limiter::new(Arc::new(RateLimit::messages(10).burst(5).close_after(3)));
         let t0 = Instant::now();
-        let take = |at: Instant| limiter.take_at(&limit, "x", 10, at);
+        let take = |at: Instant| limiter.take_at("x", 10, at);
         for _ in 0..5 {
             assert_eq!(take(t0), Verdict::Pass);
         }
@@ -359,10 +361,11 @@ mod tests {
 
     #[test]
     fn a_name_and_the_bytes_have_buckets_of_their_own() {
-        let limit = RateLimit::messages(100).bytes(1000, 1000).name("search", 1, 2);
-        let limiter = Limiter::new(&limit);
+        let limiter = Limiter::new(Arc::new(
+            RateLimit::messages(100).bytes(1000, 1000).name("search", 1, 2),
+        ));
         let t0 = Instant::now();
-        let take = |name: &str, len: usize, at: Instant| limiter.take_at(&limit, name, len, at);
+        let take = |name: &str, len: usize, at: Instant| limiter.take_at(name, len, at);
         assert_eq!(take("search", 10, t0), Verdict::Pass);
         assert_eq!(take("search", 10, t0), Verdict::Pass);
         assert_eq!(take("search", 10, t0), Verdict::Refuse);

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use ws_messaging::{Client, Codec, ServerBuilder};
 
+pub(crate) mod redis;
 pub(crate) mod remote;
 
 /// The small object: about 100 bytes as JSON.

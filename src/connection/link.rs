@@ -1,7 +1,7 @@
 //! The [`Link`]: what one connection shares with the rest of the crate
 //! (its phase, its outgoing backlog, its pending invokes), behind one lock.
 
-use crate::limits::{Limiter, RateLimit, Verdict};
+use crate::limits::{Limiter, Verdict};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -188,16 +188,16 @@ impl Link {
     /// A server's link: rate-limited when `options` say so.
     pub(crate) fn for_server(options: &EndpointOptions) -> Self {
         let mut link = Link::new(options);
-        link.limiter = options.rate_limit.as_ref().map(|limit| Box::new(Limiter::new(limit)));
+        link.limiter = options.rate_limit.clone().map(|limit| Box::new(Limiter::new(limit)));
         link
     }
 
     /// Whether the client may send this frame now (always, without a
     /// rate limit).
-    pub(crate) fn admit(&self, limit: Option<&RateLimit>, name: &str, len: usize) -> Verdict {
-        match (&self.limiter, limit) {
-            (Some(limiter), Some(limit)) => limiter.take(limit, name, len),
-            _ => Verdict::Pass,
+    pub(crate) fn admit(&self, name: &str, len: usize) -> Verdict {
+        match &self.limiter {
+            Some(limiter) => limiter.take(name, len),
+            None => Verdict::Pass,
         }
     }
 

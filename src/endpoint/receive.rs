@@ -16,7 +16,7 @@ use crate::endpoint::{encode_event, Endpoint, Role};
 use crate::envelope::{validate, Frame};
 use crate::error::{HandlerError, PreprocessError};
 use crate::events::LocalEvent;
-use crate::limits::{RateLimit, Verdict};
+use crate::limits::Verdict;
 use crate::protocol::CloseCode;
 use crate::trace::{self, Instrument};
 use crate::wire::LOCAL_ONLY;
@@ -26,12 +26,11 @@ impl<C: Codec> Endpoint<C> {
     /// `text`: the frame came in a text frame, whose UTF-8 the WebSocket
     /// layer has checked already.
     pub(crate) fn receive(&self, link: &Arc<Link>, data: Bytes, text: bool) {
-        let limit = self.options().rate_limit.clone();
         match self.preprocess(link, &data, text) {
             Ok(frame) => {
-                if let (Some(limit), Frame::Message { name, id, .. }) = (limit.as_deref(), &frame) {
+                if let Frame::Message { name, id, .. } = &frame {
                     // The heartbeat is never limited.
-                    if name.as_str() != "ping" && !self.admitted(link, limit, name, *id, data.len()) {
+                    if name.as_str() != "ping" && !self.admitted(link, name, *id, data.len()) {
                         return;
                     }
                 }
@@ -39,11 +38,9 @@ impl<C: Codec> Endpoint<C> {
             }
             Err(error) => {
                 // Refused frames count against the limit too.
-                if let Some(limit) = limit.as_deref() {
-                    if link.admit(Some(limit), "", data.len()) == Verdict::Close {
-                        self.close_flooding(link);
-                        return;
-                    }
+                if link.admit("", data.len()) == Verdict::Close {
+                    self.close_flooding(link);
+                    return;
                 }
                 self.report_preprocessing_error(link, &error);
             }
@@ -54,8 +51,8 @@ impl<C: Codec> Endpoint<C> {
     /// connection's rate limit; a refused call is answered with
     /// `RateLimitError`, a refused event reported with
     /// `preprocessingError`, a flood closed with 1008.
-    fn admitted(&self, link: &Arc<Link>, limit: &RateLimit, name: &str, id: Option<u64>, len: usize) -> bool {
-        let verdict = link.admit(Some(limit), name, len);
+    fn admitted(&self, link: &Arc<Link>, name: &str, id: Option<u64>, len: usize) -> bool {
+        let verdict = link.admit(name, len);
         if verdict == Verdict::Pass {
             return true;
         }

@@ -144,6 +144,22 @@ fn unavailable(error: impl std::fmt::Display) -> AdapterError {
     AdapterError::Unavailable(format!("Redis: {error}"))
 }
 
+impl<C: Codec> RedisStore<C> {
+    /// Runs `pipe` on the read connection within the response timeout; a
+    /// failure drops the connection (the next read makes another).
+    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, AdapterError> {
+        let mut connection = self.shared.reader().await.map_err(unavailable)?;
+        let limit = self.shared.config.response_timeout;
+        let failure = match tokio::time::timeout(limit, pipe.query_async(&mut connection)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => unavailable(error),
+            Err(_) => unavailable(format!("no answer within {limit:?}")),
+        };
+        self.shared.drop_reader();
+        Err(failure)
+    }
+}
+
 impl<C: Codec> RecoveryStore for RedisStore<C> {
     fn node(&self) -> &str {
         &self.shared.node
@@ -185,7 +201,6 @@ impl<C: Codec> RecoveryStore for RedisStore<C> {
 
     fn read(&self, partition: u16, after: u64, max: usize) -> AdapterFuture<'_, Result<LogRead, AdapterError>> {
         Box::pin(async move {
-            let mut connection = self.shared.reader().await.map_err(unavailable)?;
             let mut pipe = redis::pipe();
             pipe.cmd("HMGET").arg(self.meta(partition)).arg("epoch").arg("top");
             if max > 0 {
@@ -197,18 +212,7 @@ impl<C: Codec> RecoveryStore for RedisStore<C> {
                     .arg("COUNT")
                     .arg(max);
             }
-            let limit = self.shared.config.response_timeout;
-            let replies: Vec<Value> = match tokio::time::timeout(limit, pipe.query_async(&mut connection)).await {
-                Ok(Ok(replies)) => replies,
-                Ok(Err(error)) => {
-                    self.shared.drop_reader();
-                    return Err(unavailable(error));
-                }
-                Err(_) => {
-                    self.shared.drop_reader();
-                    return Err(unavailable(format!("no answer within {limit:?}")));
-                }
-            };
+            let replies: Vec<Value> = self.query(&pipe).await?;
             let mut replies = replies.into_iter();
             let (epoch, top): (Option<String>, Option<u64>) =
                 redis::from_redis_value(replies.next().unwrap_or(Value::Nil)).map_err(unavailable)?;
@@ -230,24 +234,11 @@ impl<C: Codec> RecoveryStore for RedisStore<C> {
 
     fn tops(&self, partitions: u16) -> AdapterFuture<'_, Result<Vec<LogRead>, AdapterError>> {
         Box::pin(async move {
-            let mut connection = self.shared.reader().await.map_err(unavailable)?;
             let mut pipe = redis::pipe();
             for p in 0..=partitions {
                 pipe.cmd("HMGET").arg(self.meta(p)).arg("epoch").arg("top");
             }
-            let limit = self.shared.config.response_timeout;
-            let replies: Vec<(Option<String>, Option<u64>)> =
-                match tokio::time::timeout(limit, pipe.query_async(&mut connection)).await {
-                    Ok(Ok(replies)) => replies,
-                    Ok(Err(error)) => {
-                        self.shared.drop_reader();
-                        return Err(unavailable(error));
-                    }
-                    Err(_) => {
-                        self.shared.drop_reader();
-                        return Err(unavailable(format!("no answer within {limit:?}")));
-                    }
-                };
+            let replies: Vec<(Option<String>, Option<u64>)> = self.query(&pipe).await?;
             Ok(replies
                 .into_iter()
                 .map(|(epoch, top)| LogRead {
@@ -299,24 +290,11 @@ impl<C: Codec> RecoveryStore for RedisStore<C> {
 
     fn load_session<'a>(&'a self, key: &'a str) -> AdapterFuture<'a, Result<Option<StoredSession>, AdapterError>> {
         Box::pin(async move {
-            let mut connection = self.shared.reader().await.map_err(unavailable)?;
-            let limit = self.shared.config.response_timeout;
-            let mut cmd = redis::cmd("HMGET");
-            cmd.arg(self.session(key)).arg("o").arg("d");
-            let found: (Option<String>, Option<Vec<u8>>) =
-                match tokio::time::timeout(limit, cmd.query_async(&mut connection)).await {
-                    Ok(Ok(found)) => found,
-                    Ok(Err(error)) => {
-                        self.shared.drop_reader();
-                        return Err(unavailable(error));
-                    }
-                    Err(_) => {
-                        self.shared.drop_reader();
-                        return Err(unavailable(format!("no answer within {limit:?}")));
-                    }
-                };
-            Ok(match found {
-                (Some(owner), Some(record)) => Some(StoredSession {
+            let mut pipe = redis::pipe();
+            pipe.cmd("HMGET").arg(self.session(key)).arg("o").arg("d");
+            let found: Vec<(Option<String>, Option<Vec<u8>>)> = self.query(&pipe).await?;
+            Ok(match found.into_iter().next() {
+                Some((Some(owner), Some(record))) => Some(StoredSession {
                     owner,
                     record: record.into(),
                 }),
